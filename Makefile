@@ -1,0 +1,28 @@
+# seqlab developer commands. `make test` is what CI runs (see .ci/run).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test lint bench clean
+
+install: $(VENV)/.installed
+
+# Reinstall whenever the dependency list changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[worker,test]"
+	touch $@
+
+lint: install
+	$(PY) -m ruff check --no-fix .
+	$(PY) -m ruff format --check .
+
+test: install lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
