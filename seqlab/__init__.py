@@ -1,0 +1,28 @@
+"""seqlab: Keras 3 parameter counts and output shapes, without Keras.
+
+Pure standard-library Python. ``analyze(spec)`` walks a Sequential model
+spec the way Keras builds it; ``render_summary`` prints what
+``model.summary()`` prints; ``from_keras_json`` reads ``model.to_json()``.
+"""
+
+from .engine import LayerReport
+from .engine import ModelReport
+from .engine import analyze
+from .errors import SpecError
+from .keras_json import from_keras_json
+from .keras_json import is_keras_json
+from .registry import LAYERS
+from .registry import Layer
+from .summary import render_summary
+
+__all__ = [
+    "LAYERS",
+    "Layer",
+    "LayerReport",
+    "ModelReport",
+    "SpecError",
+    "analyze",
+    "from_keras_json",
+    "is_keras_json",
+    "render_summary",
+]

@@ -1,0 +1,179 @@
+"""Argument definitions: the Keras constructor arguments a layer accepts.
+
+Each layer in the registry lists its arguments as :class:`Arg` values, with
+the Keras argument name and the Keras default. The API's marshmallow schemas,
+the worker's Keras builder and the tests are all generated from these lists.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class Kind(enum.Enum):
+    """How an argument's JSON value is validated and handed to Keras."""
+
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    #: One string out of ``choices`` (or null where ``nullable``).
+    CHOICE = "choice"
+    #: An int, or a list of exactly ``length`` ints (``kernel_size=3`` or ``[3]``).
+    INT_TUPLE = "int_tuple"
+    #: A list of ints (``Reshape.target_shape``, ``Permute.dims``).
+    INT_LIST = "int_list"
+    #: An int or a non-empty list of ints (normalization axes).
+    AXIS = "axis"
+    #: A Keras object named by a string out of ``choices`` or serialized as
+    #: ``{"class_name": ..., "config": {...}}`` (initializers, regularizers,
+    #: constraints). Only allowlisted classes are accepted.
+    OBJECT = "object"
+    #: A nested layer spec (``TimeDistributed.layer``, ``Bidirectional.layer``).
+    LAYER = "layer"
+    #: A Keras argument that seqlab accepts only at its default, null
+    #: (``quantization_config``, ``lora_rank``): it changes the weights in
+    #: ways the engine does not model.
+    NULL = "null"
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+#: Default of an argument that has none in Keras.
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One Keras constructor argument.
+
+    Args:
+        name: the Keras argument name.
+        kind: how the value is validated.
+        default: the Keras default, or ``REQUIRED``.
+        minimum, maximum: inclusive bounds for numbers (and for the ints of
+            ``INT_TUPLE``/``INT_LIST``).
+        exclusive_maximum: ``maximum`` itself is not allowed.
+        choices: allowed strings for ``CHOICE`` and ``OBJECT``.
+        nullable: null is a valid value.
+        length: the tuple length for ``INT_TUPLE``.
+        layer_types: the layer types a ``LAYER`` argument may hold (empty:
+            any registered layer).
+        doc: one line for the API documentation.
+    """
+
+    name: str
+    kind: Kind
+    default: Any = REQUIRED
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_maximum: bool = False
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+    length: int | None = None
+    layer_types: tuple[str, ...] = ()
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        """Whether Keras has no default for this argument."""
+        return self.default is REQUIRED
+
+
+# Names as `keras.activations.get`, `keras.initializers.get` and friends
+# accept them (Keras 3.12-3.15). Both the snake_case aliases and the class
+# names are listed for objects, as Keras accepts either.
+ACTIVATIONS = (
+    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid",
+    "hard_silu", "hard_swish", "hard_tanh", "leaky_relu", "linear",
+    "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu", "sigmoid",
+    "silu", "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus",
+    "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh",
+    "tanh_shrink", "threshold",
+)  # fmt: skip
+INITIALIZERS = (
+    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform",
+    "Identity", "LecunNormal", "LecunUniform", "Ones", "Orthogonal",
+    "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
+    "Zeros", "constant", "glorot_normal", "glorot_uniform", "he_normal",
+    "he_uniform", "identity", "lecun_normal", "lecun_uniform", "normal", "one",
+    "ones", "orthogonal", "random_normal", "random_uniform", "truncated_normal",
+    "uniform", "variance_scaling", "zero", "zeros",
+)  # fmt: skip
+REGULARIZERS = (
+    "L1", "L1L2", "L2", "OrthogonalRegularizer", "l1", "l1l2", "l2",
+    "orthogonal_regularizer",
+)  # fmt: skip
+CONSTRAINTS = (
+    "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "max_norm", "min_max_norm",
+    "non_neg", "unit_norm",
+)  # fmt: skip
+
+
+# Small constructors for the argument shapes that recur across layers.
+
+
+def activation(name: str, default: str | None) -> Arg:
+    """An activation function argument (null means linear, as in Keras)."""
+    return Arg(name, Kind.CHOICE, default, choices=ACTIVATIONS, nullable=True)
+
+
+def initializer(name: str, default: str) -> Arg:
+    """A weight initializer argument."""
+    return Arg(name, Kind.OBJECT, default, choices=INITIALIZERS)
+
+
+def regularizer(name: str) -> Arg:
+    """A weight or activity regularizer argument (default none)."""
+    return Arg(name, Kind.OBJECT, None, choices=REGULARIZERS, nullable=True)
+
+
+def constraint(name: str) -> Arg:
+    """A weight constraint argument (default none)."""
+    return Arg(name, Kind.OBJECT, None, choices=CONSTRAINTS, nullable=True)
+
+
+def rate(name: str, default: float | None = None) -> Arg:
+    """A dropout rate in [0, 1)."""
+    return Arg(
+        name, Kind.FLOAT, REQUIRED if default is None else default,
+        minimum=0.0, maximum=1.0, exclusive_maximum=True,
+    )  # fmt: skip
+
+
+def positive_int(name: str, default: int | None = None, **kw: Any) -> Arg:
+    """An integer >= 1."""
+    return Arg(
+        name, Kind.INT, REQUIRED if default is None else default, minimum=1, **kw
+    )
+
+
+def flag(name: str, default: bool) -> Arg:
+    """A boolean argument."""
+    return Arg(name, Kind.BOOL, default)
+
+
+def seed() -> Arg:
+    """The random seed of dropout and initializers (null: unseeded)."""
+    return Arg("seed", Kind.INT, None, minimum=0, nullable=True)
+
+
+def data_format() -> Arg:
+    """Keras's data_format; null means the Keras default, channels_last."""
+    return Arg(
+        "data_format", Kind.CHOICE, None,
+        choices=("channels_last", "channels_first"), nullable=True,
+    )  # fmt: skip
+
+
+def unsupported(name: str) -> Arg:
+    """A Keras argument seqlab accepts only as null (see ``Kind.NULL``)."""
+    return Arg(name, Kind.NULL, None, nullable=True)
+
+
+#: Arguments every Keras layer takes (besides ``name``, handled apart).
+COMMON = (flag("trainable", True),)

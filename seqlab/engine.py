@@ -1,0 +1,246 @@
+"""Walk a Sequential model spec the way Keras builds it, without Keras.
+
+``analyze(spec)`` names every layer as a fresh Keras session would, checks
+each layer against its input exactly where Keras raises, and returns the
+output shapes, weights and parameter counts that ``model.summary()`` shows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from . import layers as _layers  # noqa: F401  (fills LAYERS)
+from .args import REQUIRED
+from .args import Kind
+from .errors import SpecError
+from .registry import LAYERS
+from .registry import Layer
+from .registry import Output
+from .registry import Shape
+from .registry import Weight
+
+#: Bytes per parameter: Keras keeps variables in float32, even under the
+#: mixed_float16 policy.
+PARAM_BYTES = 4
+
+
+@dataclass(slots=True)
+class LayerReport:
+    """What Keras knows about one built layer."""
+
+    name: str
+    type: str
+    output_shape: Output
+    weights: list[Weight]
+    formula: str
+    macs: int | None
+    sublayers: list[LayerReport] = field(default_factory=list)
+
+    @property
+    def params(self) -> int:
+        return sum(w.size for w in self.weights)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(w.size for w in self.weights if w.trainable)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.params - self.trainable_params
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (shapes as lists, unknown dimensions as None)."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": shape_to_json(self.output_shape),
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+            "macs": self.macs,
+            "formula": self.formula,
+            "weights": [
+                {"name": w.name, "shape": list(w.shape), "trainable": w.trainable}
+                for w in self.weights
+            ],
+            **(
+                {"sublayers": [s.to_dict() for s in self.sublayers]}
+                if self.sublayers
+                else {}
+            ),
+        }
+
+
+@dataclass(slots=True)
+class ModelReport:
+    """A whole model: its layers and totals."""
+
+    name: str
+    input_shape: Shape
+    layers: list[LayerReport]
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(layer.trainable_params for layer in self.layers)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def macs(self) -> int | None:
+        counts = [layer.macs for layer in self.layers]
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+
+    @property
+    def output_shape(self) -> Output:
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the model, its layers and its totals."""
+        return {
+            "name": self.name,
+            "input_shape": shape_to_json(self.input_shape),
+            "output_shape": shape_to_json(self.output_shape),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+            "param_bytes": self.total_params * PARAM_BYTES,
+            "macs": self.macs,
+        }
+
+
+def shape_to_json(output: Output) -> list[Any]:
+    """``(None, 5)`` → ``[None, 5]``; a list of shapes → a list of lists."""
+    if isinstance(output, list):
+        return [list(s) for s in output]
+    return list(output)
+
+
+class Namer:
+    """Keras's automatic names, as in a fresh session (``naming.uniquify``).
+
+    The first ``LSTM`` is ``lstm``, the next ``lstm_1``; explicitly named
+    layers do not advance the counter.
+    """
+
+    def __init__(self) -> None:
+        self.counts: defaultdict[str, int] = defaultdict(int)
+
+    def auto(self, prefix: str) -> str:
+        n = self.counts[prefix]
+        self.counts[prefix] = n + 1
+        return f"{prefix}_{n}" if n else prefix
+
+
+def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
+    """Configure one layer spec, wrapped layers first, as Keras code does.
+
+    ``spec`` is ``{"type": <Keras class>, "name"?: str, <argument>: value}``
+    with values already validated by the schema; missing arguments take their
+    Keras defaults.
+    """
+    cls = LAYERS.get(spec.get("type", ""))
+    if cls is None:
+        raise SpecError(f"Unknown layer type {spec.get('type')!r}.", f"{path}.type")
+    config: dict[str, Any] = {}
+    for arg in cls.all_args():
+        value = spec.get(arg.name, arg.default)
+        if value is REQUIRED:
+            raise SpecError("Missing data for required field.", f"{path}.{arg.name}")
+        if arg.kind is Kind.LAYER and value is not None:
+            value = build_layer(value, namer, f"{path}.{arg.name}")
+        config[arg.name] = value
+    try:
+        cls.validate_config(config)
+    except SpecError as error:
+        raise error.at(path) from None
+    return cls(config, spec.get("name") or namer.auto(cls.name_prefix()))
+
+
+def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
+    """Build ``layer`` on ``input_shape``: its output, weights and counts."""
+    output = layer.output_shape(input_shape)
+    weights = layer.build_weights(input_shape)
+    if not layer.trainable:
+        weights = [Weight(w.name, w.shape, False) for w in weights]
+    sublayers = []
+    if layer.sublayers:
+        from .layers.wrappers import Wrapper
+
+        assert isinstance(layer, Wrapper)
+        sublayers = [report_layer(sub, shape) for sub, shape in layer.placed_sublayers(input_shape)]
+    return LayerReport(
+        name=layer.name,
+        type=layer.type,
+        output_shape=output,
+        weights=weights,
+        formula=layer.formula(input_shape),
+        macs=layer.macs(input_shape, output),
+        sublayers=sublayers,
+    )
+
+
+def input_shape_of(spec: Mapping[str, Any]) -> Shape:
+    """The model's input shape, batch dimension first."""
+    return (spec.get("batch_size"), *spec["input_shape"])
+
+
+def analyze(spec: Mapping[str, Any]) -> ModelReport:
+    """Analyze a Sequential model spec as Keras 3 would build it.
+
+    Args:
+        spec: ``{"input_shape": [...], "layers": [...], "batch_size"?: int,
+            "name"?: str}``, validated by the schema.
+
+    Returns:
+        The per-layer report and totals.
+
+    Raises:
+        SpecError: where Keras would refuse the model; its ``path`` names
+            the layer (``layers.2``) or argument.
+
+    >>> r = analyze({"input_shape": [1, 1], "layers": [
+    ...     {"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}]})
+    >>> [(x.name, x.output_shape, x.params) for x in r.layers]
+    [('lstm', (None, 5), 140), ('dense', (None, 1), 6)]
+    """
+    namer = Namer()
+    built = [build_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
+    # The InputLayer that keras.Input adds is a layer of the model too.
+    seen = {"input_layer"}
+    shape: Output = input_shape_of(spec)
+    reports = []
+    for i, layer in enumerate(built):
+        path = f"layers.{i}"
+        if layer.name in seen:
+            raise SpecError(
+                "All layers added to a Sequential model should have unique "
+                f"names. Name '{layer.name}' is already the name of a layer in "
+                "this model. Update the `name` argument to pass a unique name.",
+                f"{path}.name",
+            )
+        seen.add(layer.name)
+        if isinstance(shape, list):
+            raise SpecError(
+                f'Layer "{layer.name}" expects 1 input(s), but it received '
+                f"{len(shape)} input tensors. Only the last layer of a "
+                "Sequential model may return several tensors (return_state).",
+                path,
+            )
+        try:
+            report = report_layer(layer, shape)
+        except SpecError as error:
+            raise error.at(path) from None
+        reports.append(report)
+        shape = report.output_shape
+    return ModelReport(spec.get("name") or "sequential", input_shape_of(spec), reports)

@@ -1,0 +1,96 @@
+"""Read the JSON that Keras 3's ``model.to_json()`` writes for a Sequential.
+
+The document is turned into the compact spec form (``{"input_shape",
+"layers": [{"type": ..., ...}]}``) and then validated like any other spec,
+so an argument seqlab does not know is refused, not silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import SpecError
+
+# Serialization bookkeeping in a layer's config that carries no argument:
+# `dtype` is the dtype policy (weights stay float32 for counting).
+_IGNORED_KEYS = frozenset({"dtype"})
+
+
+def is_keras_json(body: object) -> bool:
+    """Whether ``body`` looks like a serialized Keras model."""
+    return isinstance(body, Mapping) and "class_name" in body and "config" in body
+
+
+def _keras_object(value: Any) -> bool:
+    return isinstance(value, Mapping) and "class_name" in value and "config" in value
+
+
+def _convert_layer(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
+    if not _keras_object(obj) or not isinstance(obj["config"], Mapping):
+        raise SpecError("Expected a serialized Keras layer.", path)
+    spec: dict[str, Any] = {"type": obj["class_name"]}
+    for key, value in obj["config"].items():
+        if key in _IGNORED_KEYS:
+            continue
+        if key in ("layer", "backward_layer") and value is not None:
+            spec[key] = _convert_layer(value, f"{path}.{key}")
+        elif _keras_object(value):
+            # An initializer, regularizer or constraint; `module` and
+            # `registered_name` only say where Keras keeps the class.
+            spec[key] = {"class_name": value["class_name"], "config": value["config"]}
+        else:
+            spec[key] = value
+    return spec
+
+
+def _batch_shape(config: Mapping[str, Any]) -> list[Any] | None:
+    shape = config.get("batch_shape") or config.get("batch_input_shape")
+    return list(shape) if isinstance(shape, list) else None
+
+
+def from_keras_json(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert a serialized ``keras.Sequential`` to the compact spec form.
+
+    Raises:
+        SpecError: the document is not a Sequential model with a known
+            input shape.
+    """
+    if doc.get("class_name") != "Sequential":
+        raise SpecError(
+            "Only Sequential models are supported. "
+            f"Received: class_name={doc.get('class_name')!r}",
+            "class_name",
+        )
+    config = doc.get("config")
+    if not isinstance(config, Mapping) or not isinstance(config.get("layers"), list):
+        raise SpecError("Expected `config.layers`, a list of layers.", "config.layers")
+    layers = list(config["layers"])
+    spec: dict[str, Any] = {}
+    if config.get("name"):
+        spec["name"] = config["name"]
+    shape = None
+    if layers and _keras_object(layers[0]) and layers[0]["class_name"] == "InputLayer":
+        input_config = layers.pop(0)["config"]
+        shape = _batch_shape(input_config)
+        if input_config.get("dtype"):
+            spec["dtype"] = input_config["dtype"]
+    if shape is None:
+        shape = config.get("build_input_shape")
+    if shape is None and layers and _keras_object(layers[0]):
+        shape = _batch_shape(layers[0]["config"])  # Keras 2 style
+        layers[0] = {**layers[0], "config": {
+            k: v for k, v in layers[0]["config"].items()
+            if k not in ("batch_shape", "batch_input_shape")
+        }}  # fmt: skip
+    if not isinstance(shape, list) or not shape:
+        raise SpecError(
+            "The model has no input shape: it needs an InputLayer (keras.Input) "
+            "or a built model.",
+            "config.layers",
+        )
+    spec["input_shape"] = shape[1:]
+    if shape[0] is not None:
+        spec["batch_size"] = shape[0]
+    spec["layers"] = [_convert_layer(obj, f"layers.{i}") for i, obj in enumerate(layers)]
+    return spec

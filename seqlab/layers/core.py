@@ -1,0 +1,124 @@
+"""Core layers: Dense, Embedding, and the weightless per-element layers.
+
+Keras sources: ``keras/src/layers/core/{dense,embedding,activation,masking}.py``
+and ``keras/src/layers/regularization/{dropout,spatial_dropout}.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import args as a
+from ..args import Arg
+from ..args import Kind
+from ..registry import Layer
+from ..registry import Output
+from ..registry import Shape
+from ..registry import Weight
+from ..registry import feature_dim
+from ..registry import register
+
+
+@register
+class Dense(Layer):
+    type = "Dense"
+    summary = "Fully connected on the last axis; on 3-D input it acts per time step."
+    min_ndim = 2
+    args = (
+        a.positive_int("units"),
+        a.activation("activation", None),
+        a.flag("use_bias", True),
+        a.initializer("kernel_initializer", "glorot_uniform"),
+        a.initializer("bias_initializer", "zeros"),
+        a.regularizer("kernel_regularizer"),
+        a.regularizer("bias_regularizer"),
+        a.regularizer("activity_regularizer"),
+        a.constraint("kernel_constraint"),
+        a.constraint("bias_constraint"),
+        a.unsupported("lora_rank"),
+        a.unsupported("lora_alpha"),
+        a.unsupported("quantization_config"),
+    )
+
+    def compute_output_shape(self, input_shape: Shape) -> Output:
+        return (*input_shape[:-1], self.config["units"])
+
+    def build_weights(self, input_shape: Shape) -> list[Weight]:
+        i, u = feature_dim(self, input_shape), self.config["units"]
+        weights = [Weight("kernel", (i, u))]
+        if self.config["use_bias"]:
+            weights.append(Weight("bias", (u,)))
+        return weights
+
+    def formula(self, input_shape: Shape) -> str:
+        i, u = input_shape[-1], self.config["units"]
+        if self.config["use_bias"]:
+            return f"{i} × {u} + {u} = {i * u + u}"  # type: ignore[operator]
+        return f"{i} × {u} = {i * u}"  # type: ignore[operator]
+
+    def macs(self, input_shape: Shape, output: Output) -> int | None:
+        positions = input_shape[1:-1]
+        if None in positions:
+            return None
+        return math.prod(positions) * input_shape[-1] * self.config["units"]  # type: ignore[arg-type, operator]
+
+
+@register
+class Embedding(Layer):
+    type = "Embedding"
+    summary = "Looks up integer token ids in an (input_dim, output_dim) table."
+    args = (
+        a.positive_int("input_dim"),
+        a.positive_int("output_dim"),
+        a.initializer("embeddings_initializer", "uniform"),
+        a.regularizer("embeddings_regularizer"),
+        a.regularizer("activity_regularizer"),
+        a.constraint("embeddings_constraint"),
+        a.flag("mask_zero", False),
+        a.unsupported("lora_rank"),
+        a.unsupported("lora_alpha"),
+        a.unsupported("quantization_config"),
+    )
+
+    def compute_output_shape(self, input_shape: Shape) -> Output:
+        return (*input_shape, self.config["output_dim"])
+
+    def build_weights(self, input_shape: Shape) -> list[Weight]:
+        return [Weight("embeddings", (self.config["input_dim"], self.config["output_dim"]))]
+
+    def formula(self, input_shape: Shape) -> str:
+        v, d = self.config["input_dim"], self.config["output_dim"]
+        return f"{v} × {d} = {v * d}"
+
+
+@register
+class Dropout(Layer):
+    type = "Dropout"
+    summary = "Zeroes a fraction `rate` of the inputs while training."
+    args = (
+        Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0),
+        Arg("noise_shape", Kind.INT_LIST, None, minimum=1, nullable=True),
+        a.seed(),
+    )
+
+
+@register
+class SpatialDropout1D(Layer):
+    type = "SpatialDropout1D"
+    summary = "Drops whole feature channels across all time steps."
+    ndim = 3
+    args = (Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0), a.seed())
+
+
+@register
+class Activation(Layer):
+    type = "Activation"
+    summary = "Applies an activation function element-wise."
+    args = (Arg("activation", Kind.CHOICE, choices=a.ACTIVATIONS),)
+
+
+@register
+class Masking(Layer):
+    type = "Masking"
+    summary = "Masks time steps whose features all equal mask_value."
+    args = (Arg("mask_value", Kind.FLOAT, 0.0),)

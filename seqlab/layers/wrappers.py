@@ -1,0 +1,194 @@
+"""Wrappers: TimeDistributed and Bidirectional.
+
+Keras sources: ``keras/src/layers/rnn/time_distributed.py`` and
+``bidirectional.py``. A wrapper's ``layer`` argument holds a configured
+:class:`~seqlab.registry.Layer`; the engine builds it before the wrapper,
+in the order Keras code constructs them, so automatic names agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..args import Arg
+from ..args import Kind
+from ..errors import SpecError
+from ..registry import Layer
+from ..registry import Output
+from ..registry import Shape
+from ..registry import Weight
+from ..registry import format_shape
+from ..registry import register
+
+#: What Bidirectional may wrap: the layers with ``go_backwards``.
+RECURRENT = ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D")
+
+
+class Wrapper(Layer):
+    """A layer that owns other layers and builds them on its input."""
+
+    def placed_sublayers(self, input_shape: Shape) -> list[tuple[Layer, Shape]]:
+        """Each owned layer with the input shape it is built on."""
+        raise NotImplementedError
+
+    def build_weights(self, input_shape: Shape) -> list[Weight]:
+        return [
+            Weight(f"{layer.name}/{w.name}", w.shape, w.trainable and layer.trainable)
+            for layer, shape in self.placed_sublayers(input_shape)
+            for w in layer.build_weights(shape)
+        ]
+
+
+@register
+class TimeDistributed(Wrapper):
+    type = "TimeDistributed"
+    summary = "Applies `layer` to every time step (axis 1) of its input."
+    args = (Arg("layer", Kind.LAYER, doc="The layer applied to each time step."),)
+
+    @property
+    def layer(self) -> Layer:
+        return self.config["layer"]  # type: ignore[no-any-return]
+
+    @property
+    def sublayers(self) -> list[Layer]:
+        return [self.layer]
+
+    def check_input(self, input_shape: Shape) -> None:
+        if len(input_shape) < 3:
+            raise SpecError(
+                "`TimeDistributed` Layer should be passed an `input_shape` with "
+                f"at least 3 dimensions, received: {format_shape(input_shape)}"
+            )
+
+    def child_shape(self, input_shape: Shape) -> Shape:
+        return (input_shape[0], *input_shape[2:])
+
+    def placed_sublayers(self, input_shape: Shape) -> list[tuple[Layer, Shape]]:
+        return [(self.layer, self.child_shape(input_shape))]
+
+    def compute_output_shape(self, input_shape: Shape) -> Output:
+        child = self.layer.output_shape(self.child_shape(input_shape))
+        if isinstance(child, list):
+            raise SpecError(
+                f"`TimeDistributed` cannot wrap layer {self.layer.name!r}: it "
+                "returns several tensors (return_state=True)."
+            )
+        return (child[0], input_shape[1], *child[1:])
+
+    def formula(self, input_shape: Shape) -> str:
+        return self.layer.formula(self.child_shape(input_shape))
+
+    def macs(self, input_shape: Shape, output: Output) -> int | None:
+        child = self.child_shape(input_shape)
+        inner = self.layer.macs(child, self.layer.output_shape(child))
+        steps = input_shape[1]
+        if inner is None or steps is None:
+            return None
+        return steps * inner
+
+
+def _with(layer: Layer, name: str, **changes: Any) -> Layer:
+    """A copy of ``layer`` under another name (Keras re-creates it from config)."""
+    return type(layer)({**layer.config, **changes}, name)
+
+
+@register
+class Bidirectional(Wrapper):
+    type = "Bidirectional"
+    summary = "Runs a recurrent layer forwards and backwards and merges the two."
+    args = (
+        Arg("layer", Kind.LAYER, layer_types=RECURRENT, doc="The recurrent layer."),
+        Arg(
+            "merge_mode", Kind.CHOICE, "concat",
+            choices=("concat", "sum", "mul", "ave"), nullable=True,
+        ),  # fmt: skip
+        Arg(
+            "backward_layer", Kind.LAYER, None, nullable=True, layer_types=RECURRENT,
+            doc="A different layer for the backward pass (go_backwards=True).",
+        ),  # fmt: skip
+    )
+
+    def __init__(self, config: Mapping[str, Any], name: str) -> None:
+        super().__init__(config, name)
+        inner: Layer = self.config["layer"]
+        base = inner.name.removeprefix("forward_")
+        self.forward = _with(inner, f"forward_{base}")
+        backward = self.config["backward_layer"]
+        if backward is None:
+            base = inner.name.removeprefix("backward_")
+            backward = _with(
+                inner, f"backward_{base}", go_backwards=not inner.config["go_backwards"]
+            )
+        self.backward: Layer = backward
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        forward, backward = config["layer"], config["backward_layer"]
+        if backward is None:
+            return
+        fwd, bwd = forward.config, backward.config
+        if fwd["go_backwards"] == bwd["go_backwards"]:
+            raise SpecError(
+                "Forward layer and backward layer should have different "
+                f"`go_backwards` value. Received: forward_layer.go_backwards "
+                f"{fwd['go_backwards']}, backward_layer.go_backwards="
+                f"{bwd['go_backwards']}",
+                "backward_layer.go_backwards",
+            )
+        for attr in ("stateful", "return_sequences", "return_state"):
+            if fwd[attr] != bwd[attr]:
+                raise SpecError(
+                    "Forward layer and backward layer are expected to have the "
+                    f'same value for attribute "{attr}", got "{fwd[attr]}" for '
+                    f'forward layer and "{bwd[attr]}" for backward layer',
+                    f"backward_layer.{attr}",
+                )
+
+    @property
+    def sublayers(self) -> list[Layer]:
+        return [self.forward, self.backward]
+
+    def placed_sublayers(self, input_shape: Shape) -> list[tuple[Layer, Shape]]:
+        return [(self.forward, input_shape), (self.backward, input_shape)]
+
+    def check_input(self, input_shape: Shape) -> None:
+        self.forward.check_input(input_shape)
+        self.backward.check_input(input_shape)
+
+    def compute_output_shape(self, input_shape: Shape) -> Output:
+        # Keras takes the shape from the forward layer alone, even when a
+        # custom backward layer has other units (bidirectional.py).
+        output = self.forward.compute_output_shape(input_shape)
+        self.backward.compute_output_shape(input_shape)  # its own errors
+        states: list[Shape] = []
+        if isinstance(output, list):
+            output, states = output[0], output[1:]
+        mode = self.config["merge_mode"]
+        if mode == "concat":
+            merged: Output = (*output[:-1], 2 * output[-1])  # type: ignore[operator]
+        elif mode is None:
+            merged = [output, output]
+        else:
+            merged = output
+        if not states:
+            return merged
+        head = merged if isinstance(merged, list) else [merged]
+        return head + states + states
+
+    def formula(self, input_shape: Shape) -> str:
+        fwd = self.forward.formula(input_shape).rsplit(" = ", 1)
+        bwd = self.backward.formula(input_shape).rsplit(" = ", 1)
+        total = int(fwd[1]) + int(bwd[1])
+        if fwd[0] == bwd[0]:
+            return f"2 × ({fwd[0]}) = {total}"
+        return f"({fwd[0]}) + ({bwd[0]}) = {total}"
+
+    def macs(self, input_shape: Shape, output: Output) -> int | None:
+        counts = [
+            layer.macs(input_shape, layer.compute_output_shape(input_shape))
+            for layer in (self.forward, self.backward)
+        ]
+        if None in counts:
+            return None
+        return sum(counts)  # type: ignore[arg-type]

@@ -1,0 +1,205 @@
+"""The layer registry: one :class:`Layer` subclass per supported Keras layer.
+
+A subclass names its Keras class (``type``), lists its Keras constructor
+arguments with their Keras defaults (``args``), and implements the rules
+Keras applies when the layer is built on an input shape: the input rank check
+(``ndim``/``min_ndim``, Keras's ``InputSpec``), ``compute_output_shape`` and
+the weight shapes (``build_weights``). Everything else (request validation,
+the Keras builder in the worker, the tests) is derived from ``LAYERS``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from typing import ClassVar
+from typing import TypeVar
+
+from .args import COMMON
+from .args import Arg
+from .args import Kind
+from .errors import SpecError
+
+#: A tensor shape; ``None`` stands for an unknown dimension (the batch, say).
+Shape = tuple[int | None, ...]
+#: What a layer returns: one shape, or a list of shapes for several outputs.
+Output = Shape | list[Shape]
+
+
+@dataclass(frozen=True, slots=True)
+class Weight:
+    """One variable a layer creates when Keras builds it."""
+
+    name: str
+    shape: tuple[int, ...]
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        """The number of scalars in the variable."""
+        return math.prod(self.shape)
+
+
+def to_snake_case(name: str) -> str:
+    """Keras's ``keras.src.utils.naming.to_snake_case``.
+
+    >>> to_snake_case("SimpleRNN"), to_snake_case("ConvLSTM1D")
+    ('simple_rnn', 'conv_lstm1d')
+    """
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def dim(value: int | None) -> str:
+    """Format one dimension the way Keras messages do."""
+    return "None" if value is None else str(value)
+
+
+class Layer:
+    """A layer of a model spec, configured and named as Keras would.
+
+    Subclasses set ``type`` and ``args`` and override the rules they need.
+    ``config`` holds every argument of ``args`` (defaults filled in);
+    argument values of kind ``LAYER`` are :class:`Layer` instances.
+    """
+
+    #: The Keras class name, e.g. ``"LSTM"``; also the request's ``type``.
+    type: ClassVar[str] = ""
+    #: The Keras constructor arguments, Keras defaults included.
+    args: ClassVar[tuple[Arg, ...]] = ()
+    #: Keras's ``InputSpec(ndim=...)`` / ``InputSpec(min_ndim=...)``.
+    ndim: ClassVar[int | None] = None
+    min_ndim: ClassVar[int | None] = None
+    #: One line for the API documentation.
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: Mapping[str, Any], name: str) -> None:
+        self.config = dict(config)
+        self.name = name
+
+    # -- class-level information -----------------------------------------
+
+    @classmethod
+    def all_args(cls) -> tuple[Arg, ...]:
+        """This layer's arguments followed by those every layer takes."""
+        return cls.args + COMMON
+
+    @classmethod
+    def name_prefix(cls) -> str:
+        """The stem of Keras's automatic names (``lstm`` → ``lstm_1`` ...)."""
+        return to_snake_case(cls.type)
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        """Raise :class:`SpecError` where the Keras constructor would raise.
+
+        Single-argument rules (types, ranges) are the schema's job; this is
+        for rules across arguments. ``path`` of the error is the argument.
+        """
+
+    # -- building on an input shape --------------------------------------
+
+    @property
+    def trainable(self) -> bool:
+        """False when the layer is frozen (``trainable=False``)."""
+        return bool(self.config["trainable"])
+
+    @property
+    def sublayers(self) -> list[Layer]:
+        """Layers this one owns (wrappers); empty for plain layers."""
+        return []
+
+    def check_input(self, input_shape: Shape) -> None:
+        """Keras's ``InputSpec`` rank check."""
+        rank = len(input_shape)
+        if self.ndim is not None and rank != self.ndim:
+            expected = f"ndim={self.ndim}"
+        elif self.min_ndim is not None and rank < self.min_ndim:
+            expected = f"min_ndim={self.min_ndim}"
+        else:
+            return
+        raise SpecError(
+            f'Input 0 of layer "{self.name}" is incompatible with the layer: '
+            f"expected {expected}, found ndim={rank}. "
+            f"Full shape received: {format_shape(input_shape)}"
+        )
+
+    def output_shape(self, input_shape: Shape) -> Output:
+        """Check the input as Keras does, then compute the output shape."""
+        self.check_input(input_shape)
+        return self.compute_output_shape(input_shape)
+
+    def compute_output_shape(self, input_shape: Shape) -> Output:
+        """The output shape for an input of ``input_shape``."""
+        return input_shape
+
+    def build_weights(self, input_shape: Shape) -> list[Weight]:
+        """The variables Keras creates when building on ``input_shape``."""
+        return []
+
+    def formula(self, input_shape: Shape) -> str:
+        """The parameter count as an expression with the numbers filled in.
+
+        It reads ``<expression> = <count>`` and is exact arithmetic:
+        ``4 × ((1 + 5) × 5 + 5) = 140``.
+        """
+        return "0"
+
+    def macs(self, input_shape: Shape, output: Output) -> int | None:
+        """Multiply-accumulates of the weight products, per sample.
+
+        ``None`` when a dimension they depend on is unknown.
+        """
+        return 0
+
+
+def format_shape(shape: Shape) -> str:
+    """Format a shape as Keras prints it: ``(None, 5)``; rank 1 is ``(None)``."""
+    return "(" + ", ".join(dim(d) for d in shape) + ")"
+
+
+def format_output(output: Output) -> str:
+    """Format one output shape, or a list of them: ``[(None, 5), (None, 5)]``."""
+    if isinstance(output, list):
+        return "[" + ", ".join(format_shape(s) for s in output) + "]"
+    return format_shape(output)
+
+
+def feature_dim(layer: Layer, input_shape: Shape, axis: int = -1) -> int:
+    """The size of ``axis``, which must be known to create weights on it."""
+    size = input_shape[axis]
+    if size is None:
+        raise SpecError(
+            f'Layer "{layer.name}" ({layer.type}) needs a known size for axis '
+            f"{axis} of its input to create its weights. "
+            f"Received: input_shape={format_shape(input_shape)}"
+        )
+    return size
+
+
+#: Every supported layer, keyed by its Keras class name.
+LAYERS: dict[str, type[Layer]] = {}
+
+L = TypeVar("L", bound=type[Layer])
+
+
+def register(cls: L) -> L:
+    """Class decorator adding a layer to ``LAYERS``."""
+    if not cls.type or cls.type in LAYERS:
+        raise ValueError(f"bad or duplicate layer type {cls.type!r}")
+    LAYERS[cls.type] = cls
+    return cls
+
+
+def arg_kinds(kind: Kind) -> Callable[[type[Layer]], list[Arg]]:
+    """A helper for consumers that need, e.g., every ``LAYER`` argument."""
+
+    def pick(cls: type[Layer]) -> list[Arg]:
+        return [a for a in cls.all_args() if a.kind is kind]
+
+    return pick
