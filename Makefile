@@ -21,7 +21,10 @@ lint: install
 test: install lint
 	$(PY) -m pytest
 
+# wrk is the load generator of the HTTP benchmark (Debian package `wrk`).
 bench: install
+	@command -v wrk >/dev/null || apt-get install -y -q wrk || \
+		{ echo "install wrk (apt-get install wrk) and rerun"; exit 1; }
 	$(PY) -m bench
 
 clean:

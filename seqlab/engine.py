@@ -159,6 +159,8 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
             raise SpecError("Missing data for required field.", f"{path}.{arg.name}")
         if arg.kind is Kind.LAYER and value is not None:
             value = build_layer(value, namer, f"{path}.{arg.name}")
+        elif arg.kind is Kind.INT_TUPLE and isinstance(value, int):
+            value = [value] * (arg.length or 1)  # Keras's standardize_tuple
         config[arg.name] = value
     try:
         cls.validate_config(config)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,6 @@ from typing import TypeVar
 
 from .args import COMMON
 from .args import Arg
-from .args import Kind
 from .errors import SpecError
 
 #: A tensor shape; ``None`` stands for an unknown dimension (the batch, say).
@@ -77,6 +75,9 @@ class Layer:
     min_ndim: ClassVar[int | None] = None
     #: One line for the API documentation.
     summary: ClassVar[str] = ""
+    #: A typical use: (arguments, input shape without the batch). The docs
+    #: and the tests build every registered layer from it.
+    example: ClassVar[tuple[dict[str, Any], tuple[int | None, ...]]] = ({}, ())
 
     def __init__(self, config: Mapping[str, Any], name: str) -> None:
         self.config = dict(config)
@@ -195,11 +196,3 @@ def register(cls: L) -> L:
     LAYERS[cls.type] = cls
     return cls
 
-
-def arg_kinds(kind: Kind) -> Callable[[type[Layer]], list[Arg]]:
-    """A helper for consumers that need, e.g., every ``LAYER`` argument."""
-
-    def pick(cls: type[Layer]) -> list[Arg]:
-        return [a for a in cls.all_args() if a.kind is kind]
-
-    return pick

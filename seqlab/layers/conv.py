@@ -89,6 +89,7 @@ class ChannelsMixin(Layer):
 @register
 class Conv1D(ChannelsMixin):
     type = "Conv1D"
+    example = ({"filters": 8, "kernel_size": 3}, (20, 4))
     summary = "1-D convolution over time: kernel (kernel_size, channels / groups, filters)."
     min_ndim = 3
     args = (
@@ -216,6 +217,7 @@ class Pooling1D(ChannelsMixin):
 @register
 class MaxPooling1D(Pooling1D):
     type = "MaxPooling1D"
+    example = ({}, (21, 4))
     summary = "Maximum over windows of pool_size steps."
     args = Pooling1D.pooling_args(2)
 
@@ -223,6 +225,7 @@ class MaxPooling1D(Pooling1D):
 @register
 class AveragePooling1D(Pooling1D):
     type = "AveragePooling1D"
+    example = ({"pool_size": 3}, (20, 4))
     summary = "Mean over windows of pool_size steps."
     args = Pooling1D.pooling_args(a.REQUIRED)
 
@@ -241,10 +244,12 @@ class GlobalPooling1D(ChannelsMixin):
 @register
 class GlobalAveragePooling1D(GlobalPooling1D):
     type = "GlobalAveragePooling1D"
+    example = ({}, (20, 4))
     summary = "Mean over the time axis."
 
 
 @register
 class GlobalMaxPooling1D(GlobalPooling1D):
     type = "GlobalMaxPooling1D"
+    example = ({}, (20, 4))
     summary = "Maximum over the time axis."

@@ -22,6 +22,7 @@ from ..registry import register
 @register
 class Dense(Layer):
     type = "Dense"
+    example = ({"units": 4}, (10, 3))
     summary = "Fully connected on the last axis; on 3-D input it acts per time step."
     min_ndim = 2
     args = (
@@ -66,6 +67,7 @@ class Dense(Layer):
 @register
 class Embedding(Layer):
     type = "Embedding"
+    example = ({"input_dim": 1000, "output_dim": 64}, (10,))
     summary = "Looks up integer token ids in an (input_dim, output_dim) table."
     args = (
         a.positive_int("input_dim"),
@@ -94,6 +96,7 @@ class Embedding(Layer):
 @register
 class Dropout(Layer):
     type = "Dropout"
+    example = ({"rate": 0.2}, (20, 4))
     summary = "Zeroes a fraction `rate` of the inputs while training."
     args = (
         Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0),
@@ -105,6 +108,7 @@ class Dropout(Layer):
 @register
 class SpatialDropout1D(Layer):
     type = "SpatialDropout1D"
+    example = ({"rate": 0.2}, (20, 4))
     summary = "Drops whole feature channels across all time steps."
     ndim = 3
     args = (Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0), a.seed())
@@ -113,6 +117,7 @@ class SpatialDropout1D(Layer):
 @register
 class Activation(Layer):
     type = "Activation"
+    example = ({"activation": "relu"}, (20, 4))
     summary = "Applies an activation function element-wise."
     args = (Arg("activation", Kind.CHOICE, choices=a.ACTIVATIONS),)
 
@@ -120,5 +125,6 @@ class Activation(Layer):
 @register
 class Masking(Layer):
     type = "Masking"
+    example = ({}, (20, 4))
     summary = "Masks time steps whose features all equal mask_value."
     args = (Arg("mask_value", Kind.FLOAT, 0.0),)

@@ -47,6 +47,7 @@ def normalized_axes(layer: Layer, input_shape: Shape, axis: Any) -> list[int]:
 @register
 class BatchNormalization(Layer):
     type = "BatchNormalization"
+    example = ({}, (20, 4))
     summary = "Normalizes with batch statistics; moving mean/variance are non-trainable."
     args = (
         Arg("axis", Kind.INT, -1),
@@ -102,6 +103,7 @@ class BatchNormalization(Layer):
 @register
 class LayerNormalization(Layer):
     type = "LayerNormalization"
+    example = ({}, (20, 4))
     summary = "Normalizes each sample over `axis`; gamma and beta per feature."
     args = (
         Arg("axis", Kind.AXIS, -1),

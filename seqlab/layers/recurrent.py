@@ -131,6 +131,7 @@ class RNN(Layer):
 @register
 class SimpleRNN(RNN):
     type = "SimpleRNN"
+    example = ({"units": 5}, (10, 3))
     summary = "Fully-connected RNN: h = activation(x·W + h·U + b)."
     args = (
         a.positive_int("units"),
@@ -142,6 +143,7 @@ class SimpleRNN(RNN):
 @register
 class GRU(RNN):
     type = "GRU"
+    example = ({"units": 5}, (10, 3))
     summary = "Gated recurrent unit; reset_after=True (the Keras 3 default) has two biases."
     gates = 3
     args = (
@@ -165,6 +167,7 @@ class GRU(RNN):
 @register
 class LSTM(RNN):
     type = "LSTM"
+    example = ({"units": 5}, (1, 1))
     summary = "Long short-term memory: four gates, one bias; states h and c."
     gates = 4
     states = 2
@@ -178,6 +181,7 @@ class LSTM(RNN):
 @register
 class ConvLSTM1D(RNN):
     type = "ConvLSTM1D"
+    example = ({"filters": 8, "kernel_size": 3}, (5, 20, 4))
     summary = "LSTM whose input and recurrent transforms are 1-D convolutions."
     ndim = 4
     gates = 4

@@ -24,6 +24,7 @@ from ..registry import register
 @register
 class Flatten(Layer):
     type = "Flatten"
+    example = ({}, (20, 4))
     summary = "Collapses every axis but the batch into one."
     min_ndim = 1
     args = (a.data_format(),)
@@ -38,6 +39,7 @@ class Flatten(Layer):
 @register
 class RepeatVector(Layer):
     type = "RepeatVector"
+    example = ({"n": 3}, (4,))
     summary = "Repeats a (batch, features) input n times: (batch, n, features)."
     ndim = 2
     args = (a.positive_int("n"),)
@@ -49,6 +51,7 @@ class RepeatVector(Layer):
 @register
 class Reshape(Layer):
     type = "Reshape"
+    example = ({"target_shape": [5, -1]}, (20, 4))
     summary = "Reshapes to target_shape (batch excluded); one -1 is inferred."
     args = (Arg("target_shape", Kind.INT_LIST, minimum=-1),)
 
@@ -89,6 +92,7 @@ class Reshape(Layer):
 @register
 class Permute(Layer):
     type = "Permute"
+    example = ({"dims": [2, 1]}, (20, 4))
     summary = "Permutes the non-batch axes; dims are 1-indexed, e.g. [2, 1]."
     args = (Arg("dims", Kind.INT_LIST, minimum=1),)
 

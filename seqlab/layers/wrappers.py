@@ -43,6 +43,7 @@ class Wrapper(Layer):
 @register
 class TimeDistributed(Wrapper):
     type = "TimeDistributed"
+    example = ({"layer": {"type": "Dense", "units": 1}}, (5, 5))
     summary = "Applies `layer` to every time step (axis 1) of its input."
     args = (Arg("layer", Kind.LAYER, doc="The layer applied to each time step."),)
 
@@ -96,6 +97,7 @@ def _with(layer: Layer, name: str, **changes: Any) -> Layer:
 @register
 class Bidirectional(Wrapper):
     type = "Bidirectional"
+    example = ({"layer": {"type": "LSTM", "units": 5}}, (10, 3))
     summary = "Runs a recurrent layer forwards and backwards and merges the two."
     args = (
         Arg("layer", Kind.LAYER, layer_types=RECURRENT, doc="The recurrent layer."),

@@ -1,0 +1,20 @@
+"""Run every benchmark: ``python -m bench [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import engine_vs_keras
+from . import http_throughput
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer specs, shorter runs")
+    options = parser.parse_args()
+    engine_vs_keras.main(quick=options.quick)
+    http_throughput.main(quick=options.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""(a) The engine's time per spec against Keras building the same model.
+
+For every valid spec of the test corpus: the median time of
+``seqlab.analyze`` (and of the whole ``POST /params`` computation:
+schema load, analysis, summary text, JSON) against building the model with
+Keras (``worker.builder.build_model``, session cleared outside the timer)
+and calling ``count_params()``. Reported as the median of the per-spec
+ratios, so that one slow spec cannot move it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from seqlab import SpecError  # noqa: E402
+from seqlab import analyze  # noqa: E402
+from seqlab import render_summary  # noqa: E402
+from service.schemas import model_spec_schema  # noqa: E402
+from tests.corpus import generate  # noqa: E402
+
+GOAL = 1000
+
+
+def per_call(fn: Callable[[], object], budget: float = 0.02) -> float:
+    """Median seconds per call over five timed batches of about ``budget``."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(budget / once))
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def full_request(spec: dict) -> str:
+    """What POST /params computes for a body, minus HTTP."""
+    report = analyze(model_spec_schema.load(spec))
+    return json.dumps({**report.to_dict(), "summary": render_summary(report)})
+
+
+def main(quick: bool = False) -> None:
+    import keras
+
+    from worker.builder import build_model
+
+    specs = []
+    for spec in generate(120 if quick else 500, seed=0):
+        try:
+            analyze(spec)
+        except SpecError:
+            continue
+        specs.append(spec)
+
+    engine, whole, kerases = [], [], []
+    for spec in specs:
+        engine.append(per_call(lambda spec=spec: analyze(spec)))
+        whole.append(per_call(lambda spec=spec: full_request(spec)))
+        runs = []
+        for _ in range(3):
+            keras.backend.clear_session()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                build_model(spec, fresh_session=False).count_params()
+                runs.append(time.perf_counter() - start)
+        kerases.append(statistics.median(runs))
+
+    ratio = [k / e for k, e in zip(kerases, engine, strict=True)]
+    ratio_whole = [k / w for k, w in zip(kerases, whole, strict=True)]
+    us = 1e6
+    print(f"\n(a) engine vs Keras build + count_params(), {len(specs)} valid corpus specs")
+    print(f"    Keras ({keras.backend.backend()} backend, keras {keras.__version__}): "
+          f"median {statistics.median(kerases) * 1e3:8.2f} ms per spec")
+    print(f"    seqlab.analyze:                median {statistics.median(engine) * us:8.1f} µs per spec")
+    print(f"    full /params computation:      median {statistics.median(whole) * us:8.1f} µs per spec")
+    q = statistics.quantiles(ratio, n=4)
+    print(f"    ratio Keras / analyze: median {statistics.median(ratio):,.0f}× "
+          f"(quartiles {q[0]:,.0f}× – {q[2]:,.0f}×); goal ≥ {GOAL:,}×: "
+          f"{'met' if statistics.median(ratio) >= GOAL else 'NOT met'}")
+    print(f"    ratio Keras / full computation: median {statistics.median(ratio_whole):,.0f}×")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""(b) Throughput of POST /params against GET /healthz on the same server.
+
+Starts the production server (gunicorn, ``service:create_app()``) on a free
+loopback port and drives it with wrk for a fixed duration, alternating the
+two endpoints over several rounds so that machine noise hits both alike.
+Reports the median requests per second of each and their ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+GOAL = 0.70
+#: The seed article's many-to-many model, the service's first example.
+BODY = {
+    "input_shape": [5, 1],
+    "layers": [
+        {"type": "LSTM", "units": 5, "return_sequences": True},
+        {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 1}},
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def wrk(url: str, seconds: int, script: str | None) -> float:
+    """Requests per second that wrk measured."""
+    command = ["wrk", "-t1", "-c8", f"-d{seconds}s", url]
+    if script:
+        command[1:1] = ["-s", script]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{errors.group(1)} failed requests:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    return float(match.group(1))
+
+
+def main(quick: bool = False) -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: install it (Debian: apt-get install wrk) and rerun.")
+    seconds, rounds = (3, 3) if quick else (10, 5)
+    port = free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "service:create_app()"],
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"{base}/healthz")
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write(
+                'wrk.method = "POST"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(json.dumps(BODY))}\n"
+            )
+        health, params = [], []
+        wrk(f"{base}/healthz", 1, None)  # warm up both
+        wrk(f"{base}/params", 1, lua.name)
+        for _ in range(rounds):
+            health.append(wrk(f"{base}/healthz", seconds, None))
+            params.append(wrk(f"{base}/params", seconds, lua.name))
+        os.unlink(lua.name)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    ratio = statistics.median(p / h for p, h in zip(params, health, strict=True))
+    print(f"\n(b) gunicorn (2 sync workers) on loopback, wrk 1 thread 8 connections, "
+          f"{rounds} alternating rounds of {seconds} s")
+    print(f"    GET /healthz:  median {statistics.median(health):9,.0f} req/s  {[round(x) for x in health]}")
+    print(f"    POST /params:  median {statistics.median(params):9,.0f} req/s  {[round(x) for x in params]}")
+    print(f"    ratio /params / /healthz: median {ratio:.0%} (per round); goal ≥ {GOAL:.0%}: "
+          f"{'met' if ratio >= GOAL else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
