@@ -1,0 +1,56 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from service import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_config():
+    assert not create_app().testing
+    assert create_app({"TESTING": True}).testing
+
+
+def test_config_defaults():
+    app = create_app()
+    assert app.config["MAX_CONTENT_LENGTH"] == 1_048_576
+    assert app.config["REDIS_URL"] == "redis://localhost:6379/0"
+
+
+def test_config_from_env(monkeypatch):
+    monkeypatch.setenv("FLASK_REDIS_URL", "redis://redis:6379/1")
+    monkeypatch.setenv("FLASK_MAX_CONTENT_LENGTH", "2048")
+    app = create_app()
+    assert app.config["REDIS_URL"] == "redis://redis:6379/1"
+    assert app.config["MAX_CONTENT_LENGTH"] == 2048
+    # test_config wins over the environment.
+    assert create_app({"MAX_CONTENT_LENGTH": 10}).config["MAX_CONTENT_LENGTH"] == 10
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_openapi_document(client):
+    response = client.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert response.mimetype == "application/yaml"
+    assert response.get_data() == (ROOT / "openapi.yaml").read_bytes()
+
+
+def test_no_static_route(client):
+    assert client.get("/static/x").status_code == 404
+
+
+def test_import_loads_no_heavy_modules():
+    # The API image has no TensorFlow; importing the app must not need it.
+    code = (
+        "import sys, service; service.create_app(); "
+        "heavy = {'tensorflow', 'keras', 'celery'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
