@@ -19,11 +19,12 @@ from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from tests.corpus import generate  # noqa: E402
+
 from seqlab import SpecError  # noqa: E402
 from seqlab import analyze  # noqa: E402
 from seqlab import render_summary  # noqa: E402
 from service.schemas import model_spec_schema  # noqa: E402
-from tests.corpus import generate  # noqa: E402
 
 GOAL = 1000
 
@@ -81,14 +82,24 @@ def main(quick: bool = False) -> None:
     ratio_whole = [k / w for k, w in zip(kerases, whole, strict=True)]
     us = 1e6
     print(f"\n(a) engine vs Keras build + count_params(), {len(specs)} valid corpus specs")
-    print(f"    Keras ({keras.backend.backend()} backend, keras {keras.__version__}): "
-          f"median {statistics.median(kerases) * 1e3:8.2f} ms per spec")
-    print(f"    seqlab.analyze:                median {statistics.median(engine) * us:8.1f} µs per spec")
-    print(f"    full /params computation:      median {statistics.median(whole) * us:8.1f} µs per spec")
+    print(
+        f"    Keras ({keras.backend.backend()} backend, keras {keras.__version__}): "
+        f"median {statistics.median(kerases) * 1e3:8.2f} ms per spec"
+    )
+    print(
+        f"    seqlab.analyze:                median "
+        f"{statistics.median(engine) * us:8.1f} µs per spec"
+    )
+    print(
+        f"    full /params computation:      median "
+        f"{statistics.median(whole) * us:8.1f} µs per spec"
+    )
     q = statistics.quantiles(ratio, n=4)
-    print(f"    ratio Keras / analyze: median {statistics.median(ratio):,.0f}× "
-          f"(quartiles {q[0]:,.0f}× – {q[2]:,.0f}×); goal ≥ {GOAL:,}×: "
-          f"{'met' if statistics.median(ratio) >= GOAL else 'NOT met'}")
+    print(
+        f"    ratio Keras / analyze: median {statistics.median(ratio):,.0f}× "
+        f"(quartiles {q[0]:,.0f}× – {q[2]:,.0f}×); goal ≥ {GOAL:,}×: "
+        f"{'met' if statistics.median(ratio) >= GOAL else 'NOT met'}"
+    )
     print(f"    ratio Keras / full computation: median {statistics.median(ratio_whole):,.0f}×")
 
 

@@ -98,12 +98,22 @@ def main(quick: bool = False) -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     ratio = statistics.median(p / h for p, h in zip(params, health, strict=True))
-    print(f"\n(b) gunicorn (2 sync workers) on loopback, wrk 1 thread 8 connections, "
-          f"{rounds} alternating rounds of {seconds} s")
-    print(f"    GET /healthz:  median {statistics.median(health):9,.0f} req/s  {[round(x) for x in health]}")
-    print(f"    POST /params:  median {statistics.median(params):9,.0f} req/s  {[round(x) for x in params]}")
-    print(f"    ratio /params / /healthz: median {ratio:.0%} (per round); goal ≥ {GOAL:.0%}: "
-          f"{'met' if ratio >= GOAL else 'NOT met'}")
+    print(
+        f"\n(b) gunicorn (2 sync workers) on loopback, wrk 1 thread 8 connections, "
+        f"{rounds} alternating rounds of {seconds} s"
+    )
+    print(
+        f"    GET /healthz:  median {statistics.median(health):9,.0f} req/s  "
+        f"rounds {[round(x) for x in health]}"
+    )
+    print(
+        f"    POST /params:  median {statistics.median(params):9,.0f} req/s  "
+        f"rounds {[round(x) for x in params]}"
+    )
+    print(
+        f"    ratio /params / /healthz: median {ratio:.0%} (per round); goal ≥ {GOAL:.0%}: "
+        f"{'met' if ratio >= GOAL else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -147,9 +147,7 @@ def rate(name: str, default: float | None = None) -> Arg:
 
 def positive_int(name: str, default: int | None = None, **kw: Any) -> Arg:
     """An integer >= 1."""
-    return Arg(
-        name, Kind.INT, REQUIRED if default is None else default, minimum=1, **kw
-    )
+    return Arg(name, Kind.INT, REQUIRED if default is None else default, minimum=1, **kw)
 
 
 def flag(name: str, default: bool) -> Arg:

@@ -67,11 +67,7 @@ class LayerReport:
                 {"name": w.name, "shape": list(w.shape), "trainable": w.trainable}
                 for w in self.weights
             ],
-            **(
-                {"sublayers": [s.to_dict() for s in self.sublayers]}
-                if self.sublayers
-                else {}
-            ),
+            **({"sublayers": [s.to_dict() for s in self.sublayers]} if self.sublayers else {}),
         }
 
 

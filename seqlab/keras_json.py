@@ -58,8 +58,7 @@ def from_keras_json(doc: Mapping[str, Any]) -> dict[str, Any]:
     """
     if doc.get("class_name") != "Sequential":
         raise SpecError(
-            "Only Sequential models are supported. "
-            f"Received: class_name={doc.get('class_name')!r}",
+            f"Only Sequential models are supported. Received: class_name={doc.get('class_name')!r}",
             "class_name",
         )
     config = doc.get("config")
@@ -85,8 +84,7 @@ def from_keras_json(doc: Mapping[str, Any]) -> dict[str, Any]:
         }}  # fmt: skip
     if not isinstance(shape, list) or not shape:
         raise SpecError(
-            "The model has no input shape: it needs an InputLayer (keras.Input) "
-            "or a built model.",
+            "The model has no input shape: it needs an InputLayer (keras.Input) or a built model.",
             "config.layers",
         )
     spec["input_shape"] = shape[1:]

@@ -196,3 +196,42 @@ def register(cls: L) -> L:
     LAYERS[cls.type] = cls
     return cls
 
+
+def describe(layer: type[Layer]) -> dict[str, Any]:
+    """A JSON-ready description of a registered layer, for documentation."""
+    args, input_shape = layer.example
+    return {
+        "type": layer.type,
+        "summary": layer.summary,
+        "args": [describe_arg(arg) for arg in layer.all_args()],
+        "example": {
+            "input_shape": list(input_shape),
+            "layer": {"type": layer.type, **args},
+        },
+    }
+
+
+def describe_arg(arg: Arg) -> dict[str, Any]:
+    """One argument: its kind, Keras default and constraints."""
+    out: dict[str, Any] = {
+        "name": arg.name,
+        "kind": arg.kind.value,
+        "required": arg.required,
+    }
+    if not arg.required:
+        out["default"] = arg.default
+    for key in ("minimum", "maximum", "length", "doc"):
+        value = getattr(arg, key)
+        if value not in (None, ""):
+            out[key] = value
+    if arg.exclusive_maximum:
+        out["exclusive_maximum"] = True
+    if arg.nullable:
+        out["nullable"] = True
+    if arg.choices and arg.kind.value == "choice":
+        out["choices"] = list(arg.choices)
+    elif arg.choices:
+        out["classes"] = list(arg.choices)
+    if arg.layer_types:
+        out["layer_types"] = list(arg.layer_types)
+    return out

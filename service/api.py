@@ -2,9 +2,20 @@
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint
 from flask import Response
+
+from seqlab import LAYERS
+from seqlab import SpecError
+from seqlab import analyze
+from seqlab import render_summary
+from seqlab.registry import describe
+
+from .problems import ApiValidationError
+from .requests import get_json_body
+from .schemas import load_model_spec
 
 bp = Blueprint("api", __name__)
 
@@ -30,9 +41,19 @@ def get_openapi() -> Response:
     return Response(_openapi_document(), mimetype="application/yaml")
 
 
-# --- POST /params ---------------------------------------------------------
-# The parameter-count view goes here (a separate change): read the body with
-# requests.get_json_object(), load it with a marshmallow schema, call seqlab,
-# and return the counts; raise problems.ApiValidationError for errors that
-# seqlab finds. Document it in openapi.yaml in the same change:
-# tests/test_openapi.py fails while the routes and the spec disagree.
+@bp.post("/params")
+def count_params() -> dict[str, Any]:
+    """Count a model's parameters and output shapes, exactly as Keras 3 does."""
+    spec = load_model_spec(get_json_body())
+    try:
+        report = analyze(spec)
+    except SpecError as error:
+        path = error.path or "body"
+        raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    return {**report.to_dict(), "summary": render_summary(report)}
+
+
+@bp.get("/layers")
+def list_layers() -> dict[str, Any]:
+    """List the supported layers, their Keras arguments and an example each."""
+    return {"layers": [describe(layer) for layer in LAYERS.values()]}

@@ -38,13 +38,10 @@ def get_json_body() -> object:
         return json.loads(data, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise BadRequest(
-            f"The request body is not valid JSON: {e.msg}"
-            f" (line {e.lineno}, column {e.colno})."
+            f"The request body is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})."
         ) from e
     except RecursionError as e:
-        raise BadRequest(
-            "The request body is not valid JSON: nested too deeply."
-        ) from e
+        raise BadRequest("The request body is not valid JSON: nested too deeply.") from e
     except UnicodeDecodeError as e:
         raise BadRequest(
             "The request body is not valid JSON: it is not UTF-8, UTF-16 or UTF-32."

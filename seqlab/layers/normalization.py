@@ -32,9 +32,7 @@ def normalized_axes(layer: Layer, input_shape: Shape, axis: Any) -> list[int]:
             )
         ax %= rank
         if ax == 0:
-            raise SpecError(
-                f"Layer {layer.name!r} cannot normalize over the batch axis 0."
-            )
+            raise SpecError(f"Layer {layer.name!r} cannot normalize over the batch axis 0.")
         if input_shape[ax] is None:
             raise SpecError(
                 f"Axis {ax} of input tensor should have a defined dimension but "

@@ -73,9 +73,7 @@ class RNN(Layer):
                 "Give the model a `batch_size`."
             )
         if self.config["unroll"] and input_shape[1] is None:
-            raise SpecError(
-                "Cannot unroll a RNN if the time dimension is undefined."
-            )
+            raise SpecError("Cannot unroll a RNN if the time dimension is undefined.")
 
     def step_output(self, input_shape: Shape) -> Shape:
         """The shape of one time step's output, batch included."""

@@ -102,11 +102,18 @@ class Bidirectional(Wrapper):
     args = (
         Arg("layer", Kind.LAYER, layer_types=RECURRENT, doc="The recurrent layer."),
         Arg(
-            "merge_mode", Kind.CHOICE, "concat",
-            choices=("concat", "sum", "mul", "ave"), nullable=True,
+            "merge_mode",
+            Kind.CHOICE,
+            "concat",
+            choices=("concat", "sum", "mul", "ave"),
+            nullable=True,
         ),  # fmt: skip
         Arg(
-            "backward_layer", Kind.LAYER, None, nullable=True, layer_types=RECURRENT,
+            "backward_layer",
+            Kind.LAYER,
+            None,
+            nullable=True,
+            layer_types=RECURRENT,
             doc="A different layer for the backward pass (go_backwards=True).",
         ),  # fmt: skip
     )

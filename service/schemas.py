@@ -1,0 +1,295 @@
+"""Request schemas, generated from the layer registry.
+
+Each registered layer gets a marshmallow schema whose fields are its Keras
+arguments (``seqlab.LAYERS[type].all_args()``); nobody lists a layer's
+arguments here by hand. Loading leaves out what the request left out, so
+Keras's own defaults apply downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields
+from marshmallow import validate
+
+from seqlab import LAYERS
+from seqlab import Layer
+from seqlab import from_keras_json
+from seqlab import is_keras_json
+from seqlab.args import Arg
+from seqlab.args import Kind
+
+#: Wrappers may nest (TimeDistributed(Bidirectional(LSTM))), but not deeply.
+MAX_NESTING = 4
+MAX_LAYERS = 200
+MAX_RANK = 8
+#: No dimension, unit or filter count beyond what a tensor index can hold.
+MAX_INT = 2**31 - 1
+NAME = validate.Regexp(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$",
+    error="Must be 1-128 letters, digits, '_', '.' or '-' (Keras names may not contain '/').",
+)
+DTYPES = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+)
+
+
+class StrictBool(fields.Boolean):
+    """A JSON true/false only (marshmallow would also take "yes" or 1)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictInt(fields.Integer):
+    """A JSON integer: no floats, no strings, no booleans."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-any-return]
+
+
+class FiniteFloat(fields.Float):
+    """A JSON number (integers too), finite."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        if not math.isfinite(value):
+            raise self.make_error("special")
+        return float(value)
+
+
+def _check_ints(values: list[Any], arg: Arg) -> list[int]:
+    low = int(arg.minimum) if arg.minimum is not None else -MAX_INT
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ma.ValidationError(f"Must be integers. Received: {v!r}.")
+        if not low <= v <= MAX_INT:
+            raise ma.ValidationError(f"Each value must be between {low} and {MAX_INT}.")
+    return values
+
+
+class IntTuple(fields.Field):
+    """``3`` or ``[3]``: an int or a list of ``length`` ints, loaded as a list."""
+
+    def __init__(self, arg: Arg, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arg = arg
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[int]:
+        n = self.arg.length or 1
+        values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(values, list) or len(values) != n:
+            raise ma.ValidationError(f"Must be an integer or a list of {n} integer(s).")
+        return _check_ints(values, self.arg)
+
+
+class IntList(fields.Field):
+    """A non-empty list of ints (``target_shape``, ``dims``, ``noise_shape``)."""
+
+    def __init__(self, arg: Arg, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arg = arg
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[int]:
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_RANK:
+            raise ma.ValidationError(f"Must be a list of 1 to {MAX_RANK} integers.")
+        return _check_ints(value, self.arg)
+
+
+class Axis(fields.Field):
+    """An int or a non-empty list of ints."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(values, list) or not 1 <= len(values) <= MAX_RANK:
+            raise ma.ValidationError("Must be an integer or a list of integers.")
+        _check_ints(values, Arg("axis", Kind.AXIS, minimum=-MAX_RANK))
+        return value
+
+
+def _json_scalar(value: Any) -> bool:
+    if isinstance(value, list):
+        return len(value) <= 16 and all(_json_scalar(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+class KerasObject(fields.Field):
+    """An allowlisted Keras object: ``"glorot_uniform"`` or
+    ``{"class_name": "L2", "config": {"l2": 0.01}}`` (what ``to_json`` writes)."""
+
+    def __init__(self, arg: Arg, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.choices = arg.choices
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        name = value.get("class_name") if isinstance(value, Mapping) else value
+        if not isinstance(name, str) or name not in self.choices:
+            raise ma.ValidationError(
+                f"Must be one of {', '.join(self.choices)}, as a string or as "
+                f'{{"class_name": ..., "config": {{...}}}}. Received: {name!r}.'
+            )
+        if isinstance(value, Mapping):
+            config = value.get("config", {})
+            if set(value) - {"class_name", "config", "module", "registered_name"}:
+                raise ma.ValidationError("Unknown keys in a Keras object.")
+            if not isinstance(config, Mapping) or not all(
+                isinstance(k, str) and _json_scalar(v) for k, v in config.items()
+            ):
+                raise ma.ValidationError("`config` must map names to plain JSON values.")
+            return {"class_name": name, "config": dict(config)}
+        return value
+
+
+class NullOnly(fields.Field):
+    """A Keras argument seqlab cannot model; only its default, null, passes."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> None:
+        raise ma.ValidationError("seqlab does not support this argument; leave it null.")
+
+
+class LayerField(fields.Field):
+    """A nested layer spec, loaded with the schema of its ``type``."""
+
+    def __init__(self, types: tuple[str, ...] = (), depth: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.types = types or tuple(LAYERS)
+        self.depth = depth
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ma.ValidationError('Must be a layer object, e.g. {"type": "Dense", "units": 1}.')
+        layer_type = value.get("type")
+        if layer_type not in self.types:
+            known = "Unknown" if layer_type not in LAYERS else "Unsupported here:"
+            allowed = ", ".join(self.types)
+            raise ma.ValidationError(
+                {"type": [f"{known} layer type {layer_type!r}. Must be one of: {allowed}."]}
+            )
+        if self.depth >= MAX_NESTING:
+            raise ma.ValidationError(f"Layers may be nested at most {MAX_NESTING} deep.")
+        return layer_schema(layer_type, self.depth).load(value)
+
+
+def arg_field(arg: Arg, depth: int) -> fields.Field:
+    """The marshmallow field for one registry argument."""
+    opts: dict[str, Any] = {"required": arg.required, "allow_none": arg.nullable}
+    if arg.doc:
+        opts["metadata"] = {"description": arg.doc}
+    if arg.kind is Kind.INT:
+        low = -MAX_INT if arg.minimum is None else arg.minimum
+        high = MAX_INT if arg.maximum is None else arg.maximum
+        return StrictInt(validate=validate.Range(low, high), **opts)
+    if arg.kind is Kind.FLOAT:
+        return FiniteFloat(
+            validate=validate.Range(
+                arg.minimum, arg.maximum, max_inclusive=not arg.exclusive_maximum
+            ),
+            **opts,
+        )
+    if arg.kind is Kind.BOOL:
+        return StrictBool(**opts)
+    if arg.kind is Kind.CHOICE:
+        return fields.String(validate=validate.OneOf(arg.choices), **opts)
+    if arg.kind is Kind.INT_TUPLE:
+        return IntTuple(arg, **opts)
+    if arg.kind is Kind.INT_LIST:
+        return IntList(arg, **opts)
+    if arg.kind is Kind.AXIS:
+        return Axis(**opts)
+    if arg.kind is Kind.OBJECT:
+        return KerasObject(arg, **opts)
+    if arg.kind is Kind.LAYER:
+        return LayerField(arg.layer_types, depth + 1, **opts)
+    return NullOnly(**opts)
+
+
+_SCHEMAS: dict[tuple[str, int], ma.Schema] = {}
+
+
+def layer_schema(layer_type: str, depth: int = 0) -> ma.Schema:
+    """The (cached) schema of one layer type at one nesting depth."""
+    key = (layer_type, depth)
+    if key not in _SCHEMAS:
+        layer_cls: type[Layer] = LAYERS[layer_type]
+        spec_fields: dict[str, fields.Field] = {
+            "type": fields.String(required=True),
+            "name": fields.String(validate=NAME),
+        }
+        spec_fields.update({a.name: arg_field(a, depth) for a in layer_cls.all_args()})
+        schema_cls = ma.Schema.from_dict(spec_fields, name=f"{layer_type}Schema")
+        _SCHEMAS[key] = schema_cls()
+    return _SCHEMAS[key]
+
+
+class Dimension(fields.Field):
+    """One input dimension: a positive int, or null for a variable length."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
+            raise ma.ValidationError("Must be a positive integer or null.")
+        return value
+
+
+class ModelSpecSchema(ma.Schema):
+    """A Sequential model: its input and its layers (the compact form)."""
+
+    name = fields.String(
+        validate=NAME, metadata={"description": "Model name (default sequential)."}
+    )
+    input_shape = fields.List(
+        Dimension(),
+        required=True,
+        validate=validate.Length(1, MAX_RANK),
+        metadata={"description": "Input shape without the batch dimension; null for unknown."},
+    )
+    batch_size = StrictInt(validate=validate.Range(1, MAX_INT), allow_none=True)
+    dtype = fields.String(validate=validate.OneOf(DTYPES))
+    layers = fields.List(LayerField(), required=True, validate=validate.Length(1, MAX_LAYERS))
+
+
+model_spec_schema = ModelSpecSchema()
+
+
+def load_model_spec(body: object) -> dict[str, Any]:
+    """Validate a model in either form and return the compact spec.
+
+    ``body`` is the compact form (``{"input_shape", "layers"}``) or what
+    Keras's ``model.to_json()`` writes, as an object or as the JSON string
+    itself. Raises ``marshmallow.ValidationError`` or ``seqlab.SpecError``.
+    """
+    if isinstance(body, str):
+        # A pasted `model.to_json()` string, sent as a JSON string.
+        try:
+            body = json.loads(body)
+        except ValueError:
+            raise ma.ValidationError("A string body must hold Keras model JSON.") from None
+    if is_keras_json(body):
+        body = from_keras_json(body)  # type: ignore[arg-type]
+    if not isinstance(body, Mapping):
+        raise ma.ValidationError("Must be a JSON object.")
+    return model_spec_schema.load(body)  # type: ignore[no-any-return]
