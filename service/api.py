@@ -44,9 +44,9 @@ def get_openapi() -> Response:
 @bp.post("/params")
 def count_params() -> dict[str, Any]:
     """Count a model's parameters and output shapes, exactly as Keras 3 does."""
-    spec = load_model_spec(get_json_body())
+    body = get_json_body()
     try:
-        report = analyze(spec)
+        report = analyze(load_model_spec(body))
     except SpecError as error:
         path = error.path or "body"
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None

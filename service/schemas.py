@@ -182,8 +182,11 @@ class LayerField(fields.Field):
         if not isinstance(value, Mapping):
             raise ma.ValidationError('Must be a layer object, e.g. {"type": "Dense", "units": 1}.')
         layer_type = value.get("type")
-        if layer_type not in self.types:
-            known = "Unknown" if layer_type not in LAYERS else "Unsupported here:"
+        if not isinstance(layer_type, str) or layer_type not in self.types:
+            if not isinstance(layer_type, str):
+                known, layer_type = "Missing or invalid", type(layer_type).__name__
+            else:
+                known = "Unsupported here:" if layer_type in LAYERS else "Unknown"
             allowed = ", ".join(self.types)
             raise ma.ValidationError(
                 {"type": [f"{known} layer type {layer_type!r}. Must be one of: {allowed}."]}
