@@ -7,6 +7,7 @@ output shapes, weights and parameter counts that ``model.summary()`` shows.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from dataclasses import field
 from typing import Any
 
 from . import layers as _layers  # noqa: F401  (fills LAYERS)
-from .args import REQUIRED
+from .args import Arg
 from .args import Kind
 from .errors import SpecError
 from .registry import LAYERS
@@ -39,14 +40,13 @@ class LayerReport:
     formula: str
     macs: int | None
     sublayers: list[LayerReport] = field(default_factory=list)
+    #: Keras's ``Param #`` (all weights) and the trainable part of it.
+    params: int = field(init=False)
+    trainable_params: int = field(init=False)
 
-    @property
-    def params(self) -> int:
-        return sum(w.size for w in self.weights)
-
-    @property
-    def trainable_params(self) -> int:
-        return sum(w.size for w in self.weights if w.trainable)
+    def __post_init__(self) -> None:
+        self.params = sum(w.size for w in self.weights)
+        self.trainable_params = sum(w.size for w in self.weights if w.trainable)
 
     @property
     def non_trainable_params(self) -> int:
@@ -102,15 +102,16 @@ class ModelReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the model, its layers and its totals."""
+        total, trainable = self.total_params, self.trainable_params
         return {
             "name": self.name,
             "input_shape": shape_to_json(self.input_shape),
             "output_shape": shape_to_json(self.output_shape),
             "layers": [layer.to_dict() for layer in self.layers],
-            "total_params": self.total_params,
-            "trainable_params": self.trainable_params,
-            "non_trainable_params": self.non_trainable_params,
-            "param_bytes": self.total_params * PARAM_BYTES,
+            "total_params": total,
+            "trainable_params": trainable,
+            "non_trainable_params": total - trainable,
+            "param_bytes": total * PARAM_BYTES,
             "macs": self.macs,
         }
 
@@ -148,21 +149,51 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
     cls = LAYERS.get(spec.get("type", ""))
     if cls is None:
         raise SpecError(f"Unknown layer type {spec.get('type')!r}.", f"{path}.type")
-    config: dict[str, Any] = {}
-    for arg in cls.all_args():
-        value = spec.get(arg.name, arg.default)
-        if value is REQUIRED:
-            raise SpecError("Missing data for required field.", f"{path}.{arg.name}")
+    config = cls.defaults()
+    for arg in _special_args(cls):
+        if arg.name not in spec:
+            if arg.required:
+                raise SpecError("Missing data for required field.", f"{path}.{arg.name}")
+            continue
+        value = spec[arg.name]
         if arg.kind is Kind.LAYER and value is not None:
             value = build_layer(value, namer, f"{path}.{arg.name}")
         elif arg.kind is Kind.INT_TUPLE and isinstance(value, int):
             value = [value] * (arg.length or 1)  # Keras's standardize_tuple
         config[arg.name] = value
+    for key, value in spec.items():
+        if key in config and key not in _special_names(cls):
+            config[key] = value
+    if _default_tuples(cls):
+        for name in _default_tuples(cls):
+            if isinstance(config[name], int):
+                config[name] = [config[name]]
     try:
         cls.validate_config(config)
     except SpecError as error:
         raise error.at(path) from None
     return cls(config, spec.get("name") or namer.auto(cls.name_prefix()))
+
+
+@functools.cache
+def _special_args(cls: type[Layer]) -> tuple[Arg, ...]:
+    """Arguments that need more than copying: required, nested, tuples."""
+    return tuple(
+        a for a in cls.all_args() if a.required or a.kind in (Kind.LAYER, Kind.INT_TUPLE)
+    )
+
+
+@functools.cache
+def _special_names(cls: type[Layer]) -> frozenset[str]:
+    return frozenset(a.name for a in _special_args(cls))
+
+
+@functools.cache
+def _default_tuples(cls: type[Layer]) -> tuple[str, ...]:
+    """INT_TUPLE arguments whose Keras default is a plain int (strides=1)."""
+    return tuple(
+        a.name for a in cls.all_args() if a.kind is Kind.INT_TUPLE and isinstance(a.default, int)
+    )
 
 
 def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:

@@ -10,6 +10,7 @@ the Keras builder in the worker, the tests) is derived from ``LAYERS``.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -53,6 +54,16 @@ def to_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+@functools.cache
+def _prefix(type_name: str) -> str:
+    return to_snake_case(type_name)
+
+
+@functools.cache
+def _defaults(cls: type[Layer]) -> dict[str, Any]:
+    return {a.name: a.default for a in cls.all_args() if not a.required}
+
+
 def dim(value: int | None) -> str:
     """Format one dimension the way Keras messages do."""
     return "None" if value is None else str(value)
@@ -93,7 +104,12 @@ class Layer:
     @classmethod
     def name_prefix(cls) -> str:
         """The stem of Keras's automatic names (``lstm`` → ``lstm_1`` ...)."""
-        return to_snake_case(cls.type)
+        return _prefix(cls.type)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every optional argument with its Keras default (a fresh copy)."""
+        return dict(_defaults(cls))
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:

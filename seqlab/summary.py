@@ -52,6 +52,8 @@ def column_widths(line_length: int) -> list[int]:
 
 def wrap(text: str, width: int) -> list[str]:
     """Word-wrap like rich (``rich._wrap.divide_line``), folding long words."""
+    if len(text) <= width and "\n" not in text:
+        return [text.rstrip()]
     lines: list[str] = []
     line = ""
     for match in _WORD.finditer(text):

@@ -24,14 +24,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1_048_576,
         # Not used yet: the job queue will read it.
         REDIS_URL="redis://localhost:6379/0",
+        # Responses of POST /params kept per process, by request body; 0: none.
+        PARAMS_CACHE_SIZE=1024,
     )
     app.config.from_prefixed_env()
+    # Keep members in the order the API builds them (name, type, shape, ...).
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config is not None:
         app.config.update(test_config)
 
     from . import api
     from . import problems
+    from .cache import LRUCache
 
+    app.extensions["params_cache"] = LRUCache(int(app.config["PARAMS_CACHE_SIZE"]))
     problems.init_app(app)
     app.register_blueprint(api.bp)
     return app

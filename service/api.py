@@ -1,11 +1,14 @@
 """The API's views. Keep them thin: parse, call seqlab, return."""
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint
 from flask import Response
+from flask import current_app
+from flask import request
 
 from seqlab import LAYERS
 from seqlab import SpecError
@@ -13,6 +16,7 @@ from seqlab import analyze
 from seqlab import render_summary
 from seqlab.registry import describe
 
+from .cache import LRUCache
 from .problems import ApiValidationError
 from .requests import get_json_body
 from .schemas import load_model_spec
@@ -42,15 +46,21 @@ def get_openapi() -> Response:
 
 
 @bp.post("/params")
-def count_params() -> dict[str, Any]:
+def count_params() -> Response:
     """Count a model's parameters and output shapes, exactly as Keras 3 does."""
-    body = get_json_body()
-    try:
-        report = analyze(load_model_spec(body))
-    except SpecError as error:
-        path = error.path or "body"
-        raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
-    return {**report.to_dict(), "summary": render_summary(report)}
+    body = get_json_body()  # 400/413/415 before any cache lookup
+    cache: LRUCache = current_app.extensions["params_cache"]
+    key = request.get_data(cache=True)
+    cached = cache.get(key)
+    if cached is None:
+        try:
+            report = analyze(load_model_spec(body))
+        except SpecError as error:
+            path = error.path or "body"
+            raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+        cached = json.dumps({**report.to_dict(), "summary": render_summary(report)}).encode()
+        cache.put(key, cached)
+    return Response(cached, mimetype="application/json")
 
 
 @bp.get("/layers")
