@@ -58,7 +58,9 @@ def count_params() -> Response:
         except SpecError as error:
             path = error.path or "body"
             raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
-        cached = json.dumps({**report.to_dict(), "summary": render_summary(report)}).encode()
+        cached = json.dumps(
+            {**report.to_dict(), "summary": render_summary(report)}, ensure_ascii=False
+        ).encode()
         cache.put(key, cached)
     return Response(cached, mimetype="application/json")
 
