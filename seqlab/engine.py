@@ -178,9 +178,7 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
 @functools.cache
 def _special_args(cls: type[Layer]) -> tuple[Arg, ...]:
     """Arguments that need more than copying: required, nested, tuples."""
-    return tuple(
-        a for a in cls.all_args() if a.required or a.kind in (Kind.LAYER, Kind.INT_TUPLE)
-    )
+    return tuple(a for a in cls.all_args() if a.required or a.kind in (Kind.LAYER, Kind.INT_TUPLE))
 
 
 @functools.cache

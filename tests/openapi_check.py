@@ -77,9 +77,7 @@ def validate_against(spec, pointer, response):
             assert name in response.headers, f"missing required header {name}"
     media_type = response.mimetype
     content = documented.get("content", {})
-    assert media_type in content, (
-        f"{media_type} is not documented at {pointer}: {sorted(content)}"
-    )
+    assert media_type in content, f"{media_type} is not documented at {pointer}: {sorted(content)}"
     if "schema" not in content[media_type]:
         return
     if media_type == "application/json" or media_type.endswith("+json"):
