@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from worker import settings
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and configure an instance of the Flask application.
@@ -22,8 +24,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         # 1 MiB: far more than any model spec needs, and it bounds parsing work.
         MAX_CONTENT_LENGTH=1_048_576,
-        # Not used yet: the job queue will read it.
-        REDIS_URL="redis://localhost:6379/0",
+        # The job queue: broker, Celery results and job records.
+        REDIS_URL=settings.redis_url(),
+        SEQLAB_QUEUE=settings.queue(),
+        JOB_TTL=settings.job_ttl(),
         # Responses of POST /params kept per process, by request body; 0: none.
         PARAMS_CACHE_SIZE=1024,
     )
@@ -33,11 +37,31 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.update(test_config)
 
+    from celery import Celery
+
+    from worker.store import JobStore
+
     from . import api
+    from . import jobs
     from . import problems
     from .cache import LRUCache
 
     app.extensions["params_cache"] = LRUCache(int(app.config["PARAMS_CACHE_SIZE"]))
+    # Both connect lazily: the API starts, and /params works, without Redis.
+    app.extensions["jobs"] = JobStore.from_url(app.config["REDIS_URL"], int(app.config["JOB_TTL"]))
+    # A producer only: it sends tasks by name and never imports the worker's code.
+    app.extensions["celery"] = Celery(
+        "seqlab", broker=app.config["REDIS_URL"], set_as_current=False
+    )
+    app.extensions["celery"].conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        # Fail fast (503) rather than hold the request while Redis is away.
+        broker_connection_timeout=3,
+        broker_connection_max_retries=1,
+        task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2},
+    )
     problems.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(jobs.bp)
     return app

@@ -1,0 +1,140 @@
+"""Schemas of training jobs: the ``POST /train`` request and the job document."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields
+from marshmallow import validate
+
+from seqlab import SpecError
+from seqlab.examples import EXAMPLES
+from seqlab.examples import example_request
+
+from .schemas import FiniteFloat
+from .schemas import StrictBool
+from .schemas import StrictInt
+from .schemas import load_model_spec
+
+# What Keras accepts by name (`keras.optimizers.get`, `keras.losses.get`,
+# metric names in `compile`), restricted to what suits sequence models.
+OPTIMIZERS = ("adam", "adamw", "adamax", "nadam", "rmsprop", "sgd", "adagrad", "adadelta", "lion")
+LOSSES = (
+    "mean_squared_error", "mse", "mean_absolute_error", "mae",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "huber",
+    "log_cosh", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy", "kl_divergence", "poisson", "cosine_similarity",
+    "hinge", "squared_hinge",
+)  # fmt: skip
+METRICS = (
+    "mae", "mse", "mape", "msle", "mean_absolute_error", "mean_squared_error",
+    "root_mean_squared_error", "accuracy", "binary_accuracy", "categorical_accuracy",
+    "sparse_categorical_accuracy", "cosine_similarity", "log_cosh_error",
+)  # fmt: skip
+SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
+MAX_VALUES = 1_000_000
+MAX_EPOCHS = 100_000
+
+
+class Tensor(fields.Field):
+    """A rectangular nested list of finite numbers; loads as
+    ``{"value": ..., "shape": [...]}``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        shape = []
+        probe = value
+        while isinstance(probe, list):
+            if not probe:
+                raise ma.ValidationError("Must not contain empty lists.")
+            shape.append(len(probe))
+            probe = probe[0]
+        if not shape:
+            raise ma.ValidationError("Must be a (nested) list of numbers, samples first.")
+        if math.prod(shape) > MAX_VALUES:
+            raise ma.ValidationError(f"At most {MAX_VALUES:,} numbers.")
+        level = [value]
+        for depth, size in enumerate(shape):
+            nxt = []
+            for item in level:
+                if not isinstance(item, list) or len(item) != size:
+                    raise ma.ValidationError(
+                        f"Must be rectangular: every list at depth {depth} must hold "
+                        f"{size} items (the shape of the first is {shape})."
+                    )
+                nxt.extend(item)
+            level = nxt
+        for number in level:
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise ma.ValidationError(f"Must hold numbers only. Received: {number!r}.")
+            if not math.isfinite(number):
+                raise ma.ValidationError("Must hold finite numbers only.")
+        return {"value": value, "shape": shape}
+
+
+class DataSchema(ma.Schema):
+    x = Tensor(required=True, metadata={"description": "Inputs, samples first."})
+    y = Tensor(required=True, metadata={"description": "Targets, samples first."})
+
+
+class CompileSchema(ma.Schema):
+    optimizer = fields.String(load_default="adam", validate=validate.OneOf(OPTIMIZERS))
+    loss = fields.String(load_default="mean_squared_error", validate=validate.OneOf(LOSSES))
+    metrics = fields.List(
+        fields.String(validate=validate.OneOf(METRICS)),
+        load_default=list,
+        validate=validate.Length(max=8),
+    )
+    learning_rate = FiniteFloat(
+        load_default=None, allow_none=True, validate=validate.Range(0, 10, min_inclusive=False)
+    )
+
+
+class FitSchema(ma.Schema):
+    epochs = StrictInt(load_default=1, validate=validate.Range(1, MAX_EPOCHS))
+    batch_size = StrictInt(load_default=32, validate=validate.Range(1, MAX_VALUES))
+    shuffle = StrictBool(load_default=True)
+    validation_split = FiniteFloat(
+        load_default=0.0, validate=validate.Range(0, 1, max_inclusive=False)
+    )
+
+
+class ModelField(fields.Field):
+    """A model in either ``POST /params`` form, loaded to the compact spec."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return load_model_spec(value)
+        except SpecError as error:
+            raise ma.ValidationError({error.path or "_schema": [error.message]}) from None
+
+
+class TrainRequestSchema(ma.Schema):
+    """``POST /train``: a model, its data, and how to compile and fit it."""
+
+    model = ModelField(required=True)
+    data = fields.Nested(DataSchema, required=True)
+    compile = fields.Nested(CompileSchema, load_default=lambda: CompileSchema().load({}))
+    fit = fields.Nested(FitSchema, load_default=lambda: FitSchema().load({}))
+    seed = StrictInt(load_default=0, validate=validate.Range(0, 2**32 - 1))
+    example = fields.String(validate=validate.OneOf(tuple(EXAMPLES)))
+
+    @ma.pre_load
+    def apply_example(self, body: Any, **kwargs: Any) -> Any:
+        """``{"example": name, ...}``: the preset, with the request's fields
+        replacing its ``model``/``data``/``seed`` and updating ``compile``/``fit``."""
+        if not isinstance(body, Mapping) or body.get("example") not in EXAMPLES:
+            return body
+        merged = example_request(body["example"])
+        for key, value in body.items():
+            if key in ("compile", "fit") and isinstance(value, Mapping):
+                merged[key] = {**merged[key], **copy.deepcopy(dict(value))}
+            else:
+                merged[key] = copy.deepcopy(value)
+        return merged
+
+
+train_request_schema = TrainRequestSchema()

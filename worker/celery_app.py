@@ -1,0 +1,39 @@
+"""The Celery application: ``celery -A worker.celery_app worker``.
+
+Redis is broker and result store (``REDIS_URL``), JSON the only serializer.
+Training tasks go to one named queue (``SEQLAB_QUEUE``, default ``gpu``),
+which a bare ``celery -A worker.celery_app worker`` serves by itself; a CPU
+host can serve another queue with ``-Q``. Nothing here imports TensorFlow or
+Keras: the pool's child processes import them inside the task.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from . import settings
+
+celery_app = Celery("seqlab", include=["worker.tasks"])
+celery_app.conf.update(
+    broker_url=settings.redis_url(),
+    result_backend=settings.redis_url(),
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # The queue a plain `celery worker` consumes, and where train tasks go.
+    task_default_queue=settings.queue(),
+    task_routes={"seqlab.train": {"queue": settings.queue()}},
+    # Our own job records hold the results; Celery's are for its bookkeeping.
+    result_expires=settings.job_ttl(),
+    task_track_started=True,
+    # One long task at a time per process: fetch the next only when free,
+    # so an idle GPU host is not left waiting behind a busy one.
+    worker_prefetch_multiplier=1,
+    worker_disable_prefetch=True,
+    task_acks_late=False,
+    broker_connection_retry_on_startup=True,
+    # One process per GPU by default; more with --concurrency on CPU hosts.
+    worker_concurrency=int(os.environ.get("SEQLAB_WORKER_CONCURRENCY", "1")),
+)
