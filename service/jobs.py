@@ -24,6 +24,7 @@ from worker.store import JobStore
 from worker.store import new_job_id
 
 from .problems import ApiValidationError
+from .problems import problem
 from .requests import get_json_object
 from .submission import check_data
 from .submission import job_document
@@ -51,12 +52,12 @@ def get_job_or_404(job_id: str) -> dict[str, Any]:
 
 @bp.errorhandler(redis.exceptions.ConnectionError)
 @bp.errorhandler(redis.exceptions.TimeoutError)
-def redis_unavailable(error: Exception) -> Any:
+def redis_unavailable(error: Exception) -> Response:
     """Without Redis there are no jobs; say so rather than fail."""
     current_app.logger.warning("Redis unavailable: %s", error)
-    unavailable = ServiceUnavailable("The job store (Redis) is unreachable; try again shortly.")
-    unavailable.retry_after = 5  # type: ignore[attr-defined]
-    return unavailable
+    response = problem(503, "The job store (Redis) is unreachable; try again shortly.")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 @bp.post("/train")
@@ -88,7 +89,9 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
             store().delete(job_id)
         finally:
             current_app.logger.warning("could not queue job %s: %s", job_id, error)
-        raise ServiceUnavailable("The job queue is unreachable; try again shortly.") from error
+        unavailable = ServiceUnavailable("The job queue is unreachable; try again shortly.")
+        unavailable.retry_after = 5  # type: ignore[assignment]
+        raise unavailable from error
     headers = {"Location": f"/jobs/{job_id}", "Retry-After": "1"}
     return job_document(record), 202, headers
 

@@ -60,15 +60,25 @@ def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
         errors.setdefault("data", []).append(
             f"x has {x[0]} samples but y has {y[0]}: every input needs a target."
         )
-    train = x[0] - int(x[0] * request["fit"]["validation_split"])
-    if train < 1:
-        errors["fit.validation_split"] = ["Leaves no sample to train on."]
+    split = request["fit"]["validation_split"]
+    if split:
+        train = training_samples(x[0], split)
+        if not 0 < train < x[0]:
+            errors["fit.validation_split"] = [
+                f"With {x[0]} samples, validation_split={split} keeps {train} for training "
+                f"and {x[0] - train} for validation; Keras needs at least one of each."
+            ]
     layer = request["model"]["layers"][0]
     if layer["type"] == "Embedding" and "data.x" not in errors:
         check_token_ids(request["data"]["x"]["value"], layer["input_dim"], errors)
     if errors:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
+
+
+def training_samples(samples: int, validation_split: float) -> int:
+    """How many samples Keras trains on; it validates on the rest (the last)."""
+    return math.floor(samples * (1.0 - validation_split))
 
 
 def check_token_ids(x: Any, input_dim: int, errors: dict[str, list[str]]) -> None:

@@ -1,7 +1,16 @@
+import contextlib
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 from service import create_app
@@ -31,3 +40,118 @@ def client(app):
 def spec():
     """The committed OpenAPI document, parsed; treat it as read-only."""
     return yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
+
+
+# --- real Redis and a real Celery worker, for everything about jobs ---------
+
+REDIS_TEST_DB = 13
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_ready(url, timeout=0.5):
+    try:
+        return redis.Redis.from_url(url, socket_timeout=timeout).ping()
+    except redis.exceptions.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """The URL of a running Redis: $SEQLAB_TEST_REDIS_URL, the local one on
+    6379, or one started here on a free port (stopped at the end)."""
+    url = os.environ.get("SEQLAB_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if _redis_ready("redis://127.0.0.1:6379/0"):
+        yield f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
+        return
+    with start_redis(tmp_path_factory.mktemp("redis")) as started:
+        yield f"{started}/{REDIS_TEST_DB}"
+
+
+@contextlib.contextmanager
+def start_redis(directory, port=None, *extra):
+    """Run a redis-server of our own; yields its URL without a database."""
+    port = port or _free_port()
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+         "--save", "", "--appendonly", "no", *extra],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while not _redis_ready(f"{url}/0"):
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    """A clean database for this test session."""
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def queue():
+    """A queue of this session's own, so no other worker takes its jobs."""
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url, queue, tmp_path_factory):
+    """A real Celery worker process (prefork, one child) on the test queue."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "SEQLAB_QUEUE": queue,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+             "--loglevel", "info", "--hostname", f"{queue}@%h", "--without-mingle",
+             "--without-gossip"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while b" ready." not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield process
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def jobs_app(redis_url, queue):
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})
+
+
+@pytest.fixture
+def jobs_client(jobs_app, worker):
+    return jobs_app.test_client()

@@ -65,7 +65,6 @@ def test_frozen_layers_are_non_trainable():
     [
         ([{"type": "LSTM", "units": 5}], (5,), "layers.0", "expected ndim=3"),
         ([{"type": "LSTM", "units": 5, "stateful": True}], (5, 1), "layers.0", "batch size"),
-        ([{"type": "LSTM", "units": 5, "unroll": True}], (None, 1), "layers.0", "unroll"),
         ([{"type": "Conv1D", "filters": 4, "kernel_size": 3, "groups": 3}], (9, 4),
          "layers.0.groups", "divisible"),
         ([{"type": "Conv1D", "filters": 4, "kernel_size": 3, "strides": 2, "dilation_rate": 2}],

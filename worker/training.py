@@ -296,8 +296,9 @@ def _train(
     split = float(fit_args.get("validation_split") or 0.0)
     t_build = time.perf_counter()
 
-    n_val = int(len(x) * split)  # Keras keeps the last samples for validation
-    n = len(x) - n_val
+    # Keras keeps the last samples for validation (array_slicing.py).
+    n = math.floor(len(x) * (1.0 - split)) if split else len(x)
+    n_val = len(x) - n
     steps_per_epoch = math.ceil(n / batch_size)
     sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
     tracker = Tracker(

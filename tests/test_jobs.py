@@ -1,0 +1,292 @@
+"""Training jobs end to end: a real Redis and a real Celery worker process."""
+
+import io
+import time
+import zipfile
+
+import pytest
+from openapi_check import validate_response
+
+from seqlab.examples import EXAMPLES
+from service import create_app
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+LONG = {"example": "many_to_one", "fit": {"epochs": 100_000}}
+
+
+def wait_for(client, location, until=TERMINAL, timeout=120, check=None):
+    """Poll a job until its status is in ``until``; returns the last response."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rv = client.get(location)
+        assert rv.status_code == 200, rv.get_json()
+        job = rv.get_json()
+        if job["status"] in until and (check is None or check(job)):
+            return rv
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
+        time.sleep(0.05)
+
+
+def flat(values):
+    if isinstance(values, list):
+        return [x for v in values for x in flat(v)]
+    return [values]
+
+
+def submit(client, body):
+    rv = client.post("/train", json=body)
+    assert rv.status_code == 202, rv.get_json()
+    return rv
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_seed_examples_learn_their_targets(jobs_client, spec, example):
+    rv = submit(jobs_client, {"example": example})
+    validate_response(spec, "/train", "post", rv)
+    job = rv.get_json()
+    assert job["status"] == "queued"
+    assert rv.headers["Location"] == f"/jobs/{job['id']}"
+
+    rv = wait_for(jobs_client, rv.headers["Location"])
+    validate_response(spec, "/jobs/{job_id}", "get", rv)
+    job = rv.get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    result, preset = job["result"], EXAMPLES[example]
+    predictions, targets = flat(result["predictions"]), flat(preset["data"]["y"])
+    assert len(predictions) == len(targets)
+    assert all(abs(p - t) <= 0.1 for p, t in zip(predictions, targets, strict=True)), predictions
+    # One history point per epoch, and training went somewhere.
+    loss = result["history"]["loss"]
+    assert len(loss) == preset["fit"]["epochs"] == result["epochs_completed"]
+    assert loss[-1] < loss[0] / 10
+    # Keras's own count and summary equal the engine's.
+    assert (
+        result["keras_params"]
+        == job["params"]["total_params"]
+        == (170 if example == "many_to_one" else 146)
+    )
+    assert result["summary"] == job["params"]["summary"]
+    assert result["device"] == "CPU"
+    assert set(result["timings"]) >= {"queued_seconds", "build_seconds", "train_seconds"}
+    assert job["started_at"] <= job["finished_at"]
+
+
+def test_trained_model_downloads_and_loads(jobs_client, tmp_path):
+    location = submit(jobs_client, {"example": "many_to_one", "fit": {"epochs": 5}}).headers[
+        "Location"
+    ]
+    assert wait_for(jobs_client, location).get_json()["status"] == "succeeded"
+    rv = jobs_client.get(f"{location}/model")
+    assert rv.status_code == 200
+    assert "attachment" in rv.headers["Content-Disposition"]
+    assert "config.json" in zipfile.ZipFile(io.BytesIO(rv.get_data())).namelist()
+
+
+def test_cancel_running_job_keeps_partial_history(jobs_client, spec):
+    location = submit(jobs_client, LONG).headers["Location"]
+    wait_for(jobs_client, location, until=("running",), check=lambda j: "progress" in j)
+    rv = jobs_client.post(f"{location}/cancel")
+    assert rv.status_code == 202
+    validate_response(spec, "/jobs/{job_id}/cancel", "post", rv)
+    assert rv.get_json()["cancel_requested"] is True
+
+    job = wait_for(jobs_client, location, timeout=30).get_json()
+    assert job["status"] == "cancelled"
+    done = job["result"]["epochs_completed"]
+    assert 0 < done < 100_000
+    # 100,000 epochs: the history has one point per block of 100 epochs.
+    assert job["result"]["history_block"] == 100
+    assert len(job["result"]["history"]["loss"]) == done // 100
+    assert jobs_client.get(f"{location}/model").status_code == 200
+    # A finished job cannot be cancelled again.
+    rv = jobs_client.delete(location)
+    assert rv.status_code == 409
+    assert rv.content_type == "application/problem+json"
+
+
+def test_cancel_queued_job_never_starts(jobs_client, jobs_app):
+    running = submit(jobs_client, LONG).headers["Location"]
+    wait_for(jobs_client, running, until=("running",))
+    queued = submit(jobs_client, {"example": "one_to_one"}).headers["Location"]
+    assert jobs_client.get(queued).get_json()["status"] == "queued"
+
+    rv = jobs_client.delete(queued)
+    assert rv.status_code == 200
+    assert rv.get_json()["status"] == "cancelled"
+    assert jobs_client.post(f"{running}/cancel").status_code == 202
+    assert wait_for(jobs_client, running).get_json()["status"] == "cancelled"
+    # The worker took the cancelled job off the queue and left it alone.
+    time.sleep(1.0)
+    job = jobs_client.get(queued).get_json()
+    assert (job["status"], job["started_at"]) == ("cancelled", None)
+    assert "result" not in job
+    assert jobs_client.get(f"{queued}/model").status_code == 409
+
+
+def test_job_whose_loss_becomes_nan_fails_with_its_reason(jobs_client):
+    body = {
+        "model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]},
+        "data": {"x": [[1e3], [2e3]], "y": [[1e6], [-1e6]]},
+        "compile": {"optimizer": "sgd", "learning_rate": 10},
+        "fit": {"epochs": 500, "batch_size": 2},
+    }
+    location = submit(jobs_client, body).headers["Location"]
+    job = wait_for(jobs_client, location).get_json()
+    assert job["status"] == "failed"
+    assert "loss became" in job["error"]["message"]
+    assert job["finished_at"] is not None
+
+
+def test_wrong_data_shape_is_refused_and_nothing_is_queued(jobs_client, jobs_app, spec):
+    jobs = jobs_app.extensions["jobs"]
+    before = jobs.count()
+    x = [[[0.0], [0.2], [0.4], [0.6]]]  # four steps; the model takes five
+    rv = jobs_client.post("/train", json={"example": "many_to_one", "data": {"x": x, "y": [[0.0]]}})
+    assert rv.status_code == 422
+    validate_response(spec, "/train", "post", rv)
+    errors = rv.get_json()["errors"]
+    assert "(1, 4, 1)" in errors["data.x"][0] and "(None, 5, 1)" in errors["data.x"][0]
+    assert "(1, 1)" in errors["data.y"][0] and "(None, 5)" in errors["data.y"][0]
+    assert jobs.count() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"example": "nope"}, "example"),
+        ({"example": "one_to_one", "fit": {"epochs": 0}}, "fit.epochs"),
+        ({"example": "one_to_one", "compile": {"optimizer": "magic"}}, "compile.optimizer"),
+        ({"example": "one_to_one", "compile": {"bogus": 1}}, "compile.bogus"),
+        ({"example": "one_to_one", "data": {"x": [[1], [2, 3]], "y": [[1], [2]]}}, "data.x"),
+        ({"example": "one_to_one", "data": {"x": [[[1e400]]], "y": [[1]]}}, None),
+        (
+            {
+                "example": "one_to_one",
+                "model": {"input_shape": [1, 1], "layers": [{"type": "LSTM"}]},
+            },
+            "model.layers.0.units",
+        ),
+        (
+            {
+                "example": "one_to_one",
+                "model": {"input_shape": [1], "layers": [{"type": "LSTM", "units": 2}]},
+            },
+            "model.layers.0",
+        ),
+        ({"model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]}}, "data"),
+        ({"example": "one_to_one", "fit": {"validation_split": 0.9}}, "fit.validation_split"),
+    ],
+)
+def test_bad_train_requests_are_422(jobs_app, body, path):
+    client = jobs_app.test_client()
+    before = jobs_app.extensions["jobs"].count()
+    rv = client.post("/train", json=body)
+    if path is None:  # 1e400 is Infinity: not valid JSON
+        assert rv.status_code == 400
+        return
+    assert rv.status_code == 422, rv.get_json()
+    assert path in rv.get_json()["errors"], rv.get_json()
+    assert jobs_app.extensions["jobs"].count() == before
+
+
+def test_unknown_jobs_are_404(jobs_app, spec):
+    client = jobs_app.test_client()
+    for rv in (
+        client.get("/jobs/nope"),
+        client.delete("/jobs/nope"),
+        client.post("/jobs/nope/cancel"),
+        client.get("/jobs/nope/model"),
+    ):
+        assert rv.status_code == 404
+        assert rv.content_type == "application/problem+json"
+    validate_response(spec, "/jobs/{job_id}", "get", client.get("/jobs/nope"))
+
+
+def test_list_jobs_newest_first_in_pages(jobs_app, spec):
+    client = jobs_app.test_client()
+    ids = []
+    for _ in range(3):
+        # Cancelled at once: only their records matter here.
+        job = client.post("/train", json={"example": "one_to_one"}).get_json()
+        client.delete(f"/jobs/{job['id']}")
+        ids.append(job["id"])
+        time.sleep(0.01)
+    first = client.get("/jobs?page_size=2")
+    validate_response(spec, "/jobs", "get", first)
+    page = first.get_json()
+    assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]
+    assert "result" not in page["jobs"][0]
+    second = client.get(f"/jobs?page_size=2&page_token={page['next_page_token']}").get_json()
+    assert second["jobs"][0]["id"] == ids[0]
+    assert client.get("/jobs?page_size=0").status_code == 422
+    assert client.get("/jobs?page_token=%%%").status_code == 422
+
+
+def test_job_records_expire(jobs_app, redis_url):
+    client = jobs_app.test_client()
+    job = client.post("/train", json={"example": "one_to_one"}).get_json()
+    client.delete(f"/jobs/{job['id']}")
+    store = jobs_app.extensions["jobs"]
+    ttl = store.redis.ttl(store.key(job["id"]))
+    assert 0 < ttl <= jobs_app.config["JOB_TTL"]
+
+
+def test_redis_unreachable_is_503(redis_url):
+    closed = "redis://127.0.0.1:1/0"
+    client = create_app({"TESTING": True, "REDIS_URL": closed}).test_client()
+    rv = client.post("/train", json={"example": "one_to_one"})
+    assert rv.status_code == 503
+    assert rv.content_type == "application/problem+json"
+    assert rv.headers["Retry-After"]
+    assert client.get("/jobs/abc").status_code == 503
+    # Counting parameters needs no Redis.
+    assert (
+        client.post(
+            "/params", json={"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]}
+        ).status_code
+        == 200
+    )
+
+
+def test_queueing_failure_leaves_no_record(jobs_app, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(jobs_app.extensions["celery"], "send_task", broken)
+    before = jobs_app.extensions["jobs"].count()
+    rv = jobs_app.test_client().post("/train", json={"example": "one_to_one"})
+    assert rv.status_code == 503
+    assert jobs_app.extensions["jobs"].count() == before
+
+
+def test_examples_are_the_seed_programs(app, spec):
+    rv = app.test_client().get("/examples")
+    validate_response(spec, "/examples", "get", rv)
+    examples = {e["name"]: e for e in rv.get_json()["examples"]}
+    assert {k: (v["fit"]["epochs"], v["fit"]["batch_size"]) for k, v in examples.items()} == {
+        "one_to_one": (1000, 5),
+        "many_to_one": (500, 1),
+        "many_to_many": (1000, 1),
+    }
+
+
+def test_metrics_and_validation_split_are_recorded_per_epoch(jobs_client):
+    body = {
+        "example": "one_to_one",
+        "compile": {"metrics": ["mae"]},
+        "fit": {"epochs": 20, "validation_split": 0.4, "batch_size": 2},
+    }
+    job = wait_for(jobs_client, submit(jobs_client, body).headers["Location"]).get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    history = job["result"]["history"]
+    assert set(history) == {"loss", "mae", "val_loss", "val_mae"}
+    assert all(len(v) == 20 for v in history.values())
+    assert job["result"]["final_metrics"]["val_loss"] == history["val_loss"][-1]
+
+
+def test_short_last_batch_trains_the_same_steps(jobs_client):
+    # 5 samples in batches of 2: every epoch is 2 + 2 + 1, three steps.
+    body = {"example": "one_to_one", "fit": {"epochs": 30, "batch_size": 2}}
+    job = wait_for(jobs_client, submit(jobs_client, body).headers["Location"]).get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    assert len(job["result"]["history"]["loss"]) == 30
