@@ -6,6 +6,7 @@ import argparse
 
 from . import engine_vs_keras
 from . import http_throughput
+from . import seed_vs_service
 
 
 def main() -> None:
@@ -14,6 +15,7 @@ def main() -> None:
     options = parser.parse_args()
     engine_vs_keras.main(quick=options.quick)
     http_throughput.main(quick=options.quick)
+    seed_vs_service.main(quick=options.quick)
 
 
 if __name__ == "__main__":
