@@ -18,7 +18,12 @@ lint: install
 	$(PY) -m ruff check --no-fix .
 	$(PY) -m ruff format --check .
 
+# The tests start their own Redis server when none answers on 127.0.0.1:6379;
+# they need the redis-server program for that.
 test: install lint
+	@command -v redis-server >/dev/null || redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || \
+		apt-get install -y -q redis-server >/dev/null || \
+		{ echo "install redis-server (apt-get install redis-server) and rerun"; exit 1; }
 	$(PY) -m pytest
 
 # wrk is the load generator of the HTTP benchmark (Debian package `wrk`).
