@@ -23,6 +23,7 @@ from .registry import Layer
 from .registry import Output
 from .registry import Shape
 from .registry import Weight
+from .registry import to_snake_case
 
 #: Bytes per parameter: Keras keeps variables in float32, even under the
 #: mixed_float16 policy.
@@ -40,13 +41,20 @@ class LayerReport:
     formula: str
     macs: int | None
     sublayers: list[LayerReport] = field(default_factory=list)
+    #: False for a frozen layer: Keras's ``layer.trainable_weights`` is then
+    #: empty, whatever the variables' own ``trainable`` flags (``weights``).
+    trainable: bool = True
     #: Keras's ``Param #`` (all weights) and the trainable part of it.
     params: int = field(init=False)
     trainable_params: int = field(init=False)
+    #: The part the model's ``trainable_weights`` (the summary footer)
+    #: counts: the variables' flags, whether or not the layer is frozen.
+    model_trainable_params: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.params = sum(w.size for w in self.weights)
-        self.trainable_params = sum(w.size for w in self.weights if w.trainable)
+        self.model_trainable_params = sum(w.size for w in self.weights if w.trainable)
+        self.trainable_params = self.model_trainable_params if self.trainable else 0
 
     @property
     def non_trainable_params(self) -> int:
@@ -85,7 +93,9 @@ class ModelReport:
 
     @property
     def trainable_params(self) -> int:
-        return sum(layer.trainable_params for layer in self.layers)
+        # Keras sums the variables' flags (``Layer.trainable_weights`` of the
+        # model), not the layers' own trainable_weights.
+        return sum(layer.model_trainable_params for layer in self.layers)
 
     @property
     def non_trainable_params(self) -> int:
@@ -169,6 +179,7 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
             if isinstance(config[name], int):
                 config[name] = [config[name]]
     try:
+        check_constant_initializers(cls.type, config)
         cls.validate_config(config)
     except SpecError as error:
         raise error.at(path) from None
@@ -197,9 +208,8 @@ def _default_tuples(cls: type[Layer]) -> tuple[str, ...]:
 def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
     """Build ``layer`` on ``input_shape``: its output, weights and counts."""
     output = layer.output_shape(input_shape)
-    weights = layer.build_weights(input_shape)
-    if not layer.trainable:
-        weights = [Weight(w.name, w.shape, False) for w in weights]
+    weights = variables(layer, layer.build_weights(input_shape))
+    check_initializers(layer, weights)
     sublayers = []
     if layer.sublayers:
         from .layers.wrappers import Wrapper
@@ -214,7 +224,81 @@ def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
         formula=layer.formula(input_shape),
         macs=layer.macs(input_shape, output),
         sublayers=sublayers,
+        trainable=layer.trainable,
     )
+
+
+def variables(layer: Layer, weights: list[Weight]) -> list[Weight]:
+    """``weights`` with the ``trainable`` flag Keras gives their variables.
+
+    A variable created by a frozen layer is non-trainable
+    (``Layer._track_variable``), unless the layer's variables belong to
+    something its ``trainable`` does not reach (``freezes_variables``).
+    """
+    if layer.trainable or not getattr(layer, "freezes_variables", True):
+        return weights
+    return [Weight(w.name, w.shape, False) for w in weights]
+
+
+#: Keras's initializers that refuse some weight ranks when a layer is built,
+#: by the class names (and aliases) the registry accepts.
+_INIT_RANKS = {
+    "identity": (
+        lambda rank: rank == 2,
+        "Identity matrix initializer can only be used for 2D matrices.",
+    ),
+    "orthogonal": (
+        lambda rank: rank >= 2,
+        "The tensor to initialize must be at least two-dimensional.",
+    ),
+}
+
+
+def _initializer_name(value: Any) -> str | None:
+    """``GlorotUniform``, ``glorot_uniform`` or ``{"class_name": ...}`` → snake case."""
+    if isinstance(value, Mapping):
+        value = value.get("class_name")
+    return to_snake_case(value) if isinstance(value, str) else None
+
+
+def check_constant_initializers(layer_type: str, config: Mapping[str, Any]) -> None:
+    """Raise where a ``Constant`` initializer has no ``value``.
+
+    Keras's ``initializers.get("constant")`` deserializes the class with an
+    empty config and ``Constant.from_config`` reads ``config["value"]``
+    (``keras/src/initializers/constant_initializers.py``): the layer's
+    constructor raises ``KeyError: 'value'``.
+    """
+    for arg, value in config.items():
+        if not arg.endswith("_initializer") or _initializer_name(value) != "constant":
+            continue
+        if not isinstance(value, Mapping) or "value" not in (value.get("config") or {}):
+            raise SpecError(
+                f"KeyError: 'value': {layer_type} cannot create its {arg} "
+                f"{value!r}: a Constant initializer needs a value, as in "
+                '{"class_name": "Constant", "config": {"value": 1.0}}.',
+                arg,
+            )
+
+
+def check_initializers(layer: Layer, weights: list[Weight]) -> None:
+    """Raise where Keras's initializer of a weight refuses its rank.
+
+    The initializer of weight ``w`` is the ``<w>_initializer`` argument
+    (``recurrent_initializer`` for ``recurrent_kernel``). ``Identity`` wants
+    a 2-D weight and ``Orthogonal`` at least 2-D
+    (``keras/src/initializers/random_initializers.py``), and Keras calls
+    them when the layer is built.
+    """
+    for w in weights:
+        base = w.name.rsplit("/", 1)[-1]
+        arg = "recurrent_initializer" if base == "recurrent_kernel" else f"{base}_initializer"
+        rule = _INIT_RANKS.get(_initializer_name(layer.config.get(arg)) or "")
+        if rule and not rule[0](len(w.shape)):
+            raise SpecError(
+                f"{rule[1]} Received: shape={tuple(w.shape)} of rank {len(w.shape)} "
+                f'({arg} of layer "{layer.name}").'
+            )
 
 
 def input_shape_of(spec: Mapping[str, Any]) -> Shape:
@@ -257,7 +341,7 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
                 f"{path}.name",
             )
         seen.add(layer.name)
-        if isinstance(shape, list):
+        if isinstance(shape, list) and not getattr(layer, "passes_several_tensors", False):
             raise SpecError(
                 f'Layer "{layer.name}" expects 1 input(s), but it received '
                 f"{len(shape)} input tensors. Only the last layer of a "

@@ -98,6 +98,11 @@ class Dropout(Layer):
     type = "Dropout"
     example = ({"rate": 0.2}, (20, 4))
     summary = "Zeroes a fraction `rate` of the inputs while training."
+    #: No InputSpec, and ``compute_output_shape`` returns its input
+    #: (``keras/src/layers/regularization/dropout.py``): after a layer with
+    #: several outputs (return_state) Keras builds it on the list and
+    #: passes the list on.
+    passes_several_tensors = True
     args = (
         Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0),
         Arg("noise_shape", Kind.INT_LIST, None, minimum=1, nullable=True),
@@ -113,12 +118,25 @@ class SpatialDropout1D(Layer):
     ndim = 3
     args = (Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0), a.seed())
 
+    @classmethod
+    def all_args(cls) -> tuple[Arg, ...]:
+        # ``SpatialDropout1D.__init__(self, rate, seed=None, name=None,
+        # dtype=None)`` takes no ``trainable`` (nor **kwargs), and its
+        # get_config has none: it is always trainable (it has no weights).
+        return cls.args
+
+    @property
+    def trainable(self) -> bool:
+        return True
+
 
 @register
 class Activation(Layer):
     type = "Activation"
     example = ({"activation": "relu"}, (20, 4))
     summary = "Applies an activation function element-wise."
+    #: As Dropout (``keras/src/layers/activations/activation.py``).
+    passes_several_tensors = True
     args = (Arg("activation", Kind.CHOICE, choices=a.ACTIVATIONS),)
 
 

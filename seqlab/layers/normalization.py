@@ -31,8 +31,8 @@ def normalized_axes(layer: Layer, input_shape: Shape, axis: Any) -> list[int]:
                 f"rank {rank}. Received: input_shape={format_shape(input_shape)}"
             )
         ax %= rank
-        if ax == 0:
-            raise SpecError(f"Layer {layer.name!r} cannot normalize over the batch axis 0.")
+        # No rule against the batch axis 0 in Keras (it indexes
+        # ``input_shape[axis]`` in build): it only has to be known.
         if input_shape[ax] is None:
             raise SpecError(
                 f"Axis {ax} of input tensor should have a defined dimension but "

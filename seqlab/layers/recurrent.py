@@ -72,8 +72,6 @@ class RNN(Layer):
                 f"sequence.shape={format_shape(input_shape)}. "
                 "Give the model a `batch_size`."
             )
-        if self.config["unroll"] and input_shape[1] is None:
-            raise SpecError("Cannot unroll a RNN if the time dimension is undefined.")
 
     def step_output(self, input_shape: Shape) -> Shape:
         """The shape of one time step's output, batch included."""
@@ -179,6 +177,11 @@ class LSTM(RNN):
 @register
 class ConvLSTM1D(RNN):
     type = "ConvLSTM1D"
+    #: ConvLSTM creates its cell without passing ``trainable`` on
+    #: (``keras/src/layers/rnn/conv_lstm.py``, ``ConvLSTM.__init__``; LSTM
+    #: passes ``trainable=kwargs.get("trainable", True)``), so a frozen
+    #: ConvLSTM1D's variables stay trainable for the model and for wrappers.
+    freezes_variables = False
     example = ({"filters": 8, "kernel_size": 3}, (5, 20, 4))
     summary = "LSTM whose input and recurrent transforms are 1-D convolutions."
     ndim = 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from typing import ClassVar
 
 from ..args import Arg
 from ..args import Kind
@@ -28,16 +29,26 @@ RECURRENT = ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D")
 class Wrapper(Layer):
     """A layer that owns other layers and builds them on its input."""
 
+    #: ``trainable=False`` on a wrapper does not reach its layers' variables:
+    #: ``Layer.__init__`` applies it before the wrapper has its layers
+    #: (``Wrapper.__init__`` and ``Bidirectional.__init__`` set them after
+    #: ``super().__init__(**kwargs)``), so the model still trains them.
+    freezes_variables: ClassVar[bool] = False
+
     def placed_sublayers(self, input_shape: Shape) -> list[tuple[Layer, Shape]]:
         """Each owned layer with the input shape it is built on."""
         raise NotImplementedError
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:
-        return [
-            Weight(f"{layer.name}/{w.name}", w.shape, w.trainable and layer.trainable)
-            for layer, shape in self.placed_sublayers(input_shape)
-            for w in layer.build_weights(shape)
-        ]
+        # Each variable keeps the flag its own layer gave it.
+        weights = []
+        for layer, shape in self.placed_sublayers(input_shape):
+            frozen = not layer.trainable and getattr(layer, "freezes_variables", True)
+            weights += [
+                Weight(f"{layer.name}/{w.name}", w.shape, w.trainable and not frozen)
+                for w in layer.build_weights(shape)
+            ]
+        return weights
 
 
 @register
@@ -125,25 +136,26 @@ class Bidirectional(Wrapper):
         self.forward = _with(inner, f"forward_{base}")
         backward = self.config["backward_layer"]
         if backward is None:
+            # Keras's copy always runs backwards (bidirectional.py:
+            # ``config["config"]["go_backwards"] = True``).
             base = inner.name.removeprefix("backward_")
-            backward = _with(
-                inner, f"backward_{base}", go_backwards=not inner.config["go_backwards"]
-            )
+            backward = _with(inner, f"backward_{base}", go_backwards=True)
         self.backward: Layer = backward
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
         forward, backward = config["layer"], config["backward_layer"]
-        if backward is None:
-            return
-        fwd, bwd = forward.config, backward.config
+        fwd = forward.config
+        # Without backward_layer the copy has go_backwards=True, which a
+        # forward layer with go_backwards=True contradicts (_verify_layer_config).
+        bwd = {**fwd, "go_backwards": True} if backward is None else backward.config
         if fwd["go_backwards"] == bwd["go_backwards"]:
             raise SpecError(
                 "Forward layer and backward layer should have different "
                 f"`go_backwards` value. Received: forward_layer.go_backwards "
                 f"{fwd['go_backwards']}, backward_layer.go_backwards="
                 f"{bwd['go_backwards']}",
-                "backward_layer.go_backwards",
+                "layer.go_backwards" if backward is None else "backward_layer.go_backwards",
             )
         for attr in ("stateful", "return_sequences", "return_state"):
             if fwd[attr] != bwd[attr]:
@@ -153,6 +165,16 @@ class Bidirectional(Wrapper):
                     f'forward layer and "{bwd[attr]}" for backward layer',
                     f"backward_layer.{attr}",
                 )
+        if fwd["stateful"] and fwd["return_state"]:
+            # Bidirectional.compute_mask (bidirectional.py) returns
+            # ``(output_mask,) + state_mask * 2`` with ``state_mask`` a
+            # generator once stateful layers have their state variables.
+            raise SpecError(
+                "TypeError: unsupported operand type(s) for *: 'generator' and "
+                "'int'. Keras cannot build a Bidirectional layer whose layers "
+                "are both stateful and return_state (Bidirectional.compute_mask).",
+                "layer.return_state",
+            )
 
     @property
     def sublayers(self) -> list[Layer]:
