@@ -1,0 +1,311 @@
+"""Build specs with real Keras and extract what Keras reports about them.
+
+The oracle of the Keras comparison tests: ``keras_report(spec)`` builds the
+model through ``worker.builder.build_model`` (the same path the worker takes)
+and returns what ``model.summary()`` and the layers say, or the Keras error.
+``engine_report(spec)`` returns the same fields computed by seqlab, so the two
+can be compared key by key.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Mapping
+from typing import Any
+from unittest import mock
+
+# Keras and TensorFlow log on import; keep the test output readable.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from seqlab import LAYERS  # noqa: E402
+from seqlab import SpecError  # noqa: E402
+from seqlab import analyze  # noqa: E402
+from seqlab import render_summary  # noqa: E402
+from seqlab.args import Kind  # noqa: E402
+from seqlab.engine import LayerReport  # noqa: E402
+from seqlab.engine import ModelReport  # noqa: E402
+
+#: The keys of a report that both sides produce (``json`` is Keras's only).
+COMPARED = (
+    "names",
+    "output_shapes",
+    "params",
+    "trainable",
+    "non_trainable",
+    "sublayer_names",
+    "weight_shapes",
+    "total",
+    "summary",
+)
+
+Shape = tuple[Any, ...]
+
+
+def _keras():
+    """Import Keras quietly (TF prints warnings on import)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import keras
+
+    return keras
+
+
+def _shape(tensor_or_list: Any) -> Shape | list[Shape]:
+    if isinstance(tensor_or_list, list | tuple):
+        return [tuple(t.shape) for t in tensor_or_list]
+    return tuple(tensor_or_list.shape)
+
+
+def _count(weights: list[Any]) -> int:
+    total = 0
+    for w in weights:
+        size = 1
+        for d in w.shape:
+            size *= d
+        total += size
+    return total
+
+
+def _sublayers(layer: Any) -> list[Any]:
+    """The layers a wrapper owns (RNN cells are internals, not sublayers)."""
+    return [
+        sub
+        for sub in layer._flatten_layers(include_self=False, recursive=False)
+        if not type(sub).__name__.endswith("Cell")
+    ]
+
+
+def _weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool]]:
+    """Each weight's name, shape and the variable's own ``trainable`` flag.
+
+    The flag is the variable's, which is what the model's footer counts; the
+    layer's ``trainable_weights`` view (empty for a frozen layer) is in the
+    ``trainable``/``non_trainable`` fields.
+    """
+    return [(w.name, tuple(w.shape), bool(w.trainable)) for w in layer.weights]
+
+
+def summary_text(model: Any) -> str:
+    """``model.summary()`` text as printed to a pipe: the 76-column table.
+
+    ``line_length`` keeps its default; Keras then asks
+    ``shutil.get_terminal_size``, which reads ``COLUMNS`` or the terminal of
+    ``sys.__stdout__``. Both are taken away, as when the output is piped.
+    """
+    lines: list[str] = []
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with (
+        mock.patch.dict(os.environ, env, clear=True),
+        mock.patch.object(
+            shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size(fallback)
+        ),
+    ):
+        model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text))
+    return "".join(lines)
+
+
+def error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def keras_report(spec: Mapping[str, Any]) -> dict[str, Any] | str:
+    """What Keras says about ``spec``: a report dict, or the error text.
+
+    Any exception while building is Keras refusing the model.
+    """
+    keras = _keras()
+    from worker.builder import build_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # A fresh session, as build_model's own, without its gc.collect()
+        # (a tenth of a second with TensorFlow loaded).
+        keras.backend.clear_session(free_memory=False)
+        try:
+            model = build_model(spec, fresh_session=False)
+        except Exception as error:  # noqa: BLE001 - any refusal counts
+            return error_text(error)
+        if not model.built or getattr(model, "_functional", None) is None:
+            # Sequential.build swallows NotImplementedError and leaves the
+            # model unbuilt: the worker could not use it either.
+            return "NotBuilt: Sequential.build returned without building the model"
+        layers = model.layers
+        report = {
+            "names": [layer.name for layer in layers],
+            "output_shapes": [_shape(layer.output) for layer in layers],
+            "params": [layer.count_params() for layer in layers],
+            "trainable": [_count(layer.trainable_weights) for layer in layers],
+            "non_trainable": [_count(layer.non_trainable_weights) for layer in layers],
+            "sublayer_names": [[s.name for s in _sublayers(layer)] for layer in layers],
+            "weight_shapes": [_weights(layer) for layer in layers],
+            "total": model.count_params(),
+            "summary": summary_text(model),
+            "json": model.to_json(),
+        }
+    return report
+
+
+#: The length given to unknown (None) dimensions when a model is run.
+RUN_LENGTH = 8
+
+
+def keras_run_error(spec: Mapping[str, Any]) -> str | None:
+    """Why Keras cannot use the model it builds for ``spec``; None if it can.
+
+    Keras's symbolic build skips checks that the first real call makes, and
+    it may describe a model other than the one it runs: a Dropout or
+    Activation after a ``return_state`` layer (they take the list, and the
+    call fails), ``TimeDistributed`` of a layer given the wrong rank (it
+    builds that layer without its InputSpec; GlobalAveragePooling1D then
+    reports ``(None, T, C)`` and computes ``(B, T)``). The engine refuses
+    these; this tells them apart from a genuine disagreement.
+
+    The model is called on a batch of zeros (``batch_size`` or 2 samples,
+    unknown dimensions ``RUN_LENGTH``), each output is compared with the
+    shape the summary shows, and one training step is taken.
+    """
+    import numpy as np
+
+    keras = _keras()
+    from worker.builder import build_model
+
+    batch = spec.get("batch_size") or 2
+    dims = [RUN_LENGTH if d is None else d for d in spec["input_shape"]]
+    x = np.zeros((batch, *dims), dtype=spec.get("dtype") or "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras.backend.clear_session(free_memory=False)
+        try:
+            model = build_model(spec, fresh_session=False)
+            declared = [tuple(t.shape) for t in model.outputs]
+            outputs = model(x)
+            several = isinstance(outputs, list | tuple)
+            y: Any = tuple(np.asarray(o) for o in outputs) if several else np.asarray(outputs)
+            actual = [o.shape for o in y] if several else [y.shape]
+            if len(actual) != len(declared) or any(
+                len(a) != len(d) or any(dd not in (None, aa) for dd, aa in zip(d, a, strict=True))
+                for a, d in zip(actual, declared, strict=False)
+            ):
+                return f"the model computes shapes {actual}, its summary shows {declared}"
+            model.compile(optimizer="sgd", loss=["mse"] * len(y) if several else "mse")
+            model.train_on_batch(x, y)
+        except Exception as error:  # noqa: BLE001 - any failure counts
+            return error_text(error)
+    return None
+
+
+def _engine_weights(layer: LayerReport) -> list[tuple[str, tuple[int, ...], bool]]:
+    return [(w.name.rsplit("/", 1)[-1], tuple(w.shape), w.trainable) for w in layer.weights]
+
+
+def report_fields(report: ModelReport) -> dict[str, Any]:
+    """The fields of ``keras_report`` computed from a seqlab report."""
+    layers = report.layers
+    return {
+        "names": [layer.name for layer in layers],
+        "output_shapes": [layer.output_shape for layer in layers],
+        "params": [layer.params for layer in layers],
+        "trainable": [layer.trainable_params for layer in layers],
+        "non_trainable": [layer.non_trainable_params for layer in layers],
+        "sublayer_names": [[s.name for s in layer.sublayers] for layer in layers],
+        "weight_shapes": [_engine_weights(layer) for layer in layers],
+        "total": report.total_params,
+        "summary": render_summary(report),
+    }
+
+
+def engine_report(spec: Mapping[str, Any]) -> dict[str, Any] | str:
+    """What seqlab says about ``spec``, in the form of :func:`keras_report`."""
+    try:
+        return report_fields(analyze(spec))
+    except SpecError as error:
+        return f"SpecError at {error.path or '<spec>'}: {error.message}"
+
+
+def compare(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[str]:
+    """The differences between two reports, as readable lines (empty: agree)."""
+    if isinstance(engine, str) or isinstance(keras, str):
+        if isinstance(engine, str) and isinstance(keras, str):
+            return []
+        return [f"verdict: engine {_verdict(engine)} / keras {_verdict(keras)}"]
+    out = []
+    for key in COMPARED:
+        if engine[key] != keras[key]:
+            if key == "summary":
+                out.append(f"summary:\n--- engine\n{engine[key]}--- keras\n{keras[key]}")
+            else:
+                out.append(f"{key}: engine {engine[key]!r} / keras {keras[key]!r}")
+    return out
+
+
+def _verdict(report: dict[str, Any] | str) -> str:
+    return repr(report) if isinstance(report, str) else "accepts"
+
+
+def unbuilt_model_json(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``to_json`` document of ``spec`` without building the model.
+
+    For specs Keras refuses to build: the layers are constructed (not built)
+    with the worker's builder and serialized one by one, after an
+    ``InputLayer`` config. A layer whose constructor already refuses its
+    arguments is written by hand in the same form, so that deserializing it
+    runs that constructor again.
+    """
+    keras = _keras()
+    from worker.builder import build_layer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras.backend.clear_session(free_memory=False)
+        batch_shape = [spec.get("batch_size"), *spec["input_shape"]]
+        layers: list[dict[str, Any]] = [
+            {
+                "module": "keras.layers",
+                "class_name": "InputLayer",
+                "config": {
+                    "batch_shape": batch_shape,
+                    "dtype": spec.get("dtype") or "float32",
+                    "name": "input_layer",
+                },
+                "registered_name": None,
+            }
+        ]
+        layers += [_serialize_layer(keras, build_layer, s) for s in spec["layers"]]
+    config: dict[str, Any] = {"name": spec.get("name") or "sequential", "layers": layers}
+    return {"module": "keras", "class_name": "Sequential", "config": config}
+
+
+def _serialize_layer(keras: Any, build_layer: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return keras.saving.serialize_keras_object(build_layer(spec))
+    except Exception:  # noqa: BLE001 - the constructor refuses: write it out
+        layer_args = {arg.name for arg in LAYERS[spec["type"]].all_args() if arg.kind is Kind.LAYER}
+        config = {
+            key: (
+                _serialize_layer(keras, build_layer, value)
+                if key in layer_args and value is not None
+                else value
+            )
+            for key, value in spec.items()
+            if key != "type"
+        }
+        return {
+            "module": "keras.layers",
+            "class_name": spec["type"],
+            "config": config,
+            "registered_name": None,
+        }
+
+
+def keras_loads(doc: Mapping[str, Any]) -> Any:
+    """``keras.models.model_from_json`` on ``doc``; raises what Keras raises."""
+    import json
+
+    keras = _keras()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras.backend.clear_session(free_memory=False)
+        return keras.models.model_from_json(json.dumps(doc))
