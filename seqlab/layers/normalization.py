@@ -19,8 +19,11 @@ from ..registry import format_shape
 from ..registry import register
 
 
-def normalized_axes(layer: Layer, input_shape: Shape, axis: Any) -> list[int]:
-    """The axes as non-negative indices; each must exist and be known."""
+def normalized_axes(
+    layer: Layer, input_shape: Shape, axis: Any, *, known: bool = True
+) -> list[int]:
+    """The axes as non-negative indices; each must exist and, where weights
+    span them (``known``), have a known size."""
     rank = len(input_shape)
     axes = [axis] if isinstance(axis, int) else list(axis)
     out = []
@@ -33,7 +36,7 @@ def normalized_axes(layer: Layer, input_shape: Shape, axis: Any) -> list[int]:
         ax %= rank
         # No rule against the batch axis 0 in Keras (it indexes
         # ``input_shape[axis]`` in build): it only has to be known.
-        if input_shape[ax] is None:
+        if known and input_shape[ax] is None:
             raise SpecError(
                 f"Axis {ax} of input tensor should have a defined dimension but "
                 f"the layer received an input with shape {format_shape(input_shape)}."
@@ -119,11 +122,18 @@ class LayerNormalization(Layer):
 
     def param_shape(self, input_shape: Shape) -> tuple[int, ...]:
         axis = self.config["axis"]
-        normalized_axes(self, input_shape, axis)
+        # Keras indexes the axes whether or not it creates weights on them;
+        # only weights need known sizes (layer_normalization.py, build).
+        normalized_axes(self, input_shape, axis, known=self.has_weights)
         # Keras sorts the axes as given (negative ones first) and keeps
         # duplicates: the weights span those axes in that order.
         axes = [axis] if isinstance(axis, int) else sorted(axis)
         return tuple(input_shape[ax] for ax in axes)  # type: ignore[misc]
+
+    @property
+    def has_weights(self) -> bool:
+        c = self.config
+        return bool(c["scale"] or c["center"] or c["rms_scaling"])
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:
         shape = self.param_shape(input_shape)
