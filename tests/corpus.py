@@ -41,7 +41,7 @@ from seqlab.args import Kind
 DEFAULT_SIZE = 560
 DEFAULT_SEED = 20260611
 #: The share of specs broken on purpose (a few more turn out invalid).
-INVALID_SHARE = 0.33
+INVALID_SHARE = 0.32
 
 Shape = tuple[int | None, ...]
 Spec = dict[str, Any]
@@ -324,8 +324,8 @@ class Gen:
             spec["batch_size"] = rng.randint(1, 8)
         elif rng.random() < 0.5:
             spec["batch_size"] = None
-        if rng.random() < 0.03:
-            spec["dtype"] = "float64"
+        if rng.random() < 0.06:
+            spec["dtype"] = rng.choice(["float64", "float16", "bfloat16"])
         if rng.random() < 0.05:
             spec["name"] = f"model_{rng.randint(0, 9)}"
         return spec
@@ -351,7 +351,7 @@ class Gen:
         at = 0 if focus == "Embedding" else rng.randint(0, n - 1)
         spec = self.start(rng.choice(self.ranks_for(focus)))
         if focus == "Embedding" or (at > 0 and rng.random() < 0.1):
-            spec["dtype"] = "int32"
+            spec["dtype"] = "int64" if rng.random() < 0.2 else "int32"
             spec["input_shape"] = self.dims(rng.choice([2, 2, 3]), none_time=0.3)
             spec["layers"].append(self.layer("Embedding", shape_of(spec), last=n == 1))
         placed = focus in types_in(spec)

@@ -18,7 +18,6 @@ from unittest import mock
 
 # Keras and TensorFlow log on import; keep the test output readable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from seqlab import LAYERS  # noqa: E402
 from seqlab import SpecError  # noqa: E402
@@ -44,7 +43,7 @@ COMPARED = (
 Shape = tuple[Any, ...]
 
 
-def _keras():
+def import_keras():
     """Import Keras quietly (TF prints warnings on import)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -116,7 +115,7 @@ def keras_report(spec: Mapping[str, Any]) -> dict[str, Any] | str:
 
     Any exception while building is Keras refusing the model.
     """
-    keras = _keras()
+    keras = import_keras()
     from worker.builder import build_model
 
     with warnings.catch_warnings():
@@ -169,7 +168,7 @@ def keras_run_error(spec: Mapping[str, Any]) -> str | None:
     """
     import numpy as np
 
-    keras = _keras()
+    keras = import_keras()
     from worker.builder import build_model
 
     batch = spec.get("batch_size") or 2
@@ -254,7 +253,7 @@ def unbuilt_model_json(spec: Mapping[str, Any]) -> dict[str, Any]:
     arguments is written by hand in the same form, so that deserializing it
     runs that constructor again.
     """
-    keras = _keras()
+    keras = import_keras()
     from worker.builder import build_layer
 
     with warnings.catch_warnings():
@@ -304,7 +303,7 @@ def keras_loads(doc: Mapping[str, Any]) -> Any:
     """``keras.models.model_from_json`` on ``doc``; raises what Keras raises."""
     import json
 
-    keras = _keras()
+    keras = import_keras()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         keras.backend.clear_session(free_memory=False)

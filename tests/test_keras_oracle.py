@@ -235,7 +235,7 @@ SEED_MODELS = {
 def article_model(name: str) -> Any:
     """The article's model, built the article's way (``Sequential().add``
     with ``input_shape=`` on the first layer)."""
-    keras = oracle._keras()
+    keras = oracle.import_keras()
     from keras.layers import LSTM
     from keras.layers import Dense
     from keras.layers import TimeDistributed

@@ -42,7 +42,7 @@ NOT_ARGUMENTS = {"name", "dtype"}
 
 
 def keras_class(type_: str) -> Any:
-    keras = oracle._keras()
+    keras = oracle.import_keras()
     return getattr(keras.layers, type_)
 
 
@@ -57,7 +57,7 @@ def example_layer(type_: str) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        oracle._keras().backend.clear_session(free_memory=False)
+        oracle.import_keras().backend.clear_session(free_memory=False)
         return build_layer(example_spec(type_))
 
 
@@ -81,7 +81,7 @@ def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
 
 def same_default(arg: Arg, registry: Any, keras_value: Any) -> bool:
     """Whether two defaults mean the same to Keras."""
-    keras = oracle._keras()
+    keras = oracle.import_keras()
     if arg.kind is Kind.CHOICE and set(arg.choices) <= set(ACTIVATIONS):
         # Keras serializes activation None as "linear".
         return keras.activations.get(registry) is keras.activations.get(keras_value)
@@ -100,7 +100,7 @@ def same_default(arg: Arg, registry: Any, keras_value: Any) -> bool:
 @pytest.mark.keras
 @pytest.mark.parametrize("type_", TYPES)
 def test_registered_type_is_a_keras_layer(type_: str) -> None:
-    keras = oracle._keras()
+    keras = oracle.import_keras()
     assert isinstance(keras_class(type_), type)
     assert issubclass(keras_class(type_), keras.layers.Layer)
 
@@ -135,7 +135,7 @@ def test_registry_arguments_are_keras_arguments_with_keras_defaults(type_: str) 
 @pytest.mark.parametrize("type_", TYPES)
 def test_object_defaults_build_the_keras_objects(type_: str) -> None:
     """An initializer default makes the class the Keras layer holds."""
-    keras = oracle._keras()
+    keras = oracle.import_keras()
     layer = example_layer(type_)
     for arg in LAYERS[type_].all_args():
         if arg.kind is not Kind.OBJECT or arg.default is None:
