@@ -173,5 +173,23 @@ def unsupported(name: str) -> Arg:
     return Arg(name, Kind.NULL, None, nullable=True)
 
 
+def kernel_args() -> tuple[Arg, ...]:
+    """What Dense and Conv1D share: activation, bias, and the kernel's and
+    bias's initializers, regularizers and constraints (LoRA unsupported)."""
+    return (
+        activation("activation", None),
+        flag("use_bias", True),
+        initializer("kernel_initializer", "glorot_uniform"),
+        initializer("bias_initializer", "zeros"),
+        regularizer("kernel_regularizer"),
+        regularizer("bias_regularizer"),
+        regularizer("activity_regularizer"),
+        constraint("kernel_constraint"),
+        constraint("bias_constraint"),
+        unsupported("lora_rank"),
+        unsupported("lora_alpha"),
+    )
+
+
 #: Arguments every Keras layer takes (besides ``name``, handled apart).
 COMMON = (flag("trainable", True),)

@@ -96,17 +96,7 @@ class Conv1D(ChannelsMixin):
         a.positive_int("filters"),
         Arg("kernel_size", Kind.INT_TUPLE, minimum=1, length=1),
         *conv_options(causal=True, groups=True),
-        a.activation("activation", None),
-        a.flag("use_bias", True),
-        a.initializer("kernel_initializer", "glorot_uniform"),
-        a.initializer("bias_initializer", "zeros"),
-        a.regularizer("kernel_regularizer"),
-        a.regularizer("bias_regularizer"),
-        a.regularizer("activity_regularizer"),
-        a.constraint("kernel_constraint"),
-        a.constraint("bias_constraint"),
-        a.unsupported("lora_rank"),
-        a.unsupported("lora_alpha"),
+        *a.kernel_args(),
     )
 
     @classmethod

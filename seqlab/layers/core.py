@@ -27,17 +27,7 @@ class Dense(Layer):
     min_ndim = 2
     args = (
         a.positive_int("units"),
-        a.activation("activation", None),
-        a.flag("use_bias", True),
-        a.initializer("kernel_initializer", "glorot_uniform"),
-        a.initializer("bias_initializer", "zeros"),
-        a.regularizer("kernel_regularizer"),
-        a.regularizer("bias_regularizer"),
-        a.regularizer("activity_regularizer"),
-        a.constraint("kernel_constraint"),
-        a.constraint("bias_constraint"),
-        a.unsupported("lora_rank"),
-        a.unsupported("lora_alpha"),
+        *a.kernel_args(),
         a.unsupported("quantization_config"),
     )
 
