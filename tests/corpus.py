@@ -349,7 +349,12 @@ class Gen:
         rng = self.rng
         n = rng.randint(1, 5)
         at = 0 if focus == "Embedding" else rng.randint(0, n - 1)
-        spec = self.start(rng.choice(self.ranks_for(focus)))
+        ranks = self.ranks_for(focus)
+        if layer_args(focus):
+            # Most layers want 3-D slices: wrappers get 4-D input more often,
+            # and sometimes 5-D (TimeDistributed(ConvLSTM1D)).
+            ranks += [4, 4] + [5] * self.accepts(focus, (None, 4, 4, 4, 4))
+        spec = self.start(rng.choice(ranks))
         if focus == "Embedding" or (at > 0 and rng.random() < 0.1):
             spec["dtype"] = "int64" if rng.random() < 0.2 else "int32"
             spec["input_shape"] = self.dims(rng.choice([2, 2, 3]), none_time=0.3)
