@@ -155,12 +155,12 @@ def keras_run_error(spec: Mapping[str, Any]) -> str | None:
     """Why Keras cannot use the model it builds for ``spec``; None if it can.
 
     Keras's symbolic build skips checks that the first real call makes, and
-    it may describe a model other than the one it runs: a Dropout or
-    Activation after a ``return_state`` layer (they take the list, and the
-    call fails), ``TimeDistributed`` of a layer given the wrong rank (it
-    builds that layer without its InputSpec; GlobalAveragePooling1D then
-    reports ``(None, T, C)`` and computes ``(B, T)``). The engine refuses
-    these; this tells them apart from a genuine disagreement.
+    it may describe a model other than the one it runs: ``TimeDistributed``
+    of a layer given the wrong rank (it builds that layer without its
+    InputSpec; GlobalAveragePooling1D then reports ``(None, T, C)`` and
+    computes ``(B, T)``), or given the list of a ``return_state`` layer. The
+    engine refuses these; this tells them apart from a genuine
+    disagreement.
 
     The model is called on a batch of zeros (``batch_size`` or 2 samples,
     unknown dimensions ``RUN_LENGTH``), each output is compared with the
