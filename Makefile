@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench up clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ bench: install
 	@command -v wrk >/dev/null || apt-get install -y -q wrk || \
 		{ echo "install wrk (apt-get install wrk) and rerun"; exit 1; }
 	$(PY) -m bench
+
+# The API (port 8000), a worker and, if none answers at REDIS_URL, a Redis
+# server, in the foreground until Ctrl-C (service/up.py).
+up: install
+	$(PY) -m service.up
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,243 @@
+"""``make up``: the API, a training worker and Redis on this machine, without Docker.
+
+Run as ``python -m service.up`` from the repository root (``make up`` installs
+the project first). It uses the Redis at ``REDIS_URL`` when one answers, or
+else starts a ``redis-server`` of its own there (no persistence); then runs
+the API under gunicorn on ``API_HOST``:``API_PORT`` (or ``PORT``; default
+127.0.0.1:8000) and one Celery worker, each in its own process group, in
+the foreground: their output is interleaved, each line prefixed with its
+program's name.
+
+Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything: the API and the worker
+first (the worker with a warm shutdown that lets a running job end), killed
+after ``STOP_TIMEOUT`` seconds or at a second Ctrl-C, then Redis. If any of
+them dies, the others are stopped and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from worker import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Seconds the API and the worker get to stop before they are killed.
+STOP_TIMEOUT = 30.0
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+_print_lock = threading.Lock()
+#: Set by the first stop signal; ``_hurry`` by the second.
+_stop = threading.Event()
+_hurry = threading.Event()
+
+
+def say(name: str, line: str) -> None:
+    """Print one line of output, prefixed with the name of whoever wrote it."""
+    with _print_lock:
+        sys.stdout.write(f"{name:<6} | {line}\n")
+        sys.stdout.flush()
+
+
+class Child:
+    """A program started in a process group of its own, its output copied to ours."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # A new session: the terminal's Ctrl-C reaches only us, and we
+            # decide how each program stops.
+            start_new_session=True,
+        )
+        self.output = threading.Thread(target=self._copy_output, daemon=True)
+        self.output.start()
+
+    def _copy_output(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            say(self.name, raw.decode(errors="replace").rstrip())
+
+    def running(self) -> bool:
+        """Whether the program itself has not exited yet."""
+        return self.process.poll() is None
+
+    def terminate(self) -> None:
+        """Ask the program to stop: SIGTERM to it alone, not to its group, so
+        that Celery's pool children are stopped by Celery (a warm shutdown)."""
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the program's process group."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # nothing left in the group
+        self.process.wait()
+
+
+def redis_answers(url: str) -> bool:
+    """Whether a Redis server answers PING at ``url``."""
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def redis_server_program(url: str) -> str:
+    """The path of ``redis-server``, installed with apt-get if we can (root
+    with apt); otherwise exit saying what to install."""
+    program = shutil.which("redis-server")
+    if program is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        say("up", "redis-server is missing: apt-get install -y redis-server")
+        install = ["apt-get", "install", "-y", "-q", "redis-server"]
+        if subprocess.call(install) != 0:
+            # A machine that never ran apt-get update has no package lists.
+            subprocess.call(["apt-get", "update", "-q"])
+            subprocess.call(install)
+        program = shutil.which("redis-server")
+    if program is None:
+        sys.exit(
+            f"No Redis answers at {url} and redis-server is not installed.\n"
+            "Install it (Debian, Ubuntu: sudo apt-get install redis-server; macOS: "
+            "brew install redis), or set REDIS_URL to a running Redis, and run make up again."
+        )
+    return program
+
+
+def ensure_redis(url: str, directory: str) -> Child | None:
+    """Use the Redis at ``url`` if it answers, else start a redis-server
+    there (a local host only) and wait until it answers. Its data lives in
+    ``directory`` and is not saved. Returns the server started, if any."""
+    if redis_answers(url):
+        say("up", f"using the Redis at {url}")
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "redis" or parts.hostname not in LOCAL_HOSTS:
+        sys.exit(f"No Redis answers at {url}; start it, or point REDIS_URL at one that runs.")
+    program = redis_server_program(url)
+    if redis_answers(url):  # the Debian package starts its own on 6379
+        return None
+    port = str(parts.port or 6379)
+    say("up", f"no Redis answers at {url}: starting redis-server on port {port} (not persisted)")
+    server = Child(
+        "redis",
+        [program, "--port", port, "--bind", "127.0.0.1", "--dir", directory,
+         "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
+        dict(os.environ),
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not redis_answers(url):
+        if not server.running() or time.monotonic() > deadline or _stop.is_set():
+            server.terminate()
+            server.kill_group()
+            sys.exit(0 if _stop.is_set() else f"redis-server did not start on port {port}")
+        time.sleep(0.1)
+    return server
+
+
+def announce_when_ready(url: str) -> None:
+    """Say once the API answers ``url`` (/healthz), in a thread of its own."""
+
+    def poll() -> None:
+        deadline = time.monotonic() + 120
+        while not _stop.is_set() and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+            except OSError:
+                time.sleep(0.3)
+                continue
+            say("up", f"the API answers at {url.removesuffix('/healthz')}; Ctrl-C stops everything")
+            return
+
+    threading.Thread(target=poll, daemon=True).start()
+
+
+def stop(children: list[Child]) -> None:
+    """Stop the API and the worker (warm), killing them after STOP_TIMEOUT
+    seconds or at a second Ctrl-C, then Redis; leave no process behind."""
+    programs = [child for child in children if child.name != "redis"]
+    for group in (programs, [child for child in children if child.name == "redis"]):
+        for child in group:
+            child.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while any(child.running() for child in group):
+            if _hurry.is_set() or time.monotonic() > deadline:
+                say("up", "killing " + ", ".join(c.name for c in group if c.running()))
+                break
+            time.sleep(0.1)
+        for child in group:
+            child.kill_group()
+            child.output.join(timeout=2)
+
+
+def main() -> int:
+    """Start Redis (if needed), the API and the worker; supervise them."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # Only flags: the main thread may be inside say(), holding its lock.
+        (_hurry if _stop.is_set() else _stop).set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+    url = settings.redis_url()
+    host = os.environ.get("API_HOST", "127.0.0.1")
+    port = os.environ.get("API_PORT") or os.environ.get("PORT") or "8000"
+    children: list[Child] = []
+    with tempfile.TemporaryDirectory(prefix="seqlab-redis-") as redis_dir:
+        try:
+            server = ensure_redis(url, redis_dir)
+            if server is not None:
+                children.append(server)
+            # WEB_CONCURRENCY: gunicorn's processes, 2 as in docker-compose.yml.
+            env = {"WEB_CONCURRENCY": "2", **os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
+            python = sys.executable
+            children.append(Child(
+                "api",
+                [python, "-m", "gunicorn", "--bind", f"{host}:{port}",
+                 "--access-logfile", "-", "service:create_app()"],
+                env,
+            ))  # fmt: skip
+            children.append(Child(
+                "worker",
+                [python, "-m", "celery", "-A", "worker.celery_app", "worker",
+                 "--hostname", "up@%h", "--loglevel", "info"],
+                env,
+            ))  # fmt: skip
+            local = "127.0.0.1" if host in ("0.0.0.0", "") else host
+            announce_when_ready(f"http://{local}:{port}/healthz")
+            while not _stop.wait(0.2):
+                dead = next((child for child in children if not child.running()), None)
+                if dead is not None:
+                    code = dead.process.returncode
+                    say("up", f"{dead.name} exited with status {code}; stopping the rest")
+                    return 1
+            say("up", "stopping (a second Ctrl-C kills at once)")
+            return 0
+        finally:
+            stop(children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""``make up`` as a user runs it: the stack comes up, trains a seed example,
+and Ctrl-C leaves no process behind; a part that dies takes the rest down."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def proc_stat(pid):
+    """(state, parent pid, start time) of a process, from /proc; None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), fields[19]
+
+
+def descendants(root):
+    """{pid: start time} of ``root`` and every process below it."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := proc_stat(entry.name)) is not None:
+            parents[int(entry.name)] = stat
+    found, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in parents and pid not in found:
+            found[pid] = parents[pid][2]
+            todo.extend(child for child, stat in parents.items() if stat[1] == pid)
+    return found
+
+
+def alive(pid, started):
+    stat = proc_stat(pid)
+    return stat is not None and stat[2] == started and stat[0] != "Z"
+
+
+def cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+
+
+class Launch:
+    """A command started in a process group of its own (as a shell runs a
+    foreground job), its output in a log, and every process it ever had."""
+
+    def __init__(self, argv, env, log):
+        self.log = log
+        # A user's shell: no make or pytest state leaks into the command.
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                argv, cwd=ROOT, env={**base, "PYTHONUNBUFFERED": "1", **env},
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.seen = {}  # pid: (start time, command line)
+
+    def output(self):
+        return self.log.read_text(errors="replace")
+
+    def tail(self):
+        return self.output()[-4000:]
+
+    def look(self):
+        """Note the processes running under the command now."""
+        for pid, started in descendants(self.process.pid).items():
+            self.seen.setdefault(pid, (started, cmdline(pid)))
+
+    def programs(self):
+        """The command lines of every process seen, in one string."""
+        return " ".join(command for _, command in self.seen.values())
+
+    def wait_for(self, predicate, what, timeout):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            self.look()
+            assert self.process.poll() is None, f"exited before {what}:\n{self.tail()}"
+            assert time.monotonic() < deadline, f"no {what} in {timeout} s:\n{self.tail()}"
+            time.sleep(0.2)
+        self.look()
+
+    def wait_exit(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            self.look()
+            assert time.monotonic() < deadline, f"still running:\n{self.tail()}"
+            time.sleep(0.1)
+        return self.process.returncode
+
+    def left_behind(self, timeout=10):
+        """The processes seen under the command that are still alive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = {pid: command for pid, (t, command) in self.seen.items() if alive(pid, t)}
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
+
+    def kill_everything(self):
+        """Cleanup after a failed test: no stray server outlives it."""
+        self.look()
+        for pid, (started, _) in self.seen.items():
+            if alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def launch(tmp_path):
+    launches = []
+
+    def start(argv, **env):
+        launches.append(Launch(argv, env, tmp_path / f"out{len(launches)}.log"))
+        return launches[-1]
+
+    yield start
+    for launched in launches:
+        launched.kill_everything()
+
+
+def get_json(url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.load(response)
+
+
+def answers(url):
+    try:
+        return get_json(url)[0] == 200
+    except OSError:
+        return False
+
+
+def make_up():
+    """``make up`` with the environment running these tests: its venv is the
+    Makefile's VENV, already installed (-o: do not reinstall it)."""
+    venv = sys.prefix
+    return ["make", "--no-print-directory", "-o", f"{venv}/.installed", "up", f"VENV={venv}"]
+
+
+def test_make_up_starts_redis_trains_and_stops_clean_on_ctrl_c(launch):
+    api_port, redis_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    # Nothing listens at REDIS_URL: make up has to start a redis-server there.
+    up = launch(make_up(), API_PORT=str(api_port), REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+    up.wait_for(lambda: answers(f"{api}/healthz"), "API on /healthz", timeout=90)
+    assert "starting redis-server" in up.output()
+
+    status, job = get_json(f"{api}/train", {"example": "many_to_one"})
+    assert status == 202 and job["status"] == "queued"
+    # The first job waits for the worker to load Keras.
+    up.wait_for(
+        lambda: get_json(f"{api}/jobs/{job['id']}")[1]["status"] in ("succeeded", "failed"),
+        "finished job",
+        timeout=240,
+    )
+    done = get_json(f"{api}/jobs/{job['id']}")[1]
+    assert done["status"] == "succeeded", done
+    assert done["result"]["keras_params"] == 170
+    for program in ("redis-server", "gunicorn", "celery"):
+        assert program in up.programs()
+
+    os.killpg(up.process.pid, signal.SIGINT)  # Ctrl-C: make and the launcher get it
+    up.wait_exit(timeout=60)
+
+    assert up.left_behind() == {}
+    assert not port_open(api_port) and not port_open(redis_port)
+    assert "Warm shutdown" in up.output()
+
+
+def test_up_uses_a_running_redis_and_stops_on_sigterm(launch, redis_server):
+    api_port = free_port()
+    up = launch(
+        [sys.executable, "-m", "service.up"],
+        API_PORT=str(api_port),
+        REDIS_URL=redis_server,
+        SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
+        SEQLAB_WARM_UP="0",
+    )
+    up.wait_for(lambda: " ready." in up.output(), "worker ready", timeout=90)
+    up.wait_for(lambda: answers(f"http://127.0.0.1:{api_port}/healthz"), "API", timeout=30)
+    assert f"using the Redis at {redis_server}" in up.output()
+    assert "redis-server" not in up.programs()
+
+    up.process.terminate()  # SIGTERM to the launcher alone, as a service manager would
+    assert up.wait_exit(timeout=60) == 0
+    assert up.left_behind() == {}
+    assert not port_open(api_port)
+
+
+def test_up_stops_everything_and_fails_when_a_part_dies(launch, redis_server):
+    with socket.socket() as taken:
+        # The API's port is taken: gunicorn gives up, and so must the rest.
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        up = launch(
+            [sys.executable, "-m", "service.up"],
+            API_PORT=str(taken.getsockname()[1]),
+            REDIS_URL=redis_server,
+            SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
+            SEQLAB_WARM_UP="0",
+        )
+        assert up.wait_exit(timeout=90) == 1
+    assert "api exited with status" in up.output()
+    assert "celery" in up.programs()
+    assert up.left_behind() == {}
