@@ -1,0 +1,25 @@
+# The API image: Flask under gunicorn, with no TensorFlow, JAX or Keras
+# (the API counts parameters with the pure-Python engine and only queues
+# training jobs). Built by docker-compose.yml; the context is the repo root.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 10001 seqlab
+WORKDIR /app
+
+COPY pyproject.toml README.md openapi.yaml ./
+COPY seqlab seqlab
+COPY service service
+COPY worker worker
+# Editable, so that the code runs from /app, where GET /openapi.yaml finds
+# its file. The `api` extra adds Celery and redis: the API queues jobs.
+RUN pip install -e ".[api]"
+
+USER seqlab
+EXPOSE 8000
+# Gunicorn takes its number of worker processes from WEB_CONCURRENCY.
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "service:create_app()"]

@@ -1,0 +1,207 @@
+"""docker-compose.yml, as a real compose implementation resolves it, and the
+two Dockerfiles it builds. (Docker cannot run here: nothing is built.)"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def env_example():
+    """{name: value} of the settings .env.example documents."""
+    pairs = re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), re.MULTILINE)
+    return dict(pairs)
+
+
+def compose_command():
+    """`docker compose` (v2) where it works, else `docker-compose` (v1)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail(
+        "no compose implementation to check docker-compose.yml with: install one "
+        "(Debian: apt-get install docker-compose; .ci/run does)"
+    )
+
+
+def resolve(tmp_path, env_file=None, **env):
+    """The compose file as compose resolves it, with only ``env`` set (and
+    ``env_file`` as its .env): no setting of the caller's leaks in."""
+    if env_file is None:
+        env_file = tmp_path / "empty.env"
+        env_file.write_text("")
+    settings = env_example()
+    clean = {k: v for k, v in os.environ.items() if k not in settings}
+    rv = subprocess.run(
+        [*compose_command(), "--project-directory", str(ROOT),
+         "--file", str(ROOT / "docker-compose.yml"), "--env-file", str(env_file), "config"],
+        cwd=tmp_path, env={**clean, **env}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert rv.returncode == 0, rv.stderr
+    return yaml.safe_load(rv.stdout)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return resolve(tmp_path_factory.mktemp("compose"))
+
+
+def seconds(duration):
+    """Seconds in a compose duration: `2m`, `1m30s`, `2m0s`, `10s`, `500ms`."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"([\d.]+)(h|ms|us|m|s)", duration)
+    assert "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def argv(command):
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def volume_mounts(service):
+    """(source, target) of a service's volumes, short or long syntax."""
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+            yield source, target
+        else:
+            yield volume.get("source"), volume["target"]
+
+
+def test_default_services_and_profiles(config):
+    services = config["services"]
+    default = {name for name, s in services.items() if not s.get("profiles")}
+    assert default == {"redis", "api", "worker"}
+    assert services["worker-cpu"]["profiles"] == ["cpu"]
+    assert services["flower"]["profiles"] == ["monitoring"]
+
+
+def test_redis_persists_to_a_named_volume_and_never_evicts(config):
+    redis = config["services"]["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = " ".join(argv(redis["command"]))
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command
+    [(volume, target)] = volume_mounts(redis)
+    assert target == "/data"
+    assert volume in config["volumes"]  # a named volume, not a host directory
+
+
+def test_every_service_has_a_health_check(config):
+    services = config["services"]
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    api = " ".join(services["api"]["healthcheck"]["test"])
+    assert "/healthz" in api and "curl" not in api  # python:3.11-slim has no curl
+    for name, node in (("worker", "gpu0"), ("worker-cpu", "cpu")):
+        service = services[name]
+        check = service["healthcheck"]
+        assert check["test"][0] == "CMD-SHELL"
+        # $$ in the file: the container's HOSTNAME, not the host's at parse time.
+        assert re.search(rf"inspect ping -d {node}@\$\$?HOSTNAME -t \d+", check["test"][1])
+        assert f"--hostname {node}@%h" in " ".join(argv(service["command"]))
+        assert seconds(check["start_period"]) >= 60  # TensorFlow's image starts slowly
+        assert seconds(check["timeout"]) > 5
+
+
+def test_worker_reserves_one_nvidia_gpu(config):
+    services = config["services"]
+    [device] = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia"
+    assert "gpu" in device["capabilities"]
+    assert int(device["count"]) == 1
+    for name in ("api", "worker-cpu", "redis"):
+        assert "deploy" not in services[name]
+
+
+def test_api_and_workers_wait_for_a_healthy_redis(config):
+    for name in ("api", "worker", "worker-cpu", "flower"):
+        depends = config["services"][name]["depends_on"]
+        assert depends["redis"]["condition"] == "service_healthy", name
+
+
+def test_worker_stops_warm_and_restarts(config):
+    for name in ("worker", "worker-cpu"):
+        worker = config["services"][name]
+        # Compose's default is 10 s before SIGKILL; a warm shutdown waits for the job.
+        assert seconds(worker["stop_grace_period"]) >= 60
+        assert worker["restart"] == "unless-stopped"
+    worker = config["services"]["worker"]
+    command = argv(worker["command"])
+    assert command[:4] == ["celery", "-A", "worker.celery_app", "worker"]
+    assert command[command.index("--concurrency") + 1] == "1"
+    assert worker["environment"]["KERAS_BACKEND"] == "tensorflow"
+    assert worker["environment"]["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+
+
+@pytest.mark.parametrize("queue", [None, "cpu-only"])
+def test_workers_serve_the_queue_the_api_sends_to(tmp_path, queue):
+    config = resolve(tmp_path, **({"SEQLAB_QUEUE": queue} if queue else {}))
+    services = config["services"]
+    api = services["api"]["environment"]
+    assert api["SEQLAB_QUEUE"] == (queue or "gpu")
+    assert api["REDIS_URL"] == "redis://redis:6379/0"
+    for name in ("worker", "worker-cpu"):
+        command = argv(services[name]["command"])
+        assert command[command.index("-Q") + 1] == api["SEQLAB_QUEUE"]
+        assert services[name]["environment"]["REDIS_URL"] == api["REDIS_URL"]
+    assert "8000" in str(services["api"]["ports"][0])
+
+
+def test_env_example_holds_the_defaults(tmp_path, config):
+    # Copying .env.example to .env changes nothing.
+    assert resolve(tmp_path, env_file=ENV_EXAMPLE) == config
+
+
+def test_env_example_lists_every_setting_of_the_compose_file():
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
+    assert used == set(env_example())
+
+
+def test_env_example_settings_are_in_the_readme_configuration_table():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, re.MULTILINE))
+    assert set(env_example()) <= documented, set(env_example()) - documented
+
+
+def dockerfile(name):
+    """(instruction, arguments) of a Dockerfile, continuation lines joined."""
+    text = (ROOT / "docker" / name).read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def test_api_image_installs_no_tensorflow(config):
+    build = config["services"]["api"]["build"]
+    assert build["dockerfile"] == "docker/api.Dockerfile"
+    steps = dockerfile("api.Dockerfile")
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    runs = " ".join(args for op, args in steps if op == "RUN").lower()
+    assert '".[api]"' in runs
+    for heavy in ("tensorflow", "jax", "keras", "[worker]", "torch"):
+        assert heavy not in runs
+
+
+def test_worker_image_is_tensorflows_gpu_image_at_the_pinned_version(config):
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    [pin] = [r for r in pyproject["project"]["optional-dependencies"]["worker"]
+             if r.startswith("tensorflow==")]  # fmt: skip
+    steps = dockerfile("worker.Dockerfile")
+    assert steps[0] == ("FROM", f"tensorflow/tensorflow:{pin.split('==')[1]}-gpu")
+    runs = " ".join(args for op, args in steps if op == "RUN")
+    assert '".[worker]"' in runs
+    for name in ("worker", "worker-cpu"):
+        assert config["services"][name]["build"]["dockerfile"] == "docker/worker.Dockerfile"
