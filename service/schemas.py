@@ -275,7 +275,7 @@ class ModelSpecSchema(ma.Schema):
         validate=NAME, metadata={"description": "Model name (default sequential)."}
     )
     input_shape = fields.List(
-        Dimension(),
+        Dimension(allow_none=True),
         required=True,
         validate=validate.Length(1, MAX_RANK),
         metadata={"description": "Input shape without the batch dimension; null for unknown."},

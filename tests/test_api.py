@@ -292,3 +292,26 @@ def test_every_layer_example_is_served(client, spec, layer_type):
     layer = rv.get_json()["layers"][0]
     assert layer["type"] == layer_type
     assert layer["formula"].endswith(f"= {layer['params']}") or layer["params"] == 0
+
+
+def test_unknown_lengths_are_null(client, spec):
+    body = {
+        "input_shape": [None, 3],
+        "layers": [{"type": "LSTM", "units": 5, "return_sequences": True}],
+    }
+    rv = post(client, body)
+    assert rv.status_code == 200, rv.get_json()
+    validate_response(spec, "/params", "post", rv)
+    layer = rv.get_json()["layers"][0]
+    assert layer["output_shape"] == [None, None, 5]
+    assert layer["params"] == 180 and layer["macs"] is None
+
+
+def test_the_corpus_passes_the_schema(client):
+    # Every spec of the Keras-oracle corpus is a request the API accepts as
+    # such: the schema refuses none that the engine and Keras judge.
+    from corpus import generate
+    from service.schemas import load_model_spec
+
+    for body in generate(200, seed=1):
+        load_model_spec(body)
