@@ -311,6 +311,7 @@ def test_the_corpus_passes_the_schema(client):
     # Every spec of the Keras-oracle corpus is a request the API accepts as
     # such: the schema refuses none that the engine and Keras judge.
     from corpus import generate
+
     from service.schemas import load_model_spec
 
     for body in generate(200, seed=1):
