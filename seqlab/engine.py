@@ -8,7 +8,7 @@ output shapes, weights and parameter counts that ``model.summary()`` shows.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -18,11 +18,13 @@ from . import layers as _layers  # noqa: F401  (fills LAYERS)
 from .args import Arg
 from .args import Kind
 from .errors import SpecError
+from .layers.wrappers import Wrapper
 from .registry import LAYERS
 from .registry import Layer
 from .registry import Output
 from .registry import Shape
 from .registry import Weight
+from .registry import _defaults
 from .registry import to_snake_case
 
 #: Bytes per parameter: Keras keeps variables in float32, even under the
@@ -30,16 +32,24 @@ from .registry import to_snake_case
 PARAM_BYTES = 4
 
 
+_UNSET: Any = object()
+
+
 @dataclass(slots=True)
 class LayerReport:
-    """What Keras knows about one built layer."""
+    """What Keras knows about one built layer.
+
+    The counts are computed when the layer is analyzed; the ``formula`` and
+    ``macs``, which Keras does not report, on first use (a summary or a
+    parameter total needs neither).
+    """
 
     name: str
     type: str
     output_shape: Output
     weights: list[Weight]
-    formula: str
-    macs: int | None
+    layer: Layer = field(repr=False, compare=False)
+    input_shape: Shape = field(repr=False)
     sublayers: list[LayerReport] = field(default_factory=list)
     #: False for a frozen layer: Keras's ``layer.trainable_weights`` is then
     #: empty, whatever the variables' own ``trainable`` flags (``weights``).
@@ -51,10 +61,32 @@ class LayerReport:
     #: counts: the variables' flags, whether or not the layer is frozen.
     model_trainable_params: int = field(init=False)
 
+    _formula: str | None = field(default=None, init=False, repr=False, compare=False)
+    _macs: Any = field(default=_UNSET, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        self.params = sum(w.size for w in self.weights)
-        self.model_trainable_params = sum(w.size for w in self.weights if w.trainable)
-        self.trainable_params = self.model_trainable_params if self.trainable else 0
+        total = trainable = 0
+        for w in self.weights:
+            size = math.prod(w.shape)
+            total += size
+            if w.trainable:
+                trainable += size
+        self.params, self.model_trainable_params = total, trainable
+        self.trainable_params = trainable if self.trainable else 0
+
+    @property
+    def formula(self) -> str:
+        """The count as arithmetic with the numbers filled in."""
+        if self._formula is None:
+            self._formula = self.layer.formula(self.input_shape)
+        return self._formula
+
+    @property
+    def macs(self) -> int | None:
+        """Multiply-accumulates per sample; None when a length is unknown."""
+        if self._macs is _UNSET:
+            self._macs = self.layer.macs(self.input_shape, self.output_shape)
+        return self._macs  # type: ignore[no-any-return]
 
     @property
     def non_trainable_params(self) -> int:
@@ -141,10 +173,10 @@ class Namer:
     """
 
     def __init__(self) -> None:
-        self.counts: defaultdict[str, int] = defaultdict(int)
+        self.counts: dict[str, int] = {}
 
     def auto(self, prefix: str) -> str:
-        n = self.counts[prefix]
+        n = self.counts.get(prefix, 0)
         self.counts[prefix] = n + 1
         return f"{prefix}_{n}" if n else prefix
 
@@ -159,8 +191,9 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
     cls = LAYERS.get(spec.get("type", ""))
     if cls is None:
         raise SpecError(f"Unknown layer type {spec.get('type')!r}.", f"{path}.type")
-    config = cls.defaults()
-    for arg in _special_args(cls):
+    plan = _plan(cls)
+    config = dict(plan.defaults)
+    for arg in plan.special:
         if arg.name not in spec:
             if arg.required:
                 raise SpecError("Missing data for required field.", f"{path}.{arg.name}")
@@ -172,59 +205,76 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
             value = [value] * (arg.length or 1)  # Keras's standardize_tuple
         config[arg.name] = value
     for key, value in spec.items():
-        if key in config and key not in _special_names(cls):
+        if key in config and key not in plan.special_names:
             config[key] = value
-    if _default_tuples(cls):
-        for name in _default_tuples(cls):
-            if isinstance(config[name], int):
-                config[name] = [config[name]]
+    # Keras's default initializers always fit; only chosen ones are checked.
+    custom_init = not plan.initializers.isdisjoint(spec)
     try:
-        check_constant_initializers(cls.type, config)
+        if custom_init:
+            check_constant_initializers(cls.type, config)
         cls.validate_config(config)
     except SpecError as error:
         raise error.at(path) from None
-    return cls(config, spec.get("name") or namer.auto(cls.name_prefix()))
+    layer = cls(config, spec.get("name") or namer.auto(plan.prefix))
+    layer.custom_initializers = custom_init
+    return layer
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What ``build_layer`` needs of a layer class, worked out once."""
+
+    #: Every optional argument at its Keras default, ints of INT_TUPLE
+    #: arguments already as Keras's standardized one-element lists.
+    defaults: dict[str, Any]
+    #: Arguments that need more than copying: required, nested, tuples.
+    special: tuple[Arg, ...]
+    special_names: frozenset[str]
+    prefix: str
+    #: The ``*_initializer`` arguments.
+    initializers: frozenset[str]
 
 
 @functools.cache
-def _special_args(cls: type[Layer]) -> tuple[Arg, ...]:
-    """Arguments that need more than copying: required, nested, tuples."""
-    return tuple(a for a in cls.all_args() if a.required or a.kind in (Kind.LAYER, Kind.INT_TUPLE))
-
-
-@functools.cache
-def _special_names(cls: type[Layer]) -> frozenset[str]:
-    return frozenset(a.name for a in _special_args(cls))
-
-
-@functools.cache
-def _default_tuples(cls: type[Layer]) -> tuple[str, ...]:
-    """INT_TUPLE arguments whose Keras default is a plain int (strides=1)."""
-    return tuple(
-        a.name for a in cls.all_args() if a.kind is Kind.INT_TUPLE and isinstance(a.default, int)
+def _plan(cls: type[Layer]) -> _Plan:
+    defaults = _defaults(cls)
+    standardized = {
+        name: [value] * (arg.length or 1)
+        if arg.kind is Kind.INT_TUPLE and isinstance(value, int)
+        else value
+        for arg in cls.all_args()
+        if not arg.required
+        for name, value in [(arg.name, defaults[arg.name])]
+    }
+    special = tuple(
+        a for a in cls.all_args() if a.required or a.kind in (Kind.LAYER, Kind.INT_TUPLE)
+    )
+    return _Plan(
+        standardized,
+        special,
+        frozenset(a.name for a in special),
+        cls.name_prefix(),
+        frozenset(_initializer_args(cls)),
     )
 
 
 def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
     """Build ``layer`` on ``input_shape``: its output, weights and counts."""
     output = layer.output_shape(input_shape)
-    weights = variables(layer, layer.build_weights(input_shape))
-    check_initializers(layer, weights)
-    sublayers = []
-    if layer.sublayers:
-        from .layers.wrappers import Wrapper
-
-        assert isinstance(layer, Wrapper)
-        sublayers = [report_layer(sub, shape) for sub, shape in layer.placed_sublayers(input_shape)]
+    weights = layer.build_weights(input_shape)
+    trainable = layer.trainable
+    if not trainable:
+        weights = variables(layer, weights)
+    if layer.custom_initializers:
+        check_initializers(layer, weights)
+    sublayers = (
+        [report_layer(sub, shape) for sub, shape in layer.placed_sublayers(input_shape)]
+        if isinstance(layer, Wrapper)
+        else []
+    )
+    # Positional: this runs once per layer of every request.
     return LayerReport(
-        name=layer.name,
-        type=layer.type,
-        output_shape=output,
-        weights=weights,
-        formula=layer.formula(input_shape),
-        macs=layer.macs(input_shape, output),
-        sublayers=sublayers,
-        trainable=layer.trainable,
+        layer.name, layer.type, output, weights, layer, input_shape, sublayers, trainable
     )
 
 
@@ -256,9 +306,19 @@ _INIT_RANKS = {
 
 def _initializer_name(value: Any) -> str | None:
     """``GlorotUniform``, ``glorot_uniform`` or ``{"class_name": ...}`` → snake case."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = value.get("class_name")
-    return to_snake_case(value) if isinstance(value, str) else None
+    return _snake(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _snake(name: str) -> str:
+    return to_snake_case(name)
+
+
+@functools.cache
+def _initializer_args(cls: type[Layer]) -> tuple[str, ...]:
+    return tuple(a.name for a in cls.all_args() if a.name.endswith("_initializer"))
 
 
 def check_constant_initializers(layer_type: str, config: Mapping[str, Any]) -> None:
@@ -269,8 +329,12 @@ def check_constant_initializers(layer_type: str, config: Mapping[str, Any]) -> N
     (``keras/src/initializers/constant_initializers.py``): the layer's
     constructor raises ``KeyError: 'value'``.
     """
-    for arg, value in config.items():
-        if not arg.endswith("_initializer") or _initializer_name(value) != "constant":
+    cls = LAYERS[layer_type]
+    defaults = _defaults(cls)
+    for arg in _initializer_args(cls):
+        value = config[arg]
+        # Keras's own defaults are never Constant (the common case: fast).
+        if value is defaults[arg] or _initializer_name(value) != "constant":
             continue
         if not isinstance(value, Mapping) or "value" not in (value.get("config") or {}):
             raise SpecError(
@@ -290,10 +354,21 @@ def check_initializers(layer: Layer, weights: list[Weight]) -> None:
     (``keras/src/initializers/random_initializers.py``), and Keras calls
     them when the layer is built.
     """
+    rules = {}
+    defaults = _defaults(type(layer))
+    for arg in _initializer_args(type(layer)):
+        value = layer.config[arg]
+        if value is defaults[arg]:
+            continue  # Keras's defaults fit the weights they initialize
+        rule = _INIT_RANKS.get(_initializer_name(value) or "")
+        if rule:
+            rules[arg] = rule
+    if not rules:
+        return
     for w in weights:
         base = w.name.rsplit("/", 1)[-1]
         arg = "recurrent_initializer" if base == "recurrent_kernel" else f"{base}_initializer"
-        rule = _INIT_RANKS.get(_initializer_name(layer.config.get(arg)) or "")
+        rule = rules.get(arg)
         if rule and not rule[0](len(w.shape)):
             raise SpecError(
                 f"{rule[1]} Received: shape={tuple(w.shape)} of rank {len(w.shape)} "
@@ -329,7 +404,8 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
     built = [build_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
     # The InputLayer that keras.Input adds is a layer of the model too.
     seen = {"input_layer"}
-    shape: Output = input_shape_of(spec)
+    model_input = input_shape_of(spec)
+    shape: Output = model_input
     reports = []
     for i, layer in enumerate(built):
         path = f"layers.{i}"
@@ -354,4 +430,4 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
             raise error.at(path) from None
         reports.append(report)
         shape = report.output_shape
-    return ModelReport(spec.get("name") or "sequential", input_shape_of(spec), reports)
+    return ModelReport(spec.get("name") or "sequential", model_input, reports)

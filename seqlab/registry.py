@@ -14,9 +14,9 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from typing import ClassVar
+from typing import NamedTuple
 from typing import TypeVar
 
 from .args import COMMON
@@ -29,8 +29,7 @@ Shape = tuple[int | None, ...]
 Output = Shape | list[Shape]
 
 
-@dataclass(frozen=True, slots=True)
-class Weight:
+class Weight(NamedTuple):
     """One variable a layer creates when Keras builds it."""
 
     name: str
@@ -91,8 +90,12 @@ class Layer:
     example: ClassVar[tuple[dict[str, Any], tuple[int | None, ...]]] = ({}, ())
 
     def __init__(self, config: Mapping[str, Any], name: str) -> None:
-        self.config = dict(config)
+        # The engine hands each layer a dict of its own: no copy needed.
+        self.config = config  # type: ignore[assignment]
         self.name = name
+        #: Set by the engine: an ``*_initializer`` argument was given, so
+        #: the initializers' rank rules must be checked.
+        self.custom_initializers = True
 
     # -- class-level information -----------------------------------------
 
