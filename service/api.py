@@ -23,6 +23,10 @@ from .schemas import load_model_spec
 
 bp = Blueprint("api", __name__)
 
+#: Answers larger than this are not kept: the cache is for the common small
+#: models, and 1,024 entries of at most 64 KiB bound it to 64 MiB a process.
+MAX_CACHED_BYTES = 64 * 1024
+
 #: The API contract, committed at the repository root.
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
@@ -61,7 +65,8 @@ def count_params() -> Response:
         cached = json.dumps(
             {**report.to_dict(), "summary": render_summary(report)}, ensure_ascii=False
         ).encode()
-        cache.put(key, cached)
+        if len(cached) <= MAX_CACHED_BYTES:
+            cache.put(key, cached)
     return Response(cached, mimetype="application/json")
 
 
