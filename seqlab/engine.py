@@ -24,7 +24,7 @@ from .registry import Layer
 from .registry import Output
 from .registry import Shape
 from .registry import Weight
-from .registry import _defaults
+from .registry import default_config
 from .registry import to_snake_case
 
 #: Bytes per parameter: Keras keeps variables in float32, even under the
@@ -237,7 +237,7 @@ class _Plan:
 
 @functools.cache
 def _plan(cls: type[Layer]) -> _Plan:
-    defaults = _defaults(cls)
+    defaults = default_config(cls)
     standardized = {
         name: [value] * (arg.length or 1)
         if arg.kind is Kind.INT_TUPLE and isinstance(value, int)
@@ -261,10 +261,8 @@ def _plan(cls: type[Layer]) -> _Plan:
 def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
     """Build ``layer`` on ``input_shape``: its output, weights and counts."""
     output = layer.output_shape(input_shape)
-    weights = layer.build_weights(input_shape)
+    weights = layer.variables(input_shape)
     trainable = layer.trainable
-    if not trainable:
-        weights = variables(layer, weights)
     if layer.custom_initializers:
         check_initializers(layer, weights)
     sublayers = (
@@ -276,18 +274,6 @@ def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
     return LayerReport(
         layer.name, layer.type, output, weights, layer, input_shape, sublayers, trainable
     )
-
-
-def variables(layer: Layer, weights: list[Weight]) -> list[Weight]:
-    """``weights`` with the ``trainable`` flag Keras gives their variables.
-
-    A variable created by a frozen layer is non-trainable
-    (``Layer._track_variable``), unless the layer's variables belong to
-    something its ``trainable`` does not reach (``freezes_variables``).
-    """
-    if layer.trainable or not getattr(layer, "freezes_variables", True):
-        return weights
-    return [Weight(w.name, w.shape, False) for w in weights]
 
 
 #: Keras's initializers that refuse some weight ranks when a layer is built,
@@ -330,7 +316,7 @@ def check_constant_initializers(layer_type: str, config: Mapping[str, Any]) -> N
     constructor raises ``KeyError: 'value'``.
     """
     cls = LAYERS[layer_type]
-    defaults = _defaults(cls)
+    defaults = default_config(cls)
     for arg in _initializer_args(cls):
         value = config[arg]
         # Keras's own defaults are never Constant (the common case: fast).
@@ -355,7 +341,7 @@ def check_initializers(layer: Layer, weights: list[Weight]) -> None:
     them when the layer is built.
     """
     rules = {}
-    defaults = _defaults(type(layer))
+    defaults = default_config(type(layer))
     for arg in _initializer_args(type(layer)):
         value = layer.config[arg]
         if value is defaults[arg]:
@@ -417,7 +403,7 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
                 f"{path}.name",
             )
         seen.add(layer.name)
-        if isinstance(shape, list) and not getattr(layer, "passes_several_tensors", False):
+        if isinstance(shape, list) and not layer.passes_several_tensors:
             raise SpecError(
                 f'Layer "{layer.name}" expects 1 input(s), but it received '
                 f"{len(shape)} input tensors. Only the last layer of a "

@@ -59,7 +59,8 @@ def _prefix(type_name: str) -> str:
 
 
 @functools.cache
-def _defaults(cls: type[Layer]) -> dict[str, Any]:
+def default_config(cls: type[Layer]) -> dict[str, Any]:
+    """Every optional argument of a layer class at its Keras default (shared: do not mutate)."""
     return {a.name: a.default for a in cls.all_args() if not a.required}
 
 
@@ -85,6 +86,12 @@ class Layer:
     min_ndim: ClassVar[int | None] = None
     #: One line for the API documentation.
     summary: ClassVar[str] = ""
+    #: Whether ``trainable=False`` makes the layer's variables non-trainable
+    #: (Keras's ``Layer._track_variable``); see the exceptions that unset it.
+    freezes_variables: ClassVar[bool] = True
+    #: Whether the layer takes a list of tensors (after ``return_state``) and
+    #: passes it on, as layers without an InputSpec do.
+    passes_several_tensors: ClassVar[bool] = False
     #: A typical use: (arguments, input shape without the batch). The docs
     #: and the tests build every registered layer from it.
     example: ClassVar[tuple[dict[str, Any], tuple[int | None, ...]]] = ({}, ())
@@ -108,11 +115,6 @@ class Layer:
     def name_prefix(cls) -> str:
         """The stem of Keras's automatic names (``lstm`` → ``lstm_1`` ...)."""
         return _prefix(cls.type)
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """Every optional argument with its Keras default (a fresh copy)."""
-        return dict(_defaults(cls))
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
@@ -161,6 +163,14 @@ class Layer:
     def build_weights(self, input_shape: Shape) -> list[Weight]:
         """The variables Keras creates when building on ``input_shape``."""
         return []
+
+    def variables(self, input_shape: Shape) -> list[Weight]:
+        """``build_weights`` with the ``trainable`` flag Keras gives them:
+        off when the layer is frozen and freezing reaches its variables."""
+        weights = self.build_weights(input_shape)
+        if self.trainable or not self.freezes_variables:
+            return weights
+        return [Weight(w.name, w.shape, False) for w in weights]
 
     def formula(self, input_shape: Shape) -> str:
         """The parameter count as an expression with the numbers filled in.

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from seqlab import ModelReport
+from seqlab.registry import format_shape
 
 from .problems import ApiValidationError
 from .train_schemas import SPARSE_LOSSES
@@ -18,10 +19,6 @@ def _fits(actual: list[int], expected: tuple[int | None, ...]) -> bool:
     return len(actual) == len(expected) and all(
         e is None or a == e for a, e in zip(actual, expected, strict=True)
     )
-
-
-def _show(shape: tuple[Any, ...] | list[Any]) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
@@ -43,7 +40,8 @@ def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
     errors: dict[str, list[str]] = {}
     if not _fits(x[1:], model_in):
         errors["data.x"] = [
-            f"Shape {_show(x)} does not fit the model's input {_show((None, *model_in))}."
+            f"Shape {format_shape(tuple(x))} does not fit the model's input "
+            f"{format_shape((None, *model_in))}."
         ]
     model_out = output[1:]
     loss = request["compile"]["loss"]
@@ -51,9 +49,10 @@ def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
     if loss in SPARSE_LOSSES:  # integer class labels, one per output position
         allowed = [model_out[:-1], (*model_out[:-1], 1)]
     if not any(_fits(y[1:], shape) for shape in allowed):
-        shapes = " or ".join(_show((None, *s)) for s in allowed)
+        shapes = " or ".join(format_shape((None, *s)) for s in allowed)
         errors["data.y"] = [
-            f"Shape {_show(y)} does not fit the model's output {_show(output)} "
+            f"Shape {format_shape(tuple(y))} does not fit the model's output "
+            f"{format_shape(output)} "
             f"with loss {loss}: expected {shapes}."
         ]
     if x[0] != y[0]:

@@ -316,7 +316,7 @@ def _train(
             validation_data=(x[n:], y[n:]), callbacks=[tracker.callback], verbose=0,
         )  # fmt: skip
         history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
-        history = thin(history, tracker.block, len(history.get("loss", [])))
+        history = thin(history, tracker.block)
     else:
         tracker.reset_metrics = per_step_logs(model)
         orders = epoch_batches(n, batch_size, epochs, fit_args["shuffle"], seed)
@@ -368,7 +368,7 @@ def _train(
     return result, buffer.getvalue()
 
 
-def thin(history: dict[str, list[float]], block: int, epochs: int) -> dict[str, list[float]]:
+def thin(history: dict[str, list[float]], block: int) -> dict[str, list[float]]:
     """Average per-epoch values over blocks of ``block`` epochs."""
     if block == 1:
         return history

@@ -41,14 +41,11 @@ class Wrapper(Layer):
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:
         # Each variable keeps the flag its own layer gave it.
-        weights = []
-        for layer, shape in self.placed_sublayers(input_shape):
-            frozen = not layer.trainable and getattr(layer, "freezes_variables", True)
-            weights += [
-                Weight(f"{layer.name}/{w.name}", w.shape, w.trainable and not frozen)
-                for w in layer.build_weights(shape)
-            ]
-        return weights
+        return [
+            Weight(f"{layer.name}/{w.name}", w.shape, w.trainable)
+            for layer, shape in self.placed_sublayers(input_shape)
+            for w in layer.variables(shape)
+        ]
 
 
 @register
