@@ -23,10 +23,10 @@ from seqlab.examples import EXAMPLES
 from worker.store import JobStore
 from worker.store import new_job_id
 
+from .data_checks import check_data
 from .problems import ApiValidationError
 from .problems import problem
 from .requests import get_json_object
-from .submission import check_data
 from .submission import job_document
 from .submission import job_params
 from .submission import stored_request
