@@ -152,7 +152,8 @@ def embedding_domain(
         0,
         input_dim - 1,
         integers=True,
-        dtype=dtype if dtype in OVERFLOW else None,
+        # The layer casts a float64 input to its float32 compute dtype first.
+        dtype="float32" if dtype == "float64" else dtype if dtype in OVERFLOW else None,
         exempt=masked,
     )
 
