@@ -114,16 +114,17 @@ def queue():
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="session")
-def worker(redis_url, queue, tmp_path_factory):
-    """A real Celery worker process (prefork, one child) on the test queue."""
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
+@contextlib.contextmanager
+def run_worker(redis_url, queue, log, **env):
+    """A real Celery worker process (prefork, one child) on ``queue``, in a
+    process group of its own; yields the Popen once the worker is ready."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "SEQLAB_QUEUE": queue,
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
+        **env,
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -132,19 +133,29 @@ def worker(redis_url, queue, tmp_path_factory):
              "--without-gossip"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while b" ready." not in log.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield process
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        deadline = time.monotonic() + 120
+        while b" ready." not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url, queue, tmp_path_factory):
+    """A real Celery worker process (prefork, one child) on the test queue."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with run_worker(redis_url, queue, log) as process:
+        yield process
 
 
 @pytest.fixture
