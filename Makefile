@@ -33,9 +33,9 @@ bench: install
 	$(PY) -m bench
 
 # The API (port 8000), a worker and, if none answers at REDIS_URL, a Redis
-# server, in the foreground until Ctrl-C (service/up.py).
+# server, in the foreground until Ctrl-C (devtools/up.py).
 up: install
-	$(PY) -m service.up
+	$(PY) -m devtools.up
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
