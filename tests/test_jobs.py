@@ -1,5 +1,6 @@
 """Training jobs end to end: a real Redis and a real Celery worker process."""
 
+import glob
 import io
 import time
 import zipfile
@@ -66,7 +67,11 @@ def test_seed_examples_learn_their_targets(jobs_client, spec, example):
         == (170 if example == "many_to_one" else 146)
     )
     assert result["summary"] == job["params"]["summary"]
-    assert result["device"] == "CPU"
+    # Whatever trained it; on a host without an NVIDIA device node no GPU can
+    # be visible to JAX or TensorFlow, and the worker says "CPU".
+    assert isinstance(result["device"], str) and result["device"]
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        assert result["device"] == "CPU"
     assert set(result["timings"]) >= {"queued_seconds", "build_seconds", "train_seconds"}
     assert job["started_at"] <= job["finished_at"]
 
