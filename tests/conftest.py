@@ -156,3 +156,11 @@ def jobs_app(redis_url, queue):
 @pytest.fixture
 def jobs_client(jobs_app, worker):
     return jobs_app.test_client()
+
+
+@pytest.fixture
+def idle_app(redis_url):
+    """An app on the test Redis whose queue no worker serves: the jobs it
+    queues stay as the test puts them (the test moves them with the store)."""
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})
