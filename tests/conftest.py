@@ -44,8 +44,6 @@ def spec():
 
 # --- real Redis and a real Celery worker, for everything about jobs ---------
 
-REDIS_TEST_DB = 13
-
 
 def _free_port():
     with socket.socket() as s:
@@ -62,17 +60,20 @@ def _redis_ready(url, timeout=0.5):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """The URL of a running Redis: $SEQLAB_TEST_REDIS_URL, the local one on
-    6379, or one started here on a free port (stopped at the end)."""
+    """The URL of a Redis database that this test session may flush.
+
+    ``$SEQLAB_TEST_REDIS_URL`` when set: the caller's explicit choice of a
+    server and database (``redis://127.0.0.1:6379/12``), of which only that
+    database is flushed. Otherwise a redis-server of the session's own on a
+    free port, stopped at the end: the tests never flush a Redis that they
+    neither started nor were given, such as a developer's on 6379.
+    """
     url = os.environ.get("SEQLAB_TEST_REDIS_URL")
     if url:
         yield url
         return
-    if _redis_ready("redis://127.0.0.1:6379/0"):
-        yield f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
-        return
     with start_redis(tmp_path_factory.mktemp("redis")) as started:
-        yield f"{started}/{REDIS_TEST_DB}"
+        yield f"{started}/0"
 
 
 @contextlib.contextmanager
@@ -103,7 +104,7 @@ def start_redis(directory, port=None, *extra):
 
 @pytest.fixture(scope="session")
 def redis_url(redis_server):
-    """A clean database for this test session."""
+    """A clean database for this test session (see ``redis_server``)."""
     redis.Redis.from_url(redis_server).flushdb()
     return redis_server
 
@@ -166,3 +167,11 @@ def jobs_app(redis_url, queue):
 @pytest.fixture
 def jobs_client(jobs_app, worker):
     return jobs_app.test_client()
+
+
+@pytest.fixture
+def idle_app(redis_url):
+    """An app on the test Redis whose queue no worker serves: the jobs it
+    queues stay as the test puts them (the test moves them with the store)."""
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})
