@@ -1,15 +1,14 @@
 """The training task on a real worker: cancels and progress inside long
 epochs, flat memory, stateful models, Redis blips, clean error messages."""
 
-import shutil
-import subprocess
+import contextlib
 import time
 
 import pytest
 import redis
 from conftest import _free_port
-from conftest import _redis_ready
 from conftest import run_worker
+from conftest import start_redis
 from test_jobs import submit
 from test_jobs import wait_for
 
@@ -77,46 +76,35 @@ def test_stateful_model_trains_and_predicts_in_its_batch_size(jobs_client):
     assert len(job["result"]["history"]["loss"]) == 3
 
 
+class RestartableRedis:
+    """A Redis of a test's own on a free port, that it may stop and restart;
+    its data survives in ``directory`` (SHUTDOWN SAVE, then reloaded)."""
+
+    def __init__(self, directory):
+        self.directory, self.port = directory, _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.server = None
+
+    def start(self):
+        self.server = start_redis(self.directory, self.port)
+        self.server.__enter__()
+
+    def stop(self):
+        with contextlib.suppress(redis.exceptions.ConnectionError):
+            redis.Redis.from_url(self.url).shutdown(save=True)
+        self.server.__exit__(None, None, None)
+
+
 @pytest.fixture
 def own_redis(tmp_path):
-    """A Redis of this test's own on a free port, that it may stop and
-    restart (its data survives in ``tmp_path``)."""
-    server = shutil.which("redis-server")
-    port = _free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def start():
-        process = subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not _redis_ready(url):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        return process
-
-    def stop():
-        # SHUTDOWN SAVE writes the data to disk; the restart reads it back.
-        try:
-            redis.Redis.from_url(url).shutdown(save=True)
-        except redis.exceptions.ConnectionError:
-            pass
-        state["process"].wait(timeout=10)
-
-    def restart():
-        state["process"] = start()
-
-    state = {"process": start(), "url": url, "stop": stop, "restart": restart}
-    yield state
-    if state["process"].poll() is None:
-        state["process"].terminate()
-        state["process"].wait(timeout=10)
+    server = RestartableRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 def test_a_redis_blip_does_not_fail_the_job(own_redis, tmp_path):
-    url, queue = own_redis["url"], "blip"
+    url, queue = own_redis.url, "blip"
     app = create_app({"TESTING": True, "REDIS_URL": url, "SEQLAB_QUEUE": queue})
     client = app.test_client()
     with run_worker(url, queue, tmp_path / "worker.log", SEQLAB_WARM_UP="0"):
@@ -124,9 +112,9 @@ def test_a_redis_blip_does_not_fail_the_job(own_redis, tmp_path):
             "Location"
         ]
         wait_for(client, location, until=("running",), check=lambda j: "progress" in j)
-        own_redis["stop"]()
+        own_redis.stop()
         time.sleep(4)  # progress writes and cancel checks fail meanwhile
-        own_redis["restart"]()
+        own_redis.start()
         job = wait_for(client, location, timeout=120).get_json()
     assert job["status"] == "succeeded", job.get("error")
     assert job["result"]["epochs_completed"] == 3000
