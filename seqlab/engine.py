@@ -181,7 +181,7 @@ class Namer:
         return f"{prefix}_{n}" if n else prefix
 
 
-def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
+def configure_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
     """Configure one layer spec, wrapped layers first, as Keras code does.
 
     ``spec`` is ``{"type": <Keras class>, "name"?: str, <argument>: value}``
@@ -200,7 +200,7 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
             continue
         value = spec[arg.name]
         if arg.kind is Kind.LAYER and value is not None:
-            value = build_layer(value, namer, f"{path}.{arg.name}")
+            value = configure_layer(value, namer, f"{path}.{arg.name}")
         elif arg.kind is Kind.INT_TUPLE and isinstance(value, int):
             value = [value] * (arg.length or 1)  # Keras's standardize_tuple
         config[arg.name] = value
@@ -222,7 +222,7 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What ``build_layer`` needs of a layer class, worked out once."""
+    """What ``configure_layer`` needs of a layer class, worked out once."""
 
     #: Every optional argument at its Keras default, ints of INT_TUPLE
     #: arguments already as Keras's standardized one-element lists.
@@ -387,7 +387,7 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
     [('lstm', (None, 5), 140), ('dense', (None, 1), 6)]
     """
     namer = Namer()
-    built = [build_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
+    built = [configure_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
     # The InputLayer that keras.Input adds is a layer of the model too.
     seen = {"input_layer"}
     model_input = input_shape_of(spec)

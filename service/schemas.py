@@ -32,7 +32,7 @@ MAX_RANK = 8
 #: No dimension, unit or filter count beyond what a tensor index can hold.
 MAX_INT = 2**31 - 1
 NAME = validate.Regexp(
-    r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$",
+    r"\A[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z",
     error="Must be 1-128 letters, digits, '_', '.' or '-' (Keras names may not contain '/').",
 )
 DTYPES = (
