@@ -255,6 +255,8 @@ def describe_arg(arg: Arg) -> dict[str, Any]:
             out[key] = value
     if arg.exclusive_maximum:
         out["exclusive_maximum"] = True
+    if arg.exclusive_minimum:
+        out["exclusive_minimum"] = True
     if arg.nullable:
         out["nullable"] = True
     if arg.choices and arg.kind.value == "choice":
