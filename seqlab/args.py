@@ -174,8 +174,19 @@ def kernel_args() -> tuple[Arg, ...]:
     )
 
 
+#: Layer dtype policies (``keras.DTypePolicy`` names): the variables are
+#: created in the policy's variable dtype, float32 for the ``mixed_*`` ones.
+DTYPE_POLICIES = (
+    "float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16",
+)  # fmt: skip
+#: The ``dtype`` every layer takes; null is Keras's global policy, float32.
+DTYPE = Arg(
+    "dtype", Kind.CHOICE, None, choices=DTYPE_POLICIES, nullable=True,
+    doc="The layer's dtype policy; null is the global policy (float32).",
+)  # fmt: skip
+
 #: Arguments every Keras layer takes (besides ``name``, handled apart).
-COMMON = (flag("trainable", True),)
+COMMON = (flag("trainable", True), DTYPE)
 
 
 # The object descriptions are made of Arg values: imported once Arg exists.

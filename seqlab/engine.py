@@ -19,6 +19,7 @@ from .args import Arg
 from .args import Kind
 from .errors import SpecError
 from .layers.wrappers import Wrapper
+from .registry import DTYPE_BYTES
 from .registry import LAYERS
 from .registry import Layer
 from .registry import Output
@@ -26,11 +27,6 @@ from .registry import Shape
 from .registry import Weight
 from .registry import default_config
 from .registry import to_snake_case
-
-#: Bytes per parameter: Keras keeps variables in float32, even under the
-#: mixed_float16 policy.
-PARAM_BYTES = 4
-
 
 _UNSET: Any = object()
 
@@ -60,18 +56,26 @@ class LayerReport:
     #: The part the model's ``trainable_weights`` (the summary footer)
     #: counts: the variables' flags, whether or not the layer is frozen.
     model_trainable_params: int = field(init=False)
+    #: Bytes of all the weights, each in its own dtype, and of the
+    #: trainable-flagged ones (Keras's ``weight_memory_size``).
+    param_bytes: int = field(init=False)
+    model_trainable_bytes: int = field(init=False)
 
     _formula: str | None = field(default=None, init=False, repr=False, compare=False)
     _macs: Any = field(default=_UNSET, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        total = trainable = 0
+        total = trainable = total_bytes = trainable_bytes = 0
         for w in self.weights:
             size = math.prod(w.shape)
+            nbytes = size * DTYPE_BYTES[w.dtype]
             total += size
+            total_bytes += nbytes
             if w.trainable:
                 trainable += size
+                trainable_bytes += nbytes
         self.params, self.model_trainable_params = total, trainable
+        self.param_bytes, self.model_trainable_bytes = total_bytes, trainable_bytes
         self.trainable_params = trainable if self.trainable else 0
 
     @property
@@ -104,7 +108,7 @@ class LayerReport:
             "macs": self.macs,
             "formula": self.formula,
             "weights": [
-                {"name": w.name, "shape": list(w.shape), "trainable": w.trainable}
+                {"name": w.name, "shape": list(w.shape), "trainable": w.trainable, "dtype": w.dtype}
                 for w in self.weights
             ],
             **({"sublayers": [s.to_dict() for s in self.sublayers]} if self.sublayers else {}),
@@ -134,6 +138,20 @@ class ModelReport:
         return self.total_params - self.trainable_params
 
     @property
+    def param_bytes(self) -> int:
+        """The weights' memory, each variable in its own dtype."""
+        return sum(layer.param_bytes for layer in self.layers)
+
+    @property
+    def trainable_bytes(self) -> int:
+        """The memory of the variables the model trains (the footer's)."""
+        return sum(layer.model_trainable_bytes for layer in self.layers)
+
+    @property
+    def non_trainable_bytes(self) -> int:
+        return self.param_bytes - self.trainable_bytes
+
+    @property
     def macs(self) -> int | None:
         counts = [layer.macs for layer in self.layers]
         return None if None in counts else sum(counts)  # type: ignore[arg-type]
@@ -153,7 +171,7 @@ class ModelReport:
             "total_params": total,
             "trainable_params": trainable,
             "non_trainable_params": total - trainable,
-            "param_bytes": total * PARAM_BYTES,
+            "param_bytes": self.param_bytes,
             "macs": self.macs,
         }
 
@@ -265,6 +283,8 @@ def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
     trainable = layer.trainable
     if layer.custom_initializers:
         check_initializers(layer, weights)
+    if layer.variable_dtype == "bfloat16":
+        check_bfloat16_initializers(layer, weights)
     sublayers = (
         [report_layer(sub, shape) for sub, shape in layer.placed_sublayers(input_shape)]
         if isinstance(layer, Wrapper)
@@ -352,13 +372,39 @@ def check_initializers(layer: Layer, weights: list[Weight]) -> None:
     if not rules:
         return
     for w in weights:
-        base = w.name.rsplit("/", 1)[-1]
-        arg = "recurrent_initializer" if base == "recurrent_kernel" else f"{base}_initializer"
+        arg = _initializer_arg(w)
         rule = rules.get(arg)
         if rule and not rule[0](len(w.shape)):
             raise SpecError(
                 f"{rule[1]} Received: shape={tuple(w.shape)} of rank {len(w.shape)} "
                 f'({arg} of layer "{layer.name}").'
+            )
+
+
+def _initializer_arg(weight: Weight) -> str:
+    """The argument that initializes ``weight`` (``recurrent_kernel`` →
+    ``recurrent_initializer``, ``kernel`` → ``kernel_initializer``)."""
+    base = weight.name.rsplit("/", 1)[-1]
+    return "recurrent_initializer" if base == "recurrent_kernel" else f"{base}_initializer"
+
+
+def check_bfloat16_initializers(layer: Layer, weights: list[Weight]) -> None:
+    """Raise where an ``Orthogonal`` initializer must make a bfloat16 variable.
+
+    It takes a QR decomposition, and TensorFlow's ``Qr`` op has no bfloat16
+    kernel: Keras on the TensorFlow backend refuses to build the layer (JAX
+    builds it). The worker may run either backend, so the engine refuses it;
+    ``orthogonal`` is the RNNs' default ``recurrent_initializer``.
+    """
+    for w in weights:
+        arg = _initializer_arg(w)
+        if w.dtype == "bfloat16" and _initializer_name(layer.config.get(arg)) == "orthogonal":
+            raise SpecError(
+                "Value for attr 'T' of bfloat16 is not in the list of allowed values: "
+                "double, float, half, complex64, complex128 (TensorFlow's Qr op, for the "
+                f'Orthogonal {arg} of layer "{layer.name}" under the bfloat16 policy). '
+                "Choose another initializer, or the mixed_bfloat16 policy (float32 variables).",
+                arg,
             )
 
 

@@ -29,17 +29,38 @@ Shape = tuple[int | None, ...]
 Output = Shape | list[Shape]
 
 
+#: Bytes per scalar of each variable dtype (Keras's ``DTYPE_TO_SIZE`` / 8).
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+#: The variable dtype of each dtype policy; None is the global policy.
+VARIABLE_DTYPES = {
+    None: "float32",
+    "mixed_float16": "float32",
+    "mixed_bfloat16": "float32",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float64": "float64",
+}
+
+
 class Weight(NamedTuple):
     """One variable a layer creates when Keras builds it."""
 
     name: str
     shape: tuple[int, ...]
     trainable: bool = True
+    #: The variable's dtype: its layer's policy's variable dtype.
+    dtype: str = "float32"
 
     @property
     def size(self) -> int:
         """The number of scalars in the variable."""
         return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """The variable's memory, as Keras's ``weight_memory_size`` counts it."""
+        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
 
 
 def to_snake_case(name: str) -> str:
@@ -164,13 +185,24 @@ class Layer:
         """The variables Keras creates when building on ``input_shape``."""
         return []
 
+    @property
+    def variable_dtype(self) -> str | None:
+        """The dtype Keras creates this layer's variables in (from its
+        ``dtype`` policy); None where the variables are other layers' own."""
+        return VARIABLE_DTYPES[self.config["dtype"]]
+
     def variables(self, input_shape: Shape) -> list[Weight]:
-        """``build_weights`` with the ``trainable`` flag Keras gives them:
-        off when the layer is frozen and freezing reaches its variables."""
+        """``build_weights`` with the ``trainable`` flag and dtype Keras gives
+        them: not trainable when the layer is frozen and freezing reaches its
+        variables; the dtype of the layer's policy."""
         weights = self.build_weights(input_shape)
-        if self.trainable or not self.freezes_variables:
-            return weights
-        return [Weight(w.name, w.shape, False) for w in weights]
+        frozen = not self.trainable and self.freezes_variables
+        dtype = self.variable_dtype
+        if not frozen and dtype in (None, "float32"):
+            return weights  # the common case: build_weights's own defaults
+        return [
+            Weight(w.name, w.shape, w.trainable and not frozen, dtype or w.dtype) for w in weights
+        ]
 
     def formula(self, input_shape: Shape) -> str:
         """The parameter count as an expression with the numbers filled in.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-from .engine import PARAM_BYTES
 from .engine import ModelReport
 from .registry import format_output
 
@@ -124,11 +123,11 @@ def render_summary(report: ModelReport, line_length: int = PIPED_LINE_LENGTH) ->
         )
         out += _row([wrap(c, w) for c, w in zip(cells, widths, strict=True)], widths, "│")
     out.append(_border("└", "─", "┴", "┘", widths))
-    for label, count in (
-        ("Total", report.total_params),
-        ("Trainable", report.trainable_params),
-        ("Non-trainable", report.non_trainable_params),
+    for label, count, nbytes in (
+        ("Total", report.total_params, report.param_bytes),
+        ("Trainable", report.trainable_params, report.trainable_bytes),
+        ("Non-trainable", report.non_trainable_params, report.non_trainable_bytes),
     ):
-        size = readable_memory_size(count * PARAM_BYTES)
+        size = readable_memory_size(nbytes)
         out.append(f" {label} params: {count:,} ({size})")
     return "\n".join(out) + "\n"

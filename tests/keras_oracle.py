@@ -77,14 +77,15 @@ def _sublayers(layer: Any) -> list[Any]:
     ]
 
 
-def _weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool]]:
-    """Each weight's name, shape and the variable's own ``trainable`` flag.
+def _weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool, str]]:
+    """Each weight's name, shape, the variable's own ``trainable`` flag and
+    its dtype.
 
     The flag is the variable's, which is what the model's footer counts; the
     layer's ``trainable_weights`` view (empty for a frozen layer) is in the
     ``trainable``/``non_trainable`` fields.
     """
-    return [(w.name, tuple(w.shape), bool(w.trainable)) for w in layer.weights]
+    return [(w.name, tuple(w.shape), bool(w.trainable), str(w.dtype)) for w in layer.weights]
 
 
 def summary_text(model: Any) -> str:
@@ -196,8 +197,10 @@ def keras_run_error(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _engine_weights(layer: LayerReport) -> list[tuple[str, tuple[int, ...], bool]]:
-    return [(w.name.rsplit("/", 1)[-1], tuple(w.shape), w.trainable) for w in layer.weights]
+def _engine_weights(layer: LayerReport) -> list[tuple[str, tuple[int, ...], bool, str]]:
+    return [
+        (w.name.rsplit("/", 1)[-1], tuple(w.shape), w.trainable, w.dtype) for w in layer.weights
+    ]
 
 
 def report_fields(report: ModelReport) -> dict[str, Any]:
