@@ -93,15 +93,22 @@ def summary_text(model: Any) -> str:
 
     ``line_length`` keeps its default; Keras then asks
     ``shutil.get_terminal_size``, which reads ``COLUMNS`` or the terminal of
-    ``sys.__stdout__``. Both are taken away, as when the output is piped.
+    ``sys.__stdout__``, and rich's console (the ``Model:`` line) asks
+    ``os.get_terminal_size`` of stdin, stdout and stderr. All are taken
+    away, as when the output is piped: 76 columns, and 80 for the console.
     """
     lines: list[str] = []
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+    def no_terminal(*args: Any) -> os.terminal_size:
+        raise OSError("not a terminal")
+
     with (
         mock.patch.dict(os.environ, env, clear=True),
         mock.patch.object(
             shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size(fallback)
         ),
+        mock.patch.object(os, "get_terminal_size", no_terminal),
     ):
         model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text))
     return "".join(lines)

@@ -781,3 +781,36 @@ def test_built_variables_have_the_engines_dtypes() -> None:
     ]
     assert {d for _, d in built} == {"float16", "float32", "bfloat16", "float64"}
     assert oracle.summary_text(model) == render_summary(report)
+
+
+# -- long names in the summary ------------------------------------------------
+
+LONG_NAMES = [
+    # (model name, first layer's name): up to the 128 characters the API allows.
+    (None, "a" * 31),
+    (None, "b" * 32),
+    ("m" * 71, "c" * 40),
+    ("m" * 72, "d" * 128),
+    ("m" * 78, "e_" * 40),
+    ("m" * 79, "f" * 29 + ".x"),
+    ("m" * 128, "g-" * 64),
+]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(("model_name", "layer_name"), LONG_NAMES)
+def test_long_names_print_as_in_keras(model_name: str | None, layer_name: str) -> None:
+    """Keras's rich table cuts a name longer than its column with ``…``
+    and the console wraps and folds a long model name at 80 columns."""
+    spec: dict[str, Any] = {
+        "input_shape": [5, 3],
+        "layers": [
+            {"type": "Dense", "units": 2, "name": layer_name},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 4, "name": "x" * 60}},
+        ],
+    }
+    if model_name:
+        spec["name"] = model_name
+    keras = oracle.keras_report(spec)
+    assert isinstance(keras, dict), keras
+    assert render_summary(analyze(spec)) == keras["summary"]
