@@ -15,6 +15,7 @@ from dataclasses import field
 from typing import Any
 
 from . import layers as _layers  # noqa: F401  (fills LAYERS)
+from .args import ACTIVATIONS
 from .args import Arg
 from .args import Kind
 from .errors import SpecError
@@ -285,6 +286,7 @@ def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
         check_initializers(layer, weights)
     if layer.variable_dtype == "bfloat16":
         check_bfloat16_initializers(layer, weights)
+    check_activations(layer, output)
     sublayers = (
         [report_layer(sub, shape) for sub, shape in layer.placed_sublayers(input_shape)]
         if isinstance(layer, Wrapper)
@@ -374,10 +376,54 @@ def check_initializers(layer: Layer, weights: list[Weight]) -> None:
     for w in weights:
         arg = _initializer_arg(w)
         rule = rules.get(arg)
-        if rule and not rule[0](len(w.shape)):
+        shape = layer.initializer_shape(w)
+        if rule and not rule[0](len(shape)):
             raise SpecError(
-                f"{rule[1]} Received: shape={tuple(w.shape)} of rank {len(w.shape)} "
-                f'({arg} of layer "{layer.name}").'
+                f"{rule[1]} Received: shape={shape} of rank {len(shape)}. "
+                f'It is the {arg} of layer "{layer.name}".'
+            )
+
+
+@functools.cache
+def _activation_args(cls: type[Layer]) -> tuple[str, ...]:
+    return tuple(
+        a.name for a in cls.all_args() if a.kind is Kind.CHOICE and a.choices == ACTIVATIONS
+    )
+
+
+def check_activations(layer: Layer, output: Output) -> None:
+    """Raise where an activation cannot run: Keras builds these models, and
+    fails on their first call (a fit), so the worker must never get them.
+
+    * ``threshold`` needs ``threshold`` and ``default_value`` arguments
+      that a layer cannot pass (``keras/src/activations/activations.py``);
+    * ``glu`` splits the last axis in two halves (``ops.glu``): an odd size
+      cannot be split, and in a recurrent cell it halves the gates, so
+      that the recurrence never runs whatever the units.
+    """
+    for arg in _activation_args(type(layer)):
+        name = layer.config[arg]
+        if name == "threshold":
+            raise SpecError(
+                "threshold() missing 2 required positional arguments: 'threshold' and "
+                "'default_value'. Keras's `threshold` activation cannot be named by a "
+                "layer: it needs arguments that a layer does not pass.",
+                arg,
+            )
+        if name != "glu":
+            continue
+        if not layer.activations_on_output:
+            raise SpecError(
+                f"A `glu` {arg} halves the last axis it is applied to: a "
+                f"{layer.type} cell applies it to its gates, whose halves no longer "
+                "match its state, so the layer fails on its first call.",
+                arg,
+            )
+        shape = output[0] if isinstance(output, list) else output
+        if shape[-1] is not None and shape[-1] % 2:
+            raise SpecError(
+                f"axis size must be divisible by 2. Received: x.shape={tuple(shape)} with axis=-1",
+                arg,
             )
 
 

@@ -113,6 +113,9 @@ class Layer:
     #: Whether the layer takes a list of tensors (after ``return_state``) and
     #: passes it on, as layers without an InputSpec do.
     passes_several_tensors: ClassVar[bool] = False
+    #: Whether the layer's activations apply to its output (Dense, Conv1D,
+    #: Activation); a recurrent cell applies them to its gates and state.
+    activations_on_output: ClassVar[bool] = True
     #: A typical use: (arguments, input shape without the batch). The docs
     #: and the tests build every registered layer from it.
     example: ClassVar[tuple[dict[str, Any], tuple[int | None, ...]]] = ({}, ())
@@ -158,7 +161,8 @@ class Layer:
         return []
 
     def check_input(self, input_shape: Shape) -> None:
-        """Keras's ``InputSpec`` rank check."""
+        """Keras's ``InputSpec`` rank check, worded as Keras 3.15's
+        ``assert_input_compatibility`` (a Sequential's inputs are unnamed)."""
         rank = len(input_shape)
         if self.ndim is not None and rank != self.ndim:
             expected = f"ndim={self.ndim}"
@@ -167,9 +171,9 @@ class Layer:
         else:
             return
         raise SpecError(
-            f'Input 0 of layer "{self.name}" is incompatible with the layer: '
-            f"expected {expected}, found ndim={rank}. "
-            f"Full shape received: {format_shape(input_shape)}"
+            f"Input 0 with name 'None' of layer '{self.name}' is incompatible with the "
+            f"layer: expected {expected}, found ndim={rank}. "
+            f"Full shape received: {tuple(input_shape)}"
         )
 
     def output_shape(self, input_shape: Shape) -> Output:
@@ -203,6 +207,10 @@ class Layer:
         return [
             Weight(w.name, w.shape, w.trainable and not frozen, dtype or w.dtype) for w in weights
         ]
+
+    def initializer_shape(self, weight: Weight) -> tuple[int, ...]:
+        """The shape Keras first calls ``weight``'s initializer with."""
+        return weight.shape
 
     def formula(self, input_shape: Shape) -> str:
         """The parameter count as an expression with the numbers filled in.

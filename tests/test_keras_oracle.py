@@ -5,8 +5,16 @@ The corpus (``tests/corpus.py``) is built with Keras through the worker's
 builder (``tests/keras_oracle.py``); for every spec the engine must refuse
 exactly what Keras refuses to build, and otherwise report what Keras
 reports: names, output shapes, per-layer counts and trainable split,
-weights, totals and the ``model.summary()`` text. All disagreements are
-listed at once.
+weights (their dtypes included), totals and the ``model.summary()`` text.
+A refusal must quote Keras 3.15's reason word for word
+(``keras_oracle.refusal_differs``): only the exception type, Keras's
+``Exception encountered when calling ...`` frame and argument dump, the
+``Inputs received: [<KerasTensor ...>]`` list and TensorFlow's NodeDef
+lines are normalised away, and the engine may add a hint after the quote.
+Where Keras fails internally instead of giving a reason (an ``IndexError``,
+a variable of unknown shape, ``Cannot convert '2' to a shape`` ...:
+``keras_oracle.KERAS_INTERNAL``), only the verdict is compared and the
+engine gives its own reason. All disagreements are listed at once.
 
 One kind of disagreement is tolerated, and counted: the engine refuses a
 model that Keras's symbolic build accepts but that Keras cannot then run
@@ -814,3 +822,37 @@ def test_long_names_print_as_in_keras(model_name: str | None, layer_name: str) -
     keras = oracle.keras_report(spec)
     assert isinstance(keras, dict), keras
     assert render_summary(analyze(spec)) == keras["summary"]
+
+
+# -- activations Keras builds but cannot run -----------------------------------
+
+RUN_FAILURES = [
+    ({"type": "Dense", "units": 3, "activation": "glu"}, "layers.0.activation",
+     "axis size must be divisible by 2. Received: x.shape=(None, 5, 3) with axis=-1"),
+    ({"type": "Activation", "activation": "threshold"}, "layers.0.activation",
+     "threshold() missing 2 required positional arguments: 'threshold' and 'default_value'"),
+    ({"type": "Conv1D", "filters": 3, "kernel_size": 2, "activation": "threshold"},
+     "layers.0.activation", "threshold() missing 2 required positional arguments"),
+    ({"type": "LSTM", "units": 4, "recurrent_activation": "glu"},
+     "layers.0.recurrent_activation", "halves the last axis"),
+    ({"type": "GRU", "units": 4, "activation": "glu"}, "layers.0.activation",
+     "halves the last axis"),
+]  # fmt: skip
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(("layer", "path", "reason"), RUN_FAILURES)
+def test_activations_keras_cannot_run_are_refused(layer: dict, path: str, reason: str) -> None:
+    spec = {"input_shape": [5, 3], "layers": [layer]}
+    with pytest.raises(SpecError) as info:
+        analyze(spec)
+    assert (info.value.path, reason in info.value.message) == (path, True)
+    assert isinstance(oracle.keras_report(spec), dict)  # Keras builds it ...
+    assert oracle.keras_run_error(spec)  # ... and fails on its first call
+
+
+@pytest.mark.keras
+def test_glu_on_an_even_size_runs() -> None:
+    spec = {"input_shape": [5, 3], "layers": [{"type": "Dense", "units": 4, "activation": "glu"}]}
+    assert analyze(spec).layers[0].output_shape == (None, 5, 4)
+    assert isinstance(oracle.keras_report(spec), dict)

@@ -187,6 +187,9 @@ class Bidirectional(Wrapper):
         return [(self.forward, input_shape), (self.backward, input_shape)]
 
     def check_input(self, input_shape: Shape) -> None:
+        # Bidirectional takes its layer's InputSpec: a wrong rank names it.
+        self.ndim = self.forward.ndim
+        super().check_input(input_shape)
         self.forward.check_input(input_shape)
         self.backward.check_input(input_shape)
 
