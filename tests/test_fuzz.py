@@ -20,7 +20,35 @@ JUNK = [
     "", "x", "LSTM", "same", "causal", "relu", "glorot_uniform", [], [0], [-1], [1, 2],
     [2, 1], [None], [3, -1], {}, {"type": "Dense"}, {"type": "LSTM", "units": 2},
     {"class_name": "L2", "config": {"l2": 0.1}}, {"class_name": "Lambda", "config": {}},
+    # Integers JSON allows but a float cannot hold (OverflowError in float()).
+    10**400, -(10**400), 2**1024, [10**400], {"class_name": "L2", "config": {"l2": 2**1024}},
 ]  # fmt: skip
+
+#: Nesting deeper than the schema allows, yet shallow enough for the JSON
+#: parser (about 1,000 levels), so that validation, not parsing, meets it.
+DEEP = 600
+
+
+def deep_list(depth=DEEP):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def deep_object(depth=DEEP):
+    value = {}
+    for _ in range(depth):
+        value = {"config": value}
+    return value
+
+
+def deep_keras_object():
+    return {"class_name": "L2", "config": {"l2": deep_list()}}
+
+
+#: Made fresh for each use (deepcopy of a deep value would itself recurse).
+DEEP_JUNK = [deep_list, deep_object, deep_keras_object]
 
 
 def seeds():
@@ -41,18 +69,40 @@ def seeds():
             ],
         }
     )
+    out.append(
+        {
+            "input_shape": [5, 1],
+            "layers": [
+                {
+                    "type": "Dense",
+                    "units": 2,
+                    "kernel_regularizer": {"class_name": "L1L2", "config": {"l1": 0.1, "l2": 0.1}},
+                    "kernel_initializer": {"class_name": "RandomNormal", "config": {"stddev": 1}},
+                    "bias_constraint": "non_neg",
+                },
+            ],
+        }
+    )
     return out
 
 
 def nodes(value, path=()):
-    """Every (path, container) place inside a JSON value."""
+    """Every (path, container) place inside a JSON value, down to 12 levels."""
     yield path
+    if len(path) >= 12:
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             yield from nodes(item, (*path, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from nodes(item, (*path, i))
+
+
+def junk(rng):
+    if rng.random() < 0.1:
+        return rng.choice(DEEP_JUNK)()
+    return copy.deepcopy(rng.choice(JUNK))
 
 
 def mutate(spec, rng):
@@ -66,15 +116,13 @@ def mutate(spec, rng):
             parent = parent[key]
         key, action = path[-1], rng.random()
         if action < 0.6:
-            parent[key] = copy.deepcopy(rng.choice(JUNK))
+            parent[key] = junk(rng)
         elif action < 0.75 and isinstance(parent, dict):
             del parent[key]
         elif action < 0.9 and isinstance(parent, dict):
-            parent[rng.choice(["units", "padding", "layer", "bogus", "name", "axis"])] = rng.choice(
-                JUNK
-            )
+            parent[rng.choice(["units", "padding", "layer", "bogus", "name", "axis"])] = junk(rng)
         elif isinstance(parent, list):
-            parent.append(copy.deepcopy(rng.choice(JUNK)))
+            parent.append(junk(rng))
     return spec
 
 
@@ -186,3 +234,34 @@ def test_odd_page_sizes_and_tokens_are_422_never_500(idle_app, spec, jobs_with_f
         assert "page_token" in rv.get_json()["errors"]
     for token in good:
         assert client.get(f"/jobs?page_token={token}").status_code == 200
+
+
+def places(spec):
+    """Every place in ``spec`` (paths into objects and lists), the root aside."""
+    return [path for path in nodes(spec) if path]
+
+
+def replaced(spec, path, value):
+    spec = copy.deepcopy(spec)
+    parent = spec
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return spec
+
+
+@pytest.mark.parametrize("make", [lambda: 10**400, lambda: -(10**400), lambda: 2**1024, *DEEP_JUNK])
+def test_huge_integers_and_deep_nesting_anywhere_are_422(client, spec, make):
+    """At every place of every seed spec: a 422 naming the place, or a
+    field on the way to it, never a crash."""
+    for base in seeds():
+        for path in places(base):
+            rv = client.post("/params", json=replaced(base, path, make()))
+            assert rv.status_code == 422, (path, rv.get_json())
+            dotted = ".".join(map(str, path))
+            errors = rv.get_json()["errors"]
+            assert any(dotted.startswith(key) or key.startswith(dotted) for key in errors), (
+                dotted,
+                errors,
+            )
+    validate_response(spec, "/params", "post", rv)
