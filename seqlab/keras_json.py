@@ -80,14 +80,15 @@ def from_keras_json(doc: Mapping[str, Any]) -> dict[str, Any]:
     if config.get("name"):
         spec["name"] = config["name"]
     shape = None
-    if layers and _keras_object(layers[0]) and layers[0]["class_name"] == "InputLayer":
+    first_ok = bool(layers) and _keras_object(layers[0]) and isinstance(layers[0]["config"], Mapping)
+    if first_ok and layers[0]["class_name"] == "InputLayer":
         input_config = layers.pop(0)["config"]
         shape = _batch_shape(input_config)
         if input_config.get("dtype"):
             spec["dtype"] = input_config["dtype"]
     if shape is None:
         shape = config.get("build_input_shape")
-    if shape is None and layers and _keras_object(layers[0]):
+    if shape is None and first_ok:
         shape = _batch_shape(layers[0]["config"])  # Keras 2 style
         layers[0] = {**layers[0], "config": {
             k: v for k, v in layers[0]["config"].items()

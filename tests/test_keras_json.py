@@ -83,6 +83,9 @@ def test_build_input_shape_without_input_layer():
         ({"class_name": "Sequential", "config": {}}, "config.layers"),
         (model(layer("Dense", units=2)), "config.layers"),
         (model(layer("InputLayer", batch_shape=[None, 3]), {"units": 2}), "layers.0"),
+        # Found by schemathesis: a null config where a layer's should be.
+        (model({"class_name": None, "config": None}), "config.layers"),
+        (model({"class_name": "InputLayer", "config": None}), "config.layers"),
     ],
 )
 def test_refusals_name_the_place(doc, path):
