@@ -18,10 +18,12 @@ lint: install
 	$(PY) -m ruff check --no-fix .
 	$(PY) -m ruff format --check .
 
-# The tests start their own Redis server when none answers on 127.0.0.1:6379;
-# they need the redis-server program for that.
+# The tests start a redis-server of their own on a free port (they never touch
+# one on 6379), so they need the program; it is installed with apt-get when
+# missing. SEQLAB_TEST_REDIS_URL=redis://host:port/db runs them on that
+# database instead, which they flush.
 test: install lint
-	@command -v redis-server >/dev/null || redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || \
+	@[ -n "$$SEQLAB_TEST_REDIS_URL" ] || command -v redis-server >/dev/null || \
 		apt-get install -y -q redis-server >/dev/null || \
 		{ echo "install redis-server (apt-get install redis-server) and rerun"; exit 1; }
 	$(PY) -m pytest
@@ -33,9 +35,9 @@ bench: install
 	$(PY) -m bench
 
 # The API (port 8000), a worker and, if none answers at REDIS_URL, a Redis
-# server, in the foreground until Ctrl-C (service/up.py).
+# server, in the foreground until Ctrl-C (devtools/up.py).
 up: install
-	$(PY) -m service.up
+	$(PY) -m devtools.up
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -20,15 +20,16 @@ from seqlab import analyze  # noqa: E402
 from seqlab.examples import EXAMPLES  # noqa: E402
 from seqlab.examples import example_request  # noqa: E402
 from worker import training  # noqa: E402
+from worker.backend import configure_backend  # noqa: E402
 
 
 def run(request: dict, label: str) -> dict:
     request["fit"].setdefault("shuffle", True)
     request["fit"].setdefault("validation_split", 0.0)
-    expected = analyze(request["model"]).total_params
+    expected = training.expected_params(analyze(request["model"]))
     start = time.perf_counter()
     result, model_file = training.train(
-        request, expected_params=expected, on_progress=lambda _: None, should_stop=lambda: False
+        request, expected=expected, on_progress=lambda _: None, should_stop=lambda: False
     )
     total = time.perf_counter() - start
     preds = result["predictions"]
@@ -46,7 +47,7 @@ def run(request: dict, label: str) -> dict:
 
 
 def main() -> None:
-    backend = training.configure_backend()
+    backend = configure_backend()
     import jax
     import keras
 

@@ -1,10 +1,10 @@
 """Training jobs: ``POST /train``, ``GET /jobs``, ``GET /jobs/<id>``, cancel,
-the trained model, and the seed article's examples."""
+delete, the trained model, and the seed article's examples."""
 
 from __future__ import annotations
 
 import base64
-import binascii
+import math
 from typing import Any
 
 import redis
@@ -20,7 +20,9 @@ from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
 from seqlab.examples import EXAMPLES
+from worker.store import TERMINAL
 from worker.store import JobStore
+from worker.store import is_job_id
 from worker.store import new_job_id
 
 from .data_checks import check_data
@@ -29,6 +31,7 @@ from .problems import problem
 from .requests import get_json_object
 from .submission import job_document
 from .submission import job_params
+from .submission import stored_data
 from .submission import stored_request
 from .train_schemas import train_request_schema
 
@@ -39,14 +42,34 @@ def store() -> JobStore:
     return current_app.extensions["jobs"]  # type: ignore[no-any-return]
 
 
+def no_such_job(job_id: str) -> NotFound:
+    """The 404 for an id that names no job, whatever the reason."""
+    shown = job_id if len(job_id) <= 64 else f"{job_id[:64]}…"  # echo no megabytes
+    return NotFound(f"There is no job {shown!r} (jobs are kept for a limited time).")
+
+
+def checked_job_id(job_id: str) -> str:
+    """The id of a job route, if it has the form of one.
+
+    Every route with a job id passes it here first: an id of another form
+    (``<id>:model``) would otherwise reach a Redis key of another type.
+
+    :raise 404: as for an unknown id.
+    """
+    if not is_job_id(job_id):
+        raise no_such_job(job_id)
+    return job_id
+
+
 def get_job_or_404(job_id: str) -> dict[str, Any]:
     """The job record.
 
-    :raise 404: if there is no such job (never created, or expired).
+    :raise 404: if there is no such job (never created, expired, deleted,
+        or an id of another form).
     """
-    job = store().get(job_id)
+    job = store().get(checked_job_id(job_id))
     if job is None:
-        raise NotFound(f"There is no job {job_id!r} (jobs are kept for a limited time).")
+        raise no_such_job(job_id)
     return job
 
 
@@ -78,6 +101,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
             "params": job_params(report, render_summary(report)),
             "data_shapes": {"x": body["data"]["x"]["shape"], "y": body["data"]["y"]["shape"]},
         },
+        stored_data(body),
     )
     try:
         current_app.extensions["celery"].send_task(
@@ -96,31 +120,49 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     return job_document(record), 202, headers
 
 
+PAGE_SIZE_ERROR = "Must be an integer from 1 to 100."
+PAGE_TOKEN_ERROR = "Not a token of this API: give the next_page_token of the previous page."
+
+
+def page_token(score: float, job_id: str) -> str:
+    """The cursor after a job: its creation score and id (opaque to clients)."""
+    return base64.urlsafe_b64encode(f"{score!r}:{job_id}".encode()).decode()
+
+
+def read_page_token(token: str) -> tuple[float, str] | None:
+    """The (score, id) cursor of a token, None for anything we did not write
+    (so that nothing Redis would refuse reaches it)."""
+    try:
+        score, _, job_id = base64.urlsafe_b64decode(token).decode("ascii").partition(":")
+        value = float(score)
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return (value, job_id) if math.isfinite(value) and is_job_id(job_id) else None
+
+
 @bp.get("/jobs")
 def list_jobs() -> dict[str, Any]:
-    """List jobs, newest first, a page at a time."""
+    """List jobs, newest first, a page at a time (cursor paging)."""
+    errors: dict[str, list[str]] = {}
     try:
         size = int(request.args.get("page_size", 20))
-        offset = int(base64.urlsafe_b64decode(request.args.get("page_token", "MA==")).decode())
-        if not 1 <= size <= 100 or offset < 0:
-            raise ValueError
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiValidationError(
-            "page_size must be 1-100 and page_token a token from a previous page.",
-            {"query": ["Invalid page_size or page_token."]},
-        ) from None
-    jobs = store()
-    ids = jobs.list_ids(offset, size + 1)
-    page = []
-    for job_id in ids[:size]:
-        job = jobs.get(job_id, ("id", "created_at", "started_at", "finished_at", "progress",
-                                "error", "cancel_requested"))  # fmt: skip
-        if job is not None:
-            page.append(job_document(job, full=False))
-    token = None
-    if len(ids) > size:
-        token = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
-    return {"jobs": page, "next_page_token": token}
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 100:
+        errors["page_size"] = [PAGE_SIZE_ERROR]
+    after = None
+    if "page_token" in request.args:
+        after = read_page_token(request.args["page_token"])
+        if after is None:
+            errors["page_token"] = [PAGE_TOKEN_ERROR]
+    if errors:
+        first = next(iter(errors))
+        raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
+    fields = ("id", "created_at", "started_at", "finished_at", "progress", "error",
+              "cancel_requested")  # fmt: skip
+    page, cursor = store().page(size, after, fields)
+    token = page_token(*cursor) if cursor else None
+    return {"jobs": [job_document(job, full=False) for job in page], "next_page_token": token}
 
 
 @bp.get("/jobs/<job_id>")
@@ -130,17 +172,39 @@ def get_job(job_id: str) -> dict[str, Any]:
 
 
 @bp.post("/jobs/<job_id>/cancel")
-@bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
     """Cancel a job: a queued one never starts, a running one stops at its
-    next epoch boundary and keeps its partial history."""
-    get_job_or_404(job_id)
-    outcome = store().cancel(job_id)
-    job = get_job_or_404(job_id)
-    if outcome is None:
+    next epoch boundary and keeps its partial history.
+
+    The status code and the document come from one atomic step, so a job
+    that ends meanwhile is a 409 with its final status, never a 202.
+    """
+    answer = store().cancel(checked_job_id(job_id))
+    if answer is None:
+        raise no_such_job(job_id)
+    outcome, job = answer
+    if outcome == "ended":
         raise Conflict(f"Job {job_id} has already ended ({job['status']}); nothing to cancel.")
     # 200: cancelled now; 202: the running job will stop at its next epoch.
     return job_document(job), 200 if outcome == "cancelled" else 202
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> tuple[str, int]:
+    """Delete a finished job: its record, data, results and model.
+
+    A queued or running job is a 409 (cancel it first: deleting it would
+    hide a worker's work, not stop it); a job already deleted is a 404.
+    """
+    status = store().remove_finished(checked_job_id(job_id))
+    if status is None:
+        raise no_such_job(job_id)
+    if status not in TERMINAL:
+        raise Conflict(
+            f"Job {job_id} is {status}; cancel it first (POST /jobs/{job_id}/cancel) "
+            "and delete it once it has ended."
+        )
+    return "", 204
 
 
 @bp.get("/jobs/<job_id>/model")

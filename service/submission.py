@@ -31,15 +31,20 @@ def job_params(report: ModelReport, summary: str) -> dict[str, Any]:
 
 
 def stored_request(request: Mapping[str, Any]) -> dict[str, Any]:
-    """The request as the worker needs it: data as plain nested lists."""
+    """The request as the job record keeps it: all but the training data,
+    which is stored apart (:func:`stored_data`) so that polls never parse it."""
     return {
         "model": request["model"],
-        "data": {"x": request["data"]["x"]["value"], "y": request["data"]["y"]["value"]},
         "compile": request["compile"],
         "fit": request["fit"],
         "seed": request["seed"],
         **({"example": request["example"]} if "example" in request else {}),
     }
+
+
+def stored_data(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The training data as the worker needs it: plain nested lists."""
+    return {"x": request["data"]["x"]["value"], "y": request["data"]["y"]["value"]}
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:

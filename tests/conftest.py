@@ -44,8 +44,6 @@ def spec():
 
 # --- real Redis and a real Celery worker, for everything about jobs ---------
 
-REDIS_TEST_DB = 13
-
 
 def _free_port():
     with socket.socket() as s:
@@ -62,17 +60,20 @@ def _redis_ready(url, timeout=0.5):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """The URL of a running Redis: $SEQLAB_TEST_REDIS_URL, the local one on
-    6379, or one started here on a free port (stopped at the end)."""
+    """The URL of a Redis database that this test session may flush.
+
+    ``$SEQLAB_TEST_REDIS_URL`` when set: the caller's explicit choice of a
+    server and database (``redis://127.0.0.1:6379/12``), of which only that
+    database is flushed. Otherwise a redis-server of the session's own on a
+    free port, stopped at the end: the tests never flush a Redis that they
+    neither started nor were given, such as a developer's on 6379.
+    """
     url = os.environ.get("SEQLAB_TEST_REDIS_URL")
     if url:
         yield url
         return
-    if _redis_ready("redis://127.0.0.1:6379/0"):
-        yield f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
-        return
     with start_redis(tmp_path_factory.mktemp("redis")) as started:
-        yield f"{started}/{REDIS_TEST_DB}"
+        yield f"{started}/0"
 
 
 @contextlib.contextmanager
@@ -103,7 +104,7 @@ def start_redis(directory, port=None, *extra):
 
 @pytest.fixture(scope="session")
 def redis_url(redis_server):
-    """A clean database for this test session."""
+    """A clean database for this test session (see ``redis_server``)."""
     redis.Redis.from_url(redis_server).flushdb()
     return redis_server
 
@@ -114,16 +115,17 @@ def queue():
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="session")
-def worker(redis_url, queue, tmp_path_factory):
-    """A real Celery worker process (prefork, one child) on the test queue."""
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
+@contextlib.contextmanager
+def run_worker(redis_url, queue, log, **env):
+    """A real Celery worker process (prefork, one child) on ``queue``, in a
+    process group of its own; yields the Popen once the worker is ready."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "SEQLAB_QUEUE": queue,
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
+        **env,
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -132,19 +134,44 @@ def worker(redis_url, queue, tmp_path_factory):
              "--without-gossip"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while b" ready." not in log.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield process
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        deadline = time.monotonic() + 120
+        while b" ready." not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url, queue, tmp_path_factory):
+    """A real Celery worker process (prefork, one child) on the test queue."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with run_worker(redis_url, queue, log) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def tf_queue():
+    """The queue of the TensorFlow-backend worker."""
+    return f"test-tf-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def tf_worker(redis_url, tf_queue, tmp_path_factory):
+    """A worker on the TensorFlow backend: the compose GPU worker's path
+    (``make up`` and the ``worker`` fixture run JAX)."""
+    log = tmp_path_factory.mktemp("tf-worker") / "worker.log"
+    with run_worker(redis_url, tf_queue, log, KERAS_BACKEND="tensorflow") as process:
+        yield process
 
 
 @pytest.fixture
@@ -155,3 +182,27 @@ def jobs_app(redis_url, queue):
 @pytest.fixture
 def jobs_client(jobs_app, worker):
     return jobs_app.test_client()
+
+
+@pytest.fixture(params=["jax", "tensorflow"])
+def backend_client(request, redis_url):
+    """A client whose jobs train on one backend, then the other: the tests
+    that take it run on both (a worker of each kind)."""
+    if request.param == "jax":
+        queue = request.getfixturevalue("queue")
+        request.getfixturevalue("worker")
+    else:
+        queue = request.getfixturevalue("tf_queue")
+        request.getfixturevalue("tf_worker")
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})
+    client = app.test_client()
+    client.backend = request.param
+    return client
+
+
+@pytest.fixture
+def idle_app(redis_url):
+    """An app on the test Redis whose queue no worker serves: the jobs it
+    queues stay as the test puts them (the test moves them with the store)."""
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})

@@ -75,8 +75,11 @@ def validate_against(spec, pointer, response):
     for name, header in documented.get("headers", {}).items():
         if header.get("required"):
             assert name in response.headers, f"missing required header {name}"
-    media_type = response.mimetype
     content = documented.get("content", {})
+    if not content:  # documented without a body (204)
+        assert response.get_data() == b"", f"{pointer} documents no body"
+        return
+    media_type = response.mimetype
     assert media_type in content, f"{media_type} is not documented at {pointer}: {sorted(content)}"
     if "schema" not in content[media_type]:
         return

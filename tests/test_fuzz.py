@@ -1,12 +1,16 @@
-"""No input makes the API answer 500: seeded mutations of valid requests.
+"""No input makes the API answer 500: seeded mutations of valid specs for
+POST /params and of train requests for POST /train; odd ids, page tokens
+and page sizes for the job routes.
 
 Under ``TESTING`` Flask re-raises unhandled exceptions, so a crash fails the
 test with its traceback instead of hiding behind a 500.
 """
 
+import base64
 import copy
 import json
 import random
+from urllib.parse import quote
 
 import pytest
 from openapi_check import validate_response
@@ -20,7 +24,35 @@ JUNK = [
     "", "x", "LSTM", "same", "causal", "relu", "glorot_uniform", [], [0], [-1], [1, 2],
     [2, 1], [None], [3, -1], {}, {"type": "Dense"}, {"type": "LSTM", "units": 2},
     {"class_name": "L2", "config": {"l2": 0.1}}, {"class_name": "Lambda", "config": {}},
+    # Integers JSON allows but a float cannot hold (OverflowError in float()).
+    10**400, -(10**400), 2**1024, [10**400], {"class_name": "L2", "config": {"l2": 2**1024}},
 ]  # fmt: skip
+
+#: Nesting deeper than the schema allows, yet shallow enough for the JSON
+#: parser (about 1,000 levels), so that validation, not parsing, meets it.
+DEEP = 600
+
+
+def deep_list(depth=DEEP):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def deep_object(depth=DEEP):
+    value = {}
+    for _ in range(depth):
+        value = {"config": value}
+    return value
+
+
+def deep_keras_object():
+    return {"class_name": "L2", "config": {"l2": deep_list()}}
+
+
+#: Made fresh for each use (deepcopy of a deep value would itself recurse).
+DEEP_JUNK = [deep_list, deep_object, deep_keras_object]
 
 
 def seeds():
@@ -41,18 +73,40 @@ def seeds():
             ],
         }
     )
+    out.append(
+        {
+            "input_shape": [5, 1],
+            "layers": [
+                {
+                    "type": "Dense",
+                    "units": 2,
+                    "kernel_regularizer": {"class_name": "L1L2", "config": {"l1": 0.1, "l2": 0.1}},
+                    "kernel_initializer": {"class_name": "RandomNormal", "config": {"stddev": 1}},
+                    "bias_constraint": "non_neg",
+                },
+            ],
+        }
+    )
     return out
 
 
 def nodes(value, path=()):
-    """Every (path, container) place inside a JSON value."""
+    """Every (path, container) place inside a JSON value, down to 12 levels."""
     yield path
+    if len(path) >= 12:
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             yield from nodes(item, (*path, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from nodes(item, (*path, i))
+
+
+def junk(rng):
+    if rng.random() < 0.1:
+        return rng.choice(DEEP_JUNK)()
+    return copy.deepcopy(rng.choice(JUNK))
 
 
 def mutate(spec, rng):
@@ -66,15 +120,13 @@ def mutate(spec, rng):
             parent = parent[key]
         key, action = path[-1], rng.random()
         if action < 0.6:
-            parent[key] = copy.deepcopy(rng.choice(JUNK))
+            parent[key] = junk(rng)
         elif action < 0.75 and isinstance(parent, dict):
             del parent[key]
         elif action < 0.9 and isinstance(parent, dict):
-            parent[rng.choice(["units", "padding", "layer", "bogus", "name", "axis"])] = rng.choice(
-                JUNK
-            )
+            parent[rng.choice(["units", "padding", "layer", "bogus", "name", "axis"])] = junk(rng)
         elif isinstance(parent, list):
-            parent.append(copy.deepcopy(rng.choice(JUNK)))
+            parent.append(junk(rng))
     return spec
 
 
@@ -103,10 +155,6 @@ TRAIN_JUNK = [
     {"x": 1}, "adam", "mse", "sparse_categorical_crossentropy",
 ]  # fmt: skip
 DTYPES = ["float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool"]
-#: service/schemas.FiniteFloat still raises OverflowError on an integer past
-#: float range (issue 7 item 9, fixed with the /params schema on another
-#: branch): these fields get no such integer until that lands.
-FINITE_FLOATS = ("learning_rate", "validation_split")
 
 
 def train_seeds():
@@ -205,10 +253,7 @@ def mutate_train(body, rng):
             )
             if not isinstance(body.get(section), dict):
                 body[section] = {}
-            junk = rng.choice(TRAIN_JUNK)
-            if key in FINITE_FLOATS and isinstance(junk, int) and abs(junk) > 2**1024:
-                junk = 2**64  # see FINITE_FLOATS
-            body[section][key] = copy.deepcopy(junk)
+            body[section][key] = copy.deepcopy(rng.choice(TRAIN_JUNK))
         elif action < 0.92:  # another input dtype for the same data
             body["model"]["dtype"] = rng.choice(DTYPES)
         else:  # the top level
@@ -256,3 +301,129 @@ def test_hostile_train_bodies_never_fail_the_server(jobs_app, spec, seed):
                 assert jobs.count() == before, (body, rv.get_json())
                 validate_response(spec, "/train", "post", rv)
     assert {202, 422} <= statuses
+
+
+# --- the job routes: odd ids, page tokens and page sizes ----------------------
+
+
+def b64(text):
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def odd_ids(job_id):
+    """Path segments that are not job ids, as sent (percent-encoded where
+    needed); the real job ``job_id`` has a model and data key beside it."""
+    return [
+        f"{job_id}:model", f"{job_id}:data", f"{job_id}:", job_id.upper(), job_id[:-1],
+        f"{job_id}0", f" {job_id}", "x:model", "..", ".", "*", "seqlab:jobs", "%00",
+        f"{job_id}%00", "a%2Fb", "%3F", "%20", "-1", "0", str(2**64), "9" * 5000, "1e400", "null",
+        "a" * 10_000, "[" * 10_000, quote("ジョブ"), quote("\u202e" + job_id), quote("é" * 32),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def jobs_with_files(idle_app):
+    """Two queued jobs, one moved to running with a model file: every kind of
+    key a job id could be made to reach exists in Redis."""
+    client, store = idle_app.test_client(), idle_app.extensions["jobs"]
+    ids = []
+    for _ in range(2):
+        rv = client.post("/train", json={"example": "one_to_one"})
+        assert rv.status_code == 202
+        ids.append(rv.get_json()["id"])
+    store.start(ids[0], "fuzz")
+    store.put_model(ids[0], b"model")
+    return ids
+
+
+def test_odd_job_ids_are_404_on_every_job_route(idle_app, spec, jobs_with_files):
+    client = idle_app.test_client()
+    routes = [
+        ("GET", "/jobs/{}", "/jobs/{job_id}"),
+        ("GET", "/jobs/{}/model", "/jobs/{job_id}/model"),
+        ("POST", "/jobs/{}/cancel", "/jobs/{job_id}/cancel"),
+        ("DELETE", "/jobs/{}", "/jobs/{job_id}"),
+    ]
+    deep = "[" * 100_000  # a body no job route reads, however nested
+    for odd in odd_ids(jobs_with_files[0]):
+        for method, template, documented in routes:
+            rv = client.open(template.format(odd), method=method, data=deep,
+                             content_type="application/json")  # fmt: skip
+            assert rv.status_code == 404, (method, odd[:80], rv.get_json())
+            assert rv.content_type == "application/problem+json"
+            validate_response(spec, documented, method, rv)
+    # The jobs themselves are untouched.
+    assert client.get(f"/jobs/{jobs_with_files[0]}").get_json()["status"] == "running"
+    assert client.get(f"/jobs/{jobs_with_files[0]}/model").get_data() == b"model"
+
+
+PAGE_SIZES = ["", "0", "-1", "101", "1.5", "1e3", "abc", str(2**63), str(2**70), "9" * 5000,
+              "[]", "%00", "20", "1", "100", "\u0661\u0660"]  # fmt: skip
+
+
+def page_tokens(job_id):
+    """Tokens we never issued, and cursors of valid form at odd places."""
+    bad = [
+        "", "%%%", "MA==", "=", "=" * 1000, "a" * 10_000, "%00", quote("é"), b64(str(2**70)),
+        b64("-1"), b64(f"{2**70}"), b64(f"nan:{job_id}"), b64(f"inf:{job_id}"),
+        b64(f"-inf:{job_id}"), b64(f"1e400:{job_id}"), b64("1" * 5000 + f":{job_id}"),
+        b64(f"1:{job_id}:model"), b64("1:x:model"), b64("1:"), b64(":"), b64("[" * 100_000),
+        b64(f"1:{job_id.upper()}"), b64("(1:" + job_id), quote(b64("é") + "é"),
+    ]  # fmt: skip
+    good = [b64(f"{1e308!r}:{job_id}"), b64(f"{-1e308!r}:{job_id}"), b64(f"0.0:{'f' * 32}")]
+    return bad, good
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_odd_page_sizes_and_tokens_are_422_never_500(idle_app, spec, jobs_with_files, seed):
+    client = idle_app.test_client()
+    bad, good = page_tokens(jobs_with_files[0])
+    queries = [f"page_size={size}" for size in PAGE_SIZES]
+    queries += [f"page_token={token}" for token in bad + good]
+    rng = random.Random(seed)
+    queries += [
+        f"page_size={rng.choice(PAGE_SIZES)}&page_token={rng.choice(bad + good)}" for _ in range(40)
+    ]
+    for query in queries:
+        rv = client.get(f"/jobs?{query}")
+        assert rv.status_code in (200, 422), (query[:80], rv.get_json())
+        validate_response(spec, "/jobs", "get", rv)
+        if rv.status_code == 422:
+            assert set(rv.get_json()["errors"]) <= {"page_size", "page_token"}
+    for token in bad:
+        rv = client.get(f"/jobs?page_token={token}")
+        assert rv.status_code == 422, token[:80]
+        assert "page_token" in rv.get_json()["errors"]
+    for token in good:
+        assert client.get(f"/jobs?page_token={token}").status_code == 200
+
+
+def places(spec):
+    """Every place in ``spec`` (paths into objects and lists), the root aside."""
+    return [path for path in nodes(spec) if path]
+
+
+def replaced(spec, path, value):
+    spec = copy.deepcopy(spec)
+    parent = spec
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return spec
+
+
+@pytest.mark.parametrize("make", [lambda: 10**400, lambda: -(10**400), lambda: 2**1024, *DEEP_JUNK])
+def test_huge_integers_and_deep_nesting_anywhere_are_422(client, spec, make):
+    """At every place of every seed spec: a 422 naming the place, or a
+    field on the way to it, never a crash."""
+    for base in seeds():
+        for path in places(base):
+            rv = client.post("/params", json=replaced(base, path, make()))
+            assert rv.status_code == 422, (path, rv.get_json())
+            dotted = ".".join(map(str, path))
+            errors = rv.get_json()["errors"]
+            assert any(dotted.startswith(key) or key.startswith(dotted) for key in errors), (
+                dotted,
+                errors,
+            )
+    validate_response(spec, "/params", "post", rv)

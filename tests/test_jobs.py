@@ -1,6 +1,9 @@
 """Training jobs end to end: a real Redis and a real Celery worker process."""
 
+import base64
+import glob
 import io
+import json
 import time
 import zipfile
 
@@ -9,6 +12,8 @@ from openapi_check import validate_response
 
 from seqlab.examples import EXAMPLES
 from service import create_app
+from worker.store import INDEX
+from worker.store import JobStore
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 LONG = {"example": "many_to_one", "fit": {"epochs": 100_000}}
@@ -40,14 +45,14 @@ def submit(client, body):
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
-def test_seed_examples_learn_their_targets(jobs_client, spec, example):
-    rv = submit(jobs_client, {"example": example})
+def test_seed_examples_learn_their_targets(backend_client, spec, example):
+    rv = submit(backend_client, {"example": example})
     validate_response(spec, "/train", "post", rv)
     job = rv.get_json()
     assert job["status"] == "queued"
     assert rv.headers["Location"] == f"/jobs/{job['id']}"
 
-    rv = wait_for(jobs_client, rv.headers["Location"])
+    rv = wait_for(backend_client, rv.headers["Location"])
     validate_response(spec, "/jobs/{job_id}", "get", rv)
     job = rv.get_json()
     assert job["status"] == "succeeded", job.get("error")
@@ -66,7 +71,12 @@ def test_seed_examples_learn_their_targets(jobs_client, spec, example):
         == (170 if example == "many_to_one" else 146)
     )
     assert result["summary"] == job["params"]["summary"]
-    assert result["device"] == "CPU"
+    assert result["backend"] == backend_client.backend
+    # Whatever trained it; on a host without an NVIDIA device node no GPU can
+    # be visible to JAX or TensorFlow, and the worker says "CPU".
+    assert isinstance(result["device"], str) and result["device"]
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        assert result["device"] == "CPU"
     assert set(result["timings"]) >= {"queued_seconds", "build_seconds", "train_seconds"}
     assert job["started_at"] <= job["finished_at"]
 
@@ -82,26 +92,30 @@ def test_trained_model_downloads_and_loads(jobs_client, tmp_path):
     assert "config.json" in zipfile.ZipFile(io.BytesIO(rv.get_data())).namelist()
 
 
-def test_cancel_running_job_keeps_partial_history(jobs_client, spec):
-    location = submit(jobs_client, LONG).headers["Location"]
-    wait_for(jobs_client, location, until=("running",), check=lambda j: "progress" in j)
-    rv = jobs_client.post(f"{location}/cancel")
+def test_cancel_running_job_keeps_partial_history(backend_client, spec):
+    location = submit(backend_client, LONG).headers["Location"]
+    wait_for(backend_client, location, until=("running",), check=lambda j: "progress" in j)
+    rv = backend_client.post(f"{location}/cancel")
     assert rv.status_code == 202
     validate_response(spec, "/jobs/{job_id}/cancel", "post", rv)
     assert rv.get_json()["cancel_requested"] is True
 
-    job = wait_for(jobs_client, location, timeout=30).get_json()
+    job = wait_for(backend_client, location, timeout=30).get_json()
     assert job["status"] == "cancelled"
     done = job["result"]["epochs_completed"]
     assert 0 < done < 100_000
-    # 100,000 epochs: the history has one point per block of 100 epochs.
+    # 100,000 epochs: the history has one point per block of 100 epochs,
+    # the last one over the epochs of a partial block.
     assert job["result"]["history_block"] == 100
-    assert len(job["result"]["history"]["loss"]) == done // 100
-    assert jobs_client.get(f"{location}/model").status_code == 200
-    # A finished job cannot be cancelled again.
-    rv = jobs_client.delete(location)
+    assert len(job["result"]["history"]["loss"]) == -(-done // 100)
+    assert backend_client.get(f"{location}/model").status_code == 200
+    # A finished job cannot be cancelled again, but it can be deleted.
+    rv = backend_client.post(f"{location}/cancel")
     assert rv.status_code == 409
     assert rv.content_type == "application/problem+json"
+    assert "(cancelled)" in rv.get_json()["detail"]
+    assert backend_client.delete(location).status_code == 204
+    assert backend_client.get(f"{location}/model").status_code == 404
 
 
 def test_cancel_queued_job_never_starts(jobs_client, jobs_app):
@@ -110,7 +124,7 @@ def test_cancel_queued_job_never_starts(jobs_client, jobs_app):
     queued = submit(jobs_client, {"example": "one_to_one"}).headers["Location"]
     assert jobs_client.get(queued).get_json()["status"] == "queued"
 
-    rv = jobs_client.delete(queued)
+    rv = jobs_client.post(f"{queued}/cancel")
     assert rv.status_code == 200
     assert rv.get_json()["status"] == "cancelled"
     assert jobs_client.post(f"{running}/cancel").status_code == 202
@@ -123,15 +137,15 @@ def test_cancel_queued_job_never_starts(jobs_client, jobs_app):
     assert jobs_client.get(f"{queued}/model").status_code == 409
 
 
-def test_job_whose_loss_becomes_nan_fails_with_its_reason(jobs_client):
+def test_job_whose_loss_becomes_nan_fails_with_its_reason(backend_client):
     body = {
         "model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]},
         "data": {"x": [[1e3], [2e3]], "y": [[1e6], [-1e6]]},
         "compile": {"optimizer": "sgd", "learning_rate": 10},
         "fit": {"epochs": 500, "batch_size": 2},
     }
-    location = submit(jobs_client, body).headers["Location"]
-    job = wait_for(jobs_client, location).get_json()
+    location = submit(backend_client, body).headers["Location"]
+    job = wait_for(backend_client, location).get_json()
     assert job["status"] == "failed"
     assert "loss became" in job["error"]["message"]
     assert job["finished_at"] is not None
@@ -208,7 +222,7 @@ def test_list_jobs_newest_first_in_pages(jobs_app, spec):
     for _ in range(3):
         # Cancelled at once: only their records matter here.
         job = client.post("/train", json={"example": "one_to_one"}).get_json()
-        client.delete(f"/jobs/{job['id']}")
+        client.post(f"/jobs/{job['id']}/cancel")
         ids.append(job["id"])
         time.sleep(0.01)
     first = client.get("/jobs?page_size=2")
@@ -218,14 +232,23 @@ def test_list_jobs_newest_first_in_pages(jobs_app, spec):
     assert "result" not in page["jobs"][0]
     second = client.get(f"/jobs?page_size=2&page_token={page['next_page_token']}").get_json()
     assert second["jobs"][0]["id"] == ids[0]
-    assert client.get("/jobs?page_size=0").status_code == 422
-    assert client.get("/jobs?page_token=%%%").status_code == 422
+    for query, field in [
+        ("page_size=0", "page_size"),
+        ("page_size=101", "page_size"),
+        ("page_token=%%%", "page_token"),
+        # What the offset tokens were: a number Redis refuses as an offset.
+        (f"page_token={base64.urlsafe_b64encode(str(2**70).encode()).decode()}", "page_token"),
+    ]:
+        rv = client.get(f"/jobs?{query}")
+        assert rv.status_code == 422, query
+        assert field in rv.get_json()["errors"], rv.get_json()
+        validate_response(spec, "/jobs", "get", rv)
 
 
 def test_job_records_expire(jobs_app, redis_url):
     client = jobs_app.test_client()
     job = client.post("/train", json={"example": "one_to_one"}).get_json()
-    client.delete(f"/jobs/{job['id']}")
+    client.post(f"/jobs/{job['id']}/cancel")
     store = jobs_app.extensions["jobs"]
     ttl = store.redis.ttl(store.key(job["id"]))
     assert 0 < ttl <= jobs_app.config["JOB_TTL"]
@@ -238,7 +261,9 @@ def test_redis_unreachable_is_503(redis_url):
     assert rv.status_code == 503
     assert rv.content_type == "application/problem+json"
     assert rv.headers["Retry-After"]
-    assert client.get("/jobs/abc").status_code == 503
+    assert client.get(f"/jobs/{'a' * 32}").status_code == 503
+    assert client.get("/jobs").status_code == 503
+    assert client.delete(f"/jobs/{'a' * 32}").status_code == 503
     # Counting parameters needs no Redis.
     assert (
         client.post(
@@ -290,3 +315,140 @@ def test_short_last_batch_trains_the_same_steps(jobs_client):
     job = wait_for(jobs_client, submit(jobs_client, body).headers["Location"]).get_json()
     assert job["status"] == "succeeded", job.get("error")
     assert len(job["result"]["history"]["loss"]) == 30
+
+
+# --- the job store seen through the routes: ids, paging, delete, cancel -----
+
+
+def queue_job(client):
+    """A job queued on ``idle_app``'s queue, which no worker serves."""
+    rv = client.post("/train", json={"example": "one_to_one"})
+    assert rv.status_code == 202, rv.get_json()
+    return rv.get_json()["id"]
+
+
+def test_polls_do_not_read_the_training_data(idle_app, spec):
+    client = idle_app.test_client()
+    job_id = queue_job(client)
+    store = idle_app.extensions["jobs"]
+    # Drop every key of the job but its record: a poll and a listing need no more.
+    for key in store.redis.keys(f"{store.key(job_id)}:*"):
+        store.redis.delete(key)
+    rv = client.get(f"/jobs/{job_id}")
+    assert rv.status_code == 200
+    validate_response(spec, "/jobs/{job_id}", "get", rv)
+    assert rv.get_json()["request"]["data_shapes"] == {"x": [5, 1, 1], "y": [5, 1]}
+    listed = client.get("/jobs?page_size=100").get_json()["jobs"]
+    assert job_id in [job["id"] for job in listed]
+    # The record itself never held the data.
+    record = store.redis.hgetall(store.key(job_id))
+    assert "data" not in json.loads(record[b"request"])
+
+
+def test_ids_of_another_format_are_404_like_unknown_ones(idle_app, spec):
+    client = idle_app.test_client()
+    job_id = queue_job(client)
+    store = idle_app.extensions["jobs"]
+    store.start(job_id, "test")
+    store.put_model(job_id, b"model")  # now seqlab:job:<id>:model exists, a string
+    unknown = "0" * 32
+    for odd in (f"{job_id}:model", f"{job_id}:data", job_id.upper(), f"{job_id}0", unknown):
+        for method, path in [
+            ("get", f"/jobs/{odd}"),
+            ("get", f"/jobs/{odd}/model"),
+            ("post", f"/jobs/{odd}/cancel"),
+            ("delete", f"/jobs/{odd}"),
+        ]:
+            rv = client.open(path, method=method.upper())
+            assert rv.status_code == 404, (method, path)
+            assert rv.content_type == "application/problem+json"
+            assert rv.get_json()["detail"].startswith(f"There is no job {odd!r}")
+    validate_response(spec, "/jobs/{job_id}", "get", client.get(f"/jobs/{job_id}:model"))
+
+
+def test_list_jobs_pages_by_cursor(idle_app):
+    client = idle_app.test_client()
+    store = idle_app.extensions["jobs"]
+    ids = [queue_job(client) for _ in range(5)]
+    expired = ids.pop(2)  # its record expired; the index still lists it
+    store.redis.delete(store.key(expired))
+    # Two jobs created at the very same moment are ordered by id.
+    tied = store.redis.zscore(INDEX, ids[1])
+    store.redis.zadd(INDEX, {ids[2]: tied})
+    newest_first = [ids[3], *sorted(ids[1:3], reverse=True), ids[0]]
+
+    seen, token = [], None
+    while True:
+        query = "page_size=1" + (f"&page_token={token}" if token else "")
+        page = client.get(f"/jobs?{query}").get_json()
+        assert len(page["jobs"]) == 1  # full, though a listed record expired
+        seen += [job["id"] for job in page["jobs"]]
+        if len(seen) == 2:
+            later = queue_job(client)  # created between two pages
+        token = page["next_page_token"]
+        if token is None:
+            break
+    mine = [job_id for job_id in seen if job_id in ids]
+    assert mine == newest_first
+    assert later not in seen  # it is newer than every page still to come
+    assert len(seen) == len(set(seen))  # nothing repeats
+    assert store.redis.zscore(INDEX, expired) is None  # pruned on the way
+
+
+def test_delete_removes_a_finished_job_and_refuses_a_live_one(idle_app, spec):
+    client = idle_app.test_client()
+    store = idle_app.extensions["jobs"]
+    job_id = queue_job(client)
+    for move in ("queued", "running"):
+        if move == "running":
+            store.start(job_id, "test")
+        rv = client.delete(f"/jobs/{job_id}")
+        assert rv.status_code == 409, move
+        validate_response(spec, "/jobs/{job_id}", "delete", rv)
+        assert f"/jobs/{job_id}/cancel" in rv.get_json()["detail"]
+        assert store.get(job_id)["status"] == move
+    store.put_model(job_id, b"model")
+    store.finish(job_id, "succeeded", result={"history": {"loss": [0.1]}})
+
+    rv = client.delete(f"/jobs/{job_id}")
+    assert rv.status_code == 204
+    assert rv.get_data() == b""
+    validate_response(spec, "/jobs/{job_id}", "delete", rv)
+    assert store.redis.keys(f"{store.key(job_id)}*") == []
+    assert store.redis.zscore(INDEX, job_id) is None
+    # Gone: a second DELETE, like any request for it, is 404.
+    rv = client.delete(f"/jobs/{job_id}")
+    assert rv.status_code == 404
+    validate_response(spec, "/jobs/{job_id}", "delete", rv)
+    assert client.get(f"/jobs/{job_id}").status_code == 404
+
+
+@pytest.mark.parametrize("finish_after", range(1, 6))
+def test_cancel_answer_agrees_with_its_body_whenever_the_job_ends(
+    idle_app, redis_url, monkeypatch, spec, finish_after
+):
+    """The worker finishes the job after the cancel request's n-th Redis
+    command: the answer must describe one moment, never 202 for a finished job."""
+    client = idle_app.test_client()
+    store = idle_app.extensions["jobs"]
+    job_id = queue_job(client)
+    store.start(job_id, "test")
+    worker = JobStore.from_url(redis_url, store.ttl)  # the worker's own connection
+    execute, calls = store.redis.execute_command, []
+
+    def interleaved(*args, **kwargs):
+        reply = execute(*args, **kwargs)
+        calls.append(args[0])
+        if len(calls) == finish_after:
+            assert worker.finish(job_id, "succeeded", result={"history": {"loss": [0.1]}})
+        return reply
+
+    monkeypatch.setattr(store.redis, "execute_command", interleaved)
+    rv = client.post(f"/jobs/{job_id}/cancel")
+    if rv.status_code == 202:
+        assert rv.get_json()["status"] == "running"
+        assert rv.get_json()["cancel_requested"] is True
+    else:
+        assert rv.status_code == 409, rv.get_json()
+        assert "(succeeded)" in rv.get_json()["detail"]
+    validate_response(spec, "/jobs/{job_id}/cancel", "post", rv)

@@ -10,7 +10,9 @@ def test_config():
     assert create_app({"TESTING": True}).testing
 
 
-def test_config_defaults():
+def test_config_defaults(monkeypatch):
+    # The default, not whatever Redis the caller's environment names.
+    monkeypatch.delenv("REDIS_URL", raising=False)
     app = create_app()
     assert app.config["MAX_CONTENT_LENGTH"] == 1_048_576
     assert app.config["REDIS_URL"] == "redis://localhost:6379/0"

@@ -200,7 +200,7 @@ def test_make_up_starts_redis_trains_and_stops_clean_on_ctrl_c(launch):
 def test_up_uses_a_running_redis_and_stops_on_sigterm(launch, redis_server):
     api_port = free_port()
     up = launch(
-        [sys.executable, "-m", "service.up"],
+        [sys.executable, "-m", "devtools.up"],
         API_PORT=str(api_port),
         REDIS_URL=redis_server,
         SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
@@ -223,7 +223,7 @@ def test_up_stops_everything_and_fails_when_a_part_dies(launch, redis_server):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         up = launch(
-            [sys.executable, "-m", "service.up"],
+            [sys.executable, "-m", "devtools.up"],
             API_PORT=str(taken.getsockname()[1]),
             REDIS_URL=redis_server,
             SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",

@@ -21,3 +21,9 @@ def queue() -> str:
 def job_ttl() -> int:
     """``SEQLAB_JOB_TTL``: seconds a job and its results are kept."""
     return int(os.environ.get("SEQLAB_JOB_TTL", str(DEFAULT_JOB_TTL)))
+
+
+def final_write_seconds() -> float:
+    """``SEQLAB_FINAL_WRITE_SECONDS``: how long a worker retries storing a
+    job's outcome while Redis is unreachable (default 120)."""
+    return float(os.environ.get("SEQLAB_FINAL_WRITE_SECONDS", "120"))

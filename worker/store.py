@@ -1,17 +1,21 @@
-"""Job records in Redis, shared by the API (writes, reads, cancels) and the
-worker (progress, results). Imports redis only: no Celery, no Keras.
+"""Job records in Redis, shared by the API (writes, reads, cancels, deletes)
+and the worker (progress, results). Imports redis only: no Celery, no Keras.
 
-A job is one Redis hash, ``seqlab:job:<id>``, whose fields are JSON values,
-plus its membership in the sorted set ``seqlab:jobs`` (score: creation time)
-for listing, and, once trained, ``seqlab:job:<id>:model`` (the ``.keras``
-file). Every key of a job carries the job's TTL. State changes that depend
-on the current state run in Lua, so a cancel and a worker starting the job
-cannot both win.
+A job is the hash ``seqlab:job:<id>``, whose fields are JSON values; its
+training data ``seqlab:job:<id>:data`` (JSON), apart so that polls and
+listings never read it; once trained, ``seqlab:job:<id>:model`` (the
+``.keras`` file); and its membership in the sorted set ``seqlab:jobs``
+(score: creation time) for listing. Every key of a job carries the job's
+TTL; the index carries it too, refreshed and pruned by age on each create.
+State changes that depend on the current state run in Lua, so a cancel and
+a worker starting or ending the job cannot both win, and each answer
+describes one moment.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -25,6 +29,10 @@ PREFIX = "seqlab"
 INDEX = f"{PREFIX}:jobs"
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", *TERMINAL)
+
+# What new_job_id makes: anything else names no job (and must never be
+# spliced into a key, where "<id>:model" would reach another job's model).
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 # KEYS[1] = job hash. ARGV = expected status, new status, then field/value
 # pairs to set. Returns 1 if the job was in the expected status.
@@ -48,6 +56,55 @@ return 1
 """
 
 
+# KEYS[1] = job hash. ARGV[1] = finished_at (JSON). Cancels a queued job,
+# asks a running one to stop, leaves a finished one alone; returns the
+# outcome ("cancelled", "cancelling", "ended") and the record as it is left,
+# or nil if there is no job.
+_CANCEL = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return false end
+local status = cjson.decode(current)
+local outcome = 'ended'
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[1])
+  outcome = 'cancelled'
+elseif status == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', 'true')
+  outcome = 'cancelling'
+end
+return {outcome, redis.call('HGETALL', KEYS[1])}
+"""
+
+# KEYS = job hash, data, model, index. ARGV[1] = job id, ARGV[2..] = the
+# final statuses. Deletes a finished job whole; returns its status, or nil.
+_REMOVE_FINISHED = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return false end
+local status = cjson.decode(current)
+for i = 2, #ARGV do
+  if status == ARGV[i] then
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+    redis.call('ZREM', KEYS[4], ARGV[1])
+  end
+end
+return status
+"""
+
+# KEYS = job hash, model. ARGV[1] = the file. Stores it for the record's
+# remaining lifetime, and not at all once the record is gone (expired or
+# deleted), so a late worker leaves no orphan behind.
+_PUT_MODEL = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+if ttl == -1 then
+  redis.call('SET', KEYS[2], ARGV[1])
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+end
+return 1
+"""
+
+
 def now() -> str:
     """The current UTC time, ISO 8601 with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -58,12 +115,21 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` has the form of a job id (32 lowercase hex digits)."""
+    return JOB_ID.fullmatch(value) is not None
+
+
+def _decode(names: tuple[str, ...], values: list[bytes | None]) -> dict[str, Any]:
+    return {n: json.loads(v) for n, v in zip(names, values, strict=True) if v is not None}
+
+
 class JobStore:
     """Reads and writes job records.
 
     Args:
         client: a ``redis.Redis`` with ``decode_responses=False``.
-        ttl: seconds a job (record, listing, model file) is kept.
+        ttl: seconds a job (record, data, model file, listing) is kept.
     """
 
     def __init__(self, client: redis.Redis, ttl: int) -> None:
@@ -71,6 +137,9 @@ class JobStore:
         self.ttl = ttl
         self._transition = client.register_script(_TRANSITION)
         self._update_live = client.register_script(_UPDATE_LIVE)
+        self._cancel = client.register_script(_CANCEL)
+        self._remove_finished = client.register_script(_REMOVE_FINISHED)
+        self._put_model = client.register_script(_PUT_MODEL)
 
     @classmethod
     def from_url(cls, url: str, ttl: int) -> JobStore:
@@ -82,31 +151,55 @@ class JobStore:
         return f"{PREFIX}:job:{job_id}"
 
     @staticmethod
+    def data_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:data"
+
+    @staticmethod
     def model_key(job_id: str) -> str:
         return f"{PREFIX}:job:{job_id}:model"
 
     # -- the API side -------------------------------------------------------
 
-    def create(self, job_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Write a new queued job; returns the record."""
+    def create(
+        self, job_id: str, fields: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Write a new queued job and its training data; returns the record."""
         record = {"id": job_id, "status": "queued", "created_at": now(), **fields}
-        key = self.key(job_id)
+        key, created = self.key(job_id), time.time()
         with self.redis.pipeline() as pipe:  # MULTI/EXEC: all or nothing
             pipe.hset(key, mapping={k: json.dumps(v) for k, v in record.items()})
             pipe.expire(key, self.ttl)
-            pipe.zadd(INDEX, {job_id: time.time()})
+            pipe.set(self.data_key(job_id), json.dumps(data), ex=self.ttl)
+            pipe.zadd(INDEX, {job_id: created})
+            # Members older than a job's lifetime name expired jobs; and with
+            # the TTL refreshed here the index outlives its newest job only.
+            pipe.zremrangebyscore(INDEX, "-inf", f"({created - self.ttl!r}")
+            pipe.expire(INDEX, self.ttl)
             pipe.execute()
         return record
 
     def delete(self, job_id: str) -> None:
         """Remove every trace of a job (used when queueing it failed)."""
         with self.redis.pipeline() as pipe:
-            pipe.delete(self.key(job_id), self.model_key(job_id))
+            pipe.delete(self.key(job_id), self.data_key(job_id), self.model_key(job_id))
             pipe.zrem(INDEX, job_id)
             pipe.execute()
 
+    def remove_finished(self, job_id: str) -> str | None:
+        """Delete a finished job with its data, model and index entry.
+
+        Returns the job's status (a live job is left as it is), or None if
+        there is no such job.
+        """
+        keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id), INDEX]
+        status = self._remove_finished(keys=keys, args=[job_id, *TERMINAL])
+        return status.decode() if status is not None else None
+
     def get(self, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any] | None:
-        """The job record (or some of its fields), None if there is none."""
+        """The job record (or some of its fields), None if there is none.
+
+        The training data is not part of it (see :meth:`start`).
+        """
         key = self.key(job_id)
         if fields is None:
             raw = self.redis.hgetall(key)
@@ -116,57 +209,94 @@ class JobStore:
         values = self.redis.hmget(key, ["status", *fields])
         if values[0] is None:
             return None
-        return {
-            name: json.loads(v)
-            for name, v in zip(("status", *fields), values, strict=True)
-            if v is not None
-        }
+        return _decode(("status", *fields), values)
 
-    def list_ids(self, offset: int, limit: int) -> list[str]:
-        """Job ids, newest first; ids whose record expired are pruned."""
-        ids = [i.decode() for i in self.redis.zrevrange(INDEX, offset, offset + limit - 1)]
-        if not ids:
-            return []
-        with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.exists(self.key(job_id))
-            alive = pipe.execute()
-        gone = [i for i, ok in zip(ids, alive, strict=True) if not ok]
-        if gone:
-            self.redis.zrem(INDEX, *gone)
-        return [i for i, ok in zip(ids, alive, strict=True) if ok]
+    def page(
+        self, limit: int, after: tuple[float, str] | None, fields: tuple[str, ...]
+    ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+        """Jobs newest first: up to ``limit`` records (``status`` and
+        ``fields``) strictly after the cursor ``after``, in (creation desc,
+        id desc) order; and the cursor after the last of them, None if no
+        more follow.
+
+        A cursor is the (creation score, id) of a job, so jobs created
+        meanwhile, being newer, neither repeat nor shift a page. Ids whose
+        record expired are pruned from the index on the way.
+        """
+        names = ("status", *fields)
+        page: list[tuple[tuple[float, str], dict[str, Any]]] = []
+        while len(page) <= limit:
+            candidates = self._after(after, limit + 1 - len(page))
+            if not candidates:
+                break
+            with self.redis.pipeline(transaction=False) as pipe:
+                for _, job_id in candidates:
+                    pipe.hmget(self.key(job_id), names)
+                found = list(zip(candidates, pipe.execute(), strict=True))
+            gone = [job_id for (_, job_id), values in found if values[0] is None]
+            if gone:
+                self.redis.zrem(INDEX, *gone)
+            page += [(at, _decode(names, values)) for at, values in found if values[0] is not None]
+            after = candidates[-1]
+        more = len(page) > limit
+        return [record for _, record in page[:limit]], page[limit - 1][0] if more else None
+
+    def _after(self, after: tuple[float, str] | None, count: int) -> list[tuple[float, str]]:
+        """Up to ``count`` (score, id) index entries after a cursor."""
+        if after is None:
+            entries = self.redis.zrevrange(INDEX, 0, count - 1, withscores=True)
+            return [(score, m.decode()) for m, score in entries]
+        score, last = after
+        # Jobs created at the same instant (rare) are ordered by id; then
+        # come the strictly older ones.
+        tied = self.redis.zrevrangebyscore(INDEX, score, score, withscores=True)
+        older = self.redis.zrevrangebyscore(
+            INDEX, f"({score!r}", "-inf", start=0, num=count, withscores=True
+        )
+        entries = [(s, m.decode()) for m, s in tied if m.decode() < last]
+        entries += [(s, m.decode()) for m, s in older]
+        return entries[:count]
 
     def count(self) -> int:
         return int(self.redis.zcard(INDEX))
 
-    def cancel(self, job_id: str) -> str | None:
+    def cancel(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
         """Cancel a job: a queued one at once, a running one at its next epoch.
 
-        Returns the status after the request ("cancelled", or "running"
-        with ``cancel_requested`` set), or None if the job is finished or
-        unknown (the caller tells those apart with :meth:`get`).
+        Returns the outcome, ``"cancelled"`` (it was queued), ``"cancelling"``
+        (it runs, with ``cancel_requested`` set) or ``"ended"`` (it had
+        finished: nothing changed), with the record as the cancel left it,
+        read in the same atomic step; None if there is no such job.
         """
-        key = self.key(job_id)
-        if self._transition(
-            keys=[key],
-            args=["queued", "cancelled", "finished_at", json.dumps(now())],
-        ):
-            return "cancelled"
-        if self._update_live(keys=[key], args=["cancel_requested", "true"]):
-            status = self.get(job_id, ())
-            return status["status"] if status else None
-        return None
+        answer = self._cancel(keys=[self.key(job_id)], args=[json.dumps(now())])
+        if answer is None:
+            return None
+        outcome, flat = answer
+        record = {flat[i].decode(): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return outcome.decode(), record
 
     # -- the worker side ----------------------------------------------------
 
     def start(self, job_id: str, worker: str) -> dict[str, Any] | None:
-        """Move a queued job to running; None if it was cancelled or is gone."""
+        """Move a queued job to running; None if it was cancelled or is gone.
+
+        Returns the whole record, its ``request`` with the training ``data``.
+        """
         started = self._transition(
             keys=[self.key(job_id)],
             args=["queued", "running", "started_at", json.dumps(now()),
                   "worker", json.dumps(worker)],
         )  # fmt: skip
-        return self.get(job_id) if started else None
+        if not started:
+            return None
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key(job_id))
+            pipe.get(self.data_key(job_id))
+            raw, data = pipe.execute()
+        job = {k.decode(): json.loads(v) for k, v in raw.items()}
+        if data is not None:  # a job queued before the data had a key of its own has it inline
+            job["request"]["data"] = json.loads(data)
+        return job
 
     def update(self, job_id: str, **fields: Any) -> bool:
         """Set fields of a live (queued or running) job."""
@@ -184,10 +314,11 @@ class JobStore:
         args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
         return bool(self._transition(keys=[self.key(job_id)], args=args))
 
-    def put_model(self, job_id: str, data: bytes) -> None:
-        """Keep the trained ``.keras`` file for the job's lifetime."""
-        ttl = self.redis.ttl(self.key(job_id))
-        self.redis.set(self.model_key(job_id), data, ex=ttl if ttl and ttl > 0 else self.ttl)
+    def put_model(self, job_id: str, data: bytes) -> bool:
+        """Keep the trained ``.keras`` file for the job's remaining lifetime;
+        False (and nothing stored) if the job's record is gone."""
+        keys = [self.key(job_id), self.model_key(job_id)]
+        return bool(self._put_model(keys=keys, args=[data]))
 
     def get_model(self, job_id: str) -> bytes | None:
         value = self.redis.get(self.model_key(job_id))

@@ -1,6 +1,6 @@
 """``make up``: the API, a training worker and Redis on this machine, without Docker.
 
-Run as ``python -m service.up`` from the repository root (``make up`` installs
+Run as ``python -m devtools.up`` from the repository root (``make up`` installs
 the project first). It uses the Redis at ``REDIS_URL`` when one answers, or
 else starts a ``redis-server`` of its own there (no persistence); then runs
 the API under gunicorn on ``API_HOST``:``API_PORT`` (or ``PORT``; default

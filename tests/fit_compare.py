@@ -1,0 +1,141 @@
+"""Run the worker's fit strategies and Keras's plain ``fit`` side by side.
+
+Run as a script in a fresh process (``python tests/fit_compare.py BACKEND``)
+because Keras binds its backend at import; prints one JSON document:
+``{case: {"fused": history, "plain": history, "steps": [fused, plain]}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service.train_schemas import METRICS  # noqa: E402  (pure: no Keras)
+
+EPOCHS = 4
+SAMPLES = 10
+BATCH = 4  # 4 + 4 + 2: a short last batch each epoch
+
+#: (loss, metrics, output units, label kind) per case. Every metric of the
+#: allowlist appears in a case where its labels make sense.
+CASES = {
+    "regression": ("mse", [m for m in METRICS if "accuracy" not in m], 3, "dense"),
+    "classification": (
+        "categorical_crossentropy",
+        ["accuracy", "binary_accuracy", "categorical_accuracy", "root_mean_squared_error"],
+        3,
+        "one_hot",
+    ),
+    "sparse": ("sparse_categorical_crossentropy", ["sparse_categorical_accuracy"], 3, "sparse"),
+}
+
+
+def data(kind: str, units: int):
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(SAMPLES, 6, 2)).astype("float32")
+    if kind == "dense":
+        return x, rng.normal(size=(SAMPLES, units)).astype("float32")
+    labels = rng.integers(0, units, size=SAMPLES)
+    if kind == "sparse":
+        return x, labels.reshape(-1, 1).astype("float32")
+    return x, np.eye(units, dtype="float32")[labels]
+
+
+def model(loss: str, metrics: list[str], units: int, seed: int):
+    import keras
+
+    from worker.builder import build_model
+
+    keras.utils.set_random_seed(seed)
+    activation = None if loss == "mse" else "softmax"
+    spec = {
+        "input_shape": [6, 2],
+        "layers": [
+            {"type": "LSTM", "units": 5},
+            {"type": "Dropout", "rate": 0.2},
+            {"type": "Dense", "units": units, "activation": activation},
+        ],
+    }
+    m = build_model(spec)
+    m.compile(optimizer="adam", loss=loss, metrics=metrics)
+    return m
+
+
+def counter():
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        """Counts optimizer steps into ``steps[-1]``."""
+
+        def __init__(self, steps):
+            super().__init__()
+            self.steps = steps
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps[-1] += 1
+
+    return Count
+
+
+def run(shuffle: bool) -> dict:
+    from worker.fitting import fit_fused
+    from worker.monitor import Monitor
+
+    Count = counter()  # noqa: N806 (a class)
+    out = {}
+    for name, (loss, metrics, units, kind) in CASES.items():
+        x, y = data(kind, units)
+        seed = 3
+        fused_model = model(loss, metrics, units, seed)
+        steps = []
+
+        monitor = Monitor(
+            epochs=EPOCHS,
+            steps_per_epoch=-(-SAMPLES // BATCH),
+            on_progress=lambda _: None,
+            should_stop=lambda: False,
+        )
+        steps.append(0)
+        fit_fused(
+            fused_model, x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=shuffle, monitor=monitor
+        )
+        steps[-1] = monitor.epochs_done * monitor.steps_per_epoch
+        plain_model = model(loss, metrics, units, seed)
+        steps.append(0)
+        plain = plain_model.fit(
+            x,
+            y,
+            batch_size=BATCH,
+            epochs=EPOCHS,
+            shuffle=shuffle,
+            verbose=0,
+            callbacks=[Count(steps)],
+        ).history
+        out[name] = {
+            "fused": monitor.history.result(),
+            "plain": {k: [float(v) for v in vs] for k, vs in plain.items()},
+            "steps": steps,
+        }
+    return out
+
+
+def main() -> None:
+    backend = sys.argv[1]
+    os.environ["KERAS_BACKEND"] = backend
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import keras  # noqa: F401
+    # Keras's fit warns about nothing here: make any warning an error.
+    warnings.simplefilter("error")
+    print(json.dumps({"unshuffled": run(False), "shuffled": run(True)}))
+
+
+if __name__ == "__main__":
+    main()

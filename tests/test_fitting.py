@@ -1,0 +1,65 @@
+"""The fused fit (all epochs in one ``fit``) learns what Keras's plain ``fit``
+learns, epoch by epoch, for every metric of the allowlist, on both backends.
+
+Each backend runs in a process of its own (tests/fit_compare.py): Keras
+binds its backend when it is first imported.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.train_schemas import METRICS
+
+SCRIPT = Path(__file__).with_name("fit_compare.py")
+
+pytestmark = pytest.mark.keras
+
+
+@pytest.fixture(scope="module", params=["jax", "tensorflow"])
+def compared(request):
+    backend = request.param
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), backend], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return backend, json.loads(done.stdout)
+
+
+def close(a, b):
+    # float32 rounding: the two runs compute the same steps in the same order.
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
+
+
+def test_every_allowlisted_metric_is_compared():
+    from fit_compare import CASES
+
+    assert {m for _, metrics, _, _ in CASES.values() for m in metrics} == set(METRICS)
+
+
+def test_unshuffled_epochs_equal_plain_fit(compared):
+    _, runs = compared
+    for case, run in runs["unshuffled"].items():
+        fused, plain = run["fused"], run["plain"]
+        assert set(fused) == set(plain), case
+        for name in plain:
+            pairs = zip(fused[name], plain[name], strict=True)
+            assert all(close(a, b) for a, b in pairs), (case, name, fused[name], plain[name])
+        assert run["steps"][0] == run["steps"][1]
+
+
+def test_shuffled_epochs_draw_keras_permutations_under_jax(compared):
+    backend, runs = compared
+    for case, run in runs["shuffled"].items():
+        fused, plain = run["fused"], run["plain"]
+        assert set(fused) == set(plain)
+        assert run["steps"][0] == run["steps"][1]
+        if backend == "jax":
+            # The very batches fit(shuffle=True) forms, in the same order.
+            for name in plain:
+                pairs = zip(fused[name], plain[name], strict=True)
+                assert all(close(a, b) for a, b in pairs), (case, name)

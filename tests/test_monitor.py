@@ -1,0 +1,51 @@
+"""The Monitor: history in blocks, NaN stops, cancel checks inside long epochs."""
+
+from worker.monitor import MAX_HISTORY
+from worker.monitor import BlockHistory
+from worker.monitor import Monitor
+from worker.monitor import history_block
+
+
+def test_block_history_keeps_at_most_max_points():
+    epochs = 100_000
+    history = BlockHistory(history_block(epochs))
+    for epoch in range(epochs):
+        history.add({"loss": float(epoch)})
+    points = history.result()["loss"]
+    assert len(points) == MAX_HISTORY
+    assert points[0] == sum(range(100)) / 100
+
+
+def test_block_history_keeps_a_partial_last_block():
+    history = BlockHistory(10)
+    for epoch in range(25):
+        history.add({"loss": float(epoch)})
+    assert history.result()["loss"] == [4.5, 14.5, 22.0]
+
+
+def test_monitor_stops_on_a_non_finite_loss():
+    monitor = Monitor(epochs=5, steps_per_epoch=1, on_progress=print, should_stop=lambda: False)
+    monitor.epoch_end({"loss": 1.0})
+    monitor.epoch_end({"loss": float("nan")})
+    assert monitor.stop
+    assert monitor.stopped_by == "The loss became nan at epoch 2."
+
+
+def test_monitor_checks_for_a_cancel_within_a_long_epoch(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("worker.monitor.time.monotonic", lambda: clock[0])
+    reports, asked = [], []
+    monitor = Monitor(
+        epochs=10,
+        steps_per_epoch=1000,
+        on_progress=reports.append,
+        should_stop=lambda: asked.append(1) or True,
+    )
+    for step in range(10):  # 10 steps of 0.1 s: one check at 0.5 s
+        clock[0] += 0.1
+        monitor.step_end(step, {"loss": 0.5})
+        if monitor.stop:
+            break
+    assert monitor.stopped_by == "cancelled"
+    assert asked == [1]
+    assert reports[-1]["step"] == 5 and reports[-1]["epoch"] == 0

@@ -1,0 +1,133 @@
+"""The job store (worker/store.py) on a real Redis: where a job's parts
+live, how long they last, and the state changes that must be atomic.
+
+Jobs are queued through ``POST /train`` of an app whose queue no worker
+serves (``idle_app``), then moved with the store as a worker would move them.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from seqlab.examples import EXAMPLES
+from worker.store import INDEX
+
+RESULT = {"history": {"loss": [0.5, 0.25]}, "epochs_completed": 2}
+
+
+@pytest.fixture
+def store(idle_app):
+    return idle_app.extensions["jobs"]
+
+
+def queue_job(app, example="one_to_one"):
+    rv = app.test_client().post("/train", json={"example": example})
+    assert rv.status_code == 202, rv.get_json()
+    return rv.get_json()["id"]
+
+
+def keys_of(store, job_id):
+    return sorted(k.decode() for k in store.redis.keys(f"{store.key(job_id)}*"))
+
+
+def test_the_record_holds_no_training_data_and_the_worker_gets_it(idle_app, store):
+    job_id = queue_job(idle_app)
+    data = EXAMPLES["one_to_one"]["data"]
+    record = store.redis.hgetall(store.key(job_id))
+    assert "data" not in json.loads(record[b"request"])
+    assert json.dumps(data["x"]).encode() not in b" ".join(record.values())
+    # The data lives as long as the record, and the worker gets it with the job.
+    assert all(0 < store.redis.ttl(key) <= store.ttl for key in keys_of(store, job_id))
+    job = store.start(job_id, "test")
+    assert job["request"]["data"] == {"x": data["x"], "y": data["y"]}
+    store.delete(job_id)
+    assert keys_of(store, job_id) == []
+
+
+def test_the_index_expires_and_is_pruned_by_age_on_create(idle_app, store):
+    stale = "f" * 32  # a job created two lifetimes ago, listed but long gone
+    store.redis.zadd(INDEX, {stale: time.time() - 2 * store.ttl})
+    job_id = queue_job(idle_app)
+    assert store.redis.zscore(INDEX, stale) is None
+    assert store.redis.zscore(INDEX, job_id) is not None
+    assert 0 < store.redis.ttl(INDEX) <= store.ttl
+
+
+def test_put_model_never_resurrects_an_expired_job(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.start(job_id, "test")
+    store.redis.delete(store.key(job_id))  # the record expired during training
+    store.put_model(job_id, b"model")
+    assert store.get_model(job_id) is None
+    assert store.redis.exists(store.model_key(job_id)) == 0
+
+
+def test_put_model_lives_as_long_as_its_job(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.start(job_id, "test")
+    store.redis.expire(store.key(job_id), 30)  # the job has half a minute left
+    store.put_model(job_id, b"model")
+    assert store.get_model(job_id) == b"model"
+    assert 0 < store.redis.pttl(store.model_key(job_id)) <= 30_000
+
+
+@pytest.mark.parametrize(
+    ("move", "outcome", "status"),
+    [
+        ((), "cancelled", "cancelled"),
+        (("start",), "cancelling", "running"),
+        (("start", "finish"), "ended", "succeeded"),
+    ],
+)
+def test_cancel_returns_its_outcome_with_the_record_it_left(idle_app, store, move, outcome, status):
+    job_id = queue_job(idle_app)
+    if "start" in move:
+        store.start(job_id, "test")
+    if "finish" in move:
+        store.finish(job_id, "succeeded", result=RESULT)
+    got, job = store.cancel(job_id)
+    assert (got, job["status"]) == (outcome, status)
+    assert job.get("cancel_requested", False) is (outcome == "cancelling")
+    assert store.get(job_id)["status"] == status
+
+
+def test_cancel_and_remove_of_unknown_jobs(store):
+    assert store.cancel("0" * 32) is None
+    assert store.remove_finished("0" * 32) is None
+
+
+def test_remove_finished_deletes_every_key_and_only_of_a_finished_job(idle_app, store):
+    job_id = queue_job(idle_app)
+    assert store.remove_finished(job_id) == "queued"
+    store.start(job_id, "test")
+    store.put_model(job_id, b"model")
+    assert store.remove_finished(job_id) == "running"
+    assert len(keys_of(store, job_id)) == 3  # record, data, model
+    store.finish(job_id, "failed", error={"type": "X", "message": "x"})
+    assert store.remove_finished(job_id) == "failed"
+    assert keys_of(store, job_id) == []
+    assert store.redis.zscore(INDEX, job_id) is None
+    assert store.remove_finished(job_id) is None
+
+
+def parent_pid(pid):
+    """The parent of a process, from /proc (the tests run on Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
+
+
+def test_tests_use_a_redis_of_their_own_unless_one_is_named(redis_server):
+    # The fixture flushes its database: it may do so only to a Redis it
+    # started, or to the one that SEQLAB_TEST_REDIS_URL names on purpose.
+    named = os.environ.get("SEQLAB_TEST_REDIS_URL")
+    if named:
+        assert redis_server == named
+        return
+    info = redis.Redis.from_url(redis_server).info("server")
+    assert parent_pid(info["process_id"]) == os.getpid()

@@ -1,0 +1,171 @@
+"""Two ways to run Keras's ``fit`` for a job, both reporting to a Monitor.
+
+The seed article's programs spend almost all their time in Keras's
+per-epoch overhead (a new data iterator, callbacks, metric resets, a
+thousand times for microseconds of arithmetic). Without validation data,
+:func:`fit_fused` runs all epochs as one ``fit`` over a stream of batches:
+
+* the batches are formed as ``fit(epochs=E, shuffle=...)`` forms them: the
+  same batch size, the same short last batch, and under JAX the very same
+  permutations, drawn from NumPy's global generator at each epoch's start
+  as Keras's array adapter draws them (``keras.utils.set_random_seed``
+  seeds it). Under TensorFlow, Keras shuffles with ``tf.data`` instead: the
+  epochs are then equally uniform permutations, not the same ones;
+* the metrics are reset at each epoch's first step, as ``fit`` resets them,
+  so each epoch's values (RMSE, AUC, precision, any stateful metric) are
+  those Keras computes for the epoch, read at the epoch's last step;
+* batches are made as they are consumed: memory does not grow with epochs.
+
+With validation data, :func:`fit_per_epoch` is Keras's own ``fit``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+from .monitor import Monitor
+
+
+def batch_stream(
+    x: Any, y: Any, batch_size: int, epochs: int, shuffle: bool, *, builds_first: bool = False
+) -> Iterator[Any]:
+    """Every batch of ``epochs`` epochs, made lazily, as ``fit`` forms them.
+
+    ``builds_first``: ``fit`` on arrays would first draw one permutation to
+    build the model's loss and metrics on a batch (see
+    :func:`builds_on_a_batch`); draw it too, so the epochs' draws match.
+    """
+    import numpy as np
+
+    n = len(x)
+    if shuffle and builds_first:
+        np.random.permutation(n)
+    for _ in range(epochs):
+        # Keras's ArrayDataAdapter: one global permutation per epoch.
+        order = np.random.permutation(n) if shuffle else None
+        for start in range(0, n, batch_size):
+            if order is None:
+                yield x[start : start + batch_size], y[start : start + batch_size]
+            else:
+                part = order[start : start + batch_size]
+                yield x[part], y[part]
+
+
+def builds_on_a_batch(model: Any) -> bool:
+    """Whether ``fit`` will first build the model, its compiled loss or its
+    metrics on one batch of a fresh data iterator (``Trainer._symbolic_build``,
+    Keras 3.15), which draws a shuffling permutation of its own."""
+    unbuilt = not all(layer.built for layer in model._flatten_layers())
+    for tracker in (
+        getattr(model, "_compile_metrics", None),
+        getattr(model, "_compile_loss", None),
+    ):
+        unbuilt = unbuilt or (tracker is not None and not tracker.built)
+    return unbuilt
+
+
+def monitor_callback(monitor: Monitor, *, fused: bool) -> Any:
+    """A Keras callback feeding ``monitor`` and stopping ``fit`` when told.
+
+    ``fused``: all epochs run as one Keras epoch, so epoch ends are found by
+    counting steps.
+    """
+    import keras
+
+    steps = monitor.steps_per_epoch
+
+    class MonitorCallback(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            # TensorFlow keeps metric state in variables: reset them as
+            # fit does at an epoch's start (JAX: see reset_metrics_each_epoch).
+            if fused and batch and batch % steps == 0 and keras.backend.backend() != "jax":
+                self.model.reset_metrics()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            if fused and (batch + 1) % steps == 0:
+                monitor.epoch_end(logs)
+            else:
+                monitor.step_end(batch % steps if fused else batch, logs)
+            if monitor.stop:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if not fused:
+                monitor.epoch_end(logs or {})
+                if monitor.stop:
+                    self.model.stop_training = True
+
+    return MonitorCallback()
+
+
+def reset_metrics_each_epoch(model: Any, steps_per_epoch: int) -> None:
+    """Under JAX, zero the metric state at each epoch's first step.
+
+    The JAX trainer threads metric state through its compiled step and
+    syncs it back only after ``fit``'s epoch, so a callback cannot reset
+    it; the train function is wrapped instead. The reset values are those
+    ``fit`` itself starts from (the state of the very first step).
+    """
+    import jax.numpy as jnp
+
+    model.make_train_function()
+    step = model.train_function
+    count = itertools.count()
+    initial: list[Any] = []
+
+    def train_function(state: Any, data: Any) -> Any:
+        trainable, non_trainable, optimizer, metrics = state
+        if next(count) % steps_per_epoch == 0:
+            if not initial:
+                initial.extend(jnp.array(v, copy=True) for v in metrics)
+            # Copies: the compiled step may donate (free) its inputs.
+            metrics = [jnp.array(v, copy=True) for v in initial]
+        return step((trainable, non_trainable, optimizer, metrics), data)
+
+    model.train_function = train_function
+
+
+def fit_fused(
+    model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, shuffle: bool, monitor: Monitor
+) -> None:
+    """All epochs in one ``fit`` call (see the module's docstring)."""
+    import keras
+
+    steps = monitor.steps_per_epoch
+    if keras.backend.backend() == "jax":
+        reset_metrics_each_epoch(model, steps)
+    model.fit(
+        batch_stream(x, y, batch_size, epochs, shuffle, builds_first=builds_on_a_batch(model)),
+        steps_per_epoch=steps * epochs,
+        epochs=1,
+        shuffle=False,  # the stream is already shuffled (and Keras warns otherwise)
+        callbacks=[monitor_callback(monitor, fused=True)],
+        verbose=0,
+    )
+
+
+def fit_per_epoch(
+    model: Any,
+    x: Any,
+    y: Any,
+    validation: tuple[Any, Any],
+    *,
+    batch_size: int,
+    epochs: int,
+    shuffle: bool,
+    monitor: Monitor,
+) -> None:
+    """Keras's own ``fit``, epoch by epoch, validating at each epoch's end."""
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=shuffle,
+        validation_data=validation,
+        callbacks=[monitor_callback(monitor, fused=False)],
+        verbose=0,
+    )

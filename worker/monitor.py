@@ -1,0 +1,154 @@
+"""Watch a ``fit``: per-epoch history, progress, cancel checks, NaN detection.
+
+Pure Python; the Keras callback that feeds it lives in :mod:`worker.fitting`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+
+#: At most this many history points; longer jobs report means over blocks.
+MAX_HISTORY = 1000
+#: Seconds between progress reports and cancel checks, whatever an epoch lasts.
+CHECK_INTERVAL = 0.5
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux), else its peak so far."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def history_block(epochs: int) -> int:
+    """Epochs per history point: 1 up to ``MAX_HISTORY`` epochs."""
+    return max(1, math.ceil(epochs / MAX_HISTORY))
+
+
+class BlockHistory:
+    """Per-epoch values, kept as means over blocks of ``block`` epochs.
+
+    Memory stays within ``MAX_HISTORY`` points per metric however many
+    epochs run; the last point may cover fewer epochs (a cancelled job).
+    """
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+        self.points: dict[str, list[float]] = {}
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def add(self, logs: Mapping[str, float]) -> None:
+        """One epoch's values."""
+        for name, value in logs.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value
+        self._count += 1
+        if self._count == self.block:
+            self._flush()
+
+    def _flush(self) -> None:
+        for name, total in self._sums.items():
+            self.points.setdefault(name, []).append(total / self._count)
+        self._sums, self._count = {}, 0
+
+    def result(self) -> dict[str, list[float]]:
+        """Every point, the partial last block included."""
+        if self._count:
+            self._flush()
+        return self.points
+
+
+class Monitor:
+    """What a training job reports while Keras fits its model.
+
+    Args:
+        epochs: the epochs asked for.
+        steps_per_epoch: optimizer steps in one epoch.
+        on_progress: called with ``{"epoch", "epochs", "step",
+            "steps_per_epoch", "loss", "eta_seconds"}`` at most every
+            ``CHECK_INTERVAL`` seconds, and at the end.
+        should_stop: polled as often; True cancels the job.
+    """
+
+    def __init__(
+        self,
+        *,
+        epochs: int,
+        steps_per_epoch: int,
+        on_progress: Callable[[dict[str, Any]], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.on_progress = on_progress
+        self.should_stop = should_stop
+        self.history = BlockHistory(history_block(epochs))
+        self.epochs_done = 0
+        #: The last completed epoch's own values (not a block mean).
+        self.last_epoch: dict[str, float] = {}
+        #: Why training must stop: "cancelled", or a failure's reason.
+        self.stopped_by: str | None = None
+        #: The most resident memory seen at a check while training.
+        self.peak_rss_bytes = rss_bytes()
+        self._started = time.monotonic()
+        self._last_check = self._started
+
+    @property
+    def stop(self) -> bool:
+        """Whether training must stop now."""
+        return self.stopped_by is not None
+
+    def epoch_end(self, logs: Mapping[str, Any]) -> None:
+        """An epoch ended with these (Keras's own per-epoch) values."""
+        values = {name: float(value) for name, value in logs.items()}
+        self.epochs_done += 1
+        self.last_epoch = values
+        self.history.add(values)
+        loss = values.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.stopped_by = f"The loss became {loss} at epoch {self.epochs_done}."
+            return
+        self.check(step=0, force=self.epochs_done == self.epochs)
+
+    def step_end(self, step: int, logs: Mapping[str, Any]) -> None:
+        """Step ``step`` (0-based, within its epoch) ended; ``logs`` hold the
+        epoch's running values. Checks in only every ``CHECK_INTERVAL``."""
+        if time.monotonic() - self._last_check < CHECK_INTERVAL:
+            return
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.stopped_by = (
+                f"The loss became {float(loss)} at epoch {self.epochs_done + 1}, step {step + 1}."
+            )
+            return
+        self.check(step=step + 1)
+
+    def check(self, step: int, force: bool = False) -> None:
+        """Report progress and poll for a cancel, if it is time."""
+        now = time.monotonic()
+        if not force and now - self._last_check < CHECK_INTERVAL:
+            return
+        self._last_check = now
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss_bytes())
+        steps_done = self.epochs_done * self.steps_per_epoch + step
+        steps_left = self.epochs * self.steps_per_epoch - steps_done
+        self.on_progress(
+            {
+                "epoch": self.epochs_done,
+                "epochs": self.epochs,
+                "step": step,
+                "steps_per_epoch": self.steps_per_epoch,
+                "loss": self.last_epoch.get("loss"),
+                "eta_seconds": round((now - self._started) / max(steps_done, 1) * steps_left, 3),
+            }
+        )
+        if steps_left and self.should_stop():
+            self.stopped_by = "cancelled"
