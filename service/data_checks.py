@@ -132,7 +132,8 @@ def check_values(report: ModelReport, request: Mapping[str, Any], errors: Errors
         _refuse_bool(errors, "data.y", y, "targets are float32")
     if errors:
         return
-    _check(errors, "data.x", x, input_domain(dtype))
+    casts = _float_casts(report) if dtype.startswith(("float", "bfloat")) else []
+    _check(errors, "data.x", x, input_domain(dtype, casts))
     for path, layer, dropout, masked in _embedding_inputs(report):
         if dropout is not None:
             rate, kind = dropout
@@ -143,7 +144,8 @@ def check_values(report: ModelReport, request: Mapping[str, Any], errors: Errors
             ]
             continue
         input_dim = layer.layer.config["input_dim"]
-        _check(errors, "data.x", x, embedding_domain(input_dim, dtype, path, masked))
+        # Both walks stop at the first Embedding: every cast comes before it.
+        _check(errors, "data.x", x, embedding_domain(input_dim, dtype, path, masked, casts))
     loss = request["compile"]["loss"]
     classes = report.output_shape[-1]
     if loss in SPARSE_LOSSES and classes is not None:
@@ -205,6 +207,36 @@ def _embedding_inputs(
             pass
         elif layer.type not in PASSES_VALUES:
             return
+
+
+#: The dtype a layer computes in, by its ``dtype`` policy (null: float32).
+COMPUTE_DTYPES = {None: "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+
+
+def _float_casts(report: ModelReport) -> list[tuple[str, str]]:
+    """The compute dtypes that float values of ``x`` are cast to on their way
+    in, with the layer that casts: each layer casts its floating inputs
+    (``DTypePolicy.convert_input``, autocast), the Embedding excepted
+    (``autocast = False``), up to the first layer that computes new values.
+    """
+    casts = []
+    for i, top in enumerate(report.layers):
+        layer, path = top, f"model.layers.{i}"
+        while True:
+            if layer.type == "Embedding":
+                return casts
+            policy = layer.layer.config.get("dtype")
+            casts.append((path, COMPUTE_DTYPES.get(policy, policy)))
+            if layer.type != "TimeDistributed":
+                break
+            layer, path = layer.sublayers[0], f"{path}.layer"
+        config = layer.layer.config
+        passes = layer.type in (*PASSES_VALUES, *DROPOUTS, "Masking") or (
+            layer.type == "Activation" and config["activation"] == "linear"
+        )
+        if not passes:
+            return casts
+    return casts
 
 
 # -- sample counts and batch sizes -----------------------------------------

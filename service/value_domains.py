@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -110,16 +111,31 @@ def float_domain(dtype: str, what: str) -> Domain:
     return Domain(rule, dtype=dtype, int64_integers=dtype == "bfloat16")
 
 
-def input_domain(dtype: str) -> Domain:
-    """What ``x`` may hold for a model input of ``dtype``."""
-    if dtype in OVERFLOW:
-        return float_domain(dtype, "The model's inputs")
-    if dtype == "float64":
-        # Layers cast floating inputs to their compute dtype (autocast).
+def narrowest(dtypes: Sequence[tuple[str, str]], by: Mapping[str, float]) -> tuple[str, str]:
+    """The first (place, dtype) of ``dtypes`` with the least ``by`` (float64
+    has none: it narrows nothing)."""
+    return min((item for item in dtypes if item[1] in by), key=lambda item: by[item[1]])
+
+
+def input_domain(dtype: str, casts: Sequence[tuple[str, str]] = ()) -> Domain:
+    """What ``x`` may hold for a model input of ``dtype`` whose float values
+    the layers at ``casts`` (place, compute dtype) cast on their way in."""
+    if dtype in OVERFLOW or dtype == "float64":
+        # NumPy stores x in ``dtype``; Keras's array adapter casts every
+        # float array to float32 (floatx); then each layer to its own dtype.
+        place, narrow = narrowest([("input", dtype), ("input", "float32"), *casts], OVERFLOW)
+        if place == "input" and narrow == dtype:
+            return float_domain(dtype, "The model's inputs")
+        why = (
+            "Keras casts float inputs to float32 for training"
+            if place == "input"
+            else f"{place} computes in {narrow} and casts its inputs"
+        )
         return Domain(
-            "The model computes in float32 (its first layer casts float64 inputs): their "
-            f"magnitude must stay below {OVERFLOW['float32']:.5g}, past which they become inf",
-            dtype="float32",
+            f"{why}: their magnitude must stay below {OVERFLOW[narrow]:.5g}, past which "
+            "they become inf",
+            dtype=narrow,
+            int64_integers=dtype == "bfloat16",
         )
     if dtype == "bool":
         return Domain(
@@ -142,18 +158,25 @@ def input_domain(dtype: str) -> Domain:
 
 
 def embedding_domain(
-    input_dim: int, dtype: str, path: str, masked: frozenset[float] = frozenset()
+    input_dim: int,
+    dtype: str,
+    path: str,
+    masked: frozenset[float] = frozenset(),
+    casts: Sequence[tuple[str, str]] = (),
 ) -> Domain:
-    """Token ids for an Embedding with ``input_dim`` rows, fed ``dtype`` values;
-    ``masked`` values are let through (a Masking layer makes their steps 0)."""
+    """Token ids for an Embedding with ``input_dim`` rows, fed ``dtype`` values
+    that the layers at ``casts`` cast on the way; ``masked`` values are let
+    through (a Masking layer makes their steps 0)."""
+    exact: str | None = None
+    if dtype in OVERFLOW or dtype == "float64":  # float arrays reach Keras as float32
+        _, exact = narrowest([("input", dtype), ("input", "float32"), *casts], EXACT_INTEGERS)
     return Domain(
         f"The Embedding at {path} takes integer token ids in [0, {input_dim}) (its input_dim); "
         "Keras casts other values to int32 and looks up the wrong rows, or none",
         0,
         input_dim - 1,
         integers=True,
-        # The layer casts a float64 input to its float32 compute dtype first.
-        dtype="float32" if dtype == "float64" else dtype if dtype in OVERFLOW else None,
+        dtype=exact,
         exempt=masked,
     )
 

@@ -264,6 +264,11 @@ REFUSED = {
         request(typed("float64"), [[1, 1], [1e39, 4]], [[1], [0]]),
         "data.x", "data.x[1][0] is 1e+39 (it becomes inf in float32)", fails,
     ),
+    "float16_policy_first_layer": (
+        request({"input_shape": [2], "layers": [{"type": "Dense", "units": 1, "dtype": "float16"}]},
+                [[1, 1], [70000, 4]], [[1], [0]]),
+        "data.x", "model.layers.0 computes in float16 and casts its inputs", fails,
+    ),
     "float32_overflow": (
         request({"input_shape": [2], "layers": [{"type": "Dense", "units": 1}]},
                 [[1e39, 1], [3, 4]], [[1], [0]]),
@@ -292,6 +297,14 @@ REFUSED = {
         request(embedding(5000, dtype="float16"), [[0, 2049, 2], [3, 1, 4]], EMB_Y),
         "data.x", "data.x[0][1] is 2049 (it becomes 2048.0 in float16)",
         same_as(request(embedding(5000, dtype="float16"), [[0, 2048, 2], [3, 1, 4]], EMB_Y)),
+    ),
+    "embedding_behind_float16_reshape": (
+        request(embedding(5000, {"type": "Reshape", "target_shape": [3], "dtype": "float16"}),
+                [[0, 2049, 2], [3, 1, 4]], EMB_Y),
+        "data.x", "data.x[0][1] is 2049 (it becomes 2048.0 in float16)",
+        same_as(request(
+            embedding(5000, {"type": "Reshape", "target_shape": [3], "dtype": "float16"}),
+            [[0, 2048, 2], [3, 1, 4]], EMB_Y)),
     ),
     "embedding_behind_reshape": (
         request(
