@@ -80,7 +80,8 @@ def from_keras_json(doc: Mapping[str, Any]) -> dict[str, Any]:
     if config.get("name"):
         spec["name"] = config["name"]
     shape = None
-    first_ok = bool(layers) and _keras_object(layers[0]) and isinstance(layers[0]["config"], Mapping)
+    first = layers[0] if layers else None
+    first_ok = _keras_object(first) and isinstance(first["config"], Mapping)
     if first_ok and layers[0]["class_name"] == "InputLayer":
         input_config = layers.pop(0)["config"]
         shape = _batch_shape(input_config)
