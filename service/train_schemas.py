@@ -160,7 +160,9 @@ class TrainRequestSchema(ma.Schema):
     def apply_example(self, body: Any, **kwargs: Any) -> Any:
         """``{"example": name, ...}``: the preset, with the request's fields
         replacing its ``model``/``data``/``seed`` and updating ``compile``/``fit``."""
-        if not isinstance(body, Mapping) or body.get("example") not in EXAMPLES:
+        if not isinstance(body, Mapping) or not isinstance(body.get("example"), str):
+            return body  # the field itself refuses a non-string example
+        if body["example"] not in EXAMPLES:
             return body
         merged = example_request(body["example"])
         for key, value in body.items():

@@ -168,6 +168,7 @@ def test_wrong_data_shape_is_refused_and_nothing_is_queued(jobs_client, jobs_app
     ("body", "path"),
     [
         ({"example": "nope"}, "example"),
+        ({"example": {}, "model": {}}, "example"),  # found by schemathesis: was a 500
         ({"example": "one_to_one", "fit": {"epochs": 0}}, "fit.epochs"),
         ({"example": "one_to_one", "compile": {"optimizer": "magic"}}, "compile.optimizer"),
         ({"example": "one_to_one", "compile": {"bogus": 1}}, "compile.bogus"),
