@@ -458,10 +458,10 @@ ACCEPTED = {
     ("body", "path", "fragment"),
     [pytest.param(*case[:3], id=name) for name, case in {**REFUSED, **REFUSED_TYPES}.items()],
 )
-def test_refused_at_submit_and_nothing_is_queued(jobs_app, spec, body, path, fragment):
-    jobs = jobs_app.extensions["jobs"]
+def test_refused_at_submit_and_nothing_is_queued(idle_app, spec, body, path, fragment):
+    jobs = idle_app.extensions["jobs"]
     before = jobs.count()
-    rv = jobs_app.test_client().post("/train", json=body)
+    rv = idle_app.test_client().post("/train", json=body)
     assert rv.status_code == 422, rv.get_json()
     assert rv.content_type == "application/problem+json"
     validate_response(spec, "/train", "post", rv)
@@ -473,9 +473,9 @@ def test_refused_at_submit_and_nothing_is_queued(jobs_app, spec, body, path, fra
 
 
 @pytest.mark.parametrize("body", [pytest.param(b, id=name) for name, b in ACCEPTED.items()])
-def test_valid_edge_cases_are_queued(jobs_app, body):
-    client = jobs_app.test_client()
-    jobs = jobs_app.extensions["jobs"]
+def test_valid_edge_cases_are_queued(idle_app, body):
+    client = idle_app.test_client()
+    jobs = idle_app.extensions["jobs"]
     before = jobs.count()
     rv = client.post("/train", json=body)
     assert rv.status_code == 202, rv.get_json()
@@ -483,12 +483,12 @@ def test_valid_edge_cases_are_queued(jobs_app, body):
     client.delete(f"/jobs/{rv.get_json()['id']}")  # only its acceptance matters here
 
 
-def test_float64_token_ids_are_checked_in_float32(jobs_app):
+def test_float64_token_ids_are_checked_in_float32(idle_app):
     """An Embedding casts a float64 input to its float32 compute dtype, so
     ids past 2**24 must be exact in float32 (checked by hand with Keras:
     id 2**24 + 1 looks up row 2**24; a table that large is no test)."""
     model = embedding(2**25, dtype="float64", shape=(1,))
-    client = jobs_app.test_client()
+    client = idle_app.test_client()
     rv = client.post("/train", json=request(model, [[2**24 + 1]], [[[1.0, 1.0]]]))
     assert rv.status_code == 422
     assert "data.x[0][0] is 16777217 (it becomes 16777216.0 in float32)" in rv.get_json()["detail"]
@@ -497,9 +497,9 @@ def test_float64_token_ids_are_checked_in_float32(jobs_app):
     client.delete(f"/jobs/{rv.get_json()['id']}")
 
 
-def test_every_error_of_a_request_is_listed(jobs_app):
+def test_every_error_of_a_request_is_listed(idle_app):
     body = request(STATEFUL, ones(5, 3, 1), ones(5, 1), batch_size=3)
-    rv = jobs_app.test_client().post("/train", json=body)
+    rv = idle_app.test_client().post("/train", json=body)
     assert rv.status_code == 422
     assert set(rv.get_json()["errors"]) == {"fit.batch_size", "data.x"}
 

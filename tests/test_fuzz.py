@@ -276,12 +276,12 @@ def get(value, path):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_hostile_train_bodies_never_fail_the_server(jobs_app, spec, seed):
+def test_hostile_train_bodies_never_fail_the_server(idle_app, spec, seed):
     """Huge integers, deep nesting, ragged lists, bools and strings at
     random places in the data, compile and fit: never a 500, and nothing
     queued for a refusal."""
-    client = jobs_app.test_client()
-    jobs = jobs_app.extensions["jobs"]
+    client = idle_app.test_client()
+    jobs = idle_app.extensions["jobs"]
     rng = random.Random(seed)
     statuses = set()
     for base in train_seeds():
