@@ -58,6 +58,7 @@ class Arg:
         minimum, maximum: inclusive bounds for numbers (and for the ints of
             ``INT_TUPLE``/``INT_LIST``).
         exclusive_maximum: ``maximum`` itself is not allowed.
+        exclusive_minimum: ``minimum`` itself is not allowed.
         choices: allowed strings for ``CHOICE`` and ``OBJECT``.
         nullable: null is a valid value.
         length: the tuple length for ``INT_TUPLE``.
@@ -72,6 +73,7 @@ class Arg:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_maximum: bool = False
+    exclusive_minimum: bool = False
     choices: tuple[str, ...] = ()
     nullable: bool = False
     length: int | None = None
@@ -84,9 +86,9 @@ class Arg:
         return self.default is REQUIRED
 
 
-# Names as `keras.activations.get`, `keras.initializers.get` and friends
-# accept them (Keras 3.12-3.15). Both the snake_case aliases and the class
-# names are listed for objects, as Keras accepts either.
+# Names as `keras.activations.get` accepts them (Keras 3.12-3.15). The
+# object names (INITIALIZERS, REGULARIZERS, CONSTRAINTS) come from the
+# object descriptions in `objects.py`, imported at the end of this module.
 ACTIVATIONS = (
     "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid",
     "hard_silu", "hard_swish", "hard_tanh", "leaky_relu", "linear",
@@ -95,25 +97,6 @@ ACTIVATIONS = (
     "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh",
     "tanh_shrink", "threshold",
 )  # fmt: skip
-INITIALIZERS = (
-    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform",
-    "Identity", "LecunNormal", "LecunUniform", "Ones", "Orthogonal",
-    "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
-    "Zeros", "constant", "glorot_normal", "glorot_uniform", "he_normal",
-    "he_uniform", "identity", "lecun_normal", "lecun_uniform", "normal", "one",
-    "ones", "orthogonal", "random_normal", "random_uniform", "truncated_normal",
-    "uniform", "variance_scaling", "zero", "zeros",
-)  # fmt: skip
-REGULARIZERS = (
-    "L1", "L1L2", "L2", "OrthogonalRegularizer", "l1", "l1l2", "l2",
-    "orthogonal_regularizer",
-)  # fmt: skip
-CONSTRAINTS = (
-    "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "max_norm", "min_max_norm",
-    "non_neg", "unit_norm",
-)  # fmt: skip
-
-
 # Small constructors for the argument shapes that recur across layers.
 
 
@@ -191,5 +174,22 @@ def kernel_args() -> tuple[Arg, ...]:
     )
 
 
+#: Layer dtype policies (``keras.DTypePolicy`` names): the variables are
+#: created in the policy's variable dtype, float32 for the ``mixed_*`` ones.
+DTYPE_POLICIES = (
+    "float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16",
+)  # fmt: skip
+#: The ``dtype`` every layer takes; null is Keras's global policy, float32.
+DTYPE = Arg(
+    "dtype", Kind.CHOICE, None, choices=DTYPE_POLICIES, nullable=True,
+    doc="The layer's dtype policy; null is the global policy (float32).",
+)  # fmt: skip
+
 #: Arguments every Keras layer takes (besides ``name``, handled apart).
-COMMON = (flag("trainable", True),)
+COMMON = (flag("trainable", True), DTYPE)
+
+
+# The object descriptions are made of Arg values: imported once Arg exists.
+from .objects import CONSTRAINTS  # noqa: E402
+from .objects import INITIALIZERS  # noqa: E402
+from .objects import REGULARIZERS  # noqa: E402

@@ -15,10 +15,12 @@ from dataclasses import field
 from typing import Any
 
 from . import layers as _layers  # noqa: F401  (fills LAYERS)
+from .args import ACTIVATIONS
 from .args import Arg
 from .args import Kind
 from .errors import SpecError
 from .layers.wrappers import Wrapper
+from .registry import DTYPE_BYTES
 from .registry import LAYERS
 from .registry import Layer
 from .registry import Output
@@ -26,11 +28,6 @@ from .registry import Shape
 from .registry import Weight
 from .registry import default_config
 from .registry import to_snake_case
-
-#: Bytes per parameter: Keras keeps variables in float32, even under the
-#: mixed_float16 policy.
-PARAM_BYTES = 4
-
 
 _UNSET: Any = object()
 
@@ -60,18 +57,26 @@ class LayerReport:
     #: The part the model's ``trainable_weights`` (the summary footer)
     #: counts: the variables' flags, whether or not the layer is frozen.
     model_trainable_params: int = field(init=False)
+    #: Bytes of all the weights, each in its own dtype, and of the
+    #: trainable-flagged ones (Keras's ``weight_memory_size``).
+    param_bytes: int = field(init=False)
+    model_trainable_bytes: int = field(init=False)
 
     _formula: str | None = field(default=None, init=False, repr=False, compare=False)
     _macs: Any = field(default=_UNSET, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        total = trainable = 0
+        total = trainable = total_bytes = trainable_bytes = 0
         for w in self.weights:
             size = math.prod(w.shape)
+            nbytes = size * DTYPE_BYTES[w.dtype]
             total += size
+            total_bytes += nbytes
             if w.trainable:
                 trainable += size
+                trainable_bytes += nbytes
         self.params, self.model_trainable_params = total, trainable
+        self.param_bytes, self.model_trainable_bytes = total_bytes, trainable_bytes
         self.trainable_params = trainable if self.trainable else 0
 
     @property
@@ -104,7 +109,7 @@ class LayerReport:
             "macs": self.macs,
             "formula": self.formula,
             "weights": [
-                {"name": w.name, "shape": list(w.shape), "trainable": w.trainable}
+                {"name": w.name, "shape": list(w.shape), "trainable": w.trainable, "dtype": w.dtype}
                 for w in self.weights
             ],
             **({"sublayers": [s.to_dict() for s in self.sublayers]} if self.sublayers else {}),
@@ -134,6 +139,20 @@ class ModelReport:
         return self.total_params - self.trainable_params
 
     @property
+    def param_bytes(self) -> int:
+        """The weights' memory, each variable in its own dtype."""
+        return sum(layer.param_bytes for layer in self.layers)
+
+    @property
+    def trainable_bytes(self) -> int:
+        """The memory of the variables the model trains (the footer's)."""
+        return sum(layer.model_trainable_bytes for layer in self.layers)
+
+    @property
+    def non_trainable_bytes(self) -> int:
+        return self.param_bytes - self.trainable_bytes
+
+    @property
     def macs(self) -> int | None:
         counts = [layer.macs for layer in self.layers]
         return None if None in counts else sum(counts)  # type: ignore[arg-type]
@@ -153,7 +172,7 @@ class ModelReport:
             "total_params": total,
             "trainable_params": trainable,
             "non_trainable_params": total - trainable,
-            "param_bytes": total * PARAM_BYTES,
+            "param_bytes": self.param_bytes,
             "macs": self.macs,
         }
 
@@ -181,7 +200,7 @@ class Namer:
         return f"{prefix}_{n}" if n else prefix
 
 
-def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
+def configure_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
     """Configure one layer spec, wrapped layers first, as Keras code does.
 
     ``spec`` is ``{"type": <Keras class>, "name"?: str, <argument>: value}``
@@ -200,7 +219,7 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
             continue
         value = spec[arg.name]
         if arg.kind is Kind.LAYER and value is not None:
-            value = build_layer(value, namer, f"{path}.{arg.name}")
+            value = configure_layer(value, namer, f"{path}.{arg.name}")
         elif arg.kind is Kind.INT_TUPLE and isinstance(value, int):
             value = [value] * (arg.length or 1)  # Keras's standardize_tuple
         config[arg.name] = value
@@ -222,7 +241,7 @@ def build_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What ``build_layer`` needs of a layer class, worked out once."""
+    """What ``configure_layer`` needs of a layer class, worked out once."""
 
     #: Every optional argument at its Keras default, ints of INT_TUPLE
     #: arguments already as Keras's standardized one-element lists.
@@ -265,6 +284,9 @@ def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
     trainable = layer.trainable
     if layer.custom_initializers:
         check_initializers(layer, weights)
+    if layer.variable_dtype == "bfloat16":
+        check_bfloat16_initializers(layer, weights)
+    check_activations(layer, output)
     sublayers = (
         [report_layer(sub, shape) for sub, shape in layer.placed_sublayers(input_shape)]
         if isinstance(layer, Wrapper)
@@ -352,13 +374,83 @@ def check_initializers(layer: Layer, weights: list[Weight]) -> None:
     if not rules:
         return
     for w in weights:
-        base = w.name.rsplit("/", 1)[-1]
-        arg = "recurrent_initializer" if base == "recurrent_kernel" else f"{base}_initializer"
+        arg = _initializer_arg(w)
         rule = rules.get(arg)
-        if rule and not rule[0](len(w.shape)):
+        shape = layer.initializer_shape(w)
+        if rule and not rule[0](len(shape)):
             raise SpecError(
-                f"{rule[1]} Received: shape={tuple(w.shape)} of rank {len(w.shape)} "
-                f'({arg} of layer "{layer.name}").'
+                f"{rule[1]} Received: shape={shape} of rank {len(shape)}. "
+                f'It is the {arg} of layer "{layer.name}".'
+            )
+
+
+@functools.cache
+def _activation_args(cls: type[Layer]) -> tuple[str, ...]:
+    return tuple(
+        a.name for a in cls.all_args() if a.kind is Kind.CHOICE and a.choices == ACTIVATIONS
+    )
+
+
+def check_activations(layer: Layer, output: Output) -> None:
+    """Raise where an activation cannot run: Keras builds these models, and
+    fails on their first call (a fit), so the worker must never get them.
+
+    * ``threshold`` needs ``threshold`` and ``default_value`` arguments
+      that a layer cannot pass (``keras/src/activations/activations.py``);
+    * ``glu`` splits the last axis in two halves (``ops.glu``): an odd size
+      cannot be split, and in a recurrent cell it halves the gates, so
+      that the recurrence never runs whatever the units.
+    """
+    for arg in _activation_args(type(layer)):
+        name = layer.config[arg]
+        if name == "threshold":
+            raise SpecError(
+                "threshold() missing 2 required positional arguments: 'threshold' and "
+                "'default_value'. Keras's `threshold` activation cannot be named by a "
+                "layer: it needs arguments that a layer does not pass.",
+                arg,
+            )
+        if name != "glu":
+            continue
+        if not layer.activations_on_output:
+            raise SpecError(
+                f"A `glu` {arg} halves the last axis it is applied to: a "
+                f"{layer.type} cell applies it to its gates, whose halves no longer "
+                "match its state, so the layer fails on its first call.",
+                arg,
+            )
+        shape = output[0] if isinstance(output, list) else output
+        if shape[-1] is not None and shape[-1] % 2:
+            raise SpecError(
+                f"axis size must be divisible by 2. Received: x.shape={tuple(shape)} with axis=-1",
+                arg,
+            )
+
+
+def _initializer_arg(weight: Weight) -> str:
+    """The argument that initializes ``weight`` (``recurrent_kernel`` →
+    ``recurrent_initializer``, ``kernel`` → ``kernel_initializer``)."""
+    base = weight.name.rsplit("/", 1)[-1]
+    return "recurrent_initializer" if base == "recurrent_kernel" else f"{base}_initializer"
+
+
+def check_bfloat16_initializers(layer: Layer, weights: list[Weight]) -> None:
+    """Raise where an ``Orthogonal`` initializer must make a bfloat16 variable.
+
+    It takes a QR decomposition, and TensorFlow's ``Qr`` op has no bfloat16
+    kernel: Keras on the TensorFlow backend refuses to build the layer (JAX
+    builds it). The worker may run either backend, so the engine refuses it;
+    ``orthogonal`` is the RNNs' default ``recurrent_initializer``.
+    """
+    for w in weights:
+        arg = _initializer_arg(w)
+        if w.dtype == "bfloat16" and _initializer_name(layer.config.get(arg)) == "orthogonal":
+            raise SpecError(
+                "Value for attr 'T' of bfloat16 is not in the list of allowed values: "
+                "double, float, half, complex64, complex128 (TensorFlow's Qr op, for the "
+                f'Orthogonal {arg} of layer "{layer.name}" under the bfloat16 policy). '
+                "Choose another initializer, or the mixed_bfloat16 policy (float32 variables).",
+                arg,
             )
 
 
@@ -387,7 +479,7 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
     [('lstm', (None, 5), 140), ('dense', (None, 1), 6)]
     """
     namer = Namer()
-    built = [build_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
+    built = [configure_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
     # The InputLayer that keras.Input adds is a layer of the model too.
     seen = {"input_layer"}
     model_input = input_shape_of(spec)

@@ -12,9 +12,10 @@ from typing import Any
 
 from .errors import SpecError
 
-# Serialization bookkeeping in a layer's config that carries no argument:
-# `dtype` is the dtype policy (weights stay float32 for counting).
-_IGNORED_KEYS = frozenset({"dtype"})
+#: The classes ``to_json`` writes a layer's float dtype policy as (Keras 3.0
+#: wrote ``FloatDTypePolicy``); quantized policies are left for the schema
+#: to refuse.
+_POLICY_CLASSES = frozenset({"DTypePolicy", "FloatDTypePolicy"})
 
 
 def is_keras_json(body: object) -> bool:
@@ -26,14 +27,24 @@ def _keras_object(value: Any) -> bool:
     return isinstance(value, Mapping) and "class_name" in value and "config" in value
 
 
+def _policy_name(value: Any) -> Any:
+    """``{"class_name": "DTypePolicy", "config": {"name": "float64"}}`` → ``"float64"``;
+    a plain string or anything else as it is."""
+    if _keras_object(value) and value["class_name"] in _POLICY_CLASSES:
+        config = value["config"]
+        if isinstance(config, Mapping) and set(config) == {"name"}:
+            return config["name"]
+    return value
+
+
 def _convert_layer(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
     if not _keras_object(obj) or not isinstance(obj["config"], Mapping):
         raise SpecError("Expected a serialized Keras layer.", path)
     spec: dict[str, Any] = {"type": obj["class_name"]}
     for key, value in obj["config"].items():
-        if key in _IGNORED_KEYS:
-            continue
-        if key in ("layer", "backward_layer") and value is not None:
+        if key == "dtype":
+            spec[key] = _policy_name(value)
+        elif key in ("layer", "backward_layer") and value is not None:
             spec[key] = _convert_layer(value, f"{path}.{key}")
         elif _keras_object(value):
             # An initializer, regularizer or constraint; `module` and
@@ -69,14 +80,16 @@ def from_keras_json(doc: Mapping[str, Any]) -> dict[str, Any]:
     if config.get("name"):
         spec["name"] = config["name"]
     shape = None
-    if layers and _keras_object(layers[0]) and layers[0]["class_name"] == "InputLayer":
+    first = layers[0] if layers else None
+    first_ok = _keras_object(first) and isinstance(first["config"], Mapping)
+    if first_ok and layers[0]["class_name"] == "InputLayer":
         input_config = layers.pop(0)["config"]
         shape = _batch_shape(input_config)
         if input_config.get("dtype"):
             spec["dtype"] = input_config["dtype"]
     if shape is None:
         shape = config.get("build_input_shape")
-    if shape is None and layers and _keras_object(layers[0]):
+    if shape is None and first_ok:
         shape = _batch_shape(layers[0]["config"])  # Keras 2 style
         layers[0] = {**layers[0], "config": {
             k: v for k, v in layers[0]["config"].items()

@@ -29,17 +29,38 @@ Shape = tuple[int | None, ...]
 Output = Shape | list[Shape]
 
 
+#: Bytes per scalar of each variable dtype (Keras's ``DTYPE_TO_SIZE`` / 8).
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+#: The variable dtype of each dtype policy; None is the global policy.
+VARIABLE_DTYPES = {
+    None: "float32",
+    "mixed_float16": "float32",
+    "mixed_bfloat16": "float32",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float64": "float64",
+}
+
+
 class Weight(NamedTuple):
     """One variable a layer creates when Keras builds it."""
 
     name: str
     shape: tuple[int, ...]
     trainable: bool = True
+    #: The variable's dtype: its layer's policy's variable dtype.
+    dtype: str = "float32"
 
     @property
     def size(self) -> int:
         """The number of scalars in the variable."""
         return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """The variable's memory, as Keras's ``weight_memory_size`` counts it."""
+        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
 
 
 def to_snake_case(name: str) -> str:
@@ -92,6 +113,9 @@ class Layer:
     #: Whether the layer takes a list of tensors (after ``return_state``) and
     #: passes it on, as layers without an InputSpec do.
     passes_several_tensors: ClassVar[bool] = False
+    #: Whether the layer's activations apply to its output (Dense, Conv1D,
+    #: Activation); a recurrent cell applies them to its gates and state.
+    activations_on_output: ClassVar[bool] = True
     #: A typical use: (arguments, input shape without the batch). The docs
     #: and the tests build every registered layer from it.
     example: ClassVar[tuple[dict[str, Any], tuple[int | None, ...]]] = ({}, ())
@@ -137,7 +161,8 @@ class Layer:
         return []
 
     def check_input(self, input_shape: Shape) -> None:
-        """Keras's ``InputSpec`` rank check."""
+        """Keras's ``InputSpec`` rank check, worded as Keras 3.15's
+        ``assert_input_compatibility`` (a Sequential's inputs are unnamed)."""
         rank = len(input_shape)
         if self.ndim is not None and rank != self.ndim:
             expected = f"ndim={self.ndim}"
@@ -146,9 +171,9 @@ class Layer:
         else:
             return
         raise SpecError(
-            f'Input 0 of layer "{self.name}" is incompatible with the layer: '
-            f"expected {expected}, found ndim={rank}. "
-            f"Full shape received: {format_shape(input_shape)}"
+            f"Input 0 with name 'None' of layer '{self.name}' is incompatible with the "
+            f"layer: expected {expected}, found ndim={rank}. "
+            f"Full shape received: {tuple(input_shape)}"
         )
 
     def output_shape(self, input_shape: Shape) -> Output:
@@ -164,13 +189,28 @@ class Layer:
         """The variables Keras creates when building on ``input_shape``."""
         return []
 
+    @property
+    def variable_dtype(self) -> str | None:
+        """The dtype Keras creates this layer's variables in (from its
+        ``dtype`` policy); None where the variables are other layers' own."""
+        return VARIABLE_DTYPES[self.config["dtype"]]
+
     def variables(self, input_shape: Shape) -> list[Weight]:
-        """``build_weights`` with the ``trainable`` flag Keras gives them:
-        off when the layer is frozen and freezing reaches its variables."""
+        """``build_weights`` with the ``trainable`` flag and dtype Keras gives
+        them: not trainable when the layer is frozen and freezing reaches its
+        variables; the dtype of the layer's policy."""
         weights = self.build_weights(input_shape)
-        if self.trainable or not self.freezes_variables:
-            return weights
-        return [Weight(w.name, w.shape, False) for w in weights]
+        frozen = not self.trainable and self.freezes_variables
+        dtype = self.variable_dtype
+        if not frozen and dtype in (None, "float32"):
+            return weights  # the common case: build_weights's own defaults
+        return [
+            Weight(w.name, w.shape, w.trainable and not frozen, dtype or w.dtype) for w in weights
+        ]
+
+    def initializer_shape(self, weight: Weight) -> tuple[int, ...]:
+        """The shape Keras first calls ``weight``'s initializer with."""
+        return weight.shape
 
     def formula(self, input_shape: Shape) -> str:
         """The parameter count as an expression with the numbers filled in.
@@ -255,6 +295,8 @@ def describe_arg(arg: Arg) -> dict[str, Any]:
             out[key] = value
     if arg.exclusive_maximum:
         out["exclusive_maximum"] = True
+    if arg.exclusive_minimum:
+        out["exclusive_minimum"] = True
     if arg.nullable:
         out["nullable"] = True
     if arg.choices and arg.kind.value == "choice":

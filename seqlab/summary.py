@@ -3,19 +3,21 @@
 Keras draws it with ``rich`` (``keras/src/utils/summary_utils.py``). When
 stdout is not a terminal the table is 76 characters wide; this module
 reproduces that output character for character, including rich's column
-sizing and word wrapping, for a Sequential model before ``fit``.
+sizing, word wrapping and the ``…`` of words longer than their column, for a
+Sequential model before ``fit``.
 """
 
 from __future__ import annotations
 
 import re
 
-from .engine import PARAM_BYTES
 from .engine import ModelReport
 from .registry import format_output
 
 #: Width Keras uses when output is piped: min(88, 80 columns - 4).
 PIPED_LINE_LENGTH = 76
+#: Width of rich's console when output is piped (no terminal, no COLUMNS).
+CONSOLE_WIDTH = 80
 #: Column positions of a sequential-like model (summary_utils.py).
 POSITIONS = (0.45, 0.80, 1.0)
 HEADER = ("Layer (type)", "Output Shape", "Param #")
@@ -50,30 +52,52 @@ def column_widths(line_length: int) -> list[int]:
     return [w - 2 for w in padded]
 
 
-def wrap(text: str, width: int) -> list[str]:
-    """Word-wrap like rich (``rich._wrap.divide_line``), folding long words."""
-    if len(text) <= width and "\n" not in text:
-        return [text.rstrip()]
-    lines: list[str] = []
-    line = ""
+def wrap(text: str, width: int, overflow: str = "fold") -> list[str]:
+    """Word-wrap like rich's ``Text.wrap`` (``rich._wrap.divide_line``).
+
+    A word longer than ``width`` is folded across lines (``"fold"``, what
+    ``console.print`` does) or kept whole on its own line and cut to
+    ``width - 1`` characters and ``…`` (``"ellipsis"``, the overflow of a
+    table column). Lines keep their trailing spaces within ``width``.
+    """
+    breaks: list[int] = []
+    offset = 0
     for match in _WORD.finditer(text):
-        word = match.group()
-        if len(line) + len(word.rstrip()) <= width:
-            line += word
-            continue
-        if len(word.rstrip()) > width:
-            # Longer than a whole line: fold it across lines.
-            if line:
-                lines.append(line)
-            while len(word) > width:
-                lines.append(word[:width])
-                word = word[width:]
-            line = word
-        else:
-            lines.append(line)
-            line = word
-    lines.append(line)
-    return [x.rstrip() for x in lines] or [""]
+        start, word = match.start(), match.group()
+        length = len(word.rstrip())
+        if width - offset >= length:
+            offset += len(word)
+        elif length > width:
+            if overflow == "fold":
+                pieces = [word[i : i + width] for i in range(0, len(word), width)]
+                for piece in pieces:
+                    if start:
+                        breaks.append(start)
+                    start += len(piece)
+                offset = len(pieces[-1])
+            else:
+                if start:
+                    breaks.append(start)
+                offset = len(word)
+        elif offset and start:
+            breaks.append(start)
+            offset = len(word)
+    lines = [text[a:b] for a, b in zip([0, *breaks], [*breaks, len(text)], strict=True)]
+    out = []
+    for line in lines:
+        if len(line) > width:
+            # rich's rstrip_end: drop trailing whitespace beyond the width.
+            stripped = line.rstrip()
+            line = line[: max(width, len(stripped))]
+        if len(line) > width and overflow == "ellipsis":
+            line = line[: width - 1] + "…"
+        out.append(line)
+    return out
+
+
+def _cell(text: str, width: int) -> list[str]:
+    """A table cell's lines: rich's column overflow is ``ellipsis``."""
+    return [line.rstrip() for line in wrap(text, width, "ellipsis")]
 
 
 def _row(cells: list[list[str]], widths: list[int], rule: str) -> list[str]:
@@ -111,8 +135,11 @@ def render_summary(report: ModelReport, line_length: int = PIPED_LINE_LENGTH) ->
     │ lstm (LSTM)                     │ (None, 5)              │           140 │
     """
     widths = column_widths(line_length)
-    out = [f'Model: "{report.name}"', _border("┏", "━", "┳", "┓", widths)]
-    out += _row([wrap(h, w) for h, w in zip(HEADER, widths, strict=True)], widths, "┃")
+    # The title is printed by rich's console, 80 columns when piped: a long
+    # name wraps to a line of its own and folds (the table is 76 wide).
+    out = wrap(f'Model: "{report.name}"', CONSOLE_WIDTH)
+    out.append(_border("┏", "━", "┳", "┓", widths))
+    out += _row([_cell(h, w) for h, w in zip(HEADER, widths, strict=True)], widths, "┃")
     out.append(_border("┡", "━", "╇", "┩", widths))
     for i, layer in enumerate(report.layers):
         if i:
@@ -122,13 +149,13 @@ def render_summary(report: ModelReport, line_length: int = PIPED_LINE_LENGTH) ->
             format_output(layer.output_shape),
             f"{layer.params:,}",
         )
-        out += _row([wrap(c, w) for c, w in zip(cells, widths, strict=True)], widths, "│")
+        out += _row([_cell(c, w) for c, w in zip(cells, widths, strict=True)], widths, "│")
     out.append(_border("└", "─", "┴", "┘", widths))
-    for label, count in (
-        ("Total", report.total_params),
-        ("Trainable", report.trainable_params),
-        ("Non-trainable", report.non_trainable_params),
+    for label, count, nbytes in (
+        ("Total", report.total_params, report.param_bytes),
+        ("Trainable", report.trainable_params, report.trainable_bytes),
+        ("Non-trainable", report.non_trainable_params, report.non_trainable_bytes),
     ):
-        size = readable_memory_size(count * PARAM_BYTES)
+        size = readable_memory_size(nbytes)
         out.append(f" {label} params: {count:,} ({size})")
     return "\n".join(out) + "\n"

@@ -17,6 +17,7 @@ from seqlab import render_summary
 from seqlab.registry import describe
 
 from .cache import LRUCache
+from .cache import digest_key
 from .problems import ApiValidationError
 from .requests import get_json_body
 from .schemas import load_model_spec
@@ -24,7 +25,9 @@ from .schemas import load_model_spec
 bp = Blueprint("api", __name__)
 
 #: Answers larger than this are not kept: the cache is for the common small
-#: models, and 1,024 entries of at most 64 KiB bound it to 64 MiB a process.
+#: models. Keys are 32-byte digests of the body, so 1,024 entries hold at
+#: most 1,024 × (64 KiB + 32 B), 64 MiB of data (about 65 MiB with Python's
+#: per-entry overhead) a process.
 MAX_CACHED_BYTES = 64 * 1024
 
 #: The API contract, committed at the repository root.
@@ -54,7 +57,7 @@ def count_params() -> Response:
     """Count a model's parameters and output shapes, exactly as Keras 3 does."""
     body = get_json_body()  # 400/413/415 before any cache lookup
     cache: LRUCache = current_app.extensions["params_cache"]
-    key = request.get_data(cache=True)
+    key = digest_key(request.get_data(cache=True))
     cached = cache.get(key)
     if cached is None:
         try:

@@ -1,7 +1,20 @@
 """A small thread-safe LRU cache for computed responses."""
 
+import hashlib
 import threading
 from collections import OrderedDict
+
+#: Size of a key made by :func:`digest_key`.
+KEY_BYTES = 32
+
+
+def digest_key(body: bytes) -> bytes:
+    """A fixed-size key for a request body (SHA-256).
+
+    Keying on the body itself would keep every body (up to the 1 MiB
+    request limit) as long as its answer: about 1 GiB for 1,024 entries.
+    """
+    return hashlib.sha256(body).digest()
 
 
 class LRUCache:
@@ -34,6 +47,12 @@ class LRUCache:
             self._data.move_to_end(key)
             while len(self._data) > self.maxsize:
                 self._data.popitem(last=False)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes the keys and values hold (not Python's per-object overhead)."""
+        with self._lock:
+            return sum(len(k) + len(v) for k, v in self._data.items())
 
     def __len__(self) -> int:
         return len(self._data)

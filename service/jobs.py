@@ -34,13 +34,13 @@ from worker.store import is_job_id
 from worker.store import new_job_id
 
 from . import auth
+from .data_checks import check_data
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
 from .problems import ApiValidationError
 from .problems import problem
 from .ratelimit import check_train_rate
 from .requests import get_json_object
-from .submission import check_data
 from .submission import job_document
 from .submission import job_params
 from .submission import stored_data

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from seqlab import from_keras_json
 from seqlab import is_keras_json
 from seqlab.args import Arg
 from seqlab.args import Kind
+from seqlab.objects import KERAS_CLASSES
 
 #: Wrappers may nest (TimeDistributed(Bidirectional(LSTM))), but not deeply.
 MAX_NESTING = 4
@@ -31,8 +33,15 @@ MAX_LAYERS = 200
 MAX_RANK = 8
 #: No dimension, unit or filter count beyond what a tensor index can hold.
 MAX_INT = 2**31 - 1
+#: The largest integer a float holds (finite); larger JSON integers are refused.
+MAX_FLOAT = int(sys.float_info.max)
+#: How deep arrays and objects may nest in a model. The deepest valid model
+#: (wrappers nested MAX_NESTING deep, to_json form) is under 30 levels;
+#: the limit keeps every recursive step (conversion, validation, error
+#: messages) far from Python's recursion limit.
+MAX_DEPTH = 64
 NAME = validate.Regexp(
-    r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$",
+    r"\A[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z",
     error="Must be 1-128 letters, digits, '_', '.' or '-' (Keras names may not contain '/').",
 )
 DTYPES = (
@@ -71,12 +80,18 @@ class StrictInt(fields.Integer):
 class FiniteFloat(fields.Float):
     """A JSON number (integers too), finite."""
 
+    default_error_messages = {"too_large": "Must be a finite number; this integer is too large."}
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(allow_nan=False, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.make_error("invalid")
+        # An integer beyond float range (10**400 written out) is valid JSON;
+        # float() and math.isfinite() raise OverflowError on it.
+        if isinstance(value, int) and abs(value) > MAX_FLOAT:
+            raise self.make_error("too_large")
         if not math.isfinite(value):
             raise self.make_error("special")
         return float(value)
@@ -131,15 +146,14 @@ class Axis(fields.Field):
         return value
 
 
-def _json_scalar(value: Any) -> bool:
-    if isinstance(value, list):
-        return len(value) <= 16 and all(_json_scalar(v) for v in value)
-    return value is None or isinstance(value, str | int | float | bool)
-
-
 class KerasObject(fields.Field):
     """An allowlisted Keras object: ``"glorot_uniform"`` or
-    ``{"class_name": "L2", "config": {"l2": 0.01}}`` (what ``to_json`` writes)."""
+    ``{"class_name": "L2", "config": {"l2": 0.01}}`` (what ``to_json`` writes).
+
+    A config is validated against the class's arguments in
+    ``seqlab.objects``: Keras's names, types and limits; an unknown key is
+    refused, as Keras's ``from_config`` raises on an unexpected keyword.
+    """
 
     def __init__(self, arg: Arg, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -148,20 +162,37 @@ class KerasObject(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         name = value.get("class_name") if isinstance(value, Mapping) else value
         if not isinstance(name, str) or name not in self.choices:
+            shown = name if isinstance(name, str) else type(name).__name__
             raise ma.ValidationError(
                 f"Must be one of {', '.join(self.choices)}, as a string or as "
-                f'{{"class_name": ..., "config": {{...}}}}. Received: {name!r}.'
+                f'{{"class_name": ..., "config": {{...}}}}. Received: {shown!r}.'
             )
         if isinstance(value, Mapping):
-            config = value.get("config", {})
             if set(value) - {"class_name", "config", "module", "registered_name"}:
                 raise ma.ValidationError("Unknown keys in a Keras object.")
-            if not isinstance(config, Mapping) or not all(
-                isinstance(k, str) and _json_scalar(v) for k, v in config.items()
-            ):
-                raise ma.ValidationError("`config` must map names to plain JSON values.")
-            return {"class_name": name, "config": dict(config)}
+            config = value.get("config", {})
+            if not isinstance(config, Mapping):
+                raise ma.ValidationError({"config": ["Must be an object."]})
+            try:
+                loaded = object_config_schema(KERAS_CLASSES[name].name).load(config)
+            except ma.ValidationError as error:
+                raise ma.ValidationError({"config": error.messages}) from None
+            return {"class_name": name, "config": loaded}
         return value
+
+
+@functools.cache
+def object_config_schema(class_name: str) -> ma.Schema:
+    """The schema of one Keras object class's config (``seqlab.objects``)."""
+    keras_class = KERAS_CLASSES[class_name]
+    known = ", ".join(a.name for a in keras_class.args) or "none"
+    schema_cls = ma.Schema.from_dict(
+        {a.name: arg_field(a, 0) for a in keras_class.args}, name=f"{class_name}ConfigSchema"
+    )
+    schema_cls.error_messages = {
+        "unknown": f"Unknown argument: Keras's {class_name} takes {known}."
+    }
+    return schema_cls()
 
 
 class NullOnly(fields.Field):
@@ -209,7 +240,10 @@ def arg_field(arg: Arg, depth: int) -> fields.Field:
     if arg.kind is Kind.FLOAT:
         return FiniteFloat(
             validate=validate.Range(
-                arg.minimum, arg.maximum, max_inclusive=not arg.exclusive_maximum
+                arg.minimum,
+                arg.maximum,
+                min_inclusive=not arg.exclusive_minimum,
+                max_inclusive=not arg.exclusive_maximum,
             ),
             **opts,
         )
@@ -288,6 +322,34 @@ class ModelSpecSchema(ma.Schema):
 model_spec_schema = ModelSpecSchema()
 
 
+def check_depth(body: object, limit: int = MAX_DEPTH) -> None:
+    """Refuse arrays and objects nested more than ``limit`` deep.
+
+    Iterative, so that the check itself cannot overflow the stack.
+    Raises ``marshmallow.ValidationError`` keyed by the path of the first
+    place too deep (``layers.0.kernel_regularizer.config.l2``).
+    """
+    stack: list[tuple[object, tuple[str, ...]]] = [(body, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, Mapping):
+            items: Any = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        if len(path) >= limit:
+            message = f"Nested more than {limit} levels deep."
+            error: Any = [message]
+            # Name the member that holds the nesting, not each list index in it.
+            while path and path[-1].isdigit():
+                path = path[:-1]
+            for key in reversed(path):
+                error = {key: error}
+            raise ma.ValidationError(error if path else message)
+        stack.extend((item, (*path, str(key))) for key, item in items)
+
+
 def load_model_spec(body: object) -> dict[str, Any]:
     """Validate a model in either form and return the compact spec.
 
@@ -299,8 +361,9 @@ def load_model_spec(body: object) -> dict[str, Any]:
         # A pasted `model.to_json()` string, sent as a JSON string.
         try:
             body = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ma.ValidationError("A string body must hold Keras model JSON.") from None
+    check_depth(body)
     if is_keras_json(body):
         body = from_keras_json(body)  # type: ignore[arg-type]
     if not isinstance(body, Mapping):

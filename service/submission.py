@@ -1,97 +1,14 @@
-"""Plain functions behind the job views: check a train request against its
-model, and shape job records into the documents the API returns."""
+"""Plain functions behind the job views: shape a train request and job
+records into what the worker and the API need (the checks of a request's
+data are in ``data_checks``)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from seqlab import ModelReport
-from seqlab.registry import format_shape
-
-from .problems import ApiValidationError
-from .train_schemas import SPARSE_LOSSES
-
-
-def _fits(actual: list[int], expected: tuple[int | None, ...]) -> bool:
-    return len(actual) == len(expected) and all(
-        e is None or a == e for a, e in zip(actual, expected, strict=True)
-    )
-
-
-def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
-    """Refuse data that does not fit the model, before anything is queued.
-
-    ``x`` must be ``(samples, *input_shape)``, ``y`` ``(samples,
-    *output_shape)`` (or the integer-label shape for sparse losses), with
-    the same number of samples.
-    """
-    x, y = request["data"]["x"]["shape"], request["data"]["y"]["shape"]
-    model_in = report.input_shape[1:]
-    output = report.output_shape
-    if isinstance(output, list):
-        raise ApiValidationError(
-            "model: a model with several outputs (return_state, merge_mode null) "
-            "cannot be trained here; end it with a single-output layer.",
-            {"model.layers": ["The last layer returns several tensors."]},
-        )
-    errors: dict[str, list[str]] = {}
-    if not _fits(x[1:], model_in):
-        errors["data.x"] = [
-            f"Shape {format_shape(tuple(x))} does not fit the model's input "
-            f"{format_shape((None, *model_in))}."
-        ]
-    model_out = output[1:]
-    loss = request["compile"]["loss"]
-    allowed = [model_out]
-    if loss in SPARSE_LOSSES:  # integer class labels, one per output position
-        allowed = [model_out[:-1], (*model_out[:-1], 1)]
-    if not any(_fits(y[1:], shape) for shape in allowed):
-        shapes = " or ".join(format_shape((None, *s)) for s in allowed)
-        errors["data.y"] = [
-            f"Shape {format_shape(tuple(y))} does not fit the model's output "
-            f"{format_shape(output)} "
-            f"with loss {loss}: expected {shapes}."
-        ]
-    if x[0] != y[0]:
-        errors.setdefault("data", []).append(
-            f"x has {x[0]} samples but y has {y[0]}: every input needs a target."
-        )
-    split = request["fit"]["validation_split"]
-    if split:
-        train = training_samples(x[0], split)
-        if not 0 < train < x[0]:
-            errors["fit.validation_split"] = [
-                f"With {x[0]} samples, validation_split={split} keeps {train} for training "
-                f"and {x[0] - train} for validation; Keras needs at least one of each."
-            ]
-    layer = request["model"]["layers"][0]
-    if layer["type"] == "Embedding" and "data.x" not in errors:
-        check_token_ids(request["data"]["x"]["value"], layer["input_dim"], errors)
-    if errors:
-        first = next(iter(errors))
-        raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
-
-
-def training_samples(samples: int, validation_split: float) -> int:
-    """How many samples Keras trains on; it validates on the rest (the last)."""
-    return math.floor(samples * (1.0 - validation_split))
-
-
-def check_token_ids(x: Any, input_dim: int, errors: dict[str, list[str]]) -> None:
-    """An Embedding's inputs must be integer ids below ``input_dim``."""
-    stack = [x]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif item != math.floor(item) or not 0 <= item < input_dim:
-            errors["data.x"] = [
-                f"An Embedding takes integer ids in [0, {input_dim}). Received: {item!r}."
-            ]
-            return
 
 
 def job_params(report: ModelReport, summary: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,11 +39,27 @@ METRICS = (
 SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
 MAX_VALUES = 1_000_000
 MAX_EPOCHS = 100_000
+#: The largest finite float64; integers beyond it would be infinite in an array.
+FLOAT64_MAX = sys.float_info.max
+
+
+def position(flat_index: int, shape: list[int]) -> str:
+    """Where the ``flat_index``-th number of a tensor of ``shape`` is: ``[0][2]``."""
+    index = []
+    for size in reversed(shape):
+        flat_index, i = divmod(flat_index, size)
+        index.append(i)
+    return "".join(f"[{i}]" for i in reversed(index))
 
 
 class Tensor(fields.Field):
-    """A rectangular nested list of finite numbers; loads as
-    ``{"value": ..., "shape": [...]}``."""
+    """A rectangular nested list of numbers, each within float64's range;
+    loads as ``{"value": ..., "shape": [...], "flat": [...], "first_bool": i}``.
+
+    ``flat`` is every number in order; ``first_bool`` the flat index of the
+    first JSON ``true``/``false`` (or None): they are numbers only for a
+    ``bool`` input, which ``check_data`` decides with the model at hand.
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         shape = []
@@ -67,12 +84,29 @@ class Tensor(fields.Field):
                     )
                 nxt.extend(item)
             level = nxt
-        for number in level:
-            if isinstance(number, bool) or not isinstance(number, int | float):
-                raise ma.ValidationError(f"Must hold numbers only. Received: {number!r}.")
-            if not math.isfinite(number):
+        first_bool = None
+        for i, number in enumerate(level):
+            if isinstance(number, bool):
+                first_bool = i if first_bool is None else first_bool
+            elif isinstance(number, int):
+                # JSON allows integers of any size; the worker's arrays hold
+                # at most float64 (math.isfinite would raise OverflowError).
+                try:
+                    float(number)
+                except OverflowError:
+                    digits = int(number.bit_length() * math.log10(2)) + 1
+                    raise ma.ValidationError(
+                        f"Must hold numbers within float64's range (±{FLOAT64_MAX:.4g}). "
+                        f"Received: an integer of about {digits} digits at "
+                        f"{position(i, shape)}."
+                    ) from None
+            elif not isinstance(number, float):
+                raise ma.ValidationError(
+                    f"Must hold numbers only. Received: {number!r} at {position(i, shape)}."
+                )
+            elif not math.isfinite(number):
                 raise ma.ValidationError("Must hold finite numbers only.")
-        return {"value": value, "shape": shape}
+        return {"value": value, "shape": shape, "flat": level, "first_bool": first_bool}
 
 
 class DataSchema(ma.Schema):
@@ -126,7 +160,9 @@ class TrainRequestSchema(ma.Schema):
     def apply_example(self, body: Any, **kwargs: Any) -> Any:
         """``{"example": name, ...}``: the preset, with the request's fields
         replacing its ``model``/``data``/``seed`` and updating ``compile``/``fit``."""
-        if not isinstance(body, Mapping) or body.get("example") not in EXAMPLES:
+        if not isinstance(body, Mapping) or not isinstance(body.get("example"), str):
+            return body  # the field itself refuses a non-string example
+        if body["example"] not in EXAMPLES:
             return body
         merged = example_request(body["example"])
         for key, value in body.items():

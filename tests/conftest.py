@@ -159,6 +159,21 @@ def worker(redis_url, queue, tmp_path_factory):
         yield process
 
 
+@pytest.fixture(scope="session")
+def tf_queue():
+    """The queue of the TensorFlow-backend worker."""
+    return f"test-tf-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def tf_worker(redis_url, tf_queue, tmp_path_factory):
+    """A worker on the TensorFlow backend: the compose GPU worker's path
+    (``make up`` and the ``worker`` fixture run JAX)."""
+    log = tmp_path_factory.mktemp("tf-worker") / "worker.log"
+    with run_worker(redis_url, tf_queue, log, KERAS_BACKEND="tensorflow") as process:
+        yield process
+
+
 @pytest.fixture
 def jobs_app(redis_url, queue):
     return create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})
@@ -167,6 +182,22 @@ def jobs_app(redis_url, queue):
 @pytest.fixture
 def jobs_client(jobs_app, worker):
     return jobs_app.test_client()
+
+
+@pytest.fixture(params=["jax", "tensorflow"])
+def backend_client(request, redis_url):
+    """A client whose jobs train on one backend, then the other: the tests
+    that take it run on both (a worker of each kind)."""
+    if request.param == "jax":
+        queue = request.getfixturevalue("queue")
+        request.getfixturevalue("worker")
+    else:
+        queue = request.getfixturevalue("tf_queue")
+        request.getfixturevalue("tf_worker")
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})
+    client = app.test_client()
+    client.backend = request.param
+    return client
 
 
 @pytest.fixture

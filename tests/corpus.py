@@ -34,6 +34,7 @@ from typing import Any
 from seqlab import LAYERS
 from seqlab import SpecError
 from seqlab import analyze
+from seqlab.args import DTYPE_POLICIES
 from seqlab.args import Arg
 from seqlab.args import Kind
 
@@ -75,9 +76,11 @@ EMPHASIS = {
     "noise_shape": 0.05,
 }
 OTHER_ARG = 0.06
-#: Probability of ``trainable=False`` and of an explicit name on a layer.
+#: Probability of ``trainable=False``, of an explicit name and of a dtype
+#: policy (``DTYPE_POLICIES``) on a layer.
 FROZEN = 0.1
 NAMED = 0.1
+POLICY = 0.12
 #: Input ranks (batch included) a layer accepts beyond its ndim/min_ndim.
 RANKS = {"Conv1D": (3,)}
 
@@ -261,6 +264,8 @@ class Gen:
             spec["trainable"] = False
         if rng.random() < NAMED:
             spec["name"] = self.fresh_name(type_)
+        if rng.random() < POLICY:
+            spec["dtype"] = rng.choice(DTYPE_POLICIES)
         if valid:
             self.fit(spec, shape, last=last)
         return spec

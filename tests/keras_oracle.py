@@ -77,14 +77,15 @@ def _sublayers(layer: Any) -> list[Any]:
     ]
 
 
-def _weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool]]:
-    """Each weight's name, shape and the variable's own ``trainable`` flag.
+def _weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool, str]]:
+    """Each weight's name, shape, the variable's own ``trainable`` flag and
+    its dtype.
 
     The flag is the variable's, which is what the model's footer counts; the
     layer's ``trainable_weights`` view (empty for a frozen layer) is in the
     ``trainable``/``non_trainable`` fields.
     """
-    return [(w.name, tuple(w.shape), bool(w.trainable)) for w in layer.weights]
+    return [(w.name, tuple(w.shape), bool(w.trainable), str(w.dtype)) for w in layer.weights]
 
 
 def summary_text(model: Any) -> str:
@@ -92,15 +93,22 @@ def summary_text(model: Any) -> str:
 
     ``line_length`` keeps its default; Keras then asks
     ``shutil.get_terminal_size``, which reads ``COLUMNS`` or the terminal of
-    ``sys.__stdout__``. Both are taken away, as when the output is piped.
+    ``sys.__stdout__``, and rich's console (the ``Model:`` line) asks
+    ``os.get_terminal_size`` of stdin, stdout and stderr. All are taken
+    away, as when the output is piped: 76 columns, and 80 for the console.
     """
     lines: list[str] = []
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+    def no_terminal(*args: Any) -> os.terminal_size:
+        raise OSError("not a terminal")
+
     with (
         mock.patch.dict(os.environ, env, clear=True),
         mock.patch.object(
             shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size(fallback)
         ),
+        mock.patch.object(os, "get_terminal_size", no_terminal),
     ):
         model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text))
     return "".join(lines)
@@ -196,8 +204,10 @@ def keras_run_error(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _engine_weights(layer: LayerReport) -> list[tuple[str, tuple[int, ...], bool]]:
-    return [(w.name.rsplit("/", 1)[-1], tuple(w.shape), w.trainable) for w in layer.weights]
+def _engine_weights(layer: LayerReport) -> list[tuple[str, tuple[int, ...], bool, str]]:
+    return [
+        (w.name.rsplit("/", 1)[-1], tuple(w.shape), w.trainable, w.dtype) for w in layer.weights
+    ]
 
 
 def report_fields(report: ModelReport) -> dict[str, Any]:
@@ -224,10 +234,54 @@ def engine_report(spec: Mapping[str, Any]) -> dict[str, Any] | str:
         return f"SpecError at {error.path or '<spec>'}: {error.message}"
 
 
+#: Keras refusals that are internal failures rather than reasons (an index
+#: out of range, a variable of unknown shape, a missing config key): the
+#: engine gives its own reason for these, and only the verdict is compared.
+#: Each pattern is matched against the start of Keras's reason
+#: (``keras_reason``).
+KERAS_INTERNAL = (
+    "tuple index out of range",
+    "'value'",
+    "axis -1 is out of bounds for an array with dimension 0",
+    "Shapes used to initialize variables must be fully-defined",
+    "Cannot convert '",
+)
+
+
+def keras_reason(text: str) -> str:
+    """Keras's refusal as the engine quotes it.
+
+    Normalised away, as they cannot be equal: the exception type; the
+    ``Exception encountered when calling X.call()`` frame around the reason
+    (the reason is the bold part) and its dump of the call's arguments; the
+    ``Inputs received: [<KerasTensor ...>]`` list; and what follows the
+    first line (a TensorFlow op's NodeDef).
+    """
+    _, _, reason = text.partition(": ")
+    if reason.startswith("Exception encountered when calling"):
+        reason = reason.split("\x1b[1m", 1)[-1].split("\x1b[0m", 1)[0]
+    reason = reason.split(" Inputs received: ", 1)[0]
+    return reason.split("\n", 1)[0].strip()
+
+
+def refusal_differs(engine: str, keras: str) -> bool:
+    """Whether the engine's refusal does not quote Keras's reason word for
+    word (it may add a hint after it)."""
+    if keras_reason(keras).startswith(KERAS_INTERNAL):
+        return False
+    message = engine.split(": ", 1)[-1]  # "SpecError at <path>: <message>"
+    return not message.startswith(keras_reason(keras))
+
+
 def compare(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[str]:
-    """The differences between two reports, as readable lines (empty: agree)."""
+    """The differences between two reports, as readable lines (empty: agree).
+
+    Two refusals agree when the engine quotes Keras's reason
+    (``refusal_differs``)."""
     if isinstance(engine, str) or isinstance(keras, str):
         if isinstance(engine, str) and isinstance(keras, str):
+            if refusal_differs(engine, keras):
+                return [f"refusal: engine {engine!r} / keras {keras_reason(keras)!r}"]
             return []
         return [f"verdict: engine {_verdict(engine)} / keras {_verdict(keras)}"]
     out = []

@@ -7,6 +7,7 @@ Import them as ``from openapi_check import validate_response``: pytest puts
 import json
 import re
 
+import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -85,6 +86,8 @@ def validate_against(spec, pointer, response):
         return
     if media_type == "application/json" or media_type.endswith("+json"):
         body = json.loads(response.get_data())
+    elif media_type == "application/yaml":
+        body = yaml.safe_load(response.get_data())
     else:
         body = response.get_data(as_text=True)
     schema_pointer = f"{pointer}/content/{_escape(media_type)}/schema"

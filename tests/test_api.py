@@ -59,8 +59,8 @@ def test_names_formula_and_macs(client):
     assert data["macs"] == 625
     assert td["sublayers"][0]["name"] == "dense"
     assert td["weights"] == [
-        {"name": "dense/kernel", "shape": [5, 1], "trainable": True},
-        {"name": "dense/bias", "shape": [1], "trainable": True},
+        {"name": "dense/kernel", "shape": [5, 1], "trainable": True, "dtype": "float32"},
+        {"name": "dense/bias", "shape": [1], "trainable": True, "dtype": "float32"},
     ]
 
 
@@ -316,3 +316,24 @@ def test_the_corpus_passes_the_schema(client):
 
     for body in generate(200, seed=1):
         load_model_spec(body)
+
+
+def test_layer_dtype_policies_set_bytes_and_weight_dtypes(client, spec):
+    body = {
+        "input_shape": [5, 1],
+        "layers": [
+            {"type": "LSTM", "units": 3, "dtype": "float64"},
+            {"type": "Dense", "units": 1, "dtype": "bfloat16"},
+        ],
+    }
+    rv = post(client, body)
+    assert rv.status_code == 200, rv.get_json()
+    validate_response(spec, "/params", "post", rv)
+    data = rv.get_json()
+    assert (data["total_params"], data["param_bytes"]) == (64, 488)
+    assert " Total params: 64 (488.00 B)" in data["summary"]
+    assert [w["dtype"] for w in data["layers"][1]["weights"]] == ["bfloat16", "bfloat16"]
+    body["layers"][1]["dtype"] = "int32"  # not a float policy
+    rv = post(client, body)
+    assert rv.status_code == 422
+    assert "layers.1.dtype" in rv.get_json()["errors"]

@@ -1,6 +1,8 @@
 import json
 
 from service import create_app
+from service.api import MAX_CACHED_BYTES
+from service.cache import KEY_BYTES
 from service.cache import LRUCache
 
 BODY = {"input_shape": [5, 1], "layers": [{"type": "LSTM", "units": 5}]}
@@ -40,3 +42,22 @@ def test_cache_does_not_bypass_content_type_or_validation(client, app):
     assert client.post("/params", json=bad).status_code == 422
     assert client.post("/params", json=bad).status_code == 422
     assert len(app.extensions["params_cache"]) == 1  # errors are not kept
+
+
+def test_memory_is_bounded_by_digests_and_value_size():
+    """Large bodies (whitespace padding to near the 1 MiB limit) are kept by
+    a 32-byte digest, and answers over 64 KiB are not kept: the cache holds
+    at most size × (32 B + 64 KiB)."""
+    size = 4
+    app = create_app({"TESTING": True, "PARAMS_CACHE_SIZE": size})
+    client = app.test_client()
+    for units in range(1, 7):
+        body = {"input_shape": [5, 1], "layers": [{"type": "LSTM", "units": units}]}
+        data = json.dumps(body) + " " * 900_000
+        assert client.post("/params", data=data, content_type="application/json").status_code == 200
+    big = {"input_shape": [5, 1], "layers": [{"type": "Dense", "units": 1}] * 150}
+    assert len(client.post("/params", json=big).get_data()) > MAX_CACHED_BYTES
+    cache = app.extensions["params_cache"]
+    assert len(cache) == size
+    assert cache.nbytes <= size * (KEY_BYTES + MAX_CACHED_BYTES)
+    assert cache.nbytes < 100_000  # each answer here is about 2 KB

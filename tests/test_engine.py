@@ -100,3 +100,31 @@ def test_unknown_time_length_gives_unknown_macs():
     _, report = names({"type": "LSTM", "units": 5}, input_shape=(None, 3))
     assert report.layers[0].macs is None and report.macs is None
     assert report.layers[0].params == 180
+
+
+@pytest.mark.parametrize(
+    ("layers", "input_shape", "message"),
+    [
+        ([{"type": "LSTM", "units": 5}], (5,),
+         "Input 0 with name 'None' of layer 'lstm' is incompatible with the layer: "
+         "expected ndim=3, found ndim=2. Full shape received: (None, 5)"),
+        ([{"type": "Bidirectional", "layer": {"type": "GRU", "units": 2}}], (4,),
+         "Input 0 with name 'None' of layer 'bidirectional' is incompatible with the layer: "
+         "expected ndim=3, found ndim=2. Full shape received: (None, 4)"),
+        ([{"type": "Permute", "dims": [1, 1]}], (5, 1),
+         "Invalid permutation argument `dims` for Permute Layer. The set of indices in `dims` "
+         "must be consecutive and start from 1. Received dims=[1, 1]"),
+        ([{"type": "MaxPooling1D", "pool_size": 6}], (4, 5),
+         "Computed output size would be zero or negative. Received: `inputs.shape=[None 4 5]`, "
+         "`pool_size=[6]`, `strides=(6,)`, `padding=valid`."),
+        ([{"type": "Reshape", "target_shape": [-1, 5]}], (12,),
+         "The total size of the tensor must be unchanged, however, the input size cannot by "
+         "divided by the specified dimensions in target_shape. Received: input_shape=(12,), "
+         "target_shape=(-1, 5)"),
+    ],
+)  # fmt: skip
+def test_refusals_quote_keras_word_for_word(layers, input_shape, message):
+    """Keras 3.15's texts, as ``keras.Input`` + layers raise them."""
+    with pytest.raises(SpecError) as info:
+        analyze({"input_shape": list(input_shape), "layers": layers})
+    assert info.value.message == message

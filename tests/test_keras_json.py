@@ -26,8 +26,34 @@ def test_input_layer_gives_shape_batch_and_dtype():
         "input_shape": [10],
         "batch_size": 8,
         "dtype": "int32",
-        "layers": [{"type": "Embedding", "name": "embedding", "input_dim": 100, "output_dim": 8}],
+        "layers": [
+            {
+                "type": "Embedding",
+                "name": "embedding",
+                "input_dim": 100,
+                "output_dim": 8,
+                "dtype": "float32",
+            }
+        ],
     }
+
+
+@pytest.mark.parametrize(
+    ("dtype", "policy"),
+    [
+        ({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float64"},
+          "registered_name": None}, "float64"),
+        ({"class_name": "FloatDTypePolicy", "config": {"name": "mixed_float16"}}, "mixed_float16"),
+        ("bfloat16", "bfloat16"),
+        (None, None),
+        # Left for the schema to refuse: a quantized policy is not a float one.
+        (qp := {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8",
+                "source_name": "float32"}}, qp),
+    ],
+)  # fmt: skip
+def test_layer_dtype_policies_are_read(dtype, policy):
+    doc = model(layer("InputLayer", batch_shape=[None, 3]), layer("Dense", units=2, dtype=dtype))
+    assert from_keras_json(doc)["layers"][0]["dtype"] == policy
 
 
 def test_nested_layers_and_keras_objects():
@@ -57,6 +83,9 @@ def test_build_input_shape_without_input_layer():
         ({"class_name": "Sequential", "config": {}}, "config.layers"),
         (model(layer("Dense", units=2)), "config.layers"),
         (model(layer("InputLayer", batch_shape=[None, 3]), {"units": 2}), "layers.0"),
+        # Found by schemathesis: a null config where a layer's should be.
+        (model({"class_name": None, "config": None}), "config.layers"),
+        (model({"class_name": "InputLayer", "config": None}), "config.layers"),
     ],
 )
 def test_refusals_name_the_place(doc, path):

@@ -5,8 +5,16 @@ The corpus (``tests/corpus.py``) is built with Keras through the worker's
 builder (``tests/keras_oracle.py``); for every spec the engine must refuse
 exactly what Keras refuses to build, and otherwise report what Keras
 reports: names, output shapes, per-layer counts and trainable split,
-weights, totals and the ``model.summary()`` text. All disagreements are
-listed at once.
+weights (their dtypes included), totals and the ``model.summary()`` text.
+A refusal must quote Keras 3.15's reason word for word
+(``keras_oracle.refusal_differs``): only the exception type, Keras's
+``Exception encountered when calling ...`` frame and argument dump, the
+``Inputs received: [<KerasTensor ...>]`` list and TensorFlow's NodeDef
+lines are normalised away, and the engine may add a hint after the quote.
+Where Keras fails internally instead of giving a reason (an ``IndexError``,
+a variable of unknown shape, ``Cannot convert '2' to a shape`` ...:
+``keras_oracle.KERAS_INTERNAL``), only the verdict is compared and the
+engine gives its own reason. All disagreements are listed at once.
 
 One kind of disagreement is tolerated, and counted: the engine refuses a
 model that Keras's symbolic build accepts but that Keras cannot then run
@@ -35,6 +43,7 @@ from seqlab import SpecError
 from seqlab import analyze
 from seqlab import from_keras_json
 from seqlab import render_summary
+from seqlab.args import DTYPE_POLICIES
 
 #: Keys compared for the to_json round trip (everything the summary shows).
 JSON_KEYS = oracle.COMPARED
@@ -156,6 +165,13 @@ def test_corpus_varies_what_matters(cases: list[Case]) -> None:
     assert {len(s["input_shape"]) for s in specs} >= {1, 2, 3}
     assert any(layer.get("trainable") is False for layer in layers)
     assert any("name" in layer for layer in layers)
+    policies = {layer.get("dtype") for layer in layers}
+    assert set(DTYPE_POLICIES) <= policies, policies
+    wrapped_policies = {
+        top[key].get("dtype") for top in layers for key in ("layer", "backward_layer")
+        if isinstance(top.get(key), dict)
+    }  # fmt: skip
+    assert {"float64", "float16"} <= wrapped_policies, wrapped_policies
 
 
 @pytest.mark.keras
@@ -696,3 +712,147 @@ def test_golden_rows_cover_every_layer_type() -> None:
         covered.add(layer["type"])
         covered.update(v["type"] for v in layer.values() if isinstance(v, dict))
     assert covered >= set(LAYERS) - {"Dropout", "Activation", "Masking", "Embedding"}
+
+
+# -- layer dtype policies -----------------------------------------------------
+
+#: Issue 7: Keras prints ``Total params: 64 (488.00 B)``; 4 bytes a
+#: parameter gave 256.00 B.
+POLICY_SPEC = {
+    "input_shape": [5, 1],
+    "layers": [
+        {"type": "LSTM", "units": 3, "dtype": "float64"},
+        {"type": "Dense", "units": 1, "dtype": "bfloat16"},
+    ],
+}
+
+
+def test_layer_dtype_policies_set_the_bytes() -> None:
+    report = analyze(POLICY_SPEC)
+    assert (report.total_params, report.param_bytes) == (64, 60 * 8 + 4 * 2)
+    assert render_summary(report).splitlines()[-3:] == [
+        " Total params: 64 (488.00 B)",
+        " Trainable params: 64 (488.00 B)",
+        " Non-trainable params: 0 (0.00 B)",
+    ]
+    assert [w.dtype for layer in report.layers for w in layer.weights] == [
+        "float64", "float64", "float64", "bfloat16", "bfloat16"
+    ]  # fmt: skip
+
+
+@pytest.mark.keras
+def test_layer_dtype_policies_as_keras_builds_and_serializes_them() -> None:
+    """The summary and each variable's dtype, built by the worker's builder,
+    and the same read back from ``model.to_json()``."""
+    keras = oracle.keras_report(POLICY_SPEC)
+    assert isinstance(keras, dict), keras
+    assert keras["summary"].splitlines()[-3] == " Total params: 64 (488.00 B)"
+    assert oracle.compare(oracle.engine_report(POLICY_SPEC), keras) == []
+    from_json = oracle.report_fields(analyze(from_keras_json(json.loads(keras["json"]))))
+    assert oracle.compare(from_json, keras) == []
+
+
+@pytest.mark.keras
+def test_built_variables_have_the_engines_dtypes() -> None:
+    """Every policy, on plain and wrapped layers, frozen and mixed: the
+    model ``worker.builder.build_model`` makes has each variable in the
+    dtype the engine reports."""
+    spec = {
+        "input_shape": [6, 4],
+        "layers": [
+            {
+                "type": "Bidirectional",
+                "dtype": "float64",  # does not reach the wrapped layers
+                "layer": {"type": "GRU", "units": 2, "return_sequences": True, "dtype": "float16"},
+                "backward_layer": {"type": "GRU", "units": 2, "return_sequences": True,
+                                   "go_backwards": True, "dtype": "mixed_bfloat16"},
+            },
+            {"type": "BatchNormalization", "dtype": "bfloat16", "trainable": False},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 3},
+             "dtype": "float64"},
+            {"type": "Conv1D", "filters": 2, "kernel_size": 2, "dtype": "mixed_float16"},
+            {"type": "Dense", "units": 1, "dtype": "float64"},
+        ],
+    }  # fmt: skip
+    from worker.builder import build_model
+
+    oracle.import_keras()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model(spec)
+    built = [(v.path.split("/", 1)[1], str(v.dtype)) for v in model.weights]
+    report = analyze(spec)
+    engine = [(f"{layer.name}/{w.name}", w.dtype) for layer in report.layers for w in layer.weights]
+    # Keras's paths name the RNN cell (gru/gru_cell/kernel); the engine's do not.
+    assert [(p.replace("_cell", "").replace("/gru/", "/"), d) for p, d in built] == [
+        (p.replace("/gru/", "/"), d) for p, d in engine
+    ]
+    assert {d for _, d in built} == {"float16", "float32", "bfloat16", "float64"}
+    assert oracle.summary_text(model) == render_summary(report)
+
+
+# -- long names in the summary ------------------------------------------------
+
+LONG_NAMES = [
+    # (model name, first layer's name): up to the 128 characters the API allows.
+    (None, "a" * 31),
+    (None, "b" * 32),
+    ("m" * 71, "c" * 40),
+    ("m" * 72, "d" * 128),
+    ("m" * 78, "e_" * 40),
+    ("m" * 79, "f" * 29 + ".x"),
+    ("m" * 128, "g-" * 64),
+]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(("model_name", "layer_name"), LONG_NAMES)
+def test_long_names_print_as_in_keras(model_name: str | None, layer_name: str) -> None:
+    """Keras's rich table cuts a name longer than its column with ``…``
+    and the console wraps and folds a long model name at 80 columns."""
+    spec: dict[str, Any] = {
+        "input_shape": [5, 3],
+        "layers": [
+            {"type": "Dense", "units": 2, "name": layer_name},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 4, "name": "x" * 60}},
+        ],
+    }
+    if model_name:
+        spec["name"] = model_name
+    keras = oracle.keras_report(spec)
+    assert isinstance(keras, dict), keras
+    assert render_summary(analyze(spec)) == keras["summary"]
+
+
+# -- activations Keras builds but cannot run -----------------------------------
+
+RUN_FAILURES = [
+    ({"type": "Dense", "units": 3, "activation": "glu"}, "layers.0.activation",
+     "axis size must be divisible by 2. Received: x.shape=(None, 5, 3) with axis=-1"),
+    ({"type": "Activation", "activation": "threshold"}, "layers.0.activation",
+     "threshold() missing 2 required positional arguments: 'threshold' and 'default_value'"),
+    ({"type": "Conv1D", "filters": 3, "kernel_size": 2, "activation": "threshold"},
+     "layers.0.activation", "threshold() missing 2 required positional arguments"),
+    ({"type": "LSTM", "units": 4, "recurrent_activation": "glu"},
+     "layers.0.recurrent_activation", "halves the last axis"),
+    ({"type": "GRU", "units": 4, "activation": "glu"}, "layers.0.activation",
+     "halves the last axis"),
+]  # fmt: skip
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(("layer", "path", "reason"), RUN_FAILURES)
+def test_activations_keras_cannot_run_are_refused(layer: dict, path: str, reason: str) -> None:
+    spec = {"input_shape": [5, 3], "layers": [layer]}
+    with pytest.raises(SpecError) as info:
+        analyze(spec)
+    assert (info.value.path, reason in info.value.message) == (path, True)
+    assert isinstance(oracle.keras_report(spec), dict)  # Keras builds it ...
+    assert oracle.keras_run_error(spec)  # ... and fails on its first call
+
+
+@pytest.mark.keras
+def test_glu_on_an_even_size_runs() -> None:
+    spec = {"input_shape": [5, 3], "layers": [{"type": "Dense", "units": 4, "activation": "glu"}]}
+    assert analyze(spec).layers[0].output_shape == (None, 5, 4)
+    assert isinstance(oracle.keras_report(spec), dict)

@@ -26,7 +26,7 @@ def test_piped_column_widths():
 def test_wrap_never_exceeds_width(text, width, lines):
     out = wrap(text, width)
     if lines is not None:
-        assert out == lines
+        assert [line.rstrip() for line in out] == lines
     assert all(len(line) <= width for line in out)
     assert "".join(out).replace(" ", "") == text.replace(" ", "")
 
@@ -59,4 +59,35 @@ def test_rows_are_separated_and_footer_counts_non_trainable():
         " Total params: 145 (580.00 B)",
         " Trainable params: 120 (480.00 B)",
         " Non-trainable params: 25 (100.00 B)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "overflow", "lines"),
+    [
+        # A table cell (overflow "ellipsis"): the long word keeps a line of its
+        # own, cut to width - 1 characters and "…".
+        ("a" * 40 + " (Dense)", 31, "ellipsis", ["a" * 30 + "…", "(Dense)"]),
+        ("a" * 31 + " (Dense)", 31, "ellipsis", ["a" * 31, "(Dense)"]),
+        ("x (Dense) " + "b" * 33, 31, "ellipsis", ["x (Dense) ", "b" * 30 + "…"]),
+        # The title line (console.print, overflow "fold"), trailing space kept.
+        ('Model: "' + "m" * 72 + '"', 80, "fold", ["Model: ", '"' + "m" * 72 + '"']),
+        ('Model: "' + "m" * 79 + '"', 80, "fold", ["Model: ", '"' + "m" * 79, '"']),
+    ],
+)
+def test_wrap_overflow_as_rich(text, width, overflow, lines):
+    assert wrap(text, width, overflow) == lines
+
+
+def test_long_layer_and_model_names_as_keras_prints_them():
+    """Checked against Keras's own text in test_keras_oracle.py."""
+    report = analyze(
+        {"name": "m" * 72, "input_shape": [3], "layers": [{"type": "Dense", "units": 1,
+                                                            "name": "d" * 128}]}
+    )  # fmt: skip
+    lines = render_summary(report).splitlines()
+    assert lines[:2] == ["Model: ", '"' + "m" * 72 + '"']
+    assert lines[5:7] == [
+        "│ " + "d" * 30 + "… │ (None, 1)              │             4 │",
+        "│ (Dense)                         │                        │               │",
     ]

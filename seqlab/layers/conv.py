@@ -47,9 +47,11 @@ def check_strides_dilation(config: Mapping[str, Any]) -> None:
 
 
 def conv_length(
-    layer: Layer, input_shape: Shape, length: int | None, config: Mapping[str, Any]
+    input_shape: Shape, length: int | None, kernel: tuple[int, ...], config: Mapping[str, Any]
 ) -> int | None:
-    """Output length of a 1-D convolution (``compute_conv_output_shape``)."""
+    """Output length of a 1-D convolution (``compute_conv_output_shape``) of
+    an input of ``input_shape`` (batch, length and channels) by a kernel of
+    shape ``kernel``; the error is Keras's, numpy's printing included."""
     if length is None:
         return None
     k, s, d = config["kernel_size"][0], config["strides"][0], config["dilation_rate"][0]
@@ -58,9 +60,8 @@ def conv_length(
         if out <= 0:
             raise SpecError(
                 "Computed output size would be zero or negative. Received "
-                f"`inputs shape={format_shape(input_shape)}`, `kernel_size={k}`, "
-                f"`dilation_rate={d}`, `strides={s}`, `padding=valid` "
-                f'(layer "{layer.name}").'
+                f"`inputs shape={tuple(input_shape)}`, `kernel shape={kernel}`, "
+                f"`dilation_rate=[{d}]`, `strides=({s},)`, `padding=valid`."
             )
         return out
     # "same" and "causal" (a left pad of d·(k−1), then "valid").
@@ -111,15 +112,9 @@ class Conv1D(ChannelsMixin):
         check_strides_dilation(config)
 
     def check_input(self, input_shape: Shape) -> None:
+        # Keras's order: the InputSpec, then build's channel and group
+        # checks, then the convolution's rank check when it is called.
         super().check_input(input_shape)
-        if len(input_shape) != 3:
-            kernel = (self.config["kernel_size"][0], input_shape[self.channel_axis()],
-                      self.config["filters"])  # fmt: skip
-            raise SpecError(
-                "Kernel shape must have the same length as input, but received "
-                f"kernel of shape {format_shape(kernel)} and input of shape "
-                f"{format_shape(input_shape)}."
-            )
         channels = input_shape[self.channel_axis()]
         if channels is None:
             raise SpecError(
@@ -133,10 +128,22 @@ class Conv1D(ChannelsMixin):
                 f"the input has {channels} channels (full input shape is "
                 f"{format_shape(input_shape)})."
             )
+        if len(input_shape) != 3:
+            kernel = (self.config["kernel_size"][0], channels // self.config["groups"],
+                      self.config["filters"])  # fmt: skip
+            raise SpecError(
+                "Kernel shape must have the same length as input, but received "
+                f"kernel of shape {format_shape(kernel)} and input of shape "
+                f"{format_shape(input_shape)}."
+            )
 
     def compute_output_shape(self, input_shape: Shape) -> Output:
-        length = conv_length(self, input_shape, input_shape[self.length_axis()], self.config)
-        return self.with_length(input_shape, length, self.config["filters"])
+        c = self.config
+        channels = input_shape[self.channel_axis()]
+        assert channels is not None  # check_input
+        kernel = (c["kernel_size"][0], channels // c["groups"], c["filters"])
+        length = conv_length(input_shape, input_shape[self.length_axis()], kernel, c)
+        return self.with_length(input_shape, length, c["filters"])
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:
         c = self.config
@@ -194,10 +201,12 @@ class Pooling1D(ChannelsMixin):
         elif c["padding"] == "valid":
             out = (length - p) // s + 1
             if out <= 0:
+                # Keras prints numpy arrays: [None 4 5], [6]; strides a tuple.
+                shape = " ".join(str(d) for d in input_shape)
                 raise SpecError(
                     "Computed output size would be zero or negative. Received: "
-                    f"`inputs.shape={format_shape(input_shape)}`, `pool_size={p}`, "
-                    f'`strides={s}`, `padding=valid` (layer "{self.name}").'
+                    f"`inputs.shape=[{shape}]`, `pool_size=[{p}]`, "
+                    f"`strides=({s},)`, `padding=valid`."
                 )
         else:
             out = (length - 1) // s + 1

@@ -113,7 +113,7 @@ class SpatialDropout1D(Layer):
         # ``SpatialDropout1D.__init__(self, rate, seed=None, name=None,
         # dtype=None)`` takes no ``trainable`` (nor **kwargs), and its
         # get_config has none: it is always trainable (it has no weights).
-        return cls.args
+        return (*cls.args, a.DTYPE)
 
     @property
     def trainable(self) -> bool:

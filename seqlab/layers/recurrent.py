@@ -58,6 +58,7 @@ class RNN(Layer):
     """What every recurrent layer shares: sequences in, states out."""
 
     ndim = 3
+    activations_on_output = False
     #: Gate blocks in the kernels: 1 for SimpleRNN, 3 for GRU, 4 for LSTM.
     gates: ClassVar[int] = 1
     #: Number of state tensors returned with ``return_state``.
@@ -95,6 +96,13 @@ class RNN(Layer):
         if self.config["use_bias"]:
             weights.append(Weight("bias", self.bias_shape(h)))
         return weights
+
+    def initializer_shape(self, weight: Weight) -> tuple[int, ...]:
+        # With unit_forget_bias, LSTM and ConvLSTM cells build the bias from
+        # bias_initializer((units,)), ones((units,)) and a (2 × units,) part.
+        if weight.name == "bias" and self.config.get("unit_forget_bias"):
+            return (weight.shape[0] // self.gates,)
+        return weight.shape
 
     def bias_shape(self, h: int) -> tuple[int, ...]:
         """The shape of the (single) bias vector."""
@@ -149,6 +157,13 @@ class GRU(RNN):
         a.flag("reset_after", True),
     )
 
+    def initializer_shape(self, weight: Weight) -> tuple[int, ...]:
+        # With unit_forget_bias, LSTM and ConvLSTM cells build the bias from
+        # bias_initializer((units,)), ones((units,)) and a (2 × units,) part.
+        if weight.name == "bias" and self.config.get("unit_forget_bias"):
+            return (weight.shape[0] // self.gates,)
+        return weight.shape
+
     def bias_shape(self, h: int) -> tuple[int, ...]:
         # Separate input and recurrent biases when reset_after (gru.py).
         return (2, 3 * h) if self.config["reset_after"] else (3 * h,)
@@ -197,9 +212,15 @@ class ConvLSTM1D(RNN):
 
     @classmethod
     def validate_config(cls, config: dict) -> None:  # type: ignore[override]
-        from .conv import check_strides_dilation
-
-        check_strides_dilation(config)
+        # conv_lstm.py words it apart from Conv1D's check.
+        if config["strides"][0] > 1 and config["dilation_rate"][0] > 1:
+            raise SpecError(
+                "Specifying `strides > 1` is not compatible with `dilation_rate > 1`. "
+                "Please provide `strides=1` or `dilation_rate=1`. Received: "
+                f"strides={tuple(config['strides'])} and "
+                f"dilation_rate={tuple(config['dilation_rate'])}",
+                "strides",
+            )
 
     @property
     def channels_first(self) -> bool:
@@ -211,25 +232,32 @@ class ConvLSTM1D(RNN):
     def length(self, input_shape: Shape) -> int | None:
         return input_shape[-1] if self.channels_first else input_shape[2]
 
+    @staticmethod
+    def step_input(input_shape: Shape) -> Shape:
+        """One time step's input, as the cell sees it (and Keras quotes it)."""
+        return (input_shape[0], *input_shape[2:])
+
     def check_input(self, input_shape: Shape) -> None:
         super().check_input(input_shape)
         if self.length(input_shape) is None:
             raise SpecError(
                 "ConvLSTM layers only support static input shapes for the "
                 "spatial dimension. Received invalid input shape: "
-                f"input_shape={format_shape(input_shape)}"
+                f"input_shape={self.step_input(input_shape)}"
             )
         if self.channels(input_shape) is None:
             raise SpecError(
                 "The channel dimension of the inputs (last axis) should be "
                 "defined. Found None. Full input shape received: "
-                f"input_shape={format_shape(input_shape)}"
+                f"input_shape={self.step_input(input_shape)}"
             )
 
     def step_output(self, input_shape: Shape) -> Shape:
         c = self.config
-        out = conv_length(self, input_shape, self.length(input_shape), c)
         f = c["filters"]
+        step = self.step_input(input_shape)
+        kernel = (c["kernel_size"][0], self.channels(input_shape), f)
+        out = conv_length(step, self.length(input_shape), kernel, c)
         return (input_shape[0], f, out) if self.channels_first else (input_shape[0], out, f)
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:

@@ -17,7 +17,6 @@ from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
 from ..registry import Shape
-from ..registry import format_shape
 from ..registry import register
 
 
@@ -75,7 +74,7 @@ class Reshape(Layer):
             if size != math.prod(target):
                 raise SpecError(
                     "The total size of the tensor must be unchanged. Received: "
-                    f"input_shape={format_shape(rest)}, target_shape={target}"
+                    f"input_shape={rest}, target_shape={target}"
                 )
             return (input_shape[0], *target)
         known = math.prod(d for d in target if d != -1)
@@ -83,7 +82,7 @@ class Reshape(Layer):
             raise SpecError(
                 "The total size of the tensor must be unchanged, however, the "
                 "input size cannot by divided by the specified dimensions in "
-                f"target_shape. Received: input_shape={format_shape(rest)}, "
+                f"target_shape. Received: input_shape={rest}, "
                 f"target_shape={target}"
             )
         return (input_shape[0], *(size // known if d == -1 else d for d in target))
@@ -98,12 +97,12 @@ class Permute(Layer):
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
-        dims = tuple(config["dims"])
+        dims = config["dims"]
         if sorted(dims) != list(range(1, len(dims) + 1)):
             raise SpecError(
                 "Invalid permutation argument `dims` for Permute Layer. The set "
-                "of indices in `dims` must be `{1, 2, ..., n}`. "
-                f"Received: dims={dims}",
+                "of indices in `dims` must be consecutive and start from 1. "
+                f"Received dims={list(dims)}",
                 "dims",
             )
 

@@ -35,14 +35,20 @@ class Wrapper(Layer):
     #: ``super().__init__(**kwargs)``), so the model still trains them.
     freezes_variables: ClassVar[bool] = False
 
+    @property
+    def variable_dtype(self) -> str | None:
+        # The wrapper's dtype policy does not reach its layers either: Keras
+        # re-creates them from their own configs, policies included.
+        return None
+
     def placed_sublayers(self, input_shape: Shape) -> list[tuple[Layer, Shape]]:
         """Each owned layer with the input shape it is built on."""
         raise NotImplementedError
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:
-        # Each variable keeps the flag its own layer gave it.
+        # Each variable keeps the flag and dtype its own layer gave it.
         return [
-            Weight(f"{layer.name}/{w.name}", w.shape, w.trainable)
+            Weight(f"{layer.name}/{w.name}", w.shape, w.trainable, w.dtype)
             for layer, shape in self.placed_sublayers(input_shape)
             for w in layer.variables(shape)
         ]
@@ -181,6 +187,9 @@ class Bidirectional(Wrapper):
         return [(self.forward, input_shape), (self.backward, input_shape)]
 
     def check_input(self, input_shape: Shape) -> None:
+        # Bidirectional takes its layer's InputSpec: a wrong rank names it.
+        self.ndim = self.forward.ndim
+        super().check_input(input_shape)
         self.forward.check_input(input_shape)
         self.backward.check_input(input_shape)
 
