@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import engine_vs_keras
+from . import guard_cost
 from . import http_throughput
 from . import seed_vs_service
 
@@ -16,6 +17,7 @@ def main() -> None:
     engine_vs_keras.main(quick=options.quick)
     http_throughput.main(quick=options.quick)
     seed_vs_service.main(quick=options.quick)
+    guard_cost.main(quick=options.quick)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Gunicorn runs ``service:create_app()``; there is no module-level app.
 """
 
+import os
 from typing import Any
 
 from flask import Flask
@@ -30,6 +31,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         JOB_TTL=settings.job_ttl(),
         # Responses of POST /params kept per process, by request body; 0: none.
         PARAMS_CACHE_SIZE=1024,
+        # API keys (name:secret,...) and/or a file of name:secret lines;
+        # neither: the API is open (service/auth.py).
+        API_KEYS=os.environ.get("SEQLAB_API_KEYS"),
+        API_KEYS_FILE=os.environ.get("SEQLAB_API_KEYS_FILE"),
+        # POST /train per tenant (or client address), e.g. "30/minute"; empty: off.
+        TRAIN_RATE_LIMIT=os.environ.get("SEQLAB_TRAIN_RATE_LIMIT"),
+        # How long a request waits for a concurrent one with its Idempotency-Key.
+        IDEMPOTENCY_WAIT_SECONDS=2.0,
     )
     app.config.from_prefixed_env()
     # Keep members in the order the API builds them (name, type, shape, ...).
@@ -42,8 +51,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from worker.store import JobStore
 
     from . import api
+    from . import auth
     from . import jobs
     from . import problems
+    from . import ratelimit
     from .cache import LRUCache
 
     app.extensions["params_cache"] = LRUCache(int(app.config["PARAMS_CACHE_SIZE"]))
@@ -62,6 +73,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2},
     )
     problems.init_app(app)
+    # Every route needs an API key (when keys are set) but api's (/params,
+    # /layers, /healthz, ...) and views marked @auth.public.
+    auth.init_app(app, open_blueprints=[api.bp])
+    ratelimit.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(jobs.bp)
     return app

@@ -1,9 +1,16 @@
 """Training jobs: ``POST /train``, ``GET /jobs``, ``GET /jobs/<id>``, cancel,
-delete, the trained model, and the seed article's examples."""
+delete, the trained model, and the seed article's examples.
+
+With API keys (service/auth.py) every route here but ``/examples`` needs
+one, each job belongs to the tenant that created it, and every route that
+names a job loads it through :func:`get_job_or_404`, where ownership is
+checked: another tenant's job is answered exactly as a missing one.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 from typing import Any
 
@@ -16,6 +23,7 @@ from werkzeug.exceptions import Conflict
 from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import ServiceUnavailable
 
+from seqlab import ModelReport
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
@@ -25,9 +33,13 @@ from worker.store import JobStore
 from worker.store import is_job_id
 from worker.store import new_job_id
 
+from . import auth
 from .data_checks import check_data
+from .idempotency import HEADER as IDEMPOTENCY_KEY
+from .idempotency import IdempotentRequest
 from .problems import ApiValidationError
 from .problems import problem
+from .ratelimit import check_train_rate
 from .requests import get_json_object
 from .submission import job_document
 from .submission import job_params
@@ -61,16 +73,26 @@ def checked_job_id(job_id: str) -> str:
     return job_id
 
 
-def get_job_or_404(job_id: str) -> dict[str, Any]:
-    """The job record.
+def get_job_or_404(job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The job record (or its ``status`` and ``fields``), if the caller may
+    see it: every route that names a job loads it here first.
 
     :raise 404: if there is no such job (never created, expired, deleted,
-        or an id of another form).
+        or an id of another form), or it is another tenant's: the very
+        answer of an unknown id, so that ids reveal nothing.
     """
-    job = store().get(checked_job_id(job_id))
-    if job is None:
+    if fields is not None:
+        fields = (*fields, "tenant")
+    job = store().get(checked_job_id(job_id), fields)
+    if job is None or not auth.owned_by_caller(job.get("tenant")):
         raise no_such_job(job_id)
     return job
+
+
+def visible_job(job_id: str) -> dict[str, Any] | None:
+    """The job record if the caller may see it, None otherwise."""
+    job = store().get(job_id)
+    return job if job is not None and auth.owned_by_caller(job.get("tenant")) else None
 
 
 @bp.errorhandler(redis.exceptions.ConnectionError)
@@ -83,10 +105,34 @@ def redis_unavailable(error: Exception) -> Response:
     return response
 
 
+def _accepted(job: dict[str, Any], replayed: bool) -> tuple[dict[str, Any], int, dict[str, str]]:
+    headers = {"Location": f"/jobs/{job['id']}", "Retry-After": "1"}
+    if replayed:  # the answer of an earlier request with the same Idempotency-Key
+        headers["Idempotent-Replayed"] = "true"
+    return job_document(job), 202, headers
+
+
 @bp.post("/train")
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Queue a training job; poll the returned Location for its progress."""
-    body = train_request_schema.load(get_json_object())
+    """Queue a training job; poll the returned Location for its progress.
+
+    With an ``Idempotency-Key`` a repeated request gets the job of the
+    first (202, ``Idempotent-Replayed: true``) instead of a second job.
+    """
+    check_train_rate()
+    raw = get_json_object()
+    idempotent = IdempotentRequest.from_header(
+        request.headers.get(IDEMPOTENCY_KEY),
+        store().redis,
+        auth.caller(),
+        raw,
+        float(current_app.config["IDEMPOTENCY_WAIT_SECONDS"]),
+    )
+    if idempotent is not None:
+        earlier = idempotent.earlier_job(visible_job)
+        if earlier is not None:
+            return _accepted(earlier, replayed=True)
+    body = train_request_schema.load(raw)
     try:
         report = analyze(body["model"])
     except SpecError as error:
@@ -94,6 +140,32 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
     check_data(report, body)
     job_id = new_job_id()
+    if idempotent is not None:
+        # Claimed before anything is written: of concurrent requests with
+        # one key, one creates the job and the others answer with it.
+        earlier = idempotent.claim(job_id, visible_job)
+        if earlier is not None:
+            return _accepted(earlier, replayed=True)
+    try:
+        record = _create_and_queue(job_id, body, report)
+    except BaseException:
+        if idempotent is not None:
+            # The key is free for the retry. Without Redis this fails too,
+            # and the claim frees itself within CLAIM_SECONDS.
+            with contextlib.suppress(redis.exceptions.RedisError):
+                idempotent.release()
+        raise
+    if idempotent is not None:
+        idempotent.confirm()
+    return _accepted(record, replayed=False)
+
+
+def _create_and_queue(job_id: str, body: dict[str, Any], report: ModelReport) -> dict[str, Any]:
+    """Write the job, of the caller's tenant, and queue it; returns the record.
+
+    :raise 503: if it cannot be queued (and then nothing is left written).
+    """
+    tenant = auth.caller()
     record = store().create(
         job_id,
         {
@@ -102,6 +174,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
             "data_shapes": {"x": body["data"]["x"]["shape"], "y": body["data"]["y"]["shape"]},
         },
         stored_data(body),
+        tenant=tenant,
     )
     try:
         current_app.extensions["celery"].send_task(
@@ -110,14 +183,13 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     except Exception as error:
         # Nothing half-written: a job that was never queued does not exist.
         try:
-            store().delete(job_id)
+            store().delete(job_id, tenant)
         finally:
             current_app.logger.warning("could not queue job %s: %s", job_id, error)
         unavailable = ServiceUnavailable("The job queue is unreachable; try again shortly.")
         unavailable.retry_after = 5  # type: ignore[assignment]
         raise unavailable from error
-    headers = {"Location": f"/jobs/{job_id}", "Retry-After": "1"}
-    return job_document(record), 202, headers
+    return record
 
 
 PAGE_SIZE_ERROR = "Must be an integer from 1 to 100."
@@ -160,7 +232,8 @@ def list_jobs() -> dict[str, Any]:
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
     fields = ("id", "created_at", "started_at", "finished_at", "progress", "error",
               "cancel_requested")  # fmt: skip
-    page, cursor = store().page(size, after, fields)
+    # With API keys, the caller's own index: paging and pruning per tenant.
+    page, cursor = store().page(size, after, fields, tenant=auth.caller())
     token = page_token(*cursor) if cursor else None
     return {"jobs": [job_document(job, full=False) for job in page], "next_page_token": token}
 
@@ -179,7 +252,8 @@ def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
     The status code and the document come from one atomic step, so a job
     that ends meanwhile is a 409 with its final status, never a 202.
     """
-    answer = store().cancel(checked_job_id(job_id))
+    get_job_or_404(job_id, fields=())  # the ownership check
+    answer = store().cancel(job_id)
     if answer is None:
         raise no_such_job(job_id)
     outcome, job = answer
@@ -196,7 +270,8 @@ def delete_job(job_id: str) -> tuple[str, int]:
     A queued or running job is a 409 (cancel it first: deleting it would
     hide a worker's work, not stop it); a job already deleted is a 404.
     """
-    status = store().remove_finished(checked_job_id(job_id))
+    owner = get_job_or_404(job_id, fields=()).get("tenant")
+    status = store().remove_finished(job_id, owner)
     if status is None:
         raise no_such_job(job_id)
     if status not in TERMINAL:
@@ -225,6 +300,7 @@ def download_model(job_id: str) -> Response:
 
 
 @bp.get("/examples")
+@auth.public
 def list_examples() -> dict[str, Any]:
     """The seed article's three programs, usable as ``{"example": name}``."""
     return {

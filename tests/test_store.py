@@ -8,6 +8,7 @@ serves (``idle_app``), then moved with the store as a worker would move them.
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ import redis
 
 from seqlab.examples import EXAMPLES
 from worker.store import INDEX
+from worker.store import index_key
+from worker.store import new_job_id
 
 RESULT = {"history": {"loss": [0.5, 0.25]}, "epochs_completed": 2}
 
@@ -131,3 +134,42 @@ def test_tests_use_a_redis_of_their_own_unless_one_is_named(redis_server):
         return
     info = redis.Redis.from_url(redis_server).info("server")
     assert parent_pid(info["process_id"]) == os.getpid()
+
+
+def test_a_tenants_jobs_are_indexed_paged_and_pruned_apart(store):
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    own = index_key(tenant)
+    stale = "e" * 32  # listed two lifetimes ago, long gone
+    store.redis.zadd(own, {stale: time.time() - 2 * store.ttl})
+    ids = []
+    for _ in range(3):
+        ids.append(new_job_id())
+        store.create(ids[-1], {"request": {}}, {}, tenant=tenant)
+        time.sleep(0.002)
+    other = new_job_id()
+    store.create(other, {"request": {}}, {})  # no tenant: the global index only
+    assert store.get(ids[0])["tenant"] == tenant and "tenant" not in store.get(other)
+    assert store.redis.zscore(own, stale) is None  # pruned by age on create
+    assert 0 < store.redis.ttl(own) <= store.ttl
+    assert {store.redis.zscore(INDEX, i) is not None for i in [*ids, other]} == {True}
+    assert store.count(tenant) == 3
+
+    page, cursor = store.page(2, None, (), tenant=tenant)
+    assert [job["status"] for job in page] == ["queued", "queued"] and cursor is not None
+    rest, end = store.page(2, cursor, ("id",), tenant=tenant)
+    assert [job["id"] for job in rest] == [ids[0]] and end is None
+    # A record that expired is pruned from the index being read.
+    store.redis.delete(store.key(ids[1]))
+    assert [job["id"] for job in store.page(5, None, ("id",), tenant=tenant)[0]] == [
+        ids[2],
+        ids[0],
+    ]
+    assert store.redis.zscore(own, ids[1]) is None
+
+    store.cancel(ids[2])
+    assert store.remove_finished(ids[2], tenant) == "cancelled"
+    store.delete(ids[0], tenant)
+    for job_id in (ids[0], ids[2]):
+        assert store.redis.zscore(own, job_id) is None
+        assert store.redis.zscore(INDEX, job_id) is None
+    assert store.count(tenant) == 0

@@ -5,8 +5,10 @@ A job is the hash ``seqlab:job:<id>``, whose fields are JSON values; its
 training data ``seqlab:job:<id>:data`` (JSON), apart so that polls and
 listings never read it; once trained, ``seqlab:job:<id>:model`` (the
 ``.keras`` file); and its membership in the sorted set ``seqlab:jobs``
-(score: creation time) for listing. Every key of a job carries the job's
-TTL; the index carries it too, refreshed and pruned by age on each create.
+(score: creation time) for listing, and in its tenant's
+``seqlab:tenant:<name>:jobs`` when it has one (the API key that made it:
+the record's ``tenant``). Every key of a job carries the job's TTL; each
+index carries it too, refreshed and pruned by age on each create.
 State changes that depend on the current state run in Lua, so a cancel and
 a worker starting or ending the job cannot both win, and each answer
 describes one moment.
@@ -75,8 +77,9 @@ end
 return {outcome, redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS = job hash, data, model, index. ARGV[1] = job id, ARGV[2..] = the
-# final statuses. Deletes a finished job whole; returns its status, or nil.
+# KEYS = job hash, data, model, then the indexes that list it. ARGV[1] = job
+# id, ARGV[2..] = the final statuses. Deletes a finished job whole; returns
+# its status, or nil.
 _REMOVE_FINISHED = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return false end
@@ -84,7 +87,7 @@ local status = cjson.decode(current)
 for i = 2, #ARGV do
   if status == ARGV[i] then
     redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-    redis.call('ZREM', KEYS[4], ARGV[1])
+    for k = 4, #KEYS do redis.call('ZREM', KEYS[k], ARGV[1]) end
   end
 end
 return status
@@ -118,6 +121,16 @@ def new_job_id() -> str:
 def is_job_id(value: str) -> bool:
     """Whether ``value`` has the form of a job id (32 lowercase hex digits)."""
     return JOB_ID.fullmatch(value) is not None
+
+
+def index_key(tenant: str | None) -> str:
+    """The sorted set that lists a tenant's jobs; every job's for None."""
+    return INDEX if tenant is None else f"{PREFIX}:tenant:{tenant}:jobs"
+
+
+def _indexes(tenant: str | None) -> list[str]:
+    """The indexes that list a job of ``tenant``."""
+    return [INDEX] if tenant is None else [INDEX, index_key(tenant)]
 
 
 def _decode(names: tuple[str, ...], values: list[bytes | None]) -> dict[str, Any]:
@@ -161,37 +174,50 @@ class JobStore:
     # -- the API side -------------------------------------------------------
 
     def create(
-        self, job_id: str, fields: Mapping[str, Any], data: Mapping[str, Any]
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        data: Mapping[str, Any],
+        tenant: str | None = None,
     ) -> dict[str, Any]:
-        """Write a new queued job and its training data; returns the record."""
+        """Write a new queued job and its training data; returns the record.
+
+        A job of a ``tenant`` records it and is listed in its index too.
+        """
         record = {"id": job_id, "status": "queued", "created_at": now(), **fields}
+        if tenant is not None:
+            record["tenant"] = tenant
         key, created = self.key(job_id), time.time()
         with self.redis.pipeline() as pipe:  # MULTI/EXEC: all or nothing
             pipe.hset(key, mapping={k: json.dumps(v) for k, v in record.items()})
             pipe.expire(key, self.ttl)
             pipe.set(self.data_key(job_id), json.dumps(data), ex=self.ttl)
-            pipe.zadd(INDEX, {job_id: created})
-            # Members older than a job's lifetime name expired jobs; and with
-            # the TTL refreshed here the index outlives its newest job only.
-            pipe.zremrangebyscore(INDEX, "-inf", f"({created - self.ttl!r}")
-            pipe.expire(INDEX, self.ttl)
+            for index in _indexes(tenant):
+                pipe.zadd(index, {job_id: created})
+                # Members older than a job's lifetime name expired jobs; and with
+                # the TTL refreshed here an index outlives its newest job only.
+                pipe.zremrangebyscore(index, "-inf", f"({created - self.ttl!r}")
+                pipe.expire(index, self.ttl)
             pipe.execute()
         return record
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, tenant: str | None = None) -> None:
         """Remove every trace of a job (used when queueing it failed)."""
         with self.redis.pipeline() as pipe:
             pipe.delete(self.key(job_id), self.data_key(job_id), self.model_key(job_id))
-            pipe.zrem(INDEX, job_id)
+            for index in _indexes(tenant):
+                pipe.zrem(index, job_id)
             pipe.execute()
 
-    def remove_finished(self, job_id: str) -> str | None:
-        """Delete a finished job with its data, model and index entry.
+    def remove_finished(self, job_id: str, tenant: str | None = None) -> str | None:
+        """Delete a finished job with its data, model and index entries
+        (``tenant``: the record's).
 
         Returns the job's status (a live job is left as it is), or None if
         there is no such job.
         """
-        keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id), INDEX]
+        keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id)]
+        keys += _indexes(tenant)
         status = self._remove_finished(keys=keys, args=[job_id, *TERMINAL])
         return status.decode() if status is not None else None
 
@@ -212,21 +238,25 @@ class JobStore:
         return _decode(("status", *fields), values)
 
     def page(
-        self, limit: int, after: tuple[float, str] | None, fields: tuple[str, ...]
+        self,
+        limit: int,
+        after: tuple[float, str] | None,
+        fields: tuple[str, ...],
+        tenant: str | None = None,
     ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
         """Jobs newest first: up to ``limit`` records (``status`` and
         ``fields``) strictly after the cursor ``after``, in (creation desc,
         id desc) order; and the cursor after the last of them, None if no
-        more follow.
+        more follow. Only ``tenant``'s jobs if given, else every job.
 
         A cursor is the (creation score, id) of a job, so jobs created
         meanwhile, being newer, neither repeat nor shift a page. Ids whose
         record expired are pruned from the index on the way.
         """
-        names = ("status", *fields)
+        names, index = ("status", *fields), index_key(tenant)
         page: list[tuple[tuple[float, str], dict[str, Any]]] = []
         while len(page) <= limit:
-            candidates = self._after(after, limit + 1 - len(page))
+            candidates = self._after(index, after, limit + 1 - len(page))
             if not candidates:
                 break
             with self.redis.pipeline(transaction=False) as pipe:
@@ -235,30 +265,33 @@ class JobStore:
                 found = list(zip(candidates, pipe.execute(), strict=True))
             gone = [job_id for (_, job_id), values in found if values[0] is None]
             if gone:
-                self.redis.zrem(INDEX, *gone)
+                self.redis.zrem(index, *gone)
             page += [(at, _decode(names, values)) for at, values in found if values[0] is not None]
             after = candidates[-1]
         more = len(page) > limit
         return [record for _, record in page[:limit]], page[limit - 1][0] if more else None
 
-    def _after(self, after: tuple[float, str] | None, count: int) -> list[tuple[float, str]]:
-        """Up to ``count`` (score, id) index entries after a cursor."""
+    def _after(
+        self, index: str, after: tuple[float, str] | None, count: int
+    ) -> list[tuple[float, str]]:
+        """Up to ``count`` (score, id) entries of ``index`` after a cursor."""
         if after is None:
-            entries = self.redis.zrevrange(INDEX, 0, count - 1, withscores=True)
+            entries = self.redis.zrevrange(index, 0, count - 1, withscores=True)
             return [(score, m.decode()) for m, score in entries]
         score, last = after
         # Jobs created at the same instant (rare) are ordered by id; then
         # come the strictly older ones.
-        tied = self.redis.zrevrangebyscore(INDEX, score, score, withscores=True)
+        tied = self.redis.zrevrangebyscore(index, score, score, withscores=True)
         older = self.redis.zrevrangebyscore(
-            INDEX, f"({score!r}", "-inf", start=0, num=count, withscores=True
+            index, f"({score!r}", "-inf", start=0, num=count, withscores=True
         )
         entries = [(s, m.decode()) for m, s in tied if m.decode() < last]
         entries += [(s, m.decode()) for m, s in older]
         return entries[:count]
 
-    def count(self) -> int:
-        return int(self.redis.zcard(INDEX))
+    def count(self, tenant: str | None = None) -> int:
+        """How many jobs an index lists (``tenant``'s, or every job's)."""
+        return int(self.redis.zcard(index_key(tenant)))
 
     def cancel(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
         """Cancel a job: a queued one at once, a running one at its next epoch.
