@@ -26,7 +26,7 @@ from worker.backend import configure_backend  # noqa: E402
 def run(request: dict, label: str) -> dict:
     request["fit"].setdefault("shuffle", True)
     request["fit"].setdefault("validation_split", 0.0)
-    expected = training.expected_params(analyze(request["model"]))
+    expected = analyze(request["model"]).counts()
     start = time.perf_counter()
     result, model_file = training.train(
         request, expected=expected, on_progress=lambda _: None, should_stop=lambda: False

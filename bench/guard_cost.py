@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,11 +21,10 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 from .http_throughput import BODY
+from .http_throughput import api
 from .http_throughput import free_port
-from .http_throughput import wait_healthy
 from .http_throughput import wrk
 
 SECRET = secrets.token_urlsafe(32)
@@ -52,25 +50,6 @@ def redis_server() -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def api(env: dict[str, str]) -> Iterator[str]:
-    """gunicorn (2 sync workers) with ``env``; yields its base URL."""
-    port = free_port()
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    server = subprocess.Popen(
-        [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "service:create_app()"],
-        start_new_session=True,
-        env={**os.environ, **env},
-    )  # fmt: skip
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def queue_job(base: str, headers: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ Reports the median requests per second of each and their ratio.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 GOAL = 0.70
@@ -67,8 +69,9 @@ def wrk(url: str, seconds: int, script: str | None) -> float:
     return float(match.group(1))
 
 
-def measure(seconds: int, rounds: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
-    """Alternate wrk runs on /healthz and /params against one fresh server."""
+@contextlib.contextmanager
+def api(env: dict[str, str]) -> Iterator[str]:
+    """gunicorn (2 sync workers) with ``env``; yields its base URL once healthy."""
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
@@ -77,7 +80,16 @@ def measure(seconds: int, rounds: int, env: dict[str, str]) -> tuple[list[float]
         start_new_session=True,
         env={**os.environ, **env},
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def measure(seconds: int, rounds: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """Alternate wrk runs on /healthz and /params against one fresh server."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(
             'wrk.method = "POST"\n'
@@ -85,17 +97,15 @@ def measure(seconds: int, rounds: int, env: dict[str, str]) -> tuple[list[float]
             f"wrk.body = {json.dumps(json.dumps(BODY))}\n"
         )
     try:
-        wait_healthy(f"{base}/healthz")
-        health, params = [], []
-        wrk(f"{base}/healthz", 1, None)  # warm up both
-        wrk(f"{base}/params", 1, lua.name)
-        for _ in range(rounds):
-            health.append(wrk(f"{base}/healthz", seconds, None))
-            params.append(wrk(f"{base}/params", seconds, lua.name))
+        with api(env) as base:
+            health, params = [], []
+            wrk(f"{base}/healthz", 1, None)  # warm up both
+            wrk(f"{base}/params", 1, lua.name)
+            for _ in range(rounds):
+                health.append(wrk(f"{base}/healthz", seconds, None))
+                params.append(wrk(f"{base}/params", seconds, lua.name))
     finally:
         os.unlink(lua.name)
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     return health, params
 
 

@@ -161,6 +161,24 @@ class ModelReport:
     def output_shape(self) -> Output:
         return self.layers[-1].output_shape if self.layers else self.input_shape
 
+    def counts(self) -> dict[str, Any]:
+        """The totals, and each layer's name, type, output shape and count:
+        what a training job records and holds the built Keras model to."""
+        return {
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+            "layers": [
+                {
+                    "name": layer.name,
+                    "type": layer.type,
+                    "output_shape": shape_to_json(layer.output_shape),
+                    "params": layer.params,
+                }
+                for layer in self.layers
+            ],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the model, its layers and its totals."""
         total, trainable = self.total_params, self.trainable_params

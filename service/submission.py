@@ -12,22 +12,8 @@ from seqlab import ModelReport
 
 
 def job_params(report: ModelReport, summary: str) -> dict[str, Any]:
-    """The engine's counts that a job document carries."""
-    return {
-        "total_params": report.total_params,
-        "trainable_params": report.trainable_params,
-        "non_trainable_params": report.non_trainable_params,
-        "layers": [
-            {
-                "name": layer.name,
-                "type": layer.type,
-                "output_shape": layer.to_dict()["output_shape"],
-                "params": layer.params,
-            }
-            for layer in report.layers
-        ],
-        "summary": summary,
-    }
+    """The engine's counts that a job document carries, with its summary."""
+    return {**report.counts(), "summary": summary}
 
 
 def stored_request(request: Mapping[str, Any]) -> dict[str, Any]:

@@ -128,3 +128,21 @@ def test_refusals_quote_keras_word_for_word(layers, input_shape, message):
     with pytest.raises(SpecError) as info:
         analyze({"input_shape": list(input_shape), "layers": layers})
     assert info.value.message == message
+
+
+def test_counts_are_what_a_job_records():
+    report = analyze(
+        {
+            "input_shape": [5, 1],
+            "layers": [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}],
+        }
+    )
+    assert report.counts() == {
+        "total_params": 146,
+        "trainable_params": 146,
+        "non_trainable_params": 0,
+        "layers": [
+            {"name": "lstm", "type": "LSTM", "output_shape": [None, 5], "params": 140},
+            {"name": "dense", "type": "Dense", "output_shape": [None, 1], "params": 6},
+        ],
+    }

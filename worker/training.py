@@ -55,7 +55,7 @@ def warm_up() -> None:
     request = example_request("many_to_one")
     request["fit"].update(epochs=2, shuffle=True, validation_split=0.0)
     report = analyze(request["model"])
-    train(request, expected=expected_params(report), on_progress=_ignore, should_stop=_never)
+    train(request, expected=report.counts(), on_progress=_ignore, should_stop=_never)
 
 
 def _ignore(_: Any) -> None:
@@ -64,25 +64,6 @@ def _ignore(_: Any) -> None:
 
 def _never() -> bool:
     return False
-
-
-def expected_params(report: Any) -> dict[str, Any]:
-    """The engine's numbers that :func:`train` holds Keras to, from a
-    ``seqlab.ModelReport`` (the API stores the same in a job's ``params``)."""
-    return {
-        "total_params": report.total_params,
-        "trainable_params": report.trainable_params,
-        "non_trainable_params": report.non_trainable_params,
-        "layers": [
-            {
-                "name": layer.name,
-                "type": layer.type,
-                "output_shape": layer.to_dict()["output_shape"],
-                "params": layer.params,
-            }
-            for layer in report.layers
-        ],
-    }
 
 
 def train(
