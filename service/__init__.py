@@ -30,6 +30,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         JOB_TTL=settings.job_ttl(),
         # Responses of POST /params kept per process, by request body; 0: none.
         PARAMS_CACHE_SIZE=1024,
+        # Lost workers' jobs: queued again this many times, then failed.
+        JOB_RETRIES=settings.job_retries(),
+        # Seconds /readyz waits for Redis.
+        READINESS_TIMEOUT=0.5,
     )
     app.config.from_prefixed_env()
     # Keep members in the order the API builds them (name, type, shape, ...).
@@ -39,9 +43,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from celery import Celery
 
+    from worker.reaper import Reaper
+    from worker.reaper import send_train_task
     from worker.store import JobStore
 
     from . import api
+    from . import health
     from . import jobs
     from . import problems
     from .cache import LRUCache
@@ -60,8 +67,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         broker_connection_timeout=3,
         broker_connection_max_retries=1,
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2},
+        # Celery's Redis transport uses the shortest visibility timeout of
+        # the apps that share it: the producer's must be the worker's.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout()},
+    )
+    # The API settles the jobs of lost workers it reads (see worker/reaper.py).
+    app.extensions["reaper"] = Reaper(
+        app.extensions["jobs"],
+        lambda job_id, queue, limit: send_train_task(
+            app.extensions["celery"], job_id, queue, limit
+        ),
+        int(app.config["JOB_RETRIES"]),
+        app.config["SEQLAB_QUEUE"],
     )
     problems.init_app(app)
+    health.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(jobs.bp)
     return app

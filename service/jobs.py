@@ -7,7 +7,6 @@ import base64
 import math
 from typing import Any
 
-import redis
 from flask import Blueprint
 from flask import Response
 from flask import current_app
@@ -20,13 +19,13 @@ from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
 from seqlab.examples import EXAMPLES
+from worker.reaper import send_train_task
 from worker.store import TERMINAL
 from worker.store import JobStore
 from worker.store import is_job_id
 from worker.store import new_job_id
 
 from .problems import ApiValidationError
-from .problems import problem
 from .requests import get_json_object
 from .submission import check_data
 from .submission import job_document
@@ -73,16 +72,6 @@ def get_job_or_404(job_id: str) -> dict[str, Any]:
     return job
 
 
-@bp.errorhandler(redis.exceptions.ConnectionError)
-@bp.errorhandler(redis.exceptions.TimeoutError)
-def redis_unavailable(error: Exception) -> Response:
-    """Without Redis there are no jobs; say so rather than fail."""
-    current_app.logger.warning("Redis unavailable: %s", error)
-    response = problem(503, "The job store (Redis) is unreachable; try again shortly.")
-    response.headers["Retry-After"] = "5"
-    return response
-
-
 @bp.post("/train")
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Queue a training job; poll the returned Location for its progress."""
@@ -104,8 +93,11 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         stored_data(body),
     )
     try:
-        current_app.extensions["celery"].send_task(
-            "seqlab.train", args=[job_id], task_id=job_id, queue=current_app.config["SEQLAB_QUEUE"]
+        send_train_task(
+            current_app.extensions["celery"],
+            job_id,
+            current_app.config["SEQLAB_QUEUE"],
+            body["fit"].get("time_limit_seconds"),
         )
     except Exception as error:
         # Nothing half-written: a job that was never queued does not exist.
@@ -159,8 +151,9 @@ def list_jobs() -> dict[str, Any]:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
     fields = ("id", "created_at", "started_at", "finished_at", "progress", "error",
-              "cancel_requested")  # fmt: skip
+              "cancel_requested", "attempt")  # fmt: skip
     page, cursor = store().page(size, after, fields)
+    page = current_app.extensions["reaper"].settle_page(page, fields)
     token = page_token(*cursor) if cursor else None
     return {"jobs": [job_document(job, full=False) for job in page], "next_page_token": token}
 
@@ -168,7 +161,7 @@ def list_jobs() -> dict[str, Any]:
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> dict[str, Any]:
     """A job: its status, progress, and when done its results."""
-    return job_document(get_job_or_404(job_id))
+    return job_document(current_app.extensions["reaper"].settle(get_job_or_404(job_id)))
 
 
 @bp.post("/jobs/<job_id>/cancel")
