@@ -2,13 +2,16 @@
 epochs, flat memory, stateful models, Redis blips, clean error messages."""
 
 import contextlib
+import math
 import time
+from datetime import datetime
 
 import pytest
 import redis
 from conftest import _free_port
 from conftest import run_worker
 from conftest import start_redis
+from openapi_check import validate_response
 from test_jobs import submit
 from test_jobs import wait_for
 
@@ -123,3 +126,27 @@ def test_a_redis_blip_does_not_fail_the_job(own_redis, tmp_path):
 def test_stored_errors_carry_no_terminal_colours():
     error = failure("ValueError", "\x1b[1mInput 0\x1b[0m is \x1b[31mbad\x1b[0m", "\x1b[2mtb\x1b[0m")
     assert error == {"type": "ValueError", "message": "Input 0 is bad", "traceback": "tb"}
+
+
+def test_a_job_past_its_time_limit_fails_keeping_its_history_and_model(jobs_client, spec):
+    # A short job first, so that the worker has loaded Keras: the limit
+    # counts from the job's start, and a cold worker spends it loading.
+    wait_for(jobs_client, submit(jobs_client, {"example": "one_to_one"}).headers["Location"])
+    body = {"example": "many_to_one", "fit": {"epochs": 100_000, "time_limit_seconds": 2}}
+    location = submit(jobs_client, body).headers["Location"]
+    rv = wait_for(jobs_client, location, timeout=60)
+    validate_response(spec, "/jobs/{job_id}", "get", rv)
+    job = rv.get_json()
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "TimeLimitExceeded"
+    done = job["result"]["epochs_completed"]
+    assert 0 < done < 100_000
+    assert f"time limit of 2 s after {done} of 100000 epochs" in job["error"]["message"]
+    # In blocks of 100 epochs (100,000 asked for), the last one partial.
+    assert len(job["result"]["history"]["loss"]) == math.ceil(done / 100)
+    assert job["result"]["history_block"] == 100
+    assert job["request"]["fit"]["time_limit_seconds"] == 2
+    ran = datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
+    assert ran.total_seconds() < 2 + 5  # stopped by the training loop, not Celery's backstops
+    model = jobs_client.get(f"{location}/model")
+    assert model.status_code == 200 and model.data[:2] == b"PK"  # a .keras file is a zip

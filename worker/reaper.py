@@ -92,7 +92,7 @@ class Reaper:
         """Settle one job if its worker is gone (see :meth:`JobStore.reap`);
         publish its task again if it was given back. Returns the outcome."""
         outcome = self.store.reap(job_id, self.retries, worker=worker, reason=reason, error=error)
-        if outcome not in ("alive", "gone", "ended"):
+        if outcome not in ("alive", "gone", "not_running"):
             logger.warning("job %s: its worker was lost (%s); %s", job_id, reason, outcome)
         if outcome == "requeued":
             self.republish(job_id)

@@ -187,7 +187,7 @@ return 1
 # at once ("" for none). Otherwise a lost running job is cancelled if a
 # cancel was asked for, queued again while its attempts do not exceed the
 # retries, failed with WorkerLost otherwise. Returns what was done:
-# "alive" (nothing), "gone", "ended", "cancelled", "requeued" or "failed".
+# "alive" (nothing), "gone", "not_running", "cancelled", "requeued" or "failed".
 _REAP = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
@@ -196,7 +196,7 @@ if not current then
 end
 if cjson.decode(current) ~= 'running' then
   redis.call('ZREM', KEYS[3], ARGV[1])
-  return 'ended'
+  return 'not_running'
 end
 local raw = redis.call('HGET', KEYS[1], 'worker')
 local worker = raw and cjson.decode(raw) or '?'
@@ -540,7 +540,7 @@ class JobStore:
         (while ``attempt <= retries``) or fail it with ``WorkerLost``. Acts
         only if its lease has expired, or, given a ``worker``, at once if
         that worker holds it. Atomic: of any number of reapers, one acts.
-        Returns ``"alive"``, ``"gone"``, ``"ended"``, ``"cancelled"``,
+        Returns ``"alive"``, ``"gone"``, ``"not_running"``, ``"cancelled"``,
         ``"requeued"`` or ``"failed"``.
         """
         keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE]
