@@ -10,6 +10,7 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -180,3 +181,39 @@ def test_a_second_worker_reruns_the_job_of_a_killed_one(redis_url, fault_queue, 
         assert survivor.poll() is None
     assert job["status"] == "succeeded", job.get("error")
     assert job["attempt"] == 2 and job["worker"] != first
+
+
+def pool_children(pid):
+    """The pool processes of a worker's main process (from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nPPid:\t{pid}\n" in status:
+                children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.slow
+def test_a_pool_process_killed_mid_job_is_settled_at_once_by_its_worker(
+    redis_url, fault_queue, tmp_path
+):
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": fault_queue})
+    client = app.test_client()
+    # A long lease: only the worker's own main process can settle it quickly.
+    env = {**FAST, "SEQLAB_LEASE_SECONDS": "600"}
+    with run_worker(redis_url, fault_queue, tmp_path / "w.log", **env) as worker:
+        location = running_job(client)
+        [child] = pool_children(worker.pid)
+        os.kill(child, signal.SIGKILL)  # out of memory, say
+        started = time.monotonic()
+        # Queued again at once (its new pool process may take it as soon).
+        given_back = lambda job: job["status"] == "queued" or job["attempt"] == 2  # noqa: E731
+        wait_for(client, location, until=("queued", "running"), check=given_back, timeout=30)
+        assert time.monotonic() - started < 10
+        job = wait_for(client, location, timeout=240).get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    assert job["attempt"] == 2
