@@ -93,6 +93,15 @@ def test_listing_settles_the_lost_jobs_it_shows(redis_url):
     assert (jobs[ids[1]]["status"], jobs[ids[2]]["status"]) == ("running", "queued")
 
 
+def test_cancelling_a_lost_job_ends_it_cancelled_on_the_next_read(idle_app):
+    client = idle_app.test_client()
+    job_id = submit(client, {"example": "one_to_one"}).get_json()["id"]
+    lost(idle_app.extensions["jobs"], job_id, idle_app.config["SEQLAB_QUEUE"])
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
+    assert client.get(f"/jobs/{job_id}").get_json()["status"] == "cancelled"
+    assert client.delete(f"/jobs/{job_id}").status_code == 204
+
+
 # --- real workers, SIGKILLed mid-job ------------------------------------------
 
 

@@ -61,9 +61,10 @@ def train_model(self: Any, job_id: str) -> None:
     limit = settings.effective_time_limit(job["request"]["fit"].get("time_limit_seconds"))
     # The clock starts with the job: waiting for Keras to load counts.
     deadline = time.monotonic() + limit
-    from . import training  # Keras loads here, in the child process
-
+    # Renewed from now on: importing Keras may outlast a short lease.
     with LeaseKeeper(jobs, job_id, token, settings.lease_seconds()) as lease:
+        from . import training  # Keras loads here, in the child process
+
         report = Reporter(jobs, job_id, token, lease)
         try:
             result, model_file = training.train(
