@@ -417,6 +417,8 @@ class JobStore:
         """Move a queued job to running; None if it was cancelled or is gone.
 
         Returns the whole record, its ``request`` with the training ``data``.
+        Workers use :meth:`claim`: a job started here holds no lease, and
+        the first reaper that sees it settles it as lost.
         """
         started = self._transition(
             keys=[self.key(job_id)],
