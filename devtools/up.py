@@ -2,7 +2,10 @@
 
 Run as ``python -m devtools.up`` from the repository root (``make up`` installs
 the project first). It uses the Redis at ``REDIS_URL`` when one answers, or
-else starts a ``redis-server`` of its own there (no persistence); then runs
+else starts a ``redis-server`` of its own there, whose append-only file lives
+in ``.seqlab/redis/<port>/`` of the checkout (ignored by git;
+``SEQLAB_REDIS_DIR`` names another directory), so that jobs outlive a
+restart of ``make up``; then runs
 the API under gunicorn on ``API_HOST``:``API_PORT`` (or ``PORT``; default
 127.0.0.1:8000) and one Celery worker, each in its own process group, in
 the foreground: their output is interleaved, each line prefixed with its
@@ -21,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -125,10 +127,21 @@ def redis_server_program(url: str) -> str:
     return program
 
 
-def ensure_redis(url: str, directory: str) -> Child | None:
+def redis_directory(url: str) -> Path:
+    """Where the Redis that ``make up`` starts for ``url`` keeps its data:
+    ``SEQLAB_REDIS_DIR``, else ``.seqlab/redis/<port>`` in the checkout."""
+    chosen = os.environ.get("SEQLAB_REDIS_DIR")
+    if chosen:
+        return Path(chosen)
+    return ROOT / ".seqlab" / "redis" / str(urlsplit(url).port or 6379)
+
+
+def ensure_redis(url: str) -> Child | None:
     """Use the Redis at ``url`` if it answers, else start a redis-server
-    there (a local host only) and wait until it answers. Its data lives in
-    ``directory`` and is not saved. Returns the server started, if any."""
+    there (a local host only) and wait until it answers. It writes an
+    append-only file (fsync every second, as in docker-compose.yml) in
+    :func:`redis_directory`, and loads it when started again. Returns the
+    server started, if any."""
     if redis_answers(url):
         say("up", f"using the Redis at {url}")
         return None
@@ -139,14 +152,19 @@ def ensure_redis(url: str, directory: str) -> Child | None:
     if redis_answers(url):  # the Debian package starts its own on 6379
         return None
     port = str(parts.port or 6379)
-    say("up", f"no Redis answers at {url}: starting redis-server on port {port} (not persisted)")
+    directory = redis_directory(url)
+    directory.mkdir(parents=True, exist_ok=True)
+    say("up", f"no Redis answers at {url}: starting redis-server on port {port}")
+    say("up", f"its data (append-only file) lives in {directory}")
     server = Child(
         "redis",
-        [program, "--port", port, "--bind", "127.0.0.1", "--dir", directory,
-         "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
+        [program, "--port", port, "--bind", "127.0.0.1", "--dir", str(directory),
+         "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+         "--maxmemory-policy", "noeviction"],
         dict(os.environ),
     )  # fmt: skip
-    deadline = time.monotonic() + 10
+    # Loading a large append-only file takes a while; until then PING fails.
+    deadline = time.monotonic() + 60
     while not redis_answers(url):
         if not server.running() or time.monotonic() > deadline or _stop.is_set():
             server.terminate()
@@ -205,38 +223,37 @@ def main() -> int:
     host = os.environ.get("API_HOST", "127.0.0.1")
     port = os.environ.get("API_PORT") or os.environ.get("PORT") or "8000"
     children: list[Child] = []
-    with tempfile.TemporaryDirectory(prefix="seqlab-redis-") as redis_dir:
-        try:
-            server = ensure_redis(url, redis_dir)
-            if server is not None:
-                children.append(server)
-            # WEB_CONCURRENCY: gunicorn's processes, 2 as in docker-compose.yml.
-            env = {"WEB_CONCURRENCY": "2", **os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
-            python = sys.executable
-            children.append(Child(
-                "api",
-                [python, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                 "--access-logfile", "-", "service:create_app()"],
-                env,
-            ))  # fmt: skip
-            children.append(Child(
-                "worker",
-                [python, "-m", "celery", "-A", "worker.celery_app", "worker",
-                 "--hostname", "up@%h", "--loglevel", "info"],
-                env,
-            ))  # fmt: skip
-            local = "127.0.0.1" if host in ("0.0.0.0", "") else host
-            announce_when_ready(f"http://{local}:{port}/healthz")
-            while not _stop.wait(0.2):
-                dead = next((child for child in children if not child.running()), None)
-                if dead is not None:
-                    code = dead.process.returncode
-                    say("up", f"{dead.name} exited with status {code}; stopping the rest")
-                    return 1
-            say("up", "stopping (a second Ctrl-C kills at once)")
-            return 0
-        finally:
-            stop(children)
+    try:
+        server = ensure_redis(url)
+        if server is not None:
+            children.append(server)
+        # WEB_CONCURRENCY: gunicorn's processes, 2 as in docker-compose.yml.
+        env = {"WEB_CONCURRENCY": "2", **os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
+        python = sys.executable
+        children.append(Child(
+            "api",
+            [python, "-m", "gunicorn", "--bind", f"{host}:{port}",
+             "--access-logfile", "-", "service:create_app()"],
+            env,
+        ))  # fmt: skip
+        children.append(Child(
+            "worker",
+            [python, "-m", "celery", "-A", "worker.celery_app", "worker",
+             "--hostname", "up@%h", "--loglevel", "info"],
+            env,
+        ))  # fmt: skip
+        local = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        announce_when_ready(f"http://{local}:{port}/healthz")
+        while not _stop.wait(0.2):
+            dead = next((child for child in children if not child.running()), None)
+            if dead is not None:
+                code = dead.process.returncode
+                say("up", f"{dead.name} exited with status {code}; stopping the rest")
+                return 1
+        say("up", "stopping (a second Ctrl-C kills at once)")
+        return 0
+    finally:
+        stop(children)
 
 
 if __name__ == "__main__":

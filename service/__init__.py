@@ -39,6 +39,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         TRAIN_RATE_LIMIT=os.environ.get("SEQLAB_TRAIN_RATE_LIMIT"),
         # How long a request waits for a concurrent one with its Idempotency-Key.
         IDEMPOTENCY_WAIT_SECONDS=2.0,
+        # Lost workers' jobs: queued again this many times, then failed.
+        JOB_RETRIES=settings.job_retries(),
+        # Seconds /readyz waits for Redis.
+        READINESS_TIMEOUT=0.5,
     )
     app.config.from_prefixed_env()
     # Keep members in the order the API builds them (name, type, shape, ...).
@@ -48,10 +52,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from celery import Celery
 
+    from worker.reaper import Reaper
+    from worker.reaper import send_train_task
     from worker.store import JobStore
 
     from . import api
     from . import auth
+    from . import health
     from . import jobs
     from . import problems
     from . import ratelimit
@@ -71,12 +78,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         broker_connection_timeout=3,
         broker_connection_max_retries=1,
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2},
+        # Celery's Redis transport uses the shortest visibility timeout of
+        # the apps that share it: the producer's must be the worker's.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout()},
+    )
+    # The API settles the jobs of lost workers it reads (see worker/reaper.py).
+    app.extensions["reaper"] = Reaper(
+        app.extensions["jobs"],
+        lambda job_id, queue, limit: send_train_task(
+            app.extensions["celery"], job_id, queue, limit
+        ),
+        int(app.config["JOB_RETRIES"]),
+        app.config["SEQLAB_QUEUE"],
     )
     problems.init_app(app)
     # Every route needs an API key (when keys are set) but api's (/params,
-    # /layers, /healthz, ...) and views marked @auth.public.
-    auth.init_app(app, open_blueprints=[api.bp])
+    # /layers, /healthz, ...), health's (/readyz) and views marked @auth.public.
+    auth.init_app(app, open_blueprints=[api.bp, health.bp])
     ratelimit.init_app(app)
+    health.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(jobs.bp)
     return app

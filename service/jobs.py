@@ -14,7 +14,6 @@ import contextlib
 import math
 from typing import Any
 
-import redis
 from flask import Blueprint
 from flask import Response
 from flask import current_app
@@ -28,6 +27,7 @@ from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
 from seqlab.examples import EXAMPLES
+from worker.reaper import send_train_task
 from worker.store import TERMINAL
 from worker.store import JobStore
 from worker.store import is_job_id
@@ -38,7 +38,6 @@ from .data_checks import check_data
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
 from .problems import ApiValidationError
-from .problems import problem
 from .ratelimit import check_train_rate
 from .requests import get_json_object
 from .submission import job_document
@@ -93,16 +92,6 @@ def visible_job(job_id: str) -> dict[str, Any] | None:
     """The job record if the caller may see it, None otherwise."""
     job = store().get(job_id)
     return job if job is not None and auth.owned_by_caller(job.get("tenant")) else None
-
-
-@bp.errorhandler(redis.exceptions.ConnectionError)
-@bp.errorhandler(redis.exceptions.TimeoutError)
-def redis_unavailable(error: Exception) -> Response:
-    """Without Redis there are no jobs; say so rather than fail."""
-    current_app.logger.warning("Redis unavailable: %s", error)
-    response = problem(503, "The job store (Redis) is unreachable; try again shortly.")
-    response.headers["Retry-After"] = "5"
-    return response
 
 
 def _accepted(job: dict[str, Any], replayed: bool) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -177,8 +166,11 @@ def _create_and_queue(job_id: str, body: dict[str, Any], report: ModelReport) ->
         tenant=tenant,
     )
     try:
-        current_app.extensions["celery"].send_task(
-            "seqlab.train", args=[job_id], task_id=job_id, queue=current_app.config["SEQLAB_QUEUE"]
+        send_train_task(
+            current_app.extensions["celery"],
+            job_id,
+            current_app.config["SEQLAB_QUEUE"],
+            body["fit"].get("time_limit_seconds"),
         )
     except Exception as error:
         # Nothing half-written: a job that was never queued does not exist.
@@ -231,9 +223,10 @@ def list_jobs() -> dict[str, Any]:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
     fields = ("id", "created_at", "started_at", "finished_at", "progress", "error",
-              "cancel_requested")  # fmt: skip
+              "cancel_requested", "attempt")  # fmt: skip
     # With API keys, the caller's own index: paging and pruning per tenant.
     page, cursor = store().page(size, after, fields, tenant=auth.caller())
+    page = current_app.extensions["reaper"].settle_page(page, fields)
     token = page_token(*cursor) if cursor else None
     return {"jobs": [job_document(job, full=False) for job in page], "next_page_token": token}
 
@@ -241,7 +234,7 @@ def list_jobs() -> dict[str, Any]:
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> dict[str, Any]:
     """A job: its status, progress, and when done its results."""
-    return job_document(get_job_or_404(job_id))
+    return job_document(current_app.extensions["reaper"].settle(get_job_or_404(job_id)))
 
 
 @bp.post("/jobs/<job_id>/cancel")

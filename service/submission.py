@@ -59,6 +59,8 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
         doc["example"] = job["request"]["example"]
     if job.get("cancel_requested") and job["status"] == "running":
         doc["cancel_requested"] = True
+    if "attempt" in job:  # runs started: 2 once a lost worker's job ran again
+        doc["attempt"] = job["attempt"]
     if "progress" in job:
         doc["progress"] = job["progress"]
     if "error" in job:

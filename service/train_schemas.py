@@ -15,6 +15,7 @@ from marshmallow import validate
 from seqlab import SpecError
 from seqlab.examples import EXAMPLES
 from seqlab.examples import example_request
+from worker import settings
 
 from .schemas import FiniteFloat
 from .schemas import StrictBool
@@ -127,6 +128,16 @@ class CompileSchema(ma.Schema):
     )
 
 
+def check_time_limit(seconds: int) -> None:
+    """A job may ask for less time than the server's ``SEQLAB_JOB_TIME_LIMIT``, not more."""
+    limit = settings.job_time_limit()
+    if not 1 <= seconds <= limit:
+        raise ma.ValidationError(
+            f"Must be from 1 to {limit} (SEQLAB_JOB_TIME_LIMIT, this server's limit). "
+            f"Received: {seconds}."
+        )
+
+
 class FitSchema(ma.Schema):
     epochs = StrictInt(load_default=1, validate=validate.Range(1, MAX_EPOCHS))
     batch_size = StrictInt(load_default=32, validate=validate.Range(1, MAX_VALUES))
@@ -134,6 +145,7 @@ class FitSchema(ma.Schema):
     validation_split = FiniteFloat(
         load_default=0.0, validate=validate.Range(0, 1, max_inclusive=False)
     )
+    time_limit_seconds = StrictInt(load_default=None, allow_none=True, validate=check_time_limit)
 
 
 class ModelField(fields.Field):

@@ -116,9 +116,10 @@ def queue():
 
 
 @contextlib.contextmanager
-def run_worker(redis_url, queue, log, **env):
+def run_worker(redis_url, queue, log, name=None, **env):
     """A real Celery worker process (prefork, one child) on ``queue``, in a
-    process group of its own; yields the Popen once the worker is ready."""
+    process group of its own, named ``<name>@<host>`` (``name`` defaults to
+    the queue's); yields the Popen once the worker is ready."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -130,7 +131,7 @@ def run_worker(redis_url, queue, log, **env):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-             "--loglevel", "info", "--hostname", f"{queue}@%h", "--without-mingle",
+             "--loglevel", "info", "--hostname", f"{name or queue}@%h", "--without-mingle",
              "--without-gossip"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

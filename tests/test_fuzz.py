@@ -331,7 +331,7 @@ def jobs_with_files(idle_app):
         rv = client.post("/train", json={"example": "one_to_one"})
         assert rv.status_code == 202
         ids.append(rv.get_json()["id"])
-    store.start(ids[0], "fuzz")
+    store.claim(ids[0], "fuzz", "q", lease_seconds=600)  # running, its lease held
     store.put_model(ids[0], b"model")
     return ids
 

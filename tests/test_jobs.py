@@ -204,6 +204,26 @@ def test_bad_train_requests_are_422(jobs_app, body, path):
     assert jobs_app.extensions["jobs"].count() == before
 
 
+@pytest.mark.parametrize(("seconds", "status"), [(100, 202), (1, 202), (101, 422), (0, 422)])
+def test_a_job_may_ask_for_less_time_than_the_servers_limit(
+    idle_app, spec, monkeypatch, seconds, status
+):
+    monkeypatch.setenv("SEQLAB_JOB_TIME_LIMIT", "100")
+    body = {"example": "one_to_one", "fit": {"time_limit_seconds": seconds}}
+    rv = idle_app.test_client().post("/train", json=body)
+    validate_response(spec, "/train", "post", rv)
+    assert rv.status_code == status, rv.get_json()
+    if status == 202:
+        assert rv.get_json()["request"]["fit"]["time_limit_seconds"] == seconds
+    else:
+        assert rv.get_json()["errors"] == {
+            "fit.time_limit_seconds": [
+                "Must be from 1 to 100 (SEQLAB_JOB_TIME_LIMIT, this server's limit). "
+                f"Received: {seconds}."
+            ]
+        }
+
+
 def test_unknown_jobs_are_404(jobs_app, spec):
     client = jobs_app.test_client()
     for rv in (

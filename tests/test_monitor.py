@@ -49,3 +49,22 @@ def test_monitor_checks_for_a_cancel_within_a_long_epoch(monkeypatch):
     assert monitor.stopped_by == "cancelled"
     assert asked == [1]
     assert reports[-1]["step"] == 5 and reports[-1]["epoch"] == 0
+
+
+def test_monitor_stops_at_its_deadline_within_a_long_epoch(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("worker.monitor.time.monotonic", lambda: clock[0])
+    monitor = Monitor(
+        epochs=10,
+        steps_per_epoch=1000,
+        on_progress=lambda _: None,
+        should_stop=lambda: False,
+        deadline=102.0,
+    )
+    for step in range(1000):  # steps of 0.1 s: checks at 0.5 s, 1.0 s, ...
+        clock[0] += 0.1
+        monitor.step_end(step, {"loss": 0.5})
+        if monitor.stop:
+            break
+    assert monitor.stopped_by == "time_limit"
+    assert 2.0 <= clock[0] - 100.0 < 2.0 + 0.5 + 1e-9  # at the first check past the deadline

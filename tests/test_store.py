@@ -9,6 +9,7 @@ import json
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,119 @@ def test_a_tenants_jobs_are_indexed_paged_and_pruned_apart(store):
         assert store.redis.zscore(own, job_id) is None
         assert store.redis.zscore(INDEX, job_id) is None
     assert store.count(tenant) == 0
+
+
+# --- leases: a running job belongs to its lease token ------------------------
+
+
+def lapse(store, job_id):
+    """The lease expires: its worker stopped renewing it."""
+    store.redis.delete(store.lease_key(job_id))
+
+
+def test_claim_takes_a_queued_job_once_under_a_lease(idle_app, store):
+    job_id = queue_job(idle_app)
+    token, job = store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    assert job["status"] == "running" and job["attempt"] == 1 and job["queue"] == "gpu"
+    assert job["request"]["data"] == {k: EXAMPLES["one_to_one"]["data"][k] for k in ("x", "y")}
+    assert store.redis.get(store.lease_key(job_id)) == token.encode()
+    assert 0 < store.redis.pttl(store.lease_key(job_id)) <= 30_000
+    # A redelivered or re-published task of a running job does nothing.
+    assert store.claim(job_id, "host:b", "gpu", lease_seconds=30) is None
+    assert store.get(job_id)["worker"] == "host:a"
+
+
+def test_a_live_lease_keeps_the_job_from_every_reaper(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    assert store.reap(job_id, 1, reason="test") == "alive"
+    assert store.get(job_id)["status"] == "running"
+
+
+def test_a_lapsed_lease_gives_the_job_back_then_fails_it_past_its_retries(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    lapse(store, job_id)
+    assert store.reap(job_id, 1, reason="it stopped renewing the job's lease") == "requeued"
+    job = store.get(job_id)
+    assert (job["status"], job["attempt"]) == ("queued", 1)
+    assert "started_at" not in job and "worker" not in job and "requeued_at" in job
+    assert store.requeue_pending(older_than=0) == [job_id]
+
+    token, job = store.claim(job_id, "host:b", "gpu", lease_seconds=30)
+    assert job["attempt"] == 2
+    assert store.requeue_pending(older_than=0) == []  # claimed: its task was published
+    lapse(store, job_id)
+    assert store.reap(job_id, 1, reason="it stopped renewing the job's lease") == "failed"
+    job = store.get(job_id)
+    assert job["status"] == "failed" and job["finished_at"]
+    assert job["error"] == {
+        "type": "WorkerLost",
+        "message": "The worker running this job (host:b) was lost: it stopped renewing the "
+        "job's lease. It ran 2 time(s), the most allowed (SEQLAB_JOB_RETRIES=1).",
+    }
+    assert job_id not in store.running_ids()
+
+
+def test_a_lost_job_that_was_being_cancelled_ends_cancelled(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    assert store.cancel(job_id)[0] == "cancelling"
+    lapse(store, job_id)
+    assert store.reap(job_id, 1, reason="test") == "cancelled"
+    assert store.get(job_id)["status"] == "cancelled"
+
+
+def test_of_many_racing_reapers_one_acts(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    lapse(store, job_id)
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: store.reap(job_id, 1, reason="test"), range(16)))
+    assert sorted(set(outcomes)) == ["not_running", "requeued"]
+    assert outcomes.count("requeued") == 1
+
+
+def test_a_late_worker_cannot_touch_the_rerun_of_its_job(idle_app, store):
+    job_id = queue_job(idle_app)
+    late, _ = store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    lapse(store, job_id)  # the first worker stalls past its lease
+    store.reap(job_id, 1, reason="test")
+    rerun, _ = store.claim(job_id, "host:b", "gpu", lease_seconds=30)
+
+    assert not store.renew(job_id, late, lease_seconds=30)
+    assert not store.update_leased(job_id, late, progress={"epoch": 99})
+    assert not store.finish_leased(job_id, late, "succeeded", b"late model", result=RESULT)
+    job = store.get(job_id)
+    assert (job["status"], job["worker"], job.get("progress")) == ("running", "host:b", None)
+    assert store.get_model(job_id) is None
+    assert store.redis.get(store.lease_key(job_id)) == rerun.encode()
+
+    assert store.update_leased(job_id, rerun, progress={"epoch": 1})
+    assert store.finish_leased(job_id, rerun, "succeeded", b"model", result=RESULT)
+    job = store.get(job_id)
+    assert (job["status"], job["progress"], job["result"]) == ("succeeded", {"epoch": 1}, RESULT)
+    assert store.get_model(job_id) == b"model"
+    assert store.redis.exists(store.lease_key(job_id)) == 0
+    assert job_id not in store.running_ids()
+    # A finished job is no reaper's business, nor a late renewal's.
+    assert store.reap(job_id, 1, reason="test") == "not_running"
+    assert not store.renew(job_id, rerun, lease_seconds=30)
+
+
+def test_a_lapsed_lease_is_taken_up_again_if_no_reaper_came(idle_app, store):
+    # Redis was away longer than the lease: the worker carries on.
+    job_id = queue_job(idle_app)
+    token, _ = store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    lapse(store, job_id)
+    assert store.renew(job_id, token, lease_seconds=30)
+    assert store.leases_alive([job_id]) == [True]
+
+
+def test_a_dying_process_is_settled_at_once_by_its_own_worker_only(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    assert store.reap(job_id, 1, worker="host:b", reason="test") == "alive"
+    error = {"type": "TimeLimitExceeded", "message": "killed"}
+    assert store.reap(job_id, 1, worker="host:a", reason="test", error=error) == "failed"
+    assert store.get(job_id)["error"] == error

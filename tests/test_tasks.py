@@ -2,13 +2,17 @@
 epochs, flat memory, stateful models, Redis blips, clean error messages."""
 
 import contextlib
+import math
 import time
+from datetime import datetime
 
 import pytest
 import redis
 from conftest import _free_port
 from conftest import run_worker
 from conftest import start_redis
+from openapi_check import validate_response
+from test_health import ROUTES
 from test_jobs import submit
 from test_jobs import wait_for
 
@@ -78,20 +82,21 @@ def test_stateful_model_trains_and_predicts_in_its_batch_size(jobs_client):
 
 class RestartableRedis:
     """A Redis of a test's own on a free port, that it may stop and restart;
-    its data survives in ``directory`` (SHUTDOWN SAVE, then reloaded)."""
+    its data survives in ``directory`` (SHUTDOWN SAVE, then reloaded; or,
+    started with ``--appendonly yes``, its append-only file alone)."""
 
-    def __init__(self, directory):
-        self.directory, self.port = directory, _free_port()
+    def __init__(self, directory, *extra):
+        self.directory, self.port, self.extra = directory, _free_port(), extra
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.server = None
 
     def start(self):
-        self.server = start_redis(self.directory, self.port)
+        self.server = start_redis(self.directory, self.port, *self.extra)
         self.server.__enter__()
 
-    def stop(self):
+    def stop(self, save=True):
         with contextlib.suppress(redis.exceptions.ConnectionError):
-            redis.Redis.from_url(self.url).shutdown(save=True)
+            redis.Redis.from_url(self.url).shutdown(save=save, nosave=not save)
         self.server.__exit__(None, None, None)
 
 
@@ -123,3 +128,64 @@ def test_a_redis_blip_does_not_fail_the_job(own_redis, tmp_path):
 def test_stored_errors_carry_no_terminal_colours():
     error = failure("ValueError", "\x1b[1mInput 0\x1b[0m is \x1b[31mbad\x1b[0m", "\x1b[2mtb\x1b[0m")
     assert error == {"type": "ValueError", "message": "Input 0 is bad", "traceback": "tb"}
+
+
+def test_a_job_past_its_time_limit_fails_keeping_its_history_and_model(jobs_client, spec):
+    # A short job first, so that the worker has loaded Keras: the limit
+    # counts from the job's start, and a cold worker spends it loading.
+    wait_for(jobs_client, submit(jobs_client, {"example": "one_to_one"}).headers["Location"])
+    body = {"example": "many_to_one", "fit": {"epochs": 100_000, "time_limit_seconds": 2}}
+    location = submit(jobs_client, body).headers["Location"]
+    rv = wait_for(jobs_client, location, timeout=60)
+    validate_response(spec, "/jobs/{job_id}", "get", rv)
+    job = rv.get_json()
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "TimeLimitExceeded"
+    done = job["result"]["epochs_completed"]
+    assert 0 < done < 100_000
+    assert f"time limit of 2 s after {done} of 100000 epochs" in job["error"]["message"]
+    # In blocks of 100 epochs (100,000 asked for), the last one partial.
+    assert len(job["result"]["history"]["loss"]) == math.ceil(done / 100)
+    assert job["result"]["history_block"] == 100
+    assert job["request"]["fit"]["time_limit_seconds"] == 2
+    ran = datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
+    assert ran.total_seconds() < 2 + 5  # stopped by the training loop, not Celery's backstops
+    model = jobs_client.get(f"{location}/model")
+    assert model.status_code == 200 and model.data[:2] == b"PK"  # a .keras file is a zip
+
+
+def test_a_job_queued_before_a_redis_restart_runs_after_it(tmp_path, spec):
+    # Append-only persistence, as in docker-compose.yml and make up.
+    server = RestartableRedis(tmp_path, "--appendonly", "yes", "--appendfsync", "everysec")
+    server.start()
+    try:
+        url, queue = server.url, "restart"
+        client = create_app(
+            {"TESTING": True, "REDIS_URL": url, "SEQLAB_QUEUE": queue}
+        ).test_client()
+        queued = submit(client, {"example": "one_to_one"})
+        location = queued.headers["Location"]
+        server.stop(save=False)  # no snapshot: only the append-only file keeps the job
+
+        # While Redis is down: 503 with Retry-After wherever Redis is needed.
+        for method, path, route, body in [*ROUTES, ("get", "/jobs/{job_id}", location, None)]:
+            rv = getattr(client, method)(route, json=body)
+            assert rv.status_code == 503 and rv.headers["Retry-After"], (route, rv.get_json())
+            validate_response(spec, path, method, rv)
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+
+        server.start()
+        # The API recovers by itself, and the job is there, still queued.
+        ready = client.get("/readyz").get_json()
+        assert ready["queue"] == {"name": queue, "depth": 1} and ready["workers"] == 0
+        assert client.get(location).get_json()["status"] == "queued"
+        with run_worker(url, queue, tmp_path / "worker.log", SEQLAB_WARM_UP="0"):
+            job = wait_for(client, location, timeout=180).get_json()
+            again = wait_for(client, submit(client, {"example": "one_to_one"}).headers["Location"])
+        assert job["status"] == again.get_json()["status"] == "succeeded", job.get("error")
+        # Nothing lost: the very request, its data, and a whole training.
+        assert job["request"] == queued.get_json()["request"]
+        assert len(job["result"]["history"]["loss"]) == job["request"]["fit"]["epochs"]
+    finally:
+        server.stop()

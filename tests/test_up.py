@@ -167,11 +167,16 @@ def make_up():
     return ["make", "--no-print-directory", "-o", f"{venv}/.installed", "up", f"VENV={venv}"]
 
 
-def test_make_up_starts_redis_trains_and_stops_clean_on_ctrl_c(launch):
+def test_make_up_starts_redis_trains_and_stops_clean_on_ctrl_c(launch, tmp_path):
     api_port, redis_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     # Nothing listens at REDIS_URL: make up has to start a redis-server there.
-    up = launch(make_up(), API_PORT=str(api_port), REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+    up = launch(
+        make_up(),
+        API_PORT=str(api_port),
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        SEQLAB_REDIS_DIR=str(tmp_path / "redis"),  # not the checkout's .seqlab/redis
+    )
     up.wait_for(lambda: answers(f"{api}/healthz"), "API on /healthz", timeout=90)
     assert "starting redis-server" in up.output()
 
@@ -233,3 +238,50 @@ def test_up_stops_everything_and_fails_when_a_part_dies(launch, redis_server):
     assert "api exited with status" in up.output()
     assert "celery" in up.programs()
     assert up.left_behind() == {}
+
+
+def test_up_keeps_its_redis_data_in_the_checkout_ignored_by_git(monkeypatch):
+    from devtools.up import redis_directory
+
+    monkeypatch.delenv("SEQLAB_REDIS_DIR", raising=False)
+    directory = redis_directory("redis://localhost:6399/0")
+    assert directory == ROOT / ".seqlab" / "redis" / "6399"
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(directory / "appendonlydir")],
+                             cwd=ROOT, check=False)  # fmt: skip
+    assert ignored.returncode == 0
+    monkeypatch.setenv("SEQLAB_REDIS_DIR", "/somewhere/else")
+    assert redis_directory("redis://localhost:6399/0") == Path("/somewhere/else")
+
+
+def test_jobs_outlive_a_restart_of_up(launch, tmp_path):
+    api_port, redis_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    env = {
+        "API_PORT": str(api_port),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "SEQLAB_REDIS_DIR": str(tmp_path / "redis"),
+        "SEQLAB_QUEUE": f"test-up-{uuid.uuid4().hex[:8]}",
+        "SEQLAB_WARM_UP": "0",
+    }
+    first = launch([sys.executable, "-m", "devtools.up"], **env)
+    first.wait_for(lambda: answers(f"{api}/readyz"), "API on /readyz", timeout=90)
+    status, job = get_json(f"{api}/train", {"example": "one_to_one"})
+    assert status == 202
+    first.wait_for(
+        lambda: get_json(f"{api}/jobs/{job['id']}")[1]["status"] in ("succeeded", "failed"),
+        "finished job",
+        timeout=240,
+    )
+    done = get_json(f"{api}/jobs/{job['id']}")[1]
+    assert done["status"] == "succeeded", done
+    first.process.terminate()
+    assert first.wait_exit(timeout=60) == 0
+    assert first.left_behind() == {}
+    assert (tmp_path / "redis" / "appendonlydir").is_dir()
+
+    second = launch([sys.executable, "-m", "devtools.up"], **env)
+    second.wait_for(lambda: answers(f"{api}/readyz"), "API on /readyz", timeout=90)
+    assert "starting redis-server" in second.output()  # a new server, the same data
+    assert get_json(f"{api}/jobs/{job['id']}")[1] == done
+    second.process.terminate()
+    assert second.wait_exit(timeout=60) == 0

@@ -15,7 +15,7 @@ from celery import Celery
 
 from . import settings
 
-celery_app = Celery("seqlab", include=["worker.tasks"])
+celery_app = Celery("seqlab", include=["worker.tasks", "worker.maintenance"])
 celery_app.conf.update(
     broker_url=settings.redis_url(),
     result_backend=settings.redis_url(),
@@ -32,7 +32,18 @@ celery_app.conf.update(
     # so an idle GPU host is not left waiting behind a busy one.
     worker_prefetch_multiplier=1,
     worker_disable_prefetch=True,
+    # Early acknowledgement: a message leaves Redis as its task starts, so
+    # Redis never hands a running job to a second worker, however long it
+    # runs. A job whose worker dies is not lost with its message: its lease
+    # lapses and a reaper queues it again (worker/reaper.py). Late
+    # acknowledgement would add redeliveries after `visibility_timeout`
+    # (duplicates that the lease would have to turn away) and nothing else.
     task_acks_late=False,
+    # Messages taken but not yet started (none, with prefetch disabled) are
+    # handed back only after longer than any job may run.
+    broker_transport_options={"visibility_timeout": settings.visibility_timeout()},
+    result_backend_transport_options={"visibility_timeout": settings.visibility_timeout()},
+    visibility_timeout=settings.visibility_timeout(),
     broker_connection_retry_on_startup=True,
     # One process per GPU by default; more with --concurrency on CPU hosts.
     worker_concurrency=int(os.environ.get("SEQLAB_WORKER_CONCURRENCY", "1")),

@@ -76,6 +76,8 @@ class Monitor:
             "steps_per_epoch", "loss", "eta_seconds"}`` at most every
             ``CHECK_INTERVAL`` seconds, and at the end.
         should_stop: polled as often; True cancels the job.
+        deadline: a ``time.monotonic()`` past which training stops, with
+            ``stopped_by`` ``"time_limit"`` (the job's time limit).
     """
 
     def __init__(
@@ -85,16 +87,18 @@ class Monitor:
         steps_per_epoch: int,
         on_progress: Callable[[dict[str, Any]], None],
         should_stop: Callable[[], bool],
+        deadline: float | None = None,
     ) -> None:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.on_progress = on_progress
         self.should_stop = should_stop
+        self.deadline = deadline
         self.history = BlockHistory(history_block(epochs))
         self.epochs_done = 0
         #: The last completed epoch's own values (not a block mean).
         self.last_epoch: dict[str, float] = {}
-        #: Why training must stop: "cancelled", or a failure's reason.
+        #: Why training must stop: "cancelled", "time_limit", or a failure's reason.
         self.stopped_by: str | None = None
         #: The most resident memory seen at a check while training.
         self.peak_rss_bytes = rss_bytes()
@@ -132,7 +136,7 @@ class Monitor:
         self.check(step=step + 1)
 
     def check(self, step: int, force: bool = False) -> None:
-        """Report progress and poll for a cancel, if it is time."""
+        """Report progress and poll for a cancel and the time limit, if it is time."""
         now = time.monotonic()
         if not force and now - self._last_check < CHECK_INTERVAL:
             return
@@ -152,3 +156,5 @@ class Monitor:
         )
         if steps_left and self.should_stop():
             self.stopped_by = "cancelled"
+        elif steps_left and self.deadline is not None and now >= self.deadline:
+            self.stopped_by = "time_limit"

@@ -30,6 +30,11 @@ import redis
 PREFIX = "seqlab"
 INDEX = f"{PREFIX}:jobs"
 TERMINAL = ("succeeded", "failed", "cancelled")
+#: Running jobs (score: when they started), for the reaper's sweeps.
+RUNNING = f"{PREFIX}:running"
+#: Jobs given back to the queue whose task is not yet known to be published
+#: (score: when), so that a reaper that dies between the two is made good.
+REQUEUE = f"{PREFIX}:requeue"
 STATUSES = ("queued", "running", *TERMINAL)
 
 # What new_job_id makes: anything else names no job (and must never be
@@ -108,6 +113,128 @@ return 1
 """
 
 
+# -- leases: a running job belongs to the holder of its lease token ---------
+#
+# A worker claims a queued job with a fresh token; the record keeps the token
+# (``lease_token``) and the key ``<job>:lease`` holds it with a TTL that the
+# worker keeps renewing. Every write of a worker names its token and is a
+# no-op once the record holds another (the job was given back and claimed
+# again) or none: a worker that was merely slow cannot touch a re-run.
+
+# KEYS = job hash, lease, RUNNING, REQUEUE. ARGV = job id, token, lease ms,
+# started_at (JSON), worker (JSON), queue (JSON), score. Returns the
+# attempt number (1 for a first run), 0 if the job is not queued.
+_CLAIM = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current or cjson.decode(current) ~= 'queued' then return 0 end
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') + 1
+redis.call('HSET', KEYS[1], 'status', cjson.encode('running'), 'started_at', ARGV[4],
+           'worker', ARGV[5], 'queue', ARGV[6], 'attempt', tostring(attempt),
+           'lease_token', cjson.encode(ARGV[2]))
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return attempt
+"""
+
+# Whether the job runs under this token: prepended to the three scripts below.
+_HOLDS = """
+local function holds(key, token)
+  local current = redis.call('HGET', key, 'status')
+  if not current or cjson.decode(current) ~= 'running' then return false end
+  local held = redis.call('HGET', key, 'lease_token')
+  return held ~= false and cjson.decode(held) == token
+end
+"""
+
+# KEYS = job hash, lease. ARGV = token, lease ms. Renews the lease (setting
+# it again if it lapsed while no reaper came); 0 if the job is not ours.
+_RENEW = """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS = job hash. ARGV = token, then field/value pairs (progress).
+_UPDATE_LEASED = """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+# KEYS = job hash, lease, model, RUNNING. ARGV = job id, token, final status,
+# finished_at (JSON), "1" with a model file in ARGV[6] (else "0", ""), then
+# field/value pairs. The outcome and the model are stored together or not
+# at all; the model for the record's remaining lifetime.
+_FINISH_LEASED = """
+if not holds(KEYS[1], ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[3]), 'finished_at', ARGV[4])
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[5] == '1' then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    redis.call('SET', KEYS[3], ARGV[6], 'PX', ttl)
+  else
+    redis.call('SET', KEYS[3], ARGV[6])
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 1
+"""
+
+# KEYS = job hash, lease, RUNNING, REQUEUE. ARGV = job id, retries, now
+# (JSON), score, worker ("" to act only if the lease has expired; a name to
+# act at once if that worker holds the job: it heard its process die), and
+# the reason for the error message, and an error (JSON) to fail the job with
+# at once ("" for none). Otherwise a lost running job is cancelled if a
+# cancel was asked for, queued again while its attempts do not exceed the
+# retries, failed with WorkerLost otherwise. Returns what was done:
+# "alive" (nothing), "gone", "not_running", "cancelled", "requeued" or "failed".
+_REAP = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 'gone'
+end
+if cjson.decode(current) ~= 'running' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 'not_running'
+end
+local raw = redis.call('HGET', KEYS[1], 'worker')
+local worker = raw and cjson.decode(raw) or '?'
+if ARGV[5] == '' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 'alive' end
+elseif worker ~= ARGV[5] then
+  return 'alive'
+end
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '1')
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[1], 'lease_token')
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
+             'error', ARGV[7])
+  return 'failed'
+end
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[3])
+  return 'cancelled'
+end
+if attempt <= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('queued'), 'requeued_at', ARGV[3])
+  redis.call('HDEL', KEYS[1], 'started_at', 'worker', 'progress')
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+  return 'requeued'
+end
+local message = 'The worker running this job (' .. worker .. ') was lost: ' .. ARGV[6] ..
+  '. It ran ' .. attempt .. ' time(s), the most allowed (SEQLAB_JOB_RETRIES=' .. ARGV[2] .. ').'
+redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
+           'error', cjson.encode({type = 'WorkerLost', message = message}))
+return 'failed'
+"""
+
+
 def now() -> str:
     """The current UTC time, ISO 8601 with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -153,6 +280,11 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
         self._remove_finished = client.register_script(_REMOVE_FINISHED)
         self._put_model = client.register_script(_PUT_MODEL)
+        self._claim = client.register_script(_CLAIM)
+        self._renew = client.register_script(_HOLDS + _RENEW)
+        self._update_leased = client.register_script(_HOLDS + _UPDATE_LEASED)
+        self._finish_leased = client.register_script(_HOLDS + _FINISH_LEASED)
+        self._reap = client.register_script(_REAP)
 
     @classmethod
     def from_url(cls, url: str, ttl: int) -> JobStore:
@@ -170,6 +302,10 @@ class JobStore:
     @staticmethod
     def model_key(job_id: str) -> str:
         return f"{PREFIX}:job:{job_id}:model"
+
+    @staticmethod
+    def lease_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:lease"
 
     # -- the API side -------------------------------------------------------
 
@@ -314,6 +450,8 @@ class JobStore:
         """Move a queued job to running; None if it was cancelled or is gone.
 
         Returns the whole record, its ``request`` with the training ``data``.
+        Workers use :meth:`claim`: a job started here holds no lease, and
+        the first reaper that sees it settles it as lost.
         """
         started = self._transition(
             keys=[self.key(job_id)],
@@ -356,3 +494,101 @@ class JobStore:
     def get_model(self, job_id: str) -> bytes | None:
         value = self.redis.get(self.model_key(job_id))
         return bytes(value) if value is not None else None
+
+    # -- leases: the worker side --------------------------------------------
+
+    def claim(
+        self, job_id: str, worker: str, queue: str, lease_seconds: float
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Move a queued job to running under a fresh lease.
+
+        Returns the lease token, which every later write must name, and the
+        whole record with its training data (its ``attempt``: 1 on a first
+        run); None if the job is not queued (cancelled, gone, or already
+        claimed: a duplicate delivery of its task).
+        """
+        token = uuid.uuid4().hex
+        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE]
+        args = [job_id, token, int(lease_seconds * 1000), json.dumps(now()),
+                json.dumps(worker), json.dumps(queue), time.time()]  # fmt: skip
+        if not self._claim(keys=keys, args=args):
+            return None
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key(job_id))
+            pipe.get(self.data_key(job_id))
+            raw, data = pipe.execute()
+        job = {k.decode(): json.loads(v) for k, v in raw.items()}
+        if data is not None:
+            job["request"]["data"] = json.loads(data)
+        return token, job
+
+    def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
+        """Extend the lease; False once the job is no longer ours (given back,
+        ended, cancelled by a reaper, deleted)."""
+        keys = [self.key(job_id), self.lease_key(job_id)]
+        return bool(self._renew(keys=keys, args=[token, int(lease_seconds * 1000)]))
+
+    def update_leased(self, job_id: str, token: str, **fields: Any) -> bool:
+        """Set fields (progress) of the job while it runs under ``token``."""
+        args = [token, *(x for k, v in fields.items() for x in (k, json.dumps(v)))]
+        return bool(self._update_leased(keys=[self.key(job_id)], args=args))
+
+    def finish_leased(
+        self, job_id: str, token: str, status: str, model: bytes | None = None, **fields: Any
+    ) -> bool:
+        """End the job running under ``token`` with its outcome and model
+        file, in one step; False (nothing written) if it is not ours."""
+        if status not in TERMINAL:
+            raise ValueError(f"not a final status: {status}")
+        keys = [self.key(job_id), self.lease_key(job_id), self.model_key(job_id), RUNNING]
+        args: list[Any] = [job_id, token, status, json.dumps(now())]
+        args += ["1", model] if model is not None else ["0", ""]
+        args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
+        return bool(self._finish_leased(keys=keys, args=args))
+
+    # -- leases: the reaper side ----------------------------------------------
+
+    def running_ids(self) -> list[str]:
+        """The jobs that were running at their last state change."""
+        return [m.decode() for m in self.redis.zrange(RUNNING, 0, -1)]
+
+    def leases_alive(self, job_ids: list[str]) -> list[bool]:
+        """Whether each job's lease is held now (one round trip)."""
+        if not job_ids:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(self.lease_key(job_id))
+            return [bool(n) for n in pipe.execute()]
+
+    def reap(
+        self,
+        job_id: str,
+        retries: int,
+        *,
+        worker: str = "",
+        reason: str,
+        error: Mapping[str, str] | None = None,
+    ) -> str:
+        """Settle a running job whose worker is gone: fail it with ``error``
+        if given, else cancel it (a cancel was asked for), queue it again
+        (while ``attempt <= retries``) or fail it with ``WorkerLost``. Acts
+        only if its lease has expired, or, given a ``worker``, at once if
+        that worker holds it. Atomic: of any number of reapers, one acts.
+        Returns ``"alive"``, ``"gone"``, ``"not_running"``, ``"cancelled"``,
+        ``"requeued"`` or ``"failed"``.
+        """
+        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE]
+        failed = json.dumps(dict(error)) if error is not None else ""
+        args = [job_id, retries, json.dumps(now()), time.time(), worker, reason, failed]
+        return bytes(self._reap(keys=keys, args=args)).decode()
+
+    def requeue_pending(self, older_than: float) -> list[str]:
+        """Jobs given back to the queue ``older_than`` seconds ago or more
+        whose task was not seen published (their reaper died meanwhile)."""
+        members = self.redis.zrangebyscore(REQUEUE, "-inf", time.time() - older_than)
+        return [m.decode() for m in members]
+
+    def requeue_published(self, job_id: str) -> None:
+        """The task of a job given back is in the queue."""
+        self.redis.zrem(REQUEUE, job_id)

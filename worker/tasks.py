@@ -17,6 +17,9 @@ from typing import Any
 
 import redis
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import WorkerLostError
 from celery.signals import task_failure
 from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
@@ -33,38 +36,110 @@ def store() -> JobStore:
     return JobStore.from_url(settings.redis_url(), settings.job_ttl())
 
 
+def worker_name(node: str | None) -> str:
+    """How a job record names the worker that runs it: host and Celery node."""
+    return f"{socket.gethostname()}:{node or ''}"
+
+
 @shared_task(name="seqlab.train", bind=True, ignore_result=True)
 def train_model(self: Any, job_id: str) -> None:
-    """Train the job's model and store the outcome in its record."""
-    jobs = store()
-    worker = f"{socket.gethostname()}:{self.request.hostname or ''}"
-    job = jobs.start(job_id, worker)
-    if job is None:
-        logger.info("job %s was cancelled or has expired; not starting it", job_id)
-        return
-    from . import training  # Keras loads here, in the child process
+    """Train the job's model and store the outcome in its record.
 
-    report = Reporter(jobs, job_id)
-    try:
-        result, model_file = training.train(
-            job["request"],
-            expected=job["params"],
-            on_progress=report.progress,
-            should_stop=report.cancel_requested,
-        )
-    except training.Cancelled as stop:
-        result, model_file = stop.args
-        report.final("cancelled", model_file, result=result)
-    except training.TrainingFailed as error:
-        report.final("failed", error=failure("TrainingFailed", str(error)))
-    except Exception as error:  # noqa: BLE001 (any failure must end the job)
-        logger.exception("job %s failed", job_id)
-        report.final(
-            "failed",
-            error=failure(type(error).__name__, str(error), traceback.format_exc(limit=-8)),
-        )
-    else:
-        report.final("succeeded", model_file, result=result)
+    The job is claimed under a lease that a thread renews while it runs; a
+    redelivered or re-published task of a job that is not queued (running
+    elsewhere, ended, cancelled) does nothing.
+    """
+    jobs = store()
+    queue = (self.request.delivery_info or {}).get("routing_key") or settings.queue()
+    claimed = jobs.claim(
+        job_id, worker_name(self.request.hostname), queue, settings.lease_seconds()
+    )
+    if claimed is None:
+        logger.info("job %s is not queued (cancelled, expired or taken); not starting it", job_id)
+        return
+    token, job = claimed
+    limit = settings.effective_time_limit(job["request"]["fit"].get("time_limit_seconds"))
+    # The clock starts with the job: waiting for Keras to load counts.
+    deadline = time.monotonic() + limit
+    # Renewed from now on: importing Keras may outlast a short lease.
+    with LeaseKeeper(jobs, job_id, token, settings.lease_seconds()) as lease:
+        from . import training  # Keras loads here, in the child process
+
+        report = Reporter(jobs, job_id, token, lease)
+        try:
+            result, model_file = training.train(
+                job["request"],
+                expected=job["params"],
+                on_progress=report.progress,
+                should_stop=report.should_stop,
+                deadline=deadline,
+            )
+        except training.Cancelled as stop:
+            result, model_file = stop.args
+            report.final("cancelled", model_file, result=result)
+        except training.TimeLimitReached as stop:
+            result, model_file = stop.args
+            epochs = job["request"]["fit"]["epochs"]
+            message = (
+                f"The job reached its time limit of {limit} s after "
+                f"{result['epochs_completed']} of {epochs} epochs; its history and "
+                "model so far are kept."
+            )
+            report.final(
+                "failed", model_file, result=result, error=failure("TimeLimitExceeded", message)
+            )
+        except SoftTimeLimitExceeded:
+            # One step, or predicting and saving, outlasted the limit: the
+            # training loop could not stop it; Celery did.
+            message = f"The job ran past its time limit of {limit} s and was interrupted."
+            report.final("failed", error=failure("TimeLimitExceeded", message))
+        except training.TrainingFailed as error:
+            report.final("failed", error=failure("TrainingFailed", str(error)))
+        except Exception as error:  # noqa: BLE001 (any failure must end the job)
+            logger.exception("job %s failed", job_id)
+            report.final(
+                "failed",
+                error=failure(type(error).__name__, str(error), traceback.format_exc(limit=-8)),
+            )
+        else:
+            report.final("succeeded", model_file, result=result)
+
+
+class LeaseKeeper:
+    """Renews a running job's lease from a thread of its own, every third of
+    its lifetime, whatever the training loop is doing (one long step, XLA
+    compiling); ``lost`` is set once the job is no longer this worker's.
+
+    A failed renewal (Redis away) is retried at the next turn: the lease
+    lapses only if Redis stays away for its whole lifetime, and is taken up
+    again if no reaper came meanwhile.
+    """
+
+    def __init__(self, jobs: JobStore, job_id: str, token: str, seconds: float) -> None:
+        self.jobs, self.job_id, self.token, self.seconds = jobs, job_id, token, seconds
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="seqlab-lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.seconds / 3):
+            try:
+                held = self.jobs.renew(self.job_id, self.token, self.seconds)
+            except redis.RedisError as error:
+                logger.warning("job %s: lease not renewed (%s)", self.job_id, error)
+                continue
+            if not held:
+                logger.warning("job %s is no longer this worker's; stopping it", self.job_id)
+                self.lost.set()
+                return
 
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
@@ -82,21 +157,25 @@ def failure(kind: str, message: str, trace: str | None = None) -> dict[str, str]
 class Reporter:
     """Writes a running job's progress and outcome, riding out Redis blips.
 
-    Progress and cancel checks are best effort: a failed write is retried
-    once and then dropped (the next one comes within a second), a failed
-    cancel check reads as "not cancelled". The final write is retried with
-    backoff for ``SEQLAB_FINAL_WRITE_SECONDS``; if Redis stays away past that,
-    the job is left as it is for the reaper (a lost worker's job).
+    Every write names the job's lease token, so it is a no-op once the job
+    is no longer this worker's (given back after the lease lapsed, and maybe
+    running elsewhere). Progress and cancel checks are best effort: a failed
+    write is retried once and then dropped (the next one comes within a
+    second), a failed cancel check reads as "not cancelled". The final write
+    is retried with backoff for ``SEQLAB_FINAL_WRITE_SECONDS``; if Redis
+    stays away past that, the lease lapses and a reaper settles the job.
     """
 
-    def __init__(self, jobs: JobStore, job_id: str) -> None:
+    def __init__(self, jobs: JobStore, job_id: str, token: str, lease: LeaseKeeper) -> None:
         self.jobs = jobs
         self.job_id = job_id
+        self.token = token
+        self.lease = lease
 
     def progress(self, progress: dict[str, Any]) -> None:
         for attempt in range(2):
             try:
-                self.jobs.update(self.job_id, progress=progress)
+                self.jobs.update_leased(self.job_id, self.token, progress=progress)
                 return
             except redis.RedisError as error:
                 if attempt:
@@ -104,7 +183,10 @@ class Reporter:
                 else:
                     time.sleep(0.05)
 
-    def cancel_requested(self) -> bool:
+    def should_stop(self) -> bool:
+        """Whether a cancel was asked for, or the job is no longer ours."""
+        if self.lease.lost.is_set():
+            return True
         try:
             return self.jobs.cancel_requested(self.job_id)
         except redis.RedisError as error:
@@ -112,14 +194,18 @@ class Reporter:
             return False
 
     def final(self, status: str, model_file: bytes | None = None, **fields: Any) -> None:
-        """Store the model (if any) and the final status, retrying."""
+        """Store the final status with the model (if any), retrying."""
         deadline = time.monotonic() + settings.final_write_seconds()
         delay = 0.1
         while True:
             try:
-                if model_file is not None:
-                    self.jobs.put_model(self.job_id, model_file)
-                self.jobs.finish(self.job_id, status, **fields)
+                if not self.jobs.finish_leased(
+                    self.job_id, self.token, status, model_file, **fields
+                ):
+                    logger.warning(
+                        "job %s is no longer this worker's; its outcome (%s) is dropped",
+                        self.job_id, status,
+                    )  # fmt: skip
                 return
             except redis.RedisError as error:
                 if time.monotonic() + delay > deadline:
@@ -134,17 +220,28 @@ class Reporter:
 
 
 @task_failure.connect
-def _mark_lost(sender: Any = None, task_id: str | None = None, exception: Any = None,
-               **_: Any) -> None:  # fmt: skip
-    """A child process that died mid-task (killed, out of memory) never
-    reached the handlers above; the main process hears of it here."""
+def _settle_killed(sender: Any = None, task_id: str | None = None, exception: Any = None,
+                   **_: Any) -> None:  # fmt: skip
+    """A pool process that died mid-task (killed, out of memory, or past the
+    hard time limit) never reached the handlers above; the worker's main
+    process hears of it here and settles the job at once, if this worker
+    still holds it: a time limit fails it, a death gives it back (or fails
+    it with WorkerLost past its retries). Other failures were the task's own."""
     if getattr(sender, "name", None) != "seqlab.train" or task_id is None:
         return
-    store().finish(
-        task_id,
-        "failed",
-        error=failure(type(exception).__name__, str(exception)),
-    )
+    from .maintenance import node_reaper
+
+    found = node_reaper()
+    if found is None:  # not in a worker's main process
+        return
+    reaper, node = found
+    if isinstance(exception, TimeLimitExceeded):
+        message = f"The job ran past its time limit and was killed ({exception})."
+        reaper.reap(
+            task_id, worker=node, reason="time limit", error=failure("TimeLimitExceeded", message)
+        )
+    elif isinstance(exception, WorkerLostError):
+        reaper.reap(task_id, worker=node, reason=f"its process died ({exception})")
 
 
 @worker_process_init.connect

@@ -42,6 +42,13 @@ class Cancelled(Exception):  # noqa: N818 (a signal, not an error)
     """
 
 
+class TimeLimitReached(Exception):  # noqa: N818 (a signal, not an error)
+    """Training stopped at the job's time limit.
+
+    ``args``: the partial result document and the model's ``.keras`` bytes.
+    """
+
+
 class TrainingFailed(Exception):
     """Training cannot give a result (the loss became NaN, say)."""
 
@@ -72,13 +79,15 @@ def train(
     expected: Mapping[str, Any],
     on_progress: Callable[[dict[str, Any]], None],
     should_stop: Callable[[], bool],
+    deadline: float | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """Build, compile and fit the model of a validated train request.
 
     ``expected`` holds the engine's counts (a job's ``params``); the built
-    model must agree with them. Returns the result document and the trained
-    model as ``.keras`` bytes. Raises :class:`Cancelled` (with the partial
-    result and model as its arguments) or :class:`TrainingFailed`.
+    model must agree with them. ``deadline`` (``time.monotonic()``) is the
+    job's time limit. Returns the result document and the trained model as
+    ``.keras`` bytes. Raises :class:`Cancelled` or :class:`TimeLimitReached`
+    (with the partial result and model as arguments), or :class:`TrainingFailed`.
     """
     with _lock:
         started = time.perf_counter()
@@ -94,6 +103,7 @@ def train(
             steps_per_epoch=steps_per_epoch(request),
             on_progress=on_progress,
             should_stop=should_stop,
+            deadline=deadline,
         )
         fit(model, request, monitor)
         trained = time.perf_counter()
@@ -120,6 +130,8 @@ def train(
         }
     if monitor.stopped_by == "cancelled":
         raise Cancelled(result, model_file)
+    if monitor.stopped_by == "time_limit":
+        raise TimeLimitReached(result, model_file)
     if monitor.stopped_by:
         raise TrainingFailed(monitor.stopped_by)
     return result, model_file
