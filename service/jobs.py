@@ -14,6 +14,7 @@ import contextlib
 import math
 from typing import Any
 
+import redis
 from flask import Blueprint
 from flask import Response
 from flask import current_app
