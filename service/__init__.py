@@ -19,10 +19,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     :param test_config: settings that override everything else, for tests.
     """
+    from . import limits
+
     # An API has no static files; without this Flask would add a /static route.
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(
         # 1 MiB: far more than any model spec needs, and it bounds parsing work.
+        # POST /train has its own, larger one (SEQLAB_MAX_TRAIN_BODY_BYTES).
         MAX_CONTENT_LENGTH=1_048_576,
         # The job queue: broker, Celery results and job records.
         REDIS_URL=settings.redis_url(),
@@ -30,6 +33,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         JOB_TTL=settings.job_ttl(),
         # Responses of POST /params kept per process, by request body; 0: none.
         PARAMS_CACHE_SIZE=1024,
+        # What one training job may ask (service/limits.py), from SEQLAB_* variables.
+        **limits.from_environ(),
     )
     app.config.from_prefixed_env()
     # Keep members in the order the API builds them (name, type, shape, ...).
@@ -62,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2},
     )
     problems.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(jobs.bp)
     return app

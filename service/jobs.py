@@ -26,6 +26,7 @@ from worker.store import is_job_id
 from worker.store import new_job_id
 
 from .data_checks import check_data
+from .limits import check_limits
 from .problems import ApiValidationError
 from .problems import problem
 from .requests import get_json_object
@@ -92,6 +93,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     except SpecError as error:
         path = f"model.{error.path}" if error.path else "model"
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    check_limits(report, body)
     check_data(report, body)
     job_id = new_job_id()
     record = store().create(
