@@ -4,8 +4,10 @@ nothing queued; the body of POST /train has its own limit (a 413)."""
 
 import json
 import random
+from pathlib import Path
 
 import pytest
+import yaml
 from openapi_check import validate_response
 
 from seqlab import analyze
@@ -15,6 +17,8 @@ from service import create_app
 from service.limits import DEFAULTS
 from service.limits import from_environ
 from service.train_schemas import MAX_VALUES
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: The issue's case: the seed's many_to_one model with an LSTM(200000),
 #: 160,001,600,000 + 1,000,005 parameters.
@@ -46,6 +50,16 @@ def test_defaults_and_environment(monkeypatch):
     assert from_environ({"SEQLAB_MAX_SAMPLES": " 50 "})["SEQLAB_MAX_SAMPLES"] == 50
     monkeypatch.setenv("SEQLAB_MAX_TRAIN_PARAMS", "1000")
     assert create_app({"TESTING": True}).config["SEQLAB_MAX_TRAIN_PARAMS"] == 1000
+
+
+def test_compose_passes_each_limit_to_the_api_with_its_default():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    environment = compose["services"]["api"]["environment"]
+    for name, default in DEFAULTS.items():
+        assert environment[name] == f"${{{name}:-{default}}}"
+    assert f"SEQLAB_WORKER_MEMORY_BYTES={DEFAULTS['SEQLAB_WORKER_MEMORY_BYTES']}" in (
+        (ROOT / ".env.example").read_text().splitlines()
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "many", "1e6", "2.5"])
