@@ -2,7 +2,8 @@
 
 Pure standard-library Python. ``analyze(spec)`` walks a Sequential model
 spec the way Keras builds it; ``render_summary`` prints what
-``model.summary()`` prints; ``from_keras_json`` reads ``model.to_json()``.
+``model.summary()`` prints; ``from_keras_json`` reads ``model.to_json()``;
+``train_memory`` estimates the memory of training the model.
 """
 
 from .engine import LayerReport
@@ -11,6 +12,8 @@ from .engine import analyze
 from .errors import SpecError
 from .keras_json import from_keras_json
 from .keras_json import is_keras_json
+from .memory import TrainMemory
+from .memory import train_memory
 from .registry import LAYERS
 from .registry import Layer
 from .summary import render_summary
@@ -21,8 +24,10 @@ __all__ = [
     "LayerReport",
     "ModelReport",
     "SpecError",
+    "TrainMemory",
     "analyze",
     "from_keras_json",
     "is_keras_json",
     "render_summary",
+    "train_memory",
 ]

@@ -20,10 +20,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     :param test_config: settings that override everything else, for tests.
     """
+    from . import limits
+
     # An API has no static files; without this Flask would add a /static route.
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(
         # 1 MiB: far more than any model spec needs, and it bounds parsing work.
+        # POST /train has its own, larger one (SEQLAB_MAX_TRAIN_BODY_BYTES).
         MAX_CONTENT_LENGTH=1_048_576,
         # The job queue: broker, Celery results and job records.
         REDIS_URL=settings.redis_url(),
@@ -43,6 +46,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         JOB_RETRIES=settings.job_retries(),
         # Seconds /readyz waits for Redis.
         READINESS_TIMEOUT=0.5,
+        # What one training job may ask (service/limits.py), from SEQLAB_* variables.
+        **limits.from_environ(),
     )
     app.config.from_prefixed_env()
     # Keep members in the order the API builds them (name, type, shape, ...).
@@ -97,6 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app, open_blueprints=[api.bp, health.bp])
     ratelimit.init_app(app)
     health.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(jobs.bp)
     return app

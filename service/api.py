@@ -14,13 +14,16 @@ from seqlab import LAYERS
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
+from seqlab.memory import train_memory
 from seqlab.registry import describe
 
 from .cache import LRUCache
 from .cache import digest_key
 from .problems import ApiValidationError
 from .requests import get_json_body
+from .schemas import MAX_INT
 from .schemas import load_model_spec
+from .train_schemas import OPTIMIZERS
 
 bp = Blueprint("api", __name__)
 
@@ -52,21 +55,54 @@ def get_openapi() -> Response:
     return Response(_openapi_document(), mimetype="application/yaml")
 
 
+def estimate_options() -> tuple[int | None, str]:
+    """The ``train_batch_size`` and ``optimizer`` query parameters of
+    ``POST /params``: what its training memory estimate assumes.
+
+    :raise 422: naming the parameter, for a value it cannot take.
+    """
+    errors: dict[str, list[str]] = {}
+    batch_size = None
+    if "train_batch_size" in request.args:
+        raw = request.args["train_batch_size"]
+        batch_size = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else 0
+        if not 1 <= batch_size <= MAX_INT:
+            errors["train_batch_size"] = [f"Must be an integer from 1 to {MAX_INT}."]
+    optimizer = request.args.get("optimizer", "adam")
+    if optimizer not in OPTIMIZERS:
+        errors["optimizer"] = [f"Must be one of: {', '.join(OPTIMIZERS)}."]
+    if errors:
+        first = next(iter(errors))
+        raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
+    return batch_size, optimizer
+
+
 @bp.post("/params")
 def count_params() -> Response:
-    """Count a model's parameters and output shapes, exactly as Keras 3 does."""
+    """Count a model's parameters and output shapes, exactly as Keras 3 does,
+    and estimate the memory of training it."""
     body = get_json_body()  # 400/413/415 before any cache lookup
+    batch_size, optimizer = estimate_options()
     cache: LRUCache = current_app.extensions["params_cache"]
-    key = digest_key(request.get_data(cache=True))
+    options = f"\0{batch_size}\0{optimizer}".encode()
+    key = digest_key(request.get_data(cache=True) + options)
     cached = cache.get(key)
     if cached is None:
         try:
-            report = analyze(load_model_spec(body))
+            spec = load_model_spec(body)
+            report = analyze(spec)
         except SpecError as error:
             path = error.path or "body"
             raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+        memory = train_memory(report, batch_size, optimizer, spec.get("dtype"))
         cached = json.dumps(
-            {**report.to_dict(), "summary": render_summary(report)}, ensure_ascii=False
+            {
+                **report.to_dict(),
+                "train_memory_bytes": memory.total,
+                "train_memory": memory.to_dict(),
+                "summary": render_summary(report),
+            },
+            ensure_ascii=False,
         ).encode()
         if len(cached) <= MAX_CACHED_BYTES:
             cache.put(key, cached)

@@ -38,6 +38,7 @@ from . import auth
 from .data_checks import check_data
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
+from .limits import check_limits
 from .problems import ApiValidationError
 from .ratelimit import check_train_rate
 from .requests import get_json_object
@@ -128,6 +129,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     except SpecError as error:
         path = f"model.{error.path}" if error.path else "model"
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    check_limits(report, body)
     check_data(report, body)
     job_id = new_job_id()
     if idempotent is not None:

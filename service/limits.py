@@ -1,0 +1,194 @@
+"""What one training job may ask of a shared host, checked before anything
+is written or queued.
+
+Each limit is an environment variable of the same name (also a Flask
+config key, for tests), with a default sized for one GPU host. A refusal
+is a 422 naming the field, the limit, its value and the request's value;
+a ``POST /train`` body over its own limit is a 413 naming the limit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from seqlab import ModelReport
+from seqlab import SpecError
+from seqlab import analyze
+from seqlab.fit import split_samples
+from seqlab.memory import TrainMemory
+from seqlab.memory import train_memory
+
+from .problems import ApiValidationError
+from .problems import problem
+
+GiB = 1024**3
+MiB = 1024**2
+
+#: Each limit's default. The body limit lets through a few hundred thousand
+#: numbers as JSON writes them (16 MiB holds 800,000 of ``0.123456789,``).
+DEFAULTS = {
+    # Parameters of a model to train: 1.6 GB of weights, gradients and Adam
+    # state in float32.
+    "SEQLAB_MAX_TRAIN_PARAMS": 100_000_000,
+    # The training memory estimate (seqlab.memory) one job may need.
+    "SEQLAB_WORKER_MEMORY_BYTES": 8 * GiB,
+    # Samples in data.x (and data.y).
+    "SEQLAB_MAX_SAMPLES": 100_000,
+    # Values per sample of data.x: timesteps × features.
+    "SEQLAB_MAX_SAMPLE_VALUES": 100_000,
+    # fit.epochs × samples: the samples a job passes through its model.
+    "SEQLAB_MAX_EPOCH_SAMPLES": 100_000_000,
+    # The request body of POST /train (POST /params keeps MAX_CONTENT_LENGTH).
+    "SEQLAB_MAX_TRAIN_BODY_BYTES": 16 * MiB,
+}
+
+#: The endpoint whose body limit is SEQLAB_MAX_TRAIN_BODY_BYTES.
+TRAIN_ENDPOINT = "jobs.create_job"
+
+
+def from_environ(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
+    """Each limit from the environment, else its default.
+
+    Raises:
+        ValueError: for a value that is not a positive integer, naming it,
+            so that the API does not start with a limit it misread.
+    """
+    limits = {}
+    for name, default in DEFAULTS.items():
+        raw = environ.get(name, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer; it is {raw!r}.")
+        limits[name] = value
+    return limits
+
+
+def _limit(name: str) -> int:
+    return int(current_app.config[name])
+
+
+def _bytes(value: int | None) -> str:
+    return "unknown" if value is None else f"{value:,} bytes"
+
+
+def _memory_of(report: ModelReport, body: Mapping[str, Any], batch: int) -> TrainMemory:
+    """The estimate for this request: unknown lengths take the data's."""
+    x_shape = body["data"]["x"]["shape"]
+    declared = body["model"]["input_shape"]
+    if None in report.input_shape[1:] and len(x_shape) == len(declared) + 1:
+        concrete = [d if d is not None else n for d, n in zip(declared, x_shape[1:], strict=True)]
+        try:
+            report = analyze({**body["model"], "input_shape": concrete})
+        except SpecError:
+            pass  # the data does not fit the model: check_data says why
+    optimizer = body["compile"]["optimizer"]
+    return train_memory(report, batch, optimizer, body["model"].get("dtype"))
+
+
+def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
+    """Refuse a train request over any limit (every one it is over).
+
+    Raises:
+        ApiValidationError: 422 with the reasons by field: ``model`` (its
+            parameters, its training memory), ``data.x`` (samples, values
+            per sample), ``fit.epochs`` (epochs × samples).
+    """
+    errors: dict[str, list[str]] = {}
+
+    def refuse(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    params, limit = report.total_params, _limit("SEQLAB_MAX_TRAIN_PARAMS")
+    if params > limit:
+        refuse(
+            "model",
+            f"The model has {params:,} parameters, over the limit of {limit:,} for "
+            "training (SEQLAB_MAX_TRAIN_PARAMS).",
+        )
+    x_shape = body["data"]["x"]["shape"]
+    samples = x_shape[0]
+    train, _ = split_samples(samples, body["fit"]["validation_split"])
+    memory = _memory_of(report, body, min(body["fit"]["batch_size"], max(train, 1)))
+    # Unknown activations (data that does not fit the model) leave the rest.
+    needed = memory.static if memory.total is None else memory.total
+    limit = _limit("SEQLAB_WORKER_MEMORY_BYTES")
+    if needed > limit:
+        refuse(
+            "model",
+            f"Training it is estimated to take {needed:,} bytes (weights "
+            f"{memory.weights:,}, gradients {memory.gradients:,}, {memory.optimizer} state "
+            f"{memory.optimizer_state:,}, activations {_bytes(memory.activations)} for "
+            f"batches of {memory.batch_size}), over the worker's budget of {limit:,} bytes "
+            "(SEQLAB_WORKER_MEMORY_BYTES). A smaller fit.batch_size needs fewer activations.",
+        )
+    limit = _limit("SEQLAB_MAX_SAMPLES")
+    if samples > limit:
+        refuse(
+            "data.x",
+            f"x holds {samples:,} samples, over the limit of {limit:,} (SEQLAB_MAX_SAMPLES).",
+        )
+    per_sample, limit = math.prod(x_shape[1:]), _limit("SEQLAB_MAX_SAMPLE_VALUES")
+    if per_sample > limit:
+        refuse(
+            "data.x",
+            f"Each sample of x holds {' × '.join(map(str, x_shape[1:]))} = {per_sample:,} "
+            f"values, over the limit of {limit:,} (SEQLAB_MAX_SAMPLE_VALUES).",
+        )
+    epochs, limit = body["fit"]["epochs"], _limit("SEQLAB_MAX_EPOCH_SAMPLES")
+    if epochs * samples > limit:
+        refuse(
+            "fit.epochs",
+            f"fit.epochs × samples is {epochs:,} × {samples:,} = {epochs * samples:,}, over "
+            f"the limit of {limit:,} (SEQLAB_MAX_EPOCH_SAMPLES).",
+        )
+    if errors:
+        first = next(iter(errors))
+        raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
+
+
+def limit_train_body() -> None:
+    """Give ``POST /train`` its own body limit (Flask ≥ 3.1 reads
+    ``request.max_content_length`` per request); other routes keep
+    ``MAX_CONTENT_LENGTH``."""
+    if request.endpoint == TRAIN_ENDPOINT:
+        request.max_content_length = int(current_app.config["SEQLAB_MAX_TRAIN_BODY_BYTES"])
+
+
+def body_too_large(error: RequestEntityTooLarge) -> Response:
+    """A 413 that names the route's limit, its value and the body's size."""
+    if request.endpoint == TRAIN_ENDPOINT:
+        name = "SEQLAB_MAX_TRAIN_BODY_BYTES"
+    else:
+        name = "FLASK_MAX_CONTENT_LENGTH"
+    limit = request.max_content_length
+    size = request.content_length
+    # Without a Content-Length (a chunked body) werkzeug stops at the limit.
+    received = f"{size:,} bytes, over" if size is not None else "over"
+    route = f"{request.method} {request.path}"
+    if limit is None:  # a limit set below the route's, by a server in front, say
+        detail = f"The request body of {route} is too large ({name})."
+    else:
+        detail = f"The request body of {route} is {received} the limit of {limit:,} bytes ({name})."
+    return problem(
+        413,
+        detail,
+        title=error.name,
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Apply the per-route body limit and name it in 413 answers."""
+    app.before_request(limit_train_body)
+    app.register_error_handler(RequestEntityTooLarge, body_too_large)
