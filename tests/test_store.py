@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from seqlab.examples import EXAMPLES
+from worker.store import EVENTS_MAXLEN
 from worker.store import INDEX
 from worker.store import index_key
 from worker.store import new_job_id
@@ -110,7 +111,14 @@ def test_remove_finished_deletes_every_key_and_only_of_a_finished_job(idle_app, 
     store.start(job_id, "test")
     store.put_model(job_id, b"model")
     assert store.remove_finished(job_id) == "running"
-    assert len(keys_of(store, job_id)) == 3  # record, data, model
+    assert keys_of(store, job_id) == sorted(
+        [
+            store.key(job_id),
+            store.data_key(job_id),
+            store.events_key(job_id),
+            store.model_key(job_id),
+        ]
+    )
     store.finish(job_id, "failed", error={"type": "X", "message": "x"})
     assert store.remove_finished(job_id) == "failed"
     assert keys_of(store, job_id) == []
@@ -290,3 +298,111 @@ def test_a_dying_process_is_settled_at_once_by_its_own_worker_only(idle_app, sto
     error = {"type": "TimeLimitExceeded", "message": "killed"}
     assert store.reap(job_id, 1, worker="host:a", reason="test", error=error) == "failed"
     assert store.get(job_id)["error"] == error
+
+
+# --- events: every state change and progress write, in the job's stream ------
+
+
+def events_of(store, job_id):
+    """(kind, data) of every event the job's stream keeps, oldest first."""
+    return [(event.kind, json.loads(event.data)) for event in store.events(job_id)]
+
+
+def test_every_state_change_and_progress_write_is_an_event(idle_app, store):
+    job_id = queue_job(idle_app)
+    token, _ = store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    progress = {"epoch": 1, "epochs": 2, "step": 0, "loss": 0.5, "metrics": {"loss": 0.5}}
+    assert store.update_leased(job_id, token, progress=progress)
+    result = {**RESULT, "final_metrics": {"loss": 0.1234567890123456789, "mae": float("nan")}}
+    assert store.finish_leased(job_id, token, "succeeded", b"model", result=result)
+
+    job = store.get(job_id)
+    assert events_of(store, job_id) == [
+        ("status", {"status": "queued", "at": job["created_at"]}),
+        ("status", {"status": "running", "at": job["started_at"], "attempt": 1}),
+        ("progress", progress),
+        ("status", {"status": "succeeded", "at": job["finished_at"], "attempt": 1,
+                    "final_metrics": {"loss": 0.1234567890123456789, "mae": None}}),
+    ]  # fmt: skip
+    ids = [event.id for event in store.events(job_id)]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    assert [event.terminal for event in store.events(job_id)] == [False, False, False, True]
+    # Resuming after an event gives the ones after it, no more.
+    assert [event.id for event in store.events(job_id, ids[1])] == ids[2:]
+    assert store.events(job_id, ids[-1], block_ms=50) == []
+    # The stream expires with the record.
+    lifetimes = [store.redis.pttl(key) for key in (store.events_key(job_id), store.key(job_id))]
+    assert lifetimes[1] > 0 and abs(lifetimes[0] - lifetimes[1]) < 50
+
+
+def test_a_lost_workers_job_given_back_has_a_queued_event_again(idle_app, store):
+    job_id = queue_job(idle_app)
+    store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    lapse(store, job_id)
+    assert store.reap(job_id, 1, reason="test") == "requeued"
+    store.claim(job_id, "host:b", "gpu", lease_seconds=30)
+    lapse(store, job_id)
+    assert store.reap(job_id, 1, reason="test") == "failed"
+
+    statuses = [(data["status"], data.get("attempt")) for _, data in events_of(store, job_id)]
+    assert statuses == [("queued", None), ("running", 1), ("queued", 1), ("running", 2),
+                        ("failed", 2)]  # fmt: skip
+    _, failed = events_of(store, job_id)[-1]
+    assert failed["error"] == store.get(job_id)["error"]
+    assert failed["error"]["type"] == "WorkerLost"
+
+
+@pytest.mark.parametrize("how", ["cancel", "reap_cancelled", "reap_failed", "finish"])
+def test_each_way_a_job_ends_is_its_last_event(idle_app, store, how):
+    job_id = queue_job(idle_app)
+    if how == "cancel":
+        store.cancel(job_id)  # queued: cancelled at once
+    else:
+        store.start(job_id, "test")
+        if how == "reap_cancelled":
+            store.cancel(job_id)  # running: only asked; no event yet
+            assert [data["status"] for _, data in events_of(store, job_id)][-1] == "running"
+            assert store.reap(job_id, 1, reason="test") == "cancelled"
+        elif how == "reap_failed":
+            error = {"type": "TimeLimitExceeded", "message": "killed", "traceback": "tb"}
+            store.redis.hset(store.key(job_id), "worker", json.dumps("host:a"))
+            assert store.reap(job_id, 1, worker="host:a", reason="test", error=error) == "failed"
+        else:
+            store.finish(job_id, "failed", error={"type": "X", "message": "x", "traceback": "tb"})
+    job = store.get(job_id)
+    kind, data = events_of(store, job_id)[-1]
+    assert (kind, data["status"], data["at"]) == ("status", job["status"], job["finished_at"])
+    if "error" in job:  # as GET /jobs/<id> shows it: no traceback
+        assert data["error"] == {k: job["error"][k] for k in ("type", "message")}
+    assert store.events(job_id)[-1].terminal
+
+
+def test_a_write_that_changes_nothing_is_no_event(idle_app, store):
+    job_id = queue_job(idle_app)
+    late, _ = store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    lapse(store, job_id)
+    store.reap(job_id, 1, reason="test")
+    before = len(store.events(job_id))
+    assert not store.update_leased(job_id, late, progress={"epoch": 99})
+    assert not store.finish_leased(job_id, late, "succeeded", b"late model", result=RESULT)
+    assert store.claim(job_id, "host:b", "gpu", lease_seconds=30) is not None
+    assert store.claim(job_id, "host:c", "gpu", lease_seconds=30) is None
+    assert [data["status"] for _, data in events_of(store, job_id)[before:]] == ["running"]
+
+
+def test_the_stream_is_trimmed_to_about_its_maximum(idle_app, store):
+    job_id = queue_job(idle_app)
+    token, _ = store.claim(job_id, "host:a", "gpu", lease_seconds=30)
+    with store.redis.pipeline(transaction=False) as pipe:
+        for epoch in range(EVENTS_MAXLEN + 500):
+            store._update_leased(
+                keys=[store.key(job_id), store.events_key(job_id)],
+                args=[token, "progress", json.dumps({"epoch": epoch})],
+                client=pipe,
+            )
+        pipe.execute()
+    kept = store.redis.xlen(store.events_key(job_id))
+    # Redis trims whole nodes (100 entries): at least the maximum, about as many.
+    assert EVENTS_MAXLEN <= kept <= EVENTS_MAXLEN + 100
+    last = store.redis.xrevrange(store.events_key(job_id), count=1)[0][1]
+    assert json.loads(last[b"data"]) == {"epoch": EVENTS_MAXLEN + 499}

@@ -12,11 +12,20 @@ index carries it too, refreshed and pruned by age on each create.
 State changes that depend on the current state run in Lua, so a cancel and
 a worker starting or ending the job cannot both win, and each answer
 describes one moment.
+
+Every state change and every progress write also appends an event to the
+Redis Stream ``seqlab:job:<id>:events`` in the same atomic step (a reader
+never sees a state without its event): ``status`` events (``{"status",
+"at", "attempt"?, "error"?, "final_metrics"?}``) and ``progress`` events
+(the progress object as stored). The stream keeps about the last
+``EVENTS_MAXLEN`` events and expires with the record. ``GET
+/jobs/<id>/events`` (service/events.py) serves it as Server-Sent Events.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import uuid
@@ -24,6 +33,7 @@ from collections.abc import Mapping
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+from typing import NamedTuple
 
 import redis
 
@@ -37,33 +47,68 @@ RUNNING = f"{PREFIX}:running"
 REQUEUE = f"{PREFIX}:requeue"
 STATUSES = ("queued", "running", *TERMINAL)
 
+#: Events a job's stream keeps, about (Redis trims whole nodes of entries):
+#: some 15 minutes of progress at two reports a second, and every state change
+#: of a shorter job.
+EVENTS_MAXLEN = 2000
+
 # What new_job_id makes: anything else names no job (and must never be
 # spliced into a key, where "<id>:model" would reach another job's model).
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 
-# KEYS[1] = job hash. ARGV = expected status, new status, then field/value
-# pairs to set. Returns 1 if the job was in the expected status.
+# Prepended to every script that changes a job's state or progress: the
+# event goes into the job's stream in the same atomic step, and the stream
+# expires when the record does. An event's data is JSON built from JSON
+# fragments (cjson would round numbers to 14 digits).
+_EMIT = """
+local function emit(job, stream, kind, data)
+  redis.call('XADD', stream, 'MAXLEN', '~', 'EVENTS_MAXLEN', '*', 'event', kind, 'data', data)
+  local ttl = redis.call('PTTL', job)
+  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+end
+-- A status event; at: a JSON string, extra: JSON members to add ('' for none).
+local function emit_status(job, stream, status, at, extra)
+  local data = '{"status":' .. cjson.encode(status) .. ',"at":' .. at
+  local attempt = redis.call('HGET', job, 'attempt')
+  if attempt then data = data .. ',"attempt":' .. attempt end
+  if extra ~= '' then data = data .. ',' .. extra end
+  emit(job, stream, 'status', data .. '}')
+end
+-- Set field/value pairs from ARGV[first]; a progress write is an event too.
+local function set_fields(job, stream, first)
+  for i = first, #ARGV, 2 do
+    redis.call('HSET', job, ARGV[i], ARGV[i + 1])
+    if ARGV[i] == 'progress' then emit(job, stream, 'progress', ARGV[i + 1]) end
+  end
+end
+""".replace("EVENTS_MAXLEN", str(EVENTS_MAXLEN))
+
+# KEYS = job hash, events. ARGV = expected status, new status, the field of
+# its time, the time (JSON), the status event's extra members, then
+# field/value pairs to set. Returns 1 if the job was in the expected status.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current or cjson.decode(current) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]))
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]), ARGV[3], ARGV[4])
+set_fields(KEYS[1], KEYS[2], 6)
+emit_status(KEYS[1], KEYS[2], ARGV[2], ARGV[4], ARGV[5])
 return 1
 """
 
-# Set fields only while the job exists and is not finished (progress from a
-# worker must not resurrect an expired job or overwrite a final state).
+# KEYS = job hash, events. Set fields only while the job exists and is not
+# finished (progress from a worker must not resurrect an expired job or
+# overwrite a final state).
 _UPDATE_LIVE = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return 0 end
 local status = cjson.decode(current)
 if status ~= 'queued' and status ~= 'running' then return 0 end
-for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+set_fields(KEYS[1], KEYS[2], 1)
 return 1
 """
 
 
-# KEYS[1] = job hash. ARGV[1] = finished_at (JSON). Cancels a queued job,
+# KEYS = job hash, events. ARGV[1] = finished_at (JSON). Cancels a queued job,
 # asks a running one to stop, leaves a finished one alone; returns the
 # outcome ("cancelled", "cancelling", "ended") and the record as it is left,
 # or nil if there is no job.
@@ -74,6 +119,7 @@ local status = cjson.decode(current)
 local outcome = 'ended'
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[1])
+  emit_status(KEYS[1], KEYS[2], 'cancelled', ARGV[1], '')
   outcome = 'cancelled'
 elseif status == 'running' then
   redis.call('HSET', KEYS[1], 'cancel_requested', 'true')
@@ -82,17 +128,17 @@ end
 return {outcome, redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS = job hash, data, model, then the indexes that list it. ARGV[1] = job
-# id, ARGV[2..] = the final statuses. Deletes a finished job whole; returns
-# its status, or nil.
+# KEYS = job hash, data, model, events, then the indexes that list it.
+# ARGV[1] = job id, ARGV[2..] = the final statuses. Deletes a finished job
+# whole; returns its status, or nil.
 _REMOVE_FINISHED = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return false end
 local status = cjson.decode(current)
 for i = 2, #ARGV do
   if status == ARGV[i] then
-    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-    for k = 4, #KEYS do redis.call('ZREM', KEYS[k], ARGV[1]) end
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+    for k = 5, #KEYS do redis.call('ZREM', KEYS[k], ARGV[1]) end
   end
 end
 return status
@@ -121,9 +167,9 @@ return 1
 # no-op once the record holds another (the job was given back and claimed
 # again) or none: a worker that was merely slow cannot touch a re-run.
 
-# KEYS = job hash, lease, RUNNING, REQUEUE. ARGV = job id, token, lease ms,
-# started_at (JSON), worker (JSON), queue (JSON), score. Returns the
-# attempt number (1 for a first run), 0 if the job is not queued.
+# KEYS = job hash, lease, RUNNING, REQUEUE, events. ARGV = job id, token,
+# lease ms, started_at (JSON), worker (JSON), queue (JSON), score. Returns
+# the attempt number (1 for a first run), 0 if the job is not queued.
 _CLAIM = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current or cjson.decode(current) ~= 'queued' then return 0 end
@@ -134,6 +180,7 @@ redis.call('HSET', KEYS[1], 'status', cjson.encode('running'), 'started_at', ARG
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
+emit_status(KEYS[1], KEYS[5], 'running', ARGV[4], '')
 return attempt
 """
 
@@ -155,21 +202,23 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS = job hash. ARGV = token, then field/value pairs (progress).
+# KEYS = job hash, events. ARGV = token, then field/value pairs (progress).
 _UPDATE_LEASED = """
 if not holds(KEYS[1], ARGV[1]) then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+set_fields(KEYS[1], KEYS[2], 2)
 return 1
 """
 
-# KEYS = job hash, lease, model, RUNNING. ARGV = job id, token, final status,
-# finished_at (JSON), "1" with a model file in ARGV[6] (else "0", ""), then
-# field/value pairs. The outcome and the model are stored together or not
-# at all; the model for the record's remaining lifetime.
+# KEYS = job hash, lease, model, RUNNING, events. ARGV = job id, token, final
+# status, finished_at (JSON), "1" with a model file in ARGV[6] (else "0",
+# ""), the status event's extra members, then field/value pairs. The
+# outcome, its event and the model are stored together or not at all; the
+# model for the record's remaining lifetime.
 _FINISH_LEASED = """
 if not holds(KEYS[1], ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[3]), 'finished_at', ARGV[4])
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+set_fields(KEYS[1], KEYS[5], 8)
+emit_status(KEYS[1], KEYS[5], ARGV[3], ARGV[4], ARGV[7])
 if ARGV[5] == '1' then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then
@@ -183,14 +232,15 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 """
 
-# KEYS = job hash, lease, RUNNING, REQUEUE. ARGV = job id, retries, now
-# (JSON), score, worker ("" to act only if the lease has expired; a name to
+# KEYS = job hash, lease, RUNNING, REQUEUE, events. ARGV = job id, retries,
+# now (JSON), score, worker ("" to act only if the lease has expired; a name to
 # act at once if that worker holds the job: it heard its process die), and
 # the reason for the error message, and an error (JSON) to fail the job with
 # at once ("" for none). Otherwise a lost running job is cancelled if a
 # cancel was asked for, queued again while its attempts do not exceed the
 # retries, failed with WorkerLost otherwise. Returns what was done:
-# "alive" (nothing), "gone", "not_running", "cancelled", "requeued" or "failed".
+# "alive" (nothing), "gone", "not_running", "cancelled", "requeued" or "failed",
+# each change with its status event (a job given back emits "queued" again).
 _REAP = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
@@ -215,22 +265,29 @@ redis.call('HDEL', KEYS[1], 'lease_token')
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
              'error', ARGV[7])
+  local err = cjson.decode(ARGV[7])
+  local shown = cjson.encode({type = err.type, message = err.message})
+  emit_status(KEYS[1], KEYS[5], 'failed', ARGV[3], '"error":' .. shown)
   return 'failed'
 end
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
   redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[3])
+  emit_status(KEYS[1], KEYS[5], 'cancelled', ARGV[3], '')
   return 'cancelled'
 end
 if attempt <= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'status', cjson.encode('queued'), 'requeued_at', ARGV[3])
   redis.call('HDEL', KEYS[1], 'started_at', 'worker', 'progress')
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+  emit_status(KEYS[1], KEYS[5], 'queued', ARGV[3], '')
   return 'requeued'
 end
 local message = 'The worker running this job (' .. worker .. ') was lost: ' .. ARGV[6] ..
   '. It ran ' .. attempt .. ' time(s), the most allowed (SEQLAB_JOB_RETRIES=' .. ARGV[2] .. ').'
+local err = cjson.encode({type = 'WorkerLost', message = message})
 redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
-           'error', cjson.encode({type = 'WorkerLost', message = message}))
+           'error', err)
+emit_status(KEYS[1], KEYS[5], 'failed', ARGV[3], '"error":' .. err)
 return 'failed'
 """
 
@@ -264,6 +321,48 @@ def _decode(names: tuple[str, ...], values: list[bytes | None]) -> dict[str, Any
     return {n: json.loads(v) for n, v in zip(names, values, strict=True) if v is not None}
 
 
+class Event(NamedTuple):
+    """One entry of a job's event stream."""
+
+    #: The stream entry id (``<ms>-<seq>``), the SSE ``id``.
+    id: str
+    #: ``"status"`` or ``"progress"``.
+    kind: str
+    #: The event's data: one line of JSON.
+    data: str
+
+    @property
+    def terminal(self) -> bool:
+        """Whether this is the status event of a final state (the last one)."""
+        return self.kind == "status" and json.loads(self.data)["status"] in TERMINAL
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None: what JSON can
+    carry (a metric may be NaN while the loss is not)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def outcome_members(fields: Mapping[str, Any]) -> str:
+    """The members a final status event adds for a job's outcome fields:
+    ``error`` (its type and message, no traceback) and ``final_metrics``;
+    JSON members without braces, "" for none."""
+    members: dict[str, Any] = {}
+    error = fields.get("error")
+    if error:
+        members["error"] = {"type": error["type"], "message": error["message"]}
+    result = fields.get("result")
+    if result and "final_metrics" in result:
+        members["final_metrics"] = finite(result["final_metrics"])
+    return json.dumps(members, allow_nan=False)[1:-1]
+
+
 class JobStore:
     """Reads and writes job records.
 
@@ -275,16 +374,16 @@ class JobStore:
     def __init__(self, client: redis.Redis, ttl: int) -> None:
         self.redis = client
         self.ttl = ttl
-        self._transition = client.register_script(_TRANSITION)
-        self._update_live = client.register_script(_UPDATE_LIVE)
-        self._cancel = client.register_script(_CANCEL)
+        self._transition = client.register_script(_EMIT + _TRANSITION)
+        self._update_live = client.register_script(_EMIT + _UPDATE_LIVE)
+        self._cancel = client.register_script(_EMIT + _CANCEL)
         self._remove_finished = client.register_script(_REMOVE_FINISHED)
         self._put_model = client.register_script(_PUT_MODEL)
-        self._claim = client.register_script(_CLAIM)
+        self._claim = client.register_script(_EMIT + _CLAIM)
         self._renew = client.register_script(_HOLDS + _RENEW)
-        self._update_leased = client.register_script(_HOLDS + _UPDATE_LEASED)
-        self._finish_leased = client.register_script(_HOLDS + _FINISH_LEASED)
-        self._reap = client.register_script(_REAP)
+        self._update_leased = client.register_script(_EMIT + _HOLDS + _UPDATE_LEASED)
+        self._finish_leased = client.register_script(_EMIT + _HOLDS + _FINISH_LEASED)
+        self._reap = client.register_script(_EMIT + _REAP)
 
     @classmethod
     def from_url(cls, url: str, ttl: int) -> JobStore:
@@ -307,6 +406,10 @@ class JobStore:
     def lease_key(job_id: str) -> str:
         return f"{PREFIX}:job:{job_id}:lease"
 
+    @staticmethod
+    def events_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:events"
+
     # -- the API side -------------------------------------------------------
 
     def create(
@@ -324,10 +427,15 @@ class JobStore:
         if tenant is not None:
             record["tenant"] = tenant
         key, created = self.key(job_id), time.time()
+        queued = {"status": "queued", "at": record["created_at"]}
         with self.redis.pipeline() as pipe:  # MULTI/EXEC: all or nothing
             pipe.hset(key, mapping={k: json.dumps(v) for k, v in record.items()})
             pipe.expire(key, self.ttl)
             pipe.set(self.data_key(job_id), json.dumps(data), ex=self.ttl)
+            events = self.events_key(job_id)
+            pipe.xadd(events, {"event": "status", "data": json.dumps(queued)},
+                      maxlen=EVENTS_MAXLEN, approximate=True)  # fmt: skip
+            pipe.expire(events, self.ttl)
             for index in _indexes(tenant):
                 pipe.zadd(index, {job_id: created})
                 # Members older than a job's lifetime name expired jobs; and with
@@ -340,19 +448,21 @@ class JobStore:
     def delete(self, job_id: str, tenant: str | None = None) -> None:
         """Remove every trace of a job (used when queueing it failed)."""
         with self.redis.pipeline() as pipe:
-            pipe.delete(self.key(job_id), self.data_key(job_id), self.model_key(job_id))
+            pipe.delete(self.key(job_id), self.data_key(job_id), self.model_key(job_id),
+                        self.events_key(job_id))  # fmt: skip
             for index in _indexes(tenant):
                 pipe.zrem(index, job_id)
             pipe.execute()
 
     def remove_finished(self, job_id: str, tenant: str | None = None) -> str | None:
-        """Delete a finished job with its data, model and index entries
-        (``tenant``: the record's).
+        """Delete a finished job with its data, model, events and index
+        entries (``tenant``: the record's).
 
         Returns the job's status (a live job is left as it is), or None if
         there is no such job.
         """
-        keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id)]
+        keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id),
+                self.events_key(job_id)]  # fmt: skip
         keys += _indexes(tenant)
         status = self._remove_finished(keys=keys, args=[job_id, *TERMINAL])
         return status.decode() if status is not None else None
@@ -437,12 +547,36 @@ class JobStore:
         finished: nothing changed), with the record as the cancel left it,
         read in the same atomic step; None if there is no such job.
         """
-        answer = self._cancel(keys=[self.key(job_id)], args=[json.dumps(now())])
+        keys = [self.key(job_id), self.events_key(job_id)]
+        answer = self._cancel(keys=keys, args=[json.dumps(now())])
         if answer is None:
             return None
         outcome, flat = answer
         record = {flat[i].decode(): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
         return outcome.decode(), record
+
+    # -- events: what GET /jobs/<id>/events serves ----------------------------
+
+    def events(
+        self, job_id: str, after: str = "0", *, block_ms: int | None = None, count: int = 500
+    ) -> list[Event]:
+        """Up to ``count`` of the job's events strictly after the stream id
+        ``after`` (``"0"``: from the first one kept), oldest first. With
+        ``block_ms``, waits up to that long for one when none follows (the
+        client's socket timeout must be longer); [] if none came."""
+        reply = self.redis.xread({self.events_key(job_id): after}, count=count, block=block_ms)
+        if not reply:
+            return []
+        [(_, entries)] = reply
+        return [
+            Event(entry_id.decode(), fields[b"event"].decode(), fields[b"data"].decode())
+            for entry_id, fields in entries
+        ]
+
+    def has_events(self, job_id: str) -> bool:
+        """Whether the job has an event stream (one made before streams
+        existed has none)."""
+        return bool(self.redis.exists(self.events_key(job_id)))
 
     # -- the worker side ----------------------------------------------------
 
@@ -454,8 +588,8 @@ class JobStore:
         the first reaper that sees it settles it as lost.
         """
         started = self._transition(
-            keys=[self.key(job_id)],
-            args=["queued", "running", "started_at", json.dumps(now()),
+            keys=[self.key(job_id), self.events_key(job_id)],
+            args=["queued", "running", "started_at", json.dumps(now()), "",
                   "worker", json.dumps(worker)],
         )  # fmt: skip
         if not started:
@@ -470,9 +604,10 @@ class JobStore:
         return job
 
     def update(self, job_id: str, **fields: Any) -> bool:
-        """Set fields of a live (queued or running) job."""
+        """Set fields of a live (queued or running) job (``progress``: an event too)."""
         args = [x for k, v in fields.items() for x in (k, json.dumps(v))]
-        return bool(self._update_live(keys=[self.key(job_id)], args=args))
+        keys = [self.key(job_id), self.events_key(job_id)]
+        return bool(self._update_live(keys=keys, args=args))
 
     def cancel_requested(self, job_id: str) -> bool:
         return self.redis.hget(self.key(job_id), "cancel_requested") is not None
@@ -481,9 +616,10 @@ class JobStore:
         """Move a running job to a final status with its results."""
         if status not in TERMINAL:
             raise ValueError(f"not a final status: {status}")
-        args = ["running", status, "finished_at", json.dumps(now())]
+        args = ["running", status, "finished_at", json.dumps(now()), outcome_members(fields)]
         args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
-        return bool(self._transition(keys=[self.key(job_id)], args=args))
+        keys = [self.key(job_id), self.events_key(job_id)]
+        return bool(self._transition(keys=keys, args=args))
 
     def put_model(self, job_id: str, data: bytes) -> bool:
         """Keep the trained ``.keras`` file for the job's remaining lifetime;
@@ -508,7 +644,8 @@ class JobStore:
         claimed: a duplicate delivery of its task).
         """
         token = uuid.uuid4().hex
-        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE]
+        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE,
+                self.events_key(job_id)]  # fmt: skip
         args = [job_id, token, int(lease_seconds * 1000), json.dumps(now()),
                 json.dumps(worker), json.dumps(queue), time.time()]  # fmt: skip
         if not self._claim(keys=keys, args=args):
@@ -529,9 +666,10 @@ class JobStore:
         return bool(self._renew(keys=keys, args=[token, int(lease_seconds * 1000)]))
 
     def update_leased(self, job_id: str, token: str, **fields: Any) -> bool:
-        """Set fields (progress) of the job while it runs under ``token``."""
+        """Set fields (progress: an event too) of the job while it runs under ``token``."""
         args = [token, *(x for k, v in fields.items() for x in (k, json.dumps(v)))]
-        return bool(self._update_leased(keys=[self.key(job_id)], args=args))
+        keys = [self.key(job_id), self.events_key(job_id)]
+        return bool(self._update_leased(keys=keys, args=args))
 
     def finish_leased(
         self, job_id: str, token: str, status: str, model: bytes | None = None, **fields: Any
@@ -540,9 +678,11 @@ class JobStore:
         file, in one step; False (nothing written) if it is not ours."""
         if status not in TERMINAL:
             raise ValueError(f"not a final status: {status}")
-        keys = [self.key(job_id), self.lease_key(job_id), self.model_key(job_id), RUNNING]
+        keys = [self.key(job_id), self.lease_key(job_id), self.model_key(job_id), RUNNING,
+                self.events_key(job_id)]  # fmt: skip
         args: list[Any] = [job_id, token, status, json.dumps(now())]
         args += ["1", model] if model is not None else ["0", ""]
+        args.append(outcome_members(fields))
         args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
         return bool(self._finish_leased(keys=keys, args=args))
 
@@ -578,7 +718,8 @@ class JobStore:
         Returns ``"alive"``, ``"gone"``, ``"not_running"``, ``"cancelled"``,
         ``"requeued"`` or ``"failed"``.
         """
-        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE]
+        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE,
+                self.events_key(job_id)]  # fmt: skip
         failed = json.dumps(dict(error)) if error is not None else ""
         args = [job_id, retries, json.dumps(now()), time.time(), worker, reason, failed]
         return bytes(self._reap(keys=keys, args=args)).decode()
