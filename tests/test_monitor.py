@@ -68,3 +68,19 @@ def test_monitor_stops_at_its_deadline_within_a_long_epoch(monkeypatch):
             break
     assert monitor.stopped_by == "time_limit"
     assert 2.0 <= clock[0] - 100.0 < 2.0 + 0.5 + 1e-9  # at the first check past the deadline
+
+
+def test_progress_carries_the_last_epochs_loss_and_metrics():
+    reports = []
+    monitor = Monitor(epochs=3, steps_per_epoch=1, on_progress=reports.append,
+                      should_stop=lambda: False)  # fmt: skip
+    monitor.check(step=0, force=True)
+    assert reports[-1]["metrics"] == {}  # no epoch has ended yet
+    monitor.epoch_end({"loss": 0.5, "mae": 0.25, "val_loss": float("inf")})
+    monitor.epoch_end({"loss": 0.25, "mae": 0.125, "val_loss": 0.75})
+    monitor.epoch_end({"loss": 0.125, "mae": 0.0625, "val_loss": float("nan")})
+    # The last report (forced at the last epoch) has that epoch's own values,
+    # named as in the history; JSON carries no NaN: null.
+    assert reports[-1]["epoch"] == 3 and reports[-1]["loss"] == 0.125
+    assert reports[-1]["metrics"] == {"loss": 0.125, "mae": 0.0625, "val_loss": None}
+    assert set(reports[-1]["metrics"]) == set(monitor.history.result())

@@ -73,8 +73,11 @@ class Monitor:
         epochs: the epochs asked for.
         steps_per_epoch: optimizer steps in one epoch.
         on_progress: called with ``{"epoch", "epochs", "step",
-            "steps_per_epoch", "loss", "eta_seconds"}`` at most every
-            ``CHECK_INTERVAL`` seconds, and at the end.
+            "steps_per_epoch", "loss", "metrics", "eta_seconds"}`` at most
+            every ``CHECK_INTERVAL`` seconds, and at the end; ``metrics``
+            holds the last completed epoch's loss and metrics, named as in
+            the history (``{}`` before the first epoch ends; null for a
+            value that is not finite, which JSON cannot carry).
         should_stop: polled as often; True cancels the job.
         deadline: a ``time.monotonic()`` past which training stops, with
             ``stopped_by`` ``"time_limit"`` (the job's time limit).
@@ -151,6 +154,10 @@ class Monitor:
                 "step": step,
                 "steps_per_epoch": self.steps_per_epoch,
                 "loss": self.last_epoch.get("loss"),
+                "metrics": {
+                    name: value if math.isfinite(value) else None
+                    for name, value in self.last_epoch.items()
+                },
                 "eta_seconds": round((now - self._started) / max(steps_done, 1) * steps_left, 3),
             }
         )
