@@ -7,7 +7,8 @@ in ``.seqlab/redis/<port>/`` of the checkout (ignored by git;
 ``SEQLAB_REDIS_DIR`` names another directory), so that jobs outlive a
 restart of ``make up``; then runs
 the API under gunicorn on ``API_HOST``:``API_PORT`` (or ``PORT``; default
-127.0.0.1:8000) and one Celery worker, each in its own process group, in
+127.0.0.1:8000; ``gthread`` workers: ``WEB_CONCURRENCY`` processes of
+``WEB_THREADS`` threads) and one Celery worker, each in its own process group, in
 the foreground: their output is interleaved, each line prefixed with its
 program's name.
 
@@ -174,6 +175,15 @@ def ensure_redis(url: str) -> Child | None:
     return server
 
 
+def api_argv(python: str, host: str, port: str, threads: str) -> list[str]:
+    """The command that serves the API: gunicorn with ``gthread`` workers, so
+    that an open event stream (``GET /jobs/<id>/events``) holds a thread, not
+    a process; ``WEB_CONCURRENCY`` in the environment sets the processes."""
+    return [python, "-m", "gunicorn", "--bind", f"{host}:{port}",
+            "--worker-class", "gthread", "--threads", threads,
+            "--access-logfile", "-", "service:create_app()"]  # fmt: skip
+
+
 def announce_when_ready(url: str) -> None:
     """Say once the API answers ``url`` (/healthz), in a thread of its own."""
 
@@ -230,12 +240,8 @@ def main() -> int:
         # WEB_CONCURRENCY: gunicorn's processes, 2 as in docker-compose.yml.
         env = {"WEB_CONCURRENCY": "2", **os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
         python = sys.executable
-        children.append(Child(
-            "api",
-            [python, "-m", "gunicorn", "--bind", f"{host}:{port}",
-             "--access-logfile", "-", "service:create_app()"],
-            env,
-        ))  # fmt: skip
+        threads = os.environ.get("WEB_THREADS") or "16"
+        children.append(Child("api", api_argv(python, host, port, threads), env))
         children.append(Child(
             "worker",
             [python, "-m", "celery", "-A", "worker.celery_app", "worker",

@@ -21,5 +21,8 @@ RUN pip install -e ".[api]"
 
 USER seqlab
 EXPOSE 8000
-# Gunicorn takes its number of worker processes from WEB_CONCURRENCY.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "service:create_app()"]
+# Gunicorn takes its number of worker processes from WEB_CONCURRENCY; each
+# runs WEB_THREADS threads (gthread), so that a client following a job's
+# events (GET /jobs/<id>/events) holds a thread, not a whole process. A
+# shell expands WEB_THREADS; exec leaves gunicorn as PID 1, to get SIGTERM.
+CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:8000 --worker-class gthread --threads \"${WEB_THREADS:-16}\" --access-logfile - 'service:create_app()'"]

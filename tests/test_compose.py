@@ -1,6 +1,7 @@
 """docker-compose.yml, as a real compose implementation resolves it, and the
 two Dockerfiles it builds. (Docker cannot run here: nothing is built.)"""
 
+import json
 import os
 import re
 import shlex
@@ -205,3 +206,22 @@ def test_worker_image_is_tensorflows_gpu_image_at_the_pinned_version(config):
     assert '".[worker]"' in runs
     for name in ("worker", "worker-cpu"):
         assert config["services"][name]["build"]["dockerfile"] == "docker/worker.Dockerfile"
+
+
+@pytest.mark.parametrize(("env", "threads"), [({}, "16"), ({"WEB_THREADS": "7"}, "7")])
+def test_api_image_serves_with_threads_so_that_streams_do_not_hold_processes(
+    config, tmp_path, env, threads
+):
+    [command] = [json.loads(args) for op, args in dockerfile("api.Dockerfile") if op == "CMD"]
+    assert command[:2] == ["sh", "-c"]
+    # The CMD's shell line, run with a gunicorn that prints its arguments.
+    fake = tmp_path / "gunicorn"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **env}
+    ran = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    out = ran.stdout.splitlines()
+    assert out[out.index("--worker-class") + 1] == "gthread"
+    assert out[out.index("--threads") + 1] == threads
+    assert out[out.index("--bind") + 1] == "0.0.0.0:8000" and out[-1] == "service:create_app()"
+    assert config["services"]["api"]["environment"]["WEB_THREADS"] == "16"
