@@ -46,6 +46,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         JOB_RETRIES=settings.job_retries(),
         # Seconds /readyz waits for Redis.
         READINESS_TIMEOUT=0.5,
+        # GET /jobs/<id>/events sends a keep-alive comment after this many
+        # seconds without an event (proxies close streams idle for longer).
+        EVENTS_KEEPALIVE_SECONDS=10,
         # What one training job may ask (service/limits.py), from SEQLAB_* variables.
         **limits.from_environ(),
     )
@@ -63,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import api
     from . import auth
+    from . import events
     from . import health
     from . import jobs
     from . import problems
@@ -105,4 +109,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(jobs.bp)
+    events.init_app(app)
     return app

@@ -62,6 +62,7 @@ def test_the_spec_guards_every_job_route_and_opens_the_rest():
         "/jobs",
         "/jobs/{job_id}",
         "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/events",
         "/jobs/{job_id}/model",
     }
     assert {"/params", "/layers", "/examples", "/healthz", "/openapi.yaml"} <= {
