@@ -178,9 +178,14 @@ def ensure_redis(url: str) -> Child | None:
 def api_argv(python: str, host: str, port: str, threads: str) -> list[str]:
     """The command that serves the API: gunicorn with ``gthread`` workers, so
     that an open event stream (``GET /jobs/<id>/events``) holds a thread, not
-    a process; ``WEB_CONCURRENCY`` in the environment sets the processes."""
+    a process; ``WEB_CONCURRENCY`` in the environment sets the processes.
+
+    A stream of a live job never ends by itself: on a stop, gunicorn waits
+    10 s for the open requests (not its default 30), then closes them, and
+    the clients reconnect with ``Last-Event-ID`` to the next server.
+    """
     return [python, "-m", "gunicorn", "--bind", f"{host}:{port}",
-            "--worker-class", "gthread", "--threads", threads,
+            "--worker-class", "gthread", "--threads", threads, "--graceful-timeout", "10",
             "--access-logfile", "-", "service:create_app()"]  # fmt: skip
 
 
