@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 HEADER = "Last-Event-ID"
 #: A Redis stream entry id: two unsigned 64-bit integers.
-STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 UINT64_MAX = 2**64 - 1
 #: Milliseconds an EventSource waits before reconnecting (sent once, first).
 RETRY_MS = 2000
@@ -59,10 +60,18 @@ LAST_EVENT_ID_ERROR = (
 
 
 def init_app(app: Flask) -> None:
-    """Register the route and the Redis client of its blocking reads."""
-    keepalive = float(app.config["EVENTS_KEEPALIVE_SECONDS"])
+    """Register the route and the Redis client of its blocking reads.
+
+    :raise ValueError: if ``EVENTS_KEEPALIVE_SECONDS`` is not a number of
+        seconds in (0, 15] (the contract promises a comment every 15 s).
+    """
+    value = app.config["EVENTS_KEEPALIVE_SECONDS"]
+    try:
+        keepalive = float(value)
+    except (TypeError, ValueError):
+        keepalive = math.nan
     if not 0 < keepalive <= 15:
-        raise ValueError(f"EVENTS_KEEPALIVE_SECONDS must be in (0, 15], not {keepalive}")
+        raise ValueError(f"EVENTS_KEEPALIVE_SECONDS must be seconds in (0, 15], not {value!r}")
     # Connections are made as streams need them (one each while it waits)
     # and reused; a blocking read waits `keepalive` s, its socket longer.
     client = redis.Redis.from_url(

@@ -438,3 +438,32 @@ def test_the_stream_ends_quietly_when_redis_goes_away(tmp_path):
         assert list(chunks) == []  # the end, not an exception (TESTING re-raises)
         assert time.monotonic() - started < 4
         rv.close()
+
+
+def test_a_head_request_reads_no_events(app):
+    job_id = queue_job(app)
+    rv = app.test_client().head(f"/jobs/{job_id}/events")
+    assert rv.status_code == 200 and rv.mimetype == "text/event-stream"
+    assert rv.get_data() == b""
+
+
+@pytest.mark.parametrize("value", [0, -1, 15.5, "soon", None, float("nan")])
+def test_the_api_refuses_to_start_with_a_keep_alive_past_15_seconds(redis_url, value):
+    with pytest.raises(ValueError, match="EVENTS_KEEPALIVE_SECONDS must be seconds in"):
+        create_app({"TESTING": True, "REDIS_URL": redis_url, "EVENTS_KEEPALIVE_SECONDS": value})
+
+
+def test_a_stream_settles_a_lost_workers_job_as_a_poll_does(app):
+    store = app.extensions["jobs"]
+    job_id = queue_job(app)
+    store.claim(job_id, "host:a", app.config["SEQLAB_QUEUE"], lease_seconds=30)
+    store.redis.delete(store.lease_key(job_id))  # its worker died: the lease lapsed
+    rv = app.test_client().get(f"/jobs/{job_id}/events", buffered=False)
+    chunks = iter(rv.response)
+    assert next(chunks) == b"retry: 2000\n\n"
+    seen = [(data["status"], data.get("attempt")) for _, _, data in
+            (parse(next(chunks).decode())[0] for _ in range(3))]  # fmt: skip
+    assert seen == [("queued", None), ("running", 1), ("queued", 1)]
+    assert next(chunks) == b": keep-alive\n\n"  # given back: it waits for a worker
+    assert store.get(job_id)["status"] == "queued"
+    rv.close()
