@@ -68,3 +68,45 @@ def test_monitor_stops_at_its_deadline_within_a_long_epoch(monkeypatch):
             break
     assert monitor.stopped_by == "time_limit"
     assert 2.0 <= clock[0] - 100.0 < 2.0 + 0.5 + 1e-9  # at the first check past the deadline
+
+
+def test_monitor_sends_the_history_so_far_every_few_seconds(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("worker.monitor.time.monotonic", lambda: clock[0])
+    sent = []
+    monitor = Monitor(
+        epochs=25_000,  # blocks of 25 epochs
+        steps_per_epoch=1,
+        on_progress=lambda _: None,
+        should_stop=lambda: False,
+        on_history=sent.append,
+    )
+    for epoch in range(60):  # an epoch every 0.125 s: 7.5 s
+        clock[0] += 0.125
+        monitor.epoch_end({"loss": float(epoch), "val_loss": 2.0 * epoch})
+    # At the first check (every 0.5 s) once an epoch has ended, then every
+    # HISTORY_INTERVAL (2 s), with the partial block's mean as the last point.
+    assert [s["epochs_completed"] for s in sent] == [4, 20, 36, 52]
+    assert all(s["history_block"] == 25 for s in sent)
+    assert sent[0]["history"] == {"loss": [1.5], "val_loss": [3.0]}
+    assert sent[3]["history"]["loss"] == [12.0, 37.0, 50.5]
+    assert sent[3]["history"]["val_loss"] == [24.0, 74.0, 101.0]
+    # The block itself is not closed by a snapshot.
+    assert monitor.history.result()["loss"] == [12.0, 37.0, 54.5]
+
+
+def test_monitor_sends_no_history_before_an_epoch_ends(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("worker.monitor.time.monotonic", lambda: clock[0])
+    sent = []
+    monitor = Monitor(
+        epochs=2,
+        steps_per_epoch=1000,
+        on_progress=lambda _: None,
+        should_stop=lambda: False,
+        on_history=sent.append,
+    )
+    for step in range(100):  # 10 s inside the first epoch
+        clock[0] += 0.1
+        monitor.step_end(step, {"loss": 0.5})
+    assert sent == []
