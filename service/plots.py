@@ -215,6 +215,10 @@ def plot(job_id: str, fmt: str) -> Response:
     """
     job = current_app.extensions["reaper"].settle(get_job_or_404(job_id, fields=FIELDS))
     curves = job_curves(job)
+    if curves is None and job["status"] in TERMINAL:
+        raise Conflict(
+            f"Job {job_id} ended ({job['status']}) before its first epoch: no loss curve."
+        )
     if curves is None:
         raise Conflict(
             f"Job {job_id} is {job['status']} and has no history yet; its loss curve "

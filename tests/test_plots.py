@@ -171,7 +171,7 @@ def test_plot_of_a_running_job_is_its_curve_so_far(jobs_client, spec):
     assert rv.status_code == 200 and rv.headers["Cache-Control"] == "private, max-age=86400"
 
 
-def test_a_queued_job_has_no_plot_yet(idle_app, spec):
+def test_a_job_without_an_epoch_has_no_plot(idle_app, spec):
     client = idle_app.test_client()
     location = submit(client, {"example": "many_to_one"}).headers["Location"]
     for fmt in ("png", "svg"):
@@ -180,6 +180,11 @@ def test_a_queued_job_has_no_plot_yet(idle_app, spec):
         assert rv.content_type == "application/problem+json"
         assert "is queued and has no history yet" in rv.get_json()["detail"]
         validate_response(spec, f"/jobs/{{job_id}}/plot.{fmt}", "get", rv)
+    # Cancelled while queued: it never will have one.
+    assert client.post(f"{location}/cancel").status_code == 200
+    rv = client.get(f"{location}/plot.png")
+    assert rv.status_code == 409
+    assert "ended (cancelled) before its first epoch" in rv.get_json()["detail"]
 
 
 @pytest.mark.parametrize("fmt", ["png", "svg"])
