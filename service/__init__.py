@@ -66,9 +66,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import api
     from . import auth
+    from . import docs
     from . import events
     from . import health
     from . import jobs
+    from . import plots
     from . import problems
     from . import ratelimit
     from .cache import LRUCache
@@ -102,12 +104,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     problems.init_app(app)
     # Every route needs an API key (when keys are set) but api's (/params,
-    # /layers, /healthz, ...), health's (/readyz) and views marked @auth.public.
-    auth.init_app(app, open_blueprints=[api.bp, health.bp])
+    # /layers, /healthz, ...), health's (/readyz), docs' (/docs) and views
+    # marked @auth.public.
+    auth.init_app(app, open_blueprints=[api.bp, health.bp, docs.bp])
     ratelimit.init_app(app)
     health.init_app(app)
     limits.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(jobs.bp)
     events.init_app(app)
+    app.register_blueprint(plots.bp)
     return app

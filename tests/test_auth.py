@@ -64,8 +64,10 @@ def test_the_spec_guards_every_job_route_and_opens_the_rest():
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/events",
         "/jobs/{job_id}/model",
+        "/jobs/{job_id}/plot.png",
+        "/jobs/{job_id}/plot.svg",
     }
-    assert {"/params", "/layers", "/examples", "/healthz", "/openapi.yaml"} <= {
+    assert {"/params", "/layers", "/examples", "/healthz", "/openapi.yaml", "/docs"} <= {
         path for path, _ in operations(guarded=False)
     }
 
@@ -106,7 +108,7 @@ def test_guarded_routes_answer_a_valid_key(keyed_app, tenants, path, method):
 def test_open_routes_stay_open_with_keys(keyed_app, path, method):
     rv = call(keyed_app.test_client(), path, method)
     assert rv.status_code != 401 and "WWW-Authenticate" not in rv.headers
-    if path in ("/params", "/layers", "/examples", "/healthz", "/openapi.yaml"):
+    if path in ("/params", "/layers", "/examples", "/healthz", "/openapi.yaml", "/docs"):
         assert rv.status_code == 200
 
 

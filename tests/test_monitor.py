@@ -84,3 +84,53 @@ def test_progress_carries_the_last_epochs_loss_and_metrics():
     assert reports[-1]["epoch"] == 3 and reports[-1]["loss"] == 0.125
     assert reports[-1]["metrics"] == {"loss": 0.125, "mae": 0.0625, "val_loss": None}
     assert set(reports[-1]["metrics"]) == set(monitor.history.result())
+
+
+def test_monitor_sends_the_history_so_far_every_few_seconds(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("worker.monitor.time.monotonic", lambda: clock[0])
+    sent = []
+    monitor = Monitor(
+        epochs=25_000,  # blocks of 25 epochs
+        steps_per_epoch=1,
+        on_progress=lambda _: None,
+        should_stop=lambda: False,
+        on_history=sent.append,
+    )
+    for epoch in range(60):  # an epoch every 0.125 s: 7.5 s
+        clock[0] += 0.125
+        monitor.epoch_end({"loss": float(epoch), "val_loss": 2.0 * epoch})
+    # At the first check (every 0.5 s) once an epoch has ended, then every
+    # HISTORY_INTERVAL (2 s), with the partial block's mean as the last point.
+    assert [s["epochs_completed"] for s in sent] == [4, 20, 36, 52]
+    assert all(s["history_block"] == 25 for s in sent)
+    assert sent[0]["history"] == {"loss": [1.5], "val_loss": [3.0]}
+    assert sent[3]["history"]["loss"] == [12.0, 37.0, 50.5]
+    assert sent[3]["history"]["val_loss"] == [24.0, 74.0, 101.0]
+    # The block itself is not closed by a snapshot.
+    assert monitor.history.result()["loss"] == [12.0, 37.0, 54.5]
+
+
+def test_monitor_sends_no_history_before_an_epoch_ends(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("worker.monitor.time.monotonic", lambda: clock[0])
+    sent = []
+    monitor = Monitor(
+        epochs=2,
+        steps_per_epoch=1000,
+        on_progress=lambda _: None,
+        should_stop=lambda: False,
+        on_history=sent.append,
+    )
+    for step in range(100):  # 10 s inside the first epoch
+        clock[0] += 0.1
+        monitor.step_end(step, {"loss": 0.5})
+    assert sent == []
+
+
+def test_non_finite_values_are_kept_as_none_for_json():
+    history = BlockHistory(1)
+    history.add({"loss": 0.5, "val_loss": float("nan")})
+    history.add({"loss": 0.25, "val_loss": float("inf")})
+    assert history.snapshot() == {"loss": [0.5, 0.25], "val_loss": [None, None]}
+    assert history.result() == {"loss": [0.5, 0.25], "val_loss": [None, None]}

@@ -17,6 +17,9 @@ from typing import Any
 MAX_HISTORY = 1000
 #: Seconds between progress reports and cancel checks, whatever an epoch lasts.
 CHECK_INTERVAL = 0.5
+#: Seconds between snapshots of the history so far (up to MAX_HISTORY points
+#: a metric, so written less often than the progress).
+HISTORY_INTERVAL = 2.0
 
 
 def rss_bytes() -> int:
@@ -59,11 +62,30 @@ class BlockHistory:
             self.points.setdefault(name, []).append(total / self._count)
         self._sums, self._count = {}, 0
 
-    def result(self) -> dict[str, list[float]]:
-        """Every point, the partial last block included."""
+    def snapshot(self) -> dict[str, list[float | None]]:
+        """Every point so far, the partial last block's mean included,
+        without closing that block (non-finite values as None)."""
+        points = {name: list(values) for name, values in self.points.items()}
+        for name, total in self._sums.items():
+            points.setdefault(name, []).append(total / self._count)
+        return json_safe(points)
+
+    def result(self) -> dict[str, list[float | None]]:
+        """Every point, the partial last block included (non-finite values,
+        a NaN validation loss say, as None: JSON has no NaN)."""
         if self._count:
             self._flush()
-        return self.points
+        return json_safe(self.points)
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None where it is NaN or infinite (JSON has neither)."""
+    return value if math.isfinite(value) else None
+
+
+def json_safe(points: dict[str, list[float]]) -> dict[str, list[float | None]]:
+    """Per-metric values with the non-finite ones as None."""
+    return {name: [finite_or_none(v) for v in values] for name, values in points.items()}
 
 
 class Monitor:
@@ -81,6 +103,10 @@ class Monitor:
         should_stop: polled as often; True cancels the job.
         deadline: a ``time.monotonic()`` past which training stops, with
             ``stopped_by`` ``"time_limit"`` (the job's time limit).
+        on_history: called with ``{"history", "history_block",
+            "epochs_completed"}`` (the history so far, as the result will
+            hold it) at a check once an epoch has ended since the last call,
+            at most every ``HISTORY_INTERVAL`` seconds.
     """
 
     def __init__(
@@ -91,12 +117,14 @@ class Monitor:
         on_progress: Callable[[dict[str, Any]], None],
         should_stop: Callable[[], bool],
         deadline: float | None = None,
+        on_history: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.on_progress = on_progress
         self.should_stop = should_stop
         self.deadline = deadline
+        self.on_history = on_history
         self.history = BlockHistory(history_block(epochs))
         self.epochs_done = 0
         #: The last completed epoch's own values (not a block mean).
@@ -107,6 +135,9 @@ class Monitor:
         self.peak_rss_bytes = rss_bytes()
         self._started = time.monotonic()
         self._last_check = self._started
+        # The first epoch's point is sent at the first check after it.
+        self._last_history = -math.inf
+        self._history_epochs = 0
 
     @property
     def stop(self) -> bool:
@@ -154,14 +185,26 @@ class Monitor:
                 "step": step,
                 "steps_per_epoch": self.steps_per_epoch,
                 "loss": self.last_epoch.get("loss"),
-                "metrics": {
-                    name: value if math.isfinite(value) else None
-                    for name, value in self.last_epoch.items()
-                },
+                "metrics": {name: finite_or_none(v) for name, v in self.last_epoch.items()},
                 "eta_seconds": round((now - self._started) / max(steps_done, 1) * steps_left, 3),
             }
         )
+        self._send_history(now)
         if steps_left and self.should_stop():
             self.stopped_by = "cancelled"
         elif steps_left and self.deadline is not None and now >= self.deadline:
             self.stopped_by = "time_limit"
+
+    def _send_history(self, now: float) -> None:
+        if self.on_history is None or self.epochs_done == self._history_epochs:
+            return
+        if now - self._last_history < HISTORY_INTERVAL:
+            return
+        self._last_history, self._history_epochs = now, self.epochs_done
+        self.on_history(
+            {
+                "history": self.history.snapshot(),
+                "history_block": self.history.block,
+                "epochs_completed": self.epochs_done,
+            }
+        )

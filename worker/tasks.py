@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from functools import cache
+from functools import partial
 from typing import Any
 
 import redis
@@ -73,6 +74,7 @@ def train_model(self: Any, job_id: str) -> None:
                 on_progress=report.progress,
                 should_stop=report.should_stop,
                 deadline=deadline,
+                on_history=partial(report.history, attempt=job.get("attempt")),
             )
         except training.Cancelled as stop:
             result, model_file = stop.args
@@ -182,6 +184,20 @@ class Reporter:
                     logger.warning("job %s: progress dropped (%s)", self.job_id, error)
                 else:
                     time.sleep(0.05)
+
+    def history(self, snapshot: dict[str, Any], attempt: int | None) -> None:
+        """Store the history so far (``history_so_far``: what the API plots
+        while the job runs); best effort, as the next comes in seconds.
+
+        It names the run's ``attempt``, so that the plot of a job run again
+        never shows the curve of the run before.
+        """
+        try:
+            self.jobs.update_leased(
+                self.job_id, self.token, history_so_far={**snapshot, "attempt": attempt}
+            )
+        except redis.RedisError as error:
+            logger.warning("job %s: history so far dropped (%s)", self.job_id, error)
 
     def should_stop(self) -> bool:
         """Whether a cancel was asked for, or the job is no longer ours."""

@@ -28,6 +28,7 @@ from .builder import build_model
 from .fitting import fit_fused
 from .fitting import fit_per_epoch
 from .monitor import Monitor
+from .monitor import finite_or_none
 
 SUMMARY_LINE_LENGTH = 76
 
@@ -80,14 +81,17 @@ def train(
     on_progress: Callable[[dict[str, Any]], None],
     should_stop: Callable[[], bool],
     deadline: float | None = None,
+    on_history: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """Build, compile and fit the model of a validated train request.
 
     ``expected`` holds the engine's counts (a job's ``params``); the built
     model must agree with them. ``deadline`` (``time.monotonic()``) is the
-    job's time limit. Returns the result document and the trained model as
-    ``.keras`` bytes. Raises :class:`Cancelled` or :class:`TimeLimitReached`
-    (with the partial result and model as arguments), or :class:`TrainingFailed`.
+    job's time limit; ``on_history`` gets the history so far every few
+    seconds (:class:`~worker.monitor.Monitor`). Returns the result document
+    and the trained model as ``.keras`` bytes. Raises :class:`Cancelled` or
+    :class:`TimeLimitReached` (with the partial result and model as
+    arguments), or :class:`TrainingFailed`.
     """
     with _lock:
         started = time.perf_counter()
@@ -104,6 +108,7 @@ def train(
             on_progress=on_progress,
             should_stop=should_stop,
             deadline=deadline,
+            on_history=on_history,
         )
         fit(model, request, monitor)
         trained = time.perf_counter()
@@ -114,7 +119,7 @@ def train(
             "history": monitor.history.result(),
             "history_block": monitor.history.block,
             "epochs_completed": monitor.epochs_done,
-            "final_metrics": monitor.last_epoch,
+            "final_metrics": {k: finite_or_none(v) for k, v in monitor.last_epoch.items()},
             "predictions": predictions,
             "summary": summary,
             "keras_params": int(model.count_params()),
