@@ -107,7 +107,8 @@ class BarDisplay:
     def status(self, event: dict[str, Any]) -> None:
         status = event.get("status")
         self.bar.update(self.task, description=status)
-        self.console.print(status_line(self.job_id, event), markup=False, highlight=False)
+        if status not in ("succeeded", "failed", "cancelled"):  # the results say how it ended
+            self.console.print(status_line(self.job_id, event), markup=False, highlight=False)
 
     def progress(self, progress: dict[str, Any]) -> None:
         epochs = progress.get("epochs")

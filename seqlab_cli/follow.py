@@ -72,7 +72,8 @@ def _follow_events(api: Api, job_id: str, listener: Listener, sleep: Callable) -
     while drops <= RECONNECTS:
         seen = False
         try:
-            listener.note(f"following /jobs/{job_id}/events (Last-Event-ID {parser.last_id})")
+            after = f" after event {parser.last_id}" if parser.last_id else ""
+            listener.note(f"following /jobs/{job_id}/events{after}")
             for event in open_events(api, job_id, parser):
                 seen = True
                 if _dispatch(event.type, event.data, listener):

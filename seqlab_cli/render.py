@@ -129,15 +129,15 @@ def _when(stamp: str | None) -> str:
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> str:
-    """One line per job: id, status, creation time, epochs done, last loss, example."""
-    header = ("ID", "STATUS", "CREATED", "EPOCH", "LOSS", "EXAMPLE")
+    """One line per job: id, status, creation time, epochs done, last loss."""
+    header = ("ID", "STATUS", "CREATED", "EPOCH", "LOSS")
     rows = [header]
     for job in jobs:
         progress = job.get("progress") or {}
         epoch = f"{progress['epoch']}/{progress['epochs']}" if "epochs" in progress else "-"
         loss = progress.get("loss")
         rows.append((job["id"], job["status"], _when(job.get("created_at")), epoch,
-                     "-" if loss is None else number(loss), job.get("example") or "-"))  # fmt: skip
+                     "-" if loss is None else number(loss)))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

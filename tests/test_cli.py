@@ -220,10 +220,11 @@ def api_url(redis_url, queue, worker):
         yield url
 
 
-def has_route(spec, path):
-    """Whether this checkout's API has ``path`` (the events and plot routes
-    are built beside this command: the tests take whichever is there)."""
-    return path in spec["paths"]
+def has_route(spec, suffix):
+    """Whether this checkout's API has a job route ending in ``suffix`` (the
+    events and plot routes are built beside this command: the tests take
+    whichever is there)."""
+    return any(path.startswith("/jobs/") and path.endswith(suffix) for path in spec["paths"])
 
 
 @pytest.mark.slow
@@ -236,7 +237,7 @@ def test_train_waits_for_a_succeeded_job(api_url, spec, tmp_path):
     assert job["result"]["final_metrics"]["loss"] < 1e-3
     assert f"job {job['id']} succeeded" in rv.stderr
     assert "\x1b[" not in rv.stderr and "━" not in rv.stderr  # no bar without a terminal
-    if has_route(spec, "/jobs/{job_id}/events"):
+    if has_route(spec, "/events"):
         assert "following /jobs/" in rv.stderr and "polling" not in rv.stderr
     else:  # the route is not there (404): the command polls
         assert f"polling /jobs/{job['id']}" in rv.stderr
@@ -259,7 +260,7 @@ def test_train_waits_for_a_succeeded_job(api_url, spec, tmp_path):
     assert (tmp_path / "m.keras").read_bytes()[:2] == b"PK"  # a .keras file is a zip
 
     plot = seqlab("plot", job["id"], "-o", tmp_path / "loss.png", "--url", api_url)
-    if has_route(spec, "/jobs/{job_id}/plot.png"):
+    if has_route(spec, "/plot.png"):
         assert plot.returncode == 0, plot.stderr
         assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:  # the route is not there yet: the 404 is a refusal
