@@ -37,14 +37,30 @@ class Answer:
     body: bytes
 
     def json(self) -> Any:
-        """The body, parsed as JSON."""
-        return json.loads(self.body)
+        """The body, parsed as JSON.
+
+        :raise ApiError: (exit status 3) if it is not JSON: not a seqlab API.
+        """
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            start = self.body[:80].decode("utf-8", "replace")
+            raise ApiError(f"HTTP {self.status} with a body that is not JSON: {start!r}",
+                           None) from None  # fmt: skip
 
 
 class Api:
     """The seqlab API at ``base_url``, with ``api_key`` sent as a Bearer token."""
 
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        """:raise CliError: (exit status 2) if ``base_url`` is not an http(s) URL."""
+        try:
+            parts = urllib.parse.urlsplit(base_url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # a bracket left open
+            valid = False
+        if not valid:
+            raise CliError(f"Not an http(s) URL: {base_url!r}", REFUSED)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or None
 
@@ -85,7 +101,11 @@ class Api:
             return urllib.request.urlopen(request, timeout=timeout)  # type: ignore[no-any-return]
         except urllib.error.HTTPError as error:
             with error:
-                raise problem_error(error.code, error.headers, error.read()) from None
+                try:
+                    data = error.read()
+                except (OSError, http.client.HTTPException):
+                    data = b""
+            raise problem_error(error.code, data) from None
         except (OSError, http.client.HTTPException) as error:
             # URLError (refused, no such host), timeouts, a connection reset.
             reason = getattr(error, "reason", error)
@@ -93,12 +113,14 @@ class Api:
                 f"Cannot reach the seqlab API at {self.base_url}: {reason}", None
             ) from None
 
-    def call(self, method: str, path: str, body: Any = None) -> Answer:
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Answer:
         """Send a request and read the whole answer.
 
         :raise ApiError: for an error status or no answer.
         """
-        with self.open(method, path, body) as response:
+        with self.open(method, path, body, headers) as response:
             try:
                 data = response.read()
             except (OSError, http.client.HTTPException) as error:
@@ -115,7 +137,7 @@ class Api:
         return self.call("GET", path).json()
 
 
-def problem_error(status: int, headers: Any, body: bytes) -> ApiError:
+def problem_error(status: int, body: bytes) -> ApiError:
     """The error for an answer with ``status``: the problem's ``detail``
     when the body is a problem document, else the status and the body's start."""
     document = None

@@ -224,9 +224,10 @@ def train(
         raise click.UsageError("Give a SPEC file (or - for stdin), or --example NAME.")
     if data_file is not None:
         request["data"] = read_data(data_file)
-    fit = {"epochs": epochs, "batch_size": batch_size}
-    if any(v is not None for v in fit.values()):
-        request["fit"] = {**request.get("fit", {}), **{k: v for k, v in fit.items() if v}}
+    fit = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+    if fit:
+        given = request.get("fit")
+        request["fit"] = {**(given if isinstance(given, dict) else {}), **fit}
     api = settings.api(url)
     job = api.call("POST", "/train", request).json()
     job_id = job["id"]
@@ -389,9 +390,8 @@ def _download(
     settings: Settings, url: str | None, path: str, accept: str, output: Path, as_json: bool
 ) -> None:
     """Save what ``GET path`` answers in ``output`` (written whole, or not at all)."""
-    with settings.api(url).open("GET", path, headers={"Accept": accept}) as response:
-        data = response.read()
-        content_type = response.headers.get("Content-Type", "")
+    answer = settings.api(url).call("GET", path, headers={"Accept": accept})
+    data, content_type = answer.body, answer.headers.get("Content-Type", "")
     partial = output.with_name(output.name + ".part")
     try:
         partial.write_bytes(data)

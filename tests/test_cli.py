@@ -159,6 +159,7 @@ def test_a_refused_model_exits_2_with_the_detail_on_one_line(client, tmp_path, m
         (["plot", "0" * 32, "-o", "loss.jpg"], ".png or .svg"),
         (["wait"], "Missing argument"),
         (["jobs", "--status", "lost"], "Invalid value for '--status'"),
+        (["jobs", "--url", "localhost:8000"], "Not an http(s) URL: 'localhost:8000'"),
     ],
 )
 def test_bad_usage_exits_2(args, message):
