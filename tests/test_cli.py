@@ -419,6 +419,16 @@ def test_a_terminal_gets_a_live_progress_bar(api_url):
     assert stdout.startswith("job ")
 
 
+def test_the_job_commands_start_without_the_api_or_numpy():
+    # Only `params` imports Flask and marshmallow (the API's schemas), only
+    # .npy/.npz data NumPy, only a terminal rich: the rest start at once.
+    code = "import sys, seqlab_cli.main; print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, env=environment(), check=True).stdout  # fmt: skip
+    loaded = {name.split(".")[0] for name in out.split()}
+    assert not loaded & {"flask", "marshmallow", "werkzeug", "numpy", "rich", "service", "worker"}
+
+
 @pytest.mark.skipif(SCRIPT is None, reason="the seqlab console script is not installed in this "
                     "venv: `make install` installs it")  # fmt: skip
 def test_the_installed_console_script():
