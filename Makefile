@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[worker,test]"
+	$(PY) -m pip install --quiet -e ".[worker,test,cli]"
 	touch $@
 
 lint: install

@@ -77,6 +77,31 @@ def estimate_options() -> tuple[int | None, str]:
     return batch_size, optimizer
 
 
+def params_document(
+    body: object, batch_size: int | None = None, optimizer: str = "adam"
+) -> dict[str, Any]:
+    """The document of ``POST /params`` for a request body (either form):
+    the counts, the training memory estimate for ``batch_size`` and
+    ``optimizer``, and the summary. The ``seqlab params`` command prints it too.
+
+    :raise marshmallow.ValidationError: for a body the schema refuses.
+    :raise ApiValidationError: for a model Keras would refuse, naming the layer.
+    """
+    try:
+        spec = load_model_spec(body)
+        report = analyze(spec)
+    except SpecError as error:
+        path = error.path or "body"
+        raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    memory = train_memory(report, batch_size, optimizer, spec.get("dtype"))
+    return {
+        **report.to_dict(),
+        "train_memory_bytes": memory.total,
+        "train_memory": memory.to_dict(),
+        "summary": render_summary(report),
+    }
+
+
 @bp.post("/params")
 def count_params() -> Response:
     """Count a model's parameters and output shapes, exactly as Keras 3 does,
@@ -88,22 +113,8 @@ def count_params() -> Response:
     key = digest_key(request.get_data(cache=True) + options)
     cached = cache.get(key)
     if cached is None:
-        try:
-            spec = load_model_spec(body)
-            report = analyze(spec)
-        except SpecError as error:
-            path = error.path or "body"
-            raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
-        memory = train_memory(report, batch_size, optimizer, spec.get("dtype"))
-        cached = json.dumps(
-            {
-                **report.to_dict(),
-                "train_memory_bytes": memory.total,
-                "train_memory": memory.to_dict(),
-                "summary": render_summary(report),
-            },
-            ensure_ascii=False,
-        ).encode()
+        document = params_document(body, batch_size, optimizer)
+        cached = json.dumps(document, ensure_ascii=False).encode()
         if len(cached) <= MAX_CACHED_BYTES:
             cache.put(key, cached)
     return Response(cached, mimetype="application/json")

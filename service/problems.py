@@ -108,7 +108,7 @@ def _flatten(messages: object, path: tuple[str, ...], rv: dict[str, list[str]]) 
         rv.setdefault(".".join(path) or BODY, []).append(str(messages))
 
 
-def _summarize(errors: dict[str, list[str]]) -> str:
+def summarize_errors(errors: dict[str, list[str]]) -> str:
     """Name the first error in a sentence, so ``detail`` alone is useful."""
     if not errors:
         return "The request body is invalid."
@@ -133,7 +133,7 @@ def handle_http_exception(e: HTTPException) -> Response:
 def handle_marshmallow_error(e: ValidationError) -> Response:
     """Render a schema validation failure as a 422 problem."""
     errors = flatten_errors(e.normalized_messages())
-    return problem(422, _summarize(errors), errors=errors)
+    return problem(422, summarize_errors(errors), errors=errors)
 
 
 def handle_api_validation_error(e: ApiValidationError) -> Response:
