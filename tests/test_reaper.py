@@ -73,7 +73,8 @@ def test_reading_a_lost_job_gives_it_back_to_the_queue(idle_app, spec):
     # Its task is published again, to the queue it came from, with its limits.
     [message] = queued_messages(idle_app)
     assert message["headers"]["id"] == job_id and message["headers"]["timelimit"] == [105, 75]
-    assert idle_app.extensions["jobs"].requeue_pending(older_than=0) == []
+    # Published: no longer pending (other tests' jobs may be).
+    assert job_id not in idle_app.extensions["jobs"].requeue_pending(older_than=0)
 
 
 def test_listing_settles_the_lost_jobs_it_shows(redis_url):
