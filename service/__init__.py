@@ -32,6 +32,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         REDIS_URL=settings.redis_url(),
         SEQLAB_QUEUE=settings.queue(),
         JOB_TTL=settings.job_ttl(),
+        # Uploaded datasets are kept as long as jobs unless configured.
+        DATASET_TTL=int(os.environ.get("SEQLAB_DATASET_TTL") or settings.job_ttl()),
         # Responses of POST /params kept per process, by request body; 0: none.
         PARAMS_CACHE_SIZE=1024,
         # API keys (name:secret,...) and/or a file of name:secret lines;
@@ -60,12 +62,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from celery import Celery
 
+    from worker.datasets import DatasetStore
     from worker.reaper import Reaper
     from worker.reaper import send_train_task
     from worker.store import JobStore
 
     from . import api
     from . import auth
+    from . import datasets
     from . import docs
     from . import events
     from . import health
@@ -78,6 +82,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["params_cache"] = LRUCache(int(app.config["PARAMS_CACHE_SIZE"]))
     # Both connect lazily: the API starts, and /params works, without Redis.
     app.extensions["jobs"] = JobStore.from_url(app.config["REDIS_URL"], int(app.config["JOB_TTL"]))
+    # Uploads on the jobs' Redis connection pool.
+    app.extensions["datasets"] = DatasetStore(
+        app.extensions["jobs"].redis, int(app.config["DATASET_TTL"])
+    )
     # A producer only: it sends tasks by name and never imports the worker's code.
     app.extensions["celery"] = Celery(
         "seqlab", broker=app.config["REDIS_URL"], set_as_current=False
@@ -113,6 +121,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(datasets.bp)
     events.init_app(app)
     app.register_blueprint(plots.bp)
     return app

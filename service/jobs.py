@@ -36,6 +36,8 @@ from worker.store import new_job_id
 
 from . import auth
 from .data_checks import check_data
+from .datasets import check_validation_shapes
+from .datasets import resolve_train_data
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
 from .limits import check_limits
@@ -129,8 +131,11 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     except SpecError as error:
         path = f"model.{error.path}" if error.path else "model"
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    # A dataset's shapes stand in for its arrays from here on.
+    dataset_refs = resolve_train_data(body)
     check_limits(report, body)
     check_data(report, body)
+    check_validation_shapes(report, body)
     job_id = new_job_id()
     if idempotent is not None:
         # Claimed before anything is written: of concurrent requests with
@@ -139,7 +144,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         if earlier is not None:
             return _accepted(earlier, replayed=True)
     try:
-        record = _create_and_queue(job_id, body, report)
+        record = _create_and_queue(job_id, body, report, dataset_refs)
     except BaseException:
         if idempotent is not None:
             # The key is free for the retry. Without Redis this fails too,
@@ -152,20 +157,40 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     return _accepted(record, replayed=False)
 
 
-def _create_and_queue(job_id: str, body: dict[str, Any], report: ModelReport) -> dict[str, Any]:
+def _create_and_queue(
+    job_id: str,
+    body: dict[str, Any],
+    report: ModelReport,
+    dataset_refs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the job, of the caller's tenant, and queue it; returns the record.
+
+    A job on datasets stores their ids (``dataset_refs``), not their
+    arrays: the worker reads them when it starts the job.
 
     :raise 503: if it cannot be queued (and then nothing is left written).
     """
     tenant = auth.caller()
+    shapes: dict[str, Any] = {"x": body["data"]["x"]["shape"], "y": body["data"]["y"]["shape"]}
+    data = stored_data(body) if dataset_refs is None or "dataset" not in dataset_refs else {}
+    if dataset_refs:
+        data.update(dataset_refs)
+        if "dataset" in dataset_refs:
+            shapes["dataset"] = dataset_refs["dataset"]
+        if "validation" in dataset_refs:
+            shapes["validation"] = {
+                "dataset": dataset_refs["validation"]["dataset"],
+                "x": body["validation"]["x"]["shape"],
+                "y": body["validation"]["y"]["shape"],
+            }
     record = store().create(
         job_id,
         {
             "request": stored_request(body),
             "params": job_params(report, render_summary(report)),
-            "data_shapes": {"x": body["data"]["x"]["shape"], "y": body["data"]["y"]["shape"]},
+            "data_shapes": shapes,
         },
-        stored_data(body),
+        data,
         tenant=tenant,
     )
     try:

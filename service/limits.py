@@ -49,10 +49,19 @@ DEFAULTS = {
     "SEQLAB_MAX_EPOCH_SAMPLES": 100_000_000,
     # The request body of POST /train (POST /params keeps MAX_CONTENT_LENGTH).
     "SEQLAB_MAX_TRAIN_BODY_BYTES": 16 * MiB,
+    # An uploaded dataset (POST /datasets): the file, and its arrays once
+    # decompressed; Redis holds them whole.
+    "SEQLAB_MAX_DATASET_BYTES": 64 * MiB,
+    # Datasets one tenant (or the open API) keeps at a time.
+    "SEQLAB_MAX_DATASETS": 20,
 }
 
 #: The endpoint whose body limit is SEQLAB_MAX_TRAIN_BODY_BYTES.
 TRAIN_ENDPOINT = "jobs.create_job"
+#: The endpoint whose body limit is SEQLAB_MAX_DATASET_BYTES (a multipart
+#: body may carry that much file and a little framing).
+UPLOAD_ENDPOINT = "datasets.upload_dataset"
+MULTIPART_SLACK = 64 * 1024
 
 
 def from_environ(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
@@ -160,16 +169,30 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
 
 def limit_train_body() -> None:
     """Give ``POST /train`` its own body limit (Flask ≥ 3.1 reads
-    ``request.max_content_length`` per request); other routes keep
+    ``request.max_content_length`` per request), and ``POST /datasets``
+    its own; other routes keep
     ``MAX_CONTENT_LENGTH``."""
     if request.endpoint == TRAIN_ENDPOINT:
         request.max_content_length = int(current_app.config["SEQLAB_MAX_TRAIN_BODY_BYTES"])
+    elif request.endpoint == UPLOAD_ENDPOINT:
+        # The upload itself counts the file's bytes against the exact limit.
+        limit = int(current_app.config["SEQLAB_MAX_DATASET_BYTES"])
+        request.max_content_length = limit + MULTIPART_SLACK
+
+
+class LimitExceeded(RequestEntityTooLarge):
+    """A 413 raised by a view whose detail already names the limit (an
+    upload counted as it arrives, a decompressed size)."""
 
 
 def body_too_large(error: RequestEntityTooLarge) -> Response:
     """A 413 that names the route's limit, its value and the body's size."""
+    if isinstance(error, LimitExceeded):
+        return problem(413, error.description or error.name, title=error.name)
     if request.endpoint == TRAIN_ENDPOINT:
         name = "SEQLAB_MAX_TRAIN_BODY_BYTES"
+    elif request.endpoint == UPLOAD_ENDPOINT:
+        name = "SEQLAB_MAX_DATASET_BYTES"
     else:
         name = "FLASK_MAX_CONTENT_LENGTH"
     limit = request.max_content_length

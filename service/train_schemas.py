@@ -110,9 +110,37 @@ class Tensor(fields.Field):
         return {"value": value, "shape": shape, "flat": level, "first_bool": first_bool}
 
 
+#: Marshmallow's message for a missing required field, kept for x and y.
+MISSING = "Missing data for required field."
+
+
 class DataSchema(ma.Schema):
-    x = Tensor(required=True, metadata={"description": "Inputs, samples first."})
-    y = Tensor(required=True, metadata={"description": "Targets, samples first."})
+    """Inline ``x`` and ``y``, or ``dataset``: the id of an uploaded one."""
+
+    x = Tensor(metadata={"description": "Inputs, samples first."})
+    y = Tensor(metadata={"description": "Targets, samples first."})
+    dataset = fields.String(metadata={"description": "An uploaded dataset's id (POST /datasets)."})
+
+    @ma.validates_schema
+    def one_source(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        """Either x and y, or a dataset."""
+        if "dataset" in data:
+            if "x" in data or "y" in data:
+                raise ma.ValidationError(
+                    "Give either dataset or x and y, not both.", field_name="dataset"
+                )
+            return
+        missing = {name: [MISSING] for name in ("x", "y") if name not in data}
+        if missing:
+            raise ma.ValidationError(missing)
+
+
+class ValidationSchema(ma.Schema):
+    """Validation data from an uploaded dataset (its ``x`` and ``y``)."""
+
+    dataset = fields.String(
+        required=True, metadata={"description": "An uploaded dataset's id (POST /datasets)."}
+    )
 
 
 class CompileSchema(ma.Schema):
@@ -163,6 +191,7 @@ class TrainRequestSchema(ma.Schema):
 
     model = ModelField(required=True)
     data = fields.Nested(DataSchema, required=True)
+    validation = fields.Nested(ValidationSchema)
     compile = fields.Nested(CompileSchema, load_default=lambda: CompileSchema().load({}))
     fit = fields.Nested(FitSchema, load_default=lambda: FitSchema().load({}))
     seed = StrictInt(load_default=0, validate=validate.Range(0, 2**32 - 1))

@@ -26,6 +26,9 @@ from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 
 from . import settings
+from .datasets import DatasetGone
+from .datasets import DatasetStore
+from .datasets import resolve
 from .store import JobStore
 
 logger = get_task_logger(__name__)
@@ -68,6 +71,10 @@ def train_model(self: Any, job_id: str) -> None:
 
         report = Reporter(jobs, job_id, token, lease)
         try:
+            # A job on a dataset reads its arrays now (it copied only the id).
+            job["request"]["data"] = resolve(
+                job["request"]["data"], DatasetStore(jobs.redis, settings.job_ttl())
+            )
             result, model_file = training.train(
                 job["request"],
                 expected=job["params"],
@@ -97,6 +104,12 @@ def train_model(self: Any, job_id: str) -> None:
             report.final("failed", error=failure("TimeLimitExceeded", message))
         except training.TrainingFailed as error:
             report.final("failed", error=failure("TrainingFailed", str(error)))
+        except DatasetGone as gone:
+            message = (
+                f"The dataset {gone.args[0]} was deleted or expired before the job started; "
+                "upload it again and submit a new job."
+            )
+            report.final("failed", error=failure("DatasetNotFound", message))
         except Exception as error:  # noqa: BLE001 (any failure must end the job)
             logger.exception("job %s failed", job_id)
             report.final(

@@ -194,7 +194,13 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> None:
         "epochs": int(fit_args["epochs"]),
         "shuffle": bool(fit_args["shuffle"]),
     }
-    if n_val:
+    validation = request["data"].get("validation")
+    if validation is not None:
+        # Validation data of its own (a dataset's): Keras's validation_data.
+        x_val = np.asarray(validation[0], dtype=x.dtype)
+        y_val = np.asarray(validation[1], dtype="float32")
+        fit_per_epoch(model, x, y, (x_val, y_val), monitor=monitor, **options)
+    elif n_val:
         # Validation runs at epoch ends: Keras's own fit, epoch by epoch.
         fit_per_epoch(model, x[:n], y[:n], (x[n:], y[n:]), monitor=monitor, **options)
     else:

@@ -1,0 +1,257 @@
+"""Datasets: uploads of real .npz files into a real Redis, their refusals,
+ownership, and training on them with a real worker."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+import redis
+from openapi_check import validate_response
+from tenants import Tenants
+
+from worker.datasets import DatasetGone
+from worker.datasets import DatasetStore
+from worker.datasets import index_key
+from worker.datasets import resolve
+
+OCTET = {"Content-Type": "application/octet-stream"}
+#: A small model on (50, 4) windows that trains fast on a CPU.
+MODEL = {"input_shape": [50, 4], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 1}]}
+
+
+def npz(**arrays):
+    """The bytes of ``numpy.savez`` of ``arrays``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def windows(samples, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((samples, 50, 4)).astype("float32")
+    y = x[:, -5:, 0].mean(axis=1, keepdims=True)
+    return x, y
+
+
+@pytest.fixture
+def tenants():
+    return Tenants()
+
+
+@pytest.fixture
+def tenants_app(redis_url, queue, tenants):
+    return tenants.app(redis_url, queue)
+
+
+def upload(client, body, headers=None, **kwargs):
+    return client.post("/datasets", data=body, headers={**OCTET, **(headers or {})}, **kwargs)
+
+
+def test_upload_read_list_and_delete(tenants_app, tenants, spec):
+    client, alice = tenants_app.test_client(), tenants.bearer("alice")
+    x, y = windows(30)
+    first = upload(client, npz(x=x, y=y), alice)
+    validate_response(spec, "/datasets", "POST", first)
+    assert first.status_code == 201, first.get_json()
+    record = first.get_json()
+    assert first.headers["Location"] == f"/datasets/{record['id']}"
+    assert record["arrays"] == {
+        "x": {"shape": [30, 50, 4], "dtype": "float32", "bytes": 30 * 50 * 4 * 4},
+        "y": {"shape": [30, 1], "dtype": "float32", "bytes": 30 * 4},
+    }
+    assert record["bytes"] == 30 * 50 * 4 * 4 + 30 * 4
+    # One multipart file field works as well.
+    form = {"file": (io.BytesIO(npz(x=x[:10], y=y[:10].astype("float64"))), "d.npz")}
+    second = client.post("/datasets", data=form, headers=alice, content_type="multipart/form-data")
+    assert second.status_code == 201, second.get_json()
+    assert second.get_json()["arrays"]["y"]["dtype"] == "float64"
+
+    got = client.get(f"/datasets/{record['id']}", headers=alice)
+    validate_response(spec, "/datasets/{dataset_id}", "GET", got)
+    assert got.get_json() == record
+    listing = client.get("/datasets", headers=alice)
+    validate_response(spec, "/datasets", "GET", listing)
+    ids = [d["id"] for d in listing.get_json()["datasets"]]
+    assert ids == [second.get_json()["id"], record["id"]]  # newest first
+
+    gone = client.delete(f"/datasets/{record['id']}", headers=alice)
+    validate_response(spec, "/datasets/{dataset_id}", "DELETE", gone)
+    assert gone.status_code == 204
+    again = client.delete(f"/datasets/{record['id']}", headers=alice)
+    validate_response(spec, "/datasets/{dataset_id}", "DELETE", again)
+    assert again.status_code == 404
+    assert client.get(f"/datasets/{record['id']}", headers=alice).status_code == 404
+    ids = [d["id"] for d in client.get("/datasets", headers=alice).get_json()["datasets"]]
+    assert ids == [second.get_json()["id"]]
+    keys = tenants_app.extensions["datasets"].redis.keys(f"seqlab:dataset:{record['id']}*")
+    assert keys == []
+
+
+def _object_array_npz():
+    return npz(x=np.array([[1], "a"], dtype=object), y=np.zeros((2, 1)))
+
+
+def _npy():
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((3, 50, 4)))
+    return buffer.getvalue()
+
+
+X, Y = windows(8)
+NAN_X = X.copy()
+NAN_X[2, 3, 1] = np.nan
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "reason"),
+    [
+        (b"x,y\n1,2\n", "body", "not a readable .npz file"),
+        (_npy(), "body", "single .npy array"),
+        (_object_array_npz(), "x", "Python objects (dtype object)"),
+        (npz(x=NAN_X, y=Y), "x", "NaN or infinite values (1 of them): x[2][3][1] is"),
+        (npz(x=X, y=Y[:7]), "y", "x has 8 samples but y has 7"),
+        (npz(x=X), "y", "the .npz has no array 'y'"),
+        (npz(x=X, y=np.array(["a"] * 8)), "y", "is not numeric"),
+        (npz(x=X, y=Y, x_val=X), "y_val", "x_val needs y_val"),
+        (npz(x=X, y=Y, weights=Y), "body", "Unknown arrays weights"),
+    ],
+    ids=["csv", "npy", "object", "nan", "samples", "no-y", "strings", "half-val", "unknown"],
+)
+def test_bad_uploads_are_422_and_store_nothing(tenants_app, tenants, spec, body, path, reason):
+    client, alice = tenants_app.test_client(), tenants.bearer("alice")
+    rv = upload(client, body, alice)
+    validate_response(spec, "/datasets", "POST", rv)
+    assert rv.status_code == 422, rv.get_json()
+    assert reason in rv.get_json()["errors"][path][0]
+    assert client.get("/datasets", headers=alice).get_json()["datasets"] == []
+
+
+def test_uploads_over_the_byte_limit_are_413(redis_url, queue, tenants, spec):
+    app = tenants.app(redis_url, queue, SEQLAB_MAX_DATASET_BYTES=100_000)
+    client, alice = app.test_client(), tenants.bearer("alice")
+    x, y = windows(200)  # 160,000 bytes of x
+    for rv in (
+        upload(client, npz(x=x, y=y), alice),
+        client.post(
+            "/datasets",
+            data={"file": (io.BytesIO(npz(x=x, y=y)), "d.npz")},
+            headers=alice,
+            content_type="multipart/form-data",
+        ),
+    ):
+        validate_response(spec, "/datasets", "POST", rv)
+        assert rv.status_code == 413, rv.get_json()
+        assert "SEQLAB_MAX_DATASET_BYTES" in rv.get_json()["detail"]
+        assert "100,000" in rv.get_json()["detail"]
+    # A compressed file under the limit whose arrays are over it: also 413.
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=np.zeros((200, 50, 4), "float32"), y=np.zeros((200, 1)))
+    assert len(buffer.getvalue()) < 100_000
+    rv = upload(client, buffer.getvalue(), alice)
+    assert rv.status_code == 413, rv.get_json()
+    assert "arrays hold 161,600 bytes" in rv.get_json()["detail"]
+    assert client.get("/datasets", headers=alice).get_json()["datasets"] == []
+
+
+def test_datasets_per_tenant_are_limited(redis_url, queue, tenants):
+    app = tenants.app(redis_url, queue, SEQLAB_MAX_DATASETS=2)
+    client = app.test_client()
+    x, y = windows(4)
+    for _ in range(2):
+        assert upload(client, npz(x=x, y=y), tenants.bearer("alice")).status_code == 201
+    rv = upload(client, npz(x=x, y=y), tenants.bearer("alice"))
+    assert rv.status_code == 422
+    assert "SEQLAB_MAX_DATASETS" in rv.get_json()["detail"]
+    # Another tenant has a count of its own.
+    assert upload(client, npz(x=x, y=y), tenants.bearer("bob")).status_code == 201
+
+
+def test_another_tenant_cannot_read_train_on_or_delete_a_dataset(tenants_app, tenants):
+    client = tenants_app.test_client()
+    alice, bob = tenants.bearer("alice"), tenants.bearer("bob")
+    x, y = windows(8)
+    dataset_id = upload(client, npz(x=x, y=y), alice).get_json()["id"]
+    assert client.get(f"/datasets/{dataset_id}", headers=bob).status_code == 404
+    assert client.delete(f"/datasets/{dataset_id}", headers=bob).status_code == 404
+    assert client.get("/datasets", headers=bob).get_json()["datasets"] == []
+    body = {"model": MODEL, "data": {"dataset": dataset_id}}
+    rv = client.post("/train", json=body, headers=bob)
+    assert rv.status_code == 404, rv.get_json()
+    assert client.get("/jobs", headers=bob).get_json()["jobs"] == []
+    # Ids of another form are the same 404.
+    assert client.get("/datasets/seqlab:dataset:x", headers=alice).status_code == 404
+    assert client.get(f"/datasets/{dataset_id}", headers=alice).status_code == 200
+
+
+def test_train_requests_on_a_dataset_are_checked_before_queuing(tenants_app, tenants):
+    client, alice = tenants_app.test_client(), tenants.bearer("alice")
+    x, y = windows(8)
+    dataset_id = upload(client, npz(x=x, y=y, x_val=x[:, :40], y_val=y), alice).get_json()["id"]
+    wrong = {**MODEL, "input_shape": [20, 4]}
+    rv = client.post("/train", json={"model": wrong, "data": {"dataset": dataset_id}},
+                     headers=alice)  # fmt: skip
+    assert rv.status_code == 422
+    assert "does not fit the model's input" in rv.get_json()["errors"]["data.x"][0]
+    # The dataset's own x_val must fit too.
+    rv = client.post("/train", json={"model": MODEL, "data": {"dataset": dataset_id}},
+                     headers=alice)  # fmt: skip
+    assert rv.status_code == 422
+    assert "Shape (8, 40, 4)" in rv.get_json()["errors"]["validation.x"][0]
+    both = {"model": MODEL, "data": {"dataset": dataset_id, "x": [[0]]}}
+    rv = client.post("/train", json=both, headers=alice)
+    assert rv.status_code == 422
+    assert "dataset" in rv.get_json()["errors"]["data.dataset"][0]
+    split = {"model": MODEL, "data": {"x": x.tolist(), "y": y.tolist()},
+             "validation": {"dataset": dataset_id}, "fit": {"validation_split": 0.5}}  # fmt: skip
+    rv = client.post("/train", json=split, headers=alice)
+    assert rv.status_code == 422
+    assert "fit.validation_split" in rv.get_json()["errors"]
+    assert client.get("/jobs", headers=alice).get_json()["jobs"] == []
+
+
+def test_train_on_a_10_mb_upload_with_its_validation_set(redis_url, queue, worker, tenants):
+    app = tenants.app(redis_url, queue)
+    client, alice = app.test_client(), tenants.bearer("alice")
+    x, y = windows(13_000, seed=1)
+    x_val, y_val = windows(1_000, seed=2)
+    body = npz(x=x, y=y, x_val=x_val, y_val=y_val)
+    assert len(body) > 10_000_000
+    rv = upload(client, body, alice)
+    assert rv.status_code == 201, rv.get_json()
+    dataset_id = rv.get_json()["id"]
+    request = {"model": MODEL, "data": {"dataset": dataset_id},
+               "fit": {"epochs": 3, "batch_size": 256}}  # fmt: skip
+    rv = client.post("/train", json=request, headers=alice)
+    assert rv.status_code == 202, rv.get_json()
+    location = rv.headers["Location"]
+    deadline = time.monotonic() + 120
+    while (job := client.get(location, headers=alice).get_json())["status"] not in (
+        "succeeded", "failed", "cancelled",
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert job["status"] == "succeeded", job.get("error")
+    assert job["request"]["data_shapes"] == {
+        "x": [13_000, 50, 4], "y": [13_000, 1], "dataset": dataset_id,
+        "validation": {"dataset": dataset_id, "x": [1_000, 50, 4], "y": [1_000, 1]},
+    }  # fmt: skip
+    history = job["result"]["history"]
+    assert len(history["val_loss"]) == 3
+    # It learned the mean of the last steps: the validation loss falls.
+    assert history["val_loss"][-1] < history["val_loss"][0]
+    assert len(job["result"]["predictions"]) == 13_000
+
+
+def test_a_dataset_deleted_before_its_job_starts_is_a_clear_error(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    datasets = DatasetStore(client, 60)
+    x, y = windows(5)
+    record = datasets.create({"x": x, "y": y}, tenant=None)
+    loaded = resolve({"dataset": record["id"]}, datasets)
+    np.testing.assert_array_equal(loaded["x"], x)
+    np.testing.assert_array_equal(loaded["y"], y)
+    assert datasets.delete(record)
+    assert not client.zscore(index_key(None), record["id"])
+    with pytest.raises(DatasetGone):
+        resolve({"dataset": record["id"]}, datasets)
