@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import dataset_upload
 from . import engine_vs_keras
 from . import guard_cost
 from . import http_throughput
@@ -18,6 +19,7 @@ def main() -> None:
     http_throughput.main(quick=options.quick)
     seed_vs_service.main(quick=options.quick)
     guard_cost.main(quick=options.quick)
+    dataset_upload.main(quick=options.quick)
 
 
 if __name__ == "__main__":
