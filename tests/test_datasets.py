@@ -14,6 +14,7 @@ from worker.datasets import DatasetGone
 from worker.datasets import DatasetStore
 from worker.datasets import index_key
 from worker.datasets import resolve
+from worker.reaper import send_train_task
 
 OCTET = {"Content-Type": "application/octet-stream"}
 #: A small model on (50, 4) windows that trains fast on a CPU.
@@ -255,3 +256,29 @@ def test_a_dataset_deleted_before_its_job_starts_is_a_clear_error(redis_url):
     assert not client.zscore(index_key(None), record["id"])
     with pytest.raises(DatasetGone):
         resolve({"dataset": record["id"]}, datasets)
+
+
+def test_a_job_whose_dataset_was_deleted_before_it_started_fails_clearly(
+    redis_url, queue, worker, tenants
+):
+    # Queued where no worker listens, so that the dataset goes first...
+    app = tenants.app(redis_url, f"idle-{queue}")
+    client, alice = app.test_client(), tenants.bearer("alice")
+    x, y = windows(8)
+    dataset_id = upload(client, npz(x=x, y=y), alice).get_json()["id"]
+    rv = client.post("/train", json={"model": MODEL, "data": {"dataset": dataset_id}},
+                     headers=alice)  # fmt: skip
+    assert rv.status_code == 202, rv.get_json()
+    job_id = rv.get_json()["id"]
+    assert client.delete(f"/datasets/{dataset_id}", headers=alice).status_code == 204
+    # ...then handed to the real worker, as a reaper would.
+    send_train_task(app.extensions["celery"], job_id, queue, None)
+    deadline = time.monotonic() + 60
+    while (job := client.get(f"/jobs/{job_id}", headers=alice).get_json())["status"] in (
+        "queued", "running",
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "DatasetNotFound"
+    assert dataset_id in job["error"]["message"]
