@@ -1,11 +1,13 @@
 """API keys and tenants (service/auth.py): the guard, its 401s, the open
 routes, tenant isolation on every job route, and the key configuration."""
 
+import io
 import logging
 import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 import yaml
@@ -26,6 +28,16 @@ BODIES = {
 QUICK = {"example": "many_to_one", "fit": {"epochs": 5}}
 
 
+def _npz():
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.zeros((2, 5, 1), "float32"), y=np.zeros((2, 1), "float32"))
+    return buffer.getvalue()
+
+
+#: Binary request bodies (an upload), by operation.
+UPLOADS = {("/datasets", "post"): _npz()}
+
+
 def operations(guarded):
     """The spec's operations that need a key (``guarded``) or are open."""
     rv = []
@@ -40,7 +52,10 @@ def operations(guarded):
 
 
 def call(client, path, method, headers=None):
-    url = path.replace("{job_id}", SOME_ID)
+    url = path.replace("{job_id}", SOME_ID).replace("{dataset_id}", f"ds_{SOME_ID}")
+    if (path, method) in UPLOADS:
+        return client.open(url, method=method.upper(), data=UPLOADS[path, method],
+                           content_type="application/octet-stream", headers=headers)  # fmt: skip
     return client.open(url, method=method.upper(), json=BODIES.get((path, method)), headers=headers)
 
 
@@ -66,6 +81,8 @@ def test_the_spec_guards_every_job_route_and_opens_the_rest():
         "/jobs/{job_id}/model",
         "/jobs/{job_id}/plot.png",
         "/jobs/{job_id}/plot.svg",
+        "/datasets",
+        "/datasets/{dataset_id}",
     }
     assert {"/params", "/layers", "/examples", "/healthz", "/openapi.yaml", "/docs"} <= {
         path for path, _ in operations(guarded=False)
@@ -100,7 +117,7 @@ def test_guarded_routes_are_401_without_a_valid_key(
 @pytest.mark.parametrize(("path", "method"), operations(guarded=True))
 def test_guarded_routes_answer_a_valid_key(keyed_app, tenants, path, method):
     rv = call(keyed_app.test_client(), path, method, tenants.bearer("alice"))
-    assert rv.status_code in (200, 202, 404), rv.get_data()  # 404: SOME_ID is no job
+    assert rv.status_code in (200, 201, 202, 404), rv.get_data()  # 404: SOME_ID is no job
     assert "WWW-Authenticate" not in rv.headers
 
 
