@@ -60,10 +60,7 @@ def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
     errors: Errors = {}
     check_shapes(report, request, errors)
     if not errors:
-        # An uploaded dataset's values were checked as it was stored (finite
-        # numbers); the API reads only its shapes (see service/datasets.py).
-        if "flat" in request["data"]["x"]:
-            check_values(report, request, errors)
+        check_values(report, request, errors)
         check_stateful_batches(report, request, errors)
         check_noise_shapes(report, request, errors)
     if errors:
@@ -168,11 +165,18 @@ def _refuse_bool(errors: Errors, path: str, tensor: Mapping[str, Any], why: str)
 
 def _check(errors: Errors, path: str, tensor: Mapping[str, Any], domain: Domain) -> None:
     """File the first value outside ``domain`` under ``path``."""
-    i = domain.first_outside(tensor["flat"])
-    if i is not None:
+    if "array" in tensor:  # an uploaded dataset's NumPy array (service/datasets.py)
+        from .datasets import first_outside_array
+
+        found = first_outside_array(domain, tensor["array"])
+    else:
+        i = domain.first_outside(tensor["flat"])
+        found = None if i is None else (i, tensor["flat"][i])
+    if found is not None:
+        i, value = found
         where = position(i, tensor["shape"])
         errors.setdefault(path, []).append(
-            f"{domain.rule}. {path}{where} is {tensor['flat'][i]!r}{domain.why(tensor['flat'][i])}."
+            f"{domain.rule}. {path}{where} is {value!r}{domain.why(value)}."
         )
 
 

@@ -25,12 +25,18 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from seqlab import ModelReport
 from worker.datasets import ARRAY_NAMES
+from worker.datasets import DatasetGone
 from worker.datasets import DatasetStore
 
 from . import auth
 from .data_checks import check_shapes
+from .data_checks import check_values
 from .limits import LimitExceeded
 from .problems import ApiValidationError
+from .value_domains import EXACT_INTEGERS
+from .value_domains import INT64
+from .value_domains import OVERFLOW
+from .value_domains import Domain
 
 bp = Blueprint("datasets", __name__)
 
@@ -273,8 +279,49 @@ def delete_dataset(dataset_id: str) -> tuple[str, int]:
 # -- POST /train --------------------------------------------------------------
 
 
-def _shape(record: dict[str, Any], name: str) -> dict[str, Any]:
-    return {"shape": record["arrays"][name]["shape"]}
+def _tensors(record: dict[str, Any], names: tuple[str, str]) -> tuple[dict[str, Any], ...]:
+    """Two of a dataset's arrays as ``check_data`` takes them: the shape from
+    the record, the values as NumPy arrays read from Redis (a 64 MiB dataset
+    takes a fraction of a second to read and check)."""
+    try:
+        arrays = store().load(record["id"], names)
+    except DatasetGone:
+        raise no_such_dataset(record["id"]) from None
+    return tuple(
+        {"shape": record["arrays"][name]["shape"], "array": arrays[name], "first_bool": None}
+        for name in names
+    )
+
+
+def first_outside_array(domain: Domain, array: Any) -> tuple[int, float] | None:
+    """The flat index and value of the first element of ``array`` outside
+    ``domain``, or None: :meth:`Domain.first_outside` for NumPy arrays.
+
+    Vectorized comparisons find every element that could break the rule
+    (outside the range, a fraction where integers are due, past a float
+    dtype's exact integers or its range); ``Domain.holds`` decides on those.
+    """
+    import numpy as np
+
+    flat = array.reshape(-1)
+    if flat.dtype == np.bool_:
+        flat = flat.astype(np.int8)  # NumPy's casts of x make them 0 and 1
+    # Floats compare with float64 bounds (NumPy promotes elementwise): a
+    # bound past a float32 or float16 range would overflow in their dtype.
+    typed = np.float64 if flat.dtype.kind == "f" else (lambda bound: bound)
+    suspect = (flat < typed(domain.low)) | (flat > typed(domain.high))
+    if domain.integers and flat.dtype.kind == "f":
+        suspect |= flat != np.trunc(flat)
+    if domain.dtype is not None:
+        bound = (EXACT_INTEGERS if domain.integers else OVERFLOW).get(domain.dtype, math.inf)
+        suspect |= np.abs(flat) >= typed(bound)
+    if domain.int64_integers and flat.dtype == np.uint64:
+        suspect |= flat > np.uint64(INT64[1])
+    for i in np.flatnonzero(suspect):
+        value = flat[i].item()
+        if not domain.holds(value):
+            return int(i), value
+    return None
 
 
 def resolve_train_data(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -292,15 +339,17 @@ def resolve_train_data(body: dict[str, Any]) -> dict[str, Any] | None:
     data = body["data"]
     if "dataset" in data:
         record = get_dataset_or_404(data["dataset"])
-        data["x"], data["y"] = _shape(record, "x"), _shape(record, "y")
+        data["x"], data["y"] = _tensors(record, ("x", "y"))
         refs["dataset"] = record["id"]
         if "x_val" in record["arrays"]:
             refs["validation"] = {"dataset": record["id"], "x": "x_val", "y": "y_val"}
-            body["validation"] = {"x": _shape(record, "x_val"), "y": _shape(record, "y_val")}
+            x_val, y_val = _tensors(record, ("x_val", "y_val"))
+            body["validation"] = {"x": x_val, "y": y_val}
     if "validation" in body and "dataset" in body["validation"]:
         record = get_dataset_or_404(body["validation"]["dataset"])
         refs["validation"] = {"dataset": record["id"], "x": "x", "y": "y"}
-        body["validation"] = {"x": _shape(record, "x"), "y": _shape(record, "y")}
+        x_val, y_val = _tensors(record, ("x", "y"))
+        body["validation"] = {"x": x_val, "y": y_val}
     if "validation" in refs and body["fit"]["validation_split"]:
         raise refuse(
             "fit.validation_split",
@@ -310,15 +359,21 @@ def resolve_train_data(body: dict[str, Any]) -> dict[str, Any] | None:
     return refs or None
 
 
-def check_validation_shapes(report: ModelReport, body: dict[str, Any]) -> None:
-    """The validation arrays against the model, as ``check_shapes`` does
-    ``data.x``/``data.y`` (their errors filed under ``validation.x``/``.y``)."""
+def check_validation_data(report: ModelReport, body: dict[str, Any]) -> None:
+    """The validation arrays against the model, their shapes and values, as
+    ``check_data`` does ``data.x``/``data.y`` (errors under ``validation.x``/``.y``)."""
     if "validation" not in body:
         return
     errors: dict[str, list[str]] = {}
     pseudo = {**body, "data": body["validation"], "fit": {**body["fit"], "validation_split": 0}}
     check_shapes(report, pseudo, errors)
-    renamed = {path.replace("data", "validation", 1): reasons for path, reasons in errors.items()}
+    if not errors:
+        check_values(report, pseudo, errors)
+    renamed = {}
+    for path, reasons in errors.items():
+        new = path.replace("data", "validation", 1)
+        # The messages name the place too: data.y[3] is validation.y[3].
+        renamed[new] = [reason.replace(f"{path}[", f"{new}[") for reason in reasons]
     if renamed:
         first = next(iter(renamed))
         raise ApiValidationError(f"{first}: {renamed[first][0]}", renamed)

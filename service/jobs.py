@@ -36,7 +36,7 @@ from worker.store import new_job_id
 
 from . import auth
 from .data_checks import check_data
-from .datasets import check_validation_shapes
+from .datasets import check_validation_data
 from .datasets import resolve_train_data
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
@@ -135,7 +135,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     dataset_refs = resolve_train_data(body)
     check_limits(report, body)
     check_data(report, body)
-    check_validation_shapes(report, body)
+    check_validation_data(report, body)
     job_id = new_job_id()
     if idempotent is not None:
         # Claimed before anything is written: of concurrent requests with

@@ -282,3 +282,38 @@ def test_a_job_whose_dataset_was_deleted_before_it_started_fails_clearly(
     assert job["status"] == "failed"
     assert job["error"]["type"] == "DatasetNotFound"
     assert dataset_id in job["error"]["message"]
+
+
+def test_a_datasets_values_are_checked_like_inline_data(tenants_app, tenants):
+    client, alice = tenants_app.test_client(), tenants.bearer("alice")
+    # Token ids for an Embedding of 10 rows, labels for 3 classes.
+    x = np.random.default_rng(0).integers(0, 10, (40, 6)).astype("int32")
+    y = np.zeros((40,), "int64")
+    x[5, 2], y[7] = 10, 1
+    y_val = y[:8].copy()
+    y_val[3] = 3
+    model = {
+        "input_shape": [6],
+        "dtype": "int32",
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4},
+            {"type": "LSTM", "units": 4},
+            {"type": "Dense", "units": 3, "activation": "softmax"},
+        ],
+    }
+    body = npz(x=x, y=y, x_val=x[:8] % 10, y_val=y_val)
+    dataset_id = upload(client, body, alice).get_json()["id"]
+    request = {"model": model, "data": {"dataset": dataset_id},
+               "compile": {"loss": "sparse_categorical_crossentropy"}}  # fmt: skip
+    rv = client.post("/train", json=request, headers=alice)
+    assert rv.status_code == 422, rv.get_json()
+    assert rv.get_json()["errors"]["data.x"][0].endswith("data.x[5][2] is 10.")
+    x[5, 2] = 9
+    dataset_id = upload(client, npz(x=x, y=y, x_val=x[:8], y_val=y_val), alice).get_json()["id"]
+    request["data"]["dataset"] = dataset_id
+    rv = client.post("/train", json=request, headers=alice)
+    assert rv.status_code == 422, rv.get_json()
+    message = rv.get_json()["errors"]["validation.y"][0]
+    assert "integer class labels in [0, 3)" in message
+    assert message.endswith("validation.y[3] is 3.")
+    assert client.get("/jobs", headers=alice).get_json()["jobs"] == []
