@@ -49,6 +49,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # GET /jobs/<id>/events sends a keep-alive comment after this many
         # seconds without an event (proxies close streams idle for longer).
         EVENTS_KEEPALIVE_SECONDS=10,
+        # Seconds POST /jobs/<id>/predict waits for a worker's answer (then 504).
+        PREDICT_TIMEOUT=float(os.environ.get("SEQLAB_PREDICT_TIMEOUT", "30")),
         # What one training job may ask (service/limits.py), from SEQLAB_* variables.
         **limits.from_environ(),
     )
@@ -71,6 +73,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import health
     from . import jobs
     from . import plots
+    from . import predict
     from . import problems
     from . import ratelimit
     from .cache import LRUCache
@@ -78,9 +81,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["params_cache"] = LRUCache(int(app.config["PARAMS_CACHE_SIZE"]))
     # Both connect lazily: the API starts, and /params works, without Redis.
     app.extensions["jobs"] = JobStore.from_url(app.config["REDIS_URL"], int(app.config["JOB_TTL"]))
-    # A producer only: it sends tasks by name and never imports the worker's code.
+    # A producer only: it sends tasks by name and never imports the worker's
+    # code. Its result backend is where it reads the answers of predictions.
     app.extensions["celery"] = Celery(
-        "seqlab", broker=app.config["REDIS_URL"], set_as_current=False
+        "seqlab",
+        broker=app.config["REDIS_URL"],
+        backend=app.config["REDIS_URL"],
+        set_as_current=False,
     )
     app.extensions["celery"].conf.update(
         task_serializer="json",
@@ -115,4 +122,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(jobs.bp)
     events.init_app(app)
     app.register_blueprint(plots.bp)
+    app.register_blueprint(predict.bp)
     return app
