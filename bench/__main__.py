@@ -7,6 +7,7 @@ import argparse
 from . import engine_vs_keras
 from . import guard_cost
 from . import http_throughput
+from . import predict_latency
 from . import seed_vs_service
 
 
@@ -18,6 +19,7 @@ def main() -> None:
     http_throughput.main(quick=options.quick)
     seed_vs_service.main(quick=options.quick)
     guard_cost.main(quick=options.quick)
+    predict_latency.main(quick=options.quick)
 
 
 if __name__ == "__main__":
