@@ -222,3 +222,33 @@ def test_documents_of_older_records_drop_many_inline_predictions():
     assert "predictions" not in job_document(job)["result"]
     job["result"]["predictions"] = [[0.0]] * INLINE_PREDICTIONS
     assert len(job_document(job)["result"]["predictions"]) == INLINE_PREDICTIONS
+
+
+def test_a_stateful_model_predicts_from_zero_states_each_time(backend_client):
+    """On both backends: the TensorFlow one keeps a stateful layer's states
+    between calls, so the worker zeroes them before each answer."""
+    body = {
+        "model": {
+            "input_shape": [3, 1],
+            "batch_size": 2,
+            "layers": [
+                {"type": "LSTM", "units": 4, "stateful": True},
+                {"type": "Dense", "units": 1},
+            ],
+        },
+        "data": {"x": [[[i], [i + 1], [i + 2]] for i in range(4)], "y": [[i] for i in range(4)]},
+        "fit": {"epochs": 3, "batch_size": 2},
+    }
+    rv = submit(backend_client, body)
+    job = wait_for(backend_client, rv.headers["Location"]).get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    url = f"/jobs/{job['id']}/predict"
+    instances = [[[0.5], [1.5], [2.5]], [[1.0], [0.0], [1.0]]]
+    answers = [backend_client.post(url, json={"instances": instances}).get_json() for _ in range(2)]
+    model_file = backend_client.get(f"/jobs/{job['id']}/model").data
+    expected = keras_predict(model_file, instances)
+    for answer in answers:
+        np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5, atol=1e-6)
+    rv = backend_client.post(url, json={"instances": instances[:1]})
+    assert rv.status_code == 422
+    assert "multiple of it; instances has 1" in rv.get_json()["errors"]["instances"][0]
