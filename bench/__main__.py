@@ -8,6 +8,7 @@ from . import dataset_upload
 from . import engine_vs_keras
 from . import guard_cost
 from . import http_throughput
+from . import predict_latency
 from . import seed_vs_service
 
 
@@ -20,6 +21,7 @@ def main() -> None:
     seed_vs_service.main(quick=options.quick)
     guard_cost.main(quick=options.quick)
     dataset_upload.main(quick=options.quick)
+    predict_latency.main(quick=options.quick)
 
 
 if __name__ == "__main__":

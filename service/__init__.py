@@ -51,6 +51,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # GET /jobs/<id>/events sends a keep-alive comment after this many
         # seconds without an event (proxies close streams idle for longer).
         EVENTS_KEEPALIVE_SECONDS=10,
+        # Seconds POST /jobs/<id>/predict waits for a worker's answer (then 504).
+        PREDICT_TIMEOUT=float(os.environ.get("SEQLAB_PREDICT_TIMEOUT", "30")),
         # What one training job may ask (service/limits.py), from SEQLAB_* variables.
         **limits.from_environ(),
     )
@@ -75,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import health
     from . import jobs
     from . import plots
+    from . import predict
     from . import problems
     from . import ratelimit
     from .cache import LRUCache
@@ -86,9 +89,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["datasets"] = DatasetStore(
         app.extensions["jobs"].redis, int(app.config["DATASET_TTL"])
     )
-    # A producer only: it sends tasks by name and never imports the worker's code.
+    # A producer only: it sends tasks by name and never imports the worker's
+    # code. Its result backend is where it reads the answers of predictions.
     app.extensions["celery"] = Celery(
-        "seqlab", broker=app.config["REDIS_URL"], set_as_current=False
+        "seqlab",
+        broker=app.config["REDIS_URL"],
+        backend=app.config["REDIS_URL"],
+        set_as_current=False,
     )
     app.extensions["celery"].conf.update(
         task_serializer="json",
@@ -124,4 +131,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(datasets.bp)
     events.init_app(app)
     app.register_blueprint(plots.bp)
+    app.register_blueprint(predict.bp)
     return app

@@ -10,6 +10,10 @@ from typing import Any
 
 from seqlab import ModelReport
 
+#: A job document shows ``result.predictions`` for training sets of up to
+#: this many samples; ``GET /jobs/<id>/predictions`` has them all.
+INLINE_PREDICTIONS = 1000
+
 
 def job_params(report: ModelReport, summary: str) -> dict[str, Any]:
     """The engine's counts that a job document carries, with its summary."""
@@ -78,6 +82,10 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
     }
     if "result" in job:
         result = dict(job["result"])
+        # Records the worker wrote before predictions were stored apart
+        # may hold many: polls stay light.
+        if len(result.get("predictions") or ()) > INLINE_PREDICTIONS:
+            del result["predictions"]
         result["timings"] = {
             "queued_seconds": _seconds_between(job["created_at"], job.get("started_at")),
             **result.get("timings", {}),

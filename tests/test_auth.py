@@ -79,6 +79,8 @@ def test_the_spec_guards_every_job_route_and_opens_the_rest():
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/events",
         "/jobs/{job_id}/model",
+        "/jobs/{job_id}/predict",
+        "/jobs/{job_id}/predictions",
         "/jobs/{job_id}/plot.png",
         "/jobs/{job_id}/plot.svg",
         "/datasets",

@@ -24,7 +24,12 @@ celery_app.conf.update(
     accept_content=["json"],
     # The queue a plain `celery worker` consumes, and where train tasks go.
     task_default_queue=settings.queue(),
-    task_routes={"seqlab.train": {"queue": settings.queue()}},
+    # Predictions share the training queue: a worker busy training answers
+    # them once its job ends (the API gives up after SEQLAB_PREDICT_TIMEOUT).
+    task_routes={
+        "seqlab.train": {"queue": settings.queue()},
+        "seqlab.predict": {"queue": settings.queue()},
+    },
     # Our own job records hold the results; Celery's are for its bookkeeping.
     result_expires=settings.job_ttl(),
     task_track_started=True,

@@ -4,7 +4,9 @@ and the worker (progress, results). Imports redis only: no Celery, no Keras.
 A job is the hash ``seqlab:job:<id>``, whose fields are JSON values; its
 training data ``seqlab:job:<id>:data`` (JSON), apart so that polls and
 listings never read it; once trained, ``seqlab:job:<id>:model`` (the
-``.keras`` file); and its membership in the sorted set ``seqlab:jobs``
+``.keras`` file) and ``seqlab:job:<id>:predictions`` (the model's outputs
+for the training inputs, JSON: apart, as they grow with the data); and
+its membership in the sorted set ``seqlab:jobs``
 (score: creation time) for listing, and in its tenant's
 ``seqlab:tenant:<name>:jobs`` when it has one (the API key that made it:
 the record's ``tenant``). Every key of a job carries the job's TTL; each
@@ -128,7 +130,7 @@ end
 return {outcome, redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS = job hash, data, model, events, then the indexes that list it.
+# KEYS = job hash, data, model, events, predictions, then the indexes that list it.
 # ARGV[1] = job id, ARGV[2..] = the final statuses. Deletes a finished job
 # whole; returns its status, or nil.
 _REMOVE_FINISHED = """
@@ -137,8 +139,8 @@ if not current then return false end
 local status = cjson.decode(current)
 for i = 2, #ARGV do
   if status == ARGV[i] then
-    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-    for k = 5, #KEYS do redis.call('ZREM', KEYS[k], ARGV[1]) end
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+    for k = 6, #KEYS do redis.call('ZREM', KEYS[k], ARGV[1]) end
   end
 end
 return status
@@ -154,6 +156,21 @@ if ttl == -1 then
   redis.call('SET', KEYS[2], ARGV[1])
 else
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+end
+return 1
+"""
+
+
+# KEYS = job hash, predictions. ARGV = token, the predictions (JSON). Stores
+# them for the record's remaining lifetime while the job runs under the
+# token (a worker that lost its job writes nothing); 0 otherwise.
+_PUT_PREDICTIONS = """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[2])
 end
 return 1
 """
@@ -384,6 +401,7 @@ class JobStore:
         self._update_leased = client.register_script(_EMIT + _HOLDS + _UPDATE_LEASED)
         self._finish_leased = client.register_script(_EMIT + _HOLDS + _FINISH_LEASED)
         self._reap = client.register_script(_EMIT + _REAP)
+        self._put_predictions = client.register_script(_HOLDS + _PUT_PREDICTIONS)
 
     @classmethod
     def from_url(cls, url: str, ttl: int) -> JobStore:
@@ -401,6 +419,10 @@ class JobStore:
     @staticmethod
     def model_key(job_id: str) -> str:
         return f"{PREFIX}:job:{job_id}:model"
+
+    @staticmethod
+    def predictions_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:predictions"
 
     @staticmethod
     def lease_key(job_id: str) -> str:
@@ -449,7 +471,7 @@ class JobStore:
         """Remove every trace of a job (used when queueing it failed)."""
         with self.redis.pipeline() as pipe:
             pipe.delete(self.key(job_id), self.data_key(job_id), self.model_key(job_id),
-                        self.events_key(job_id))  # fmt: skip
+                        self.events_key(job_id), self.predictions_key(job_id))  # fmt: skip
             for index in _indexes(tenant):
                 pipe.zrem(index, job_id)
             pipe.execute()
@@ -462,7 +484,7 @@ class JobStore:
         there is no such job.
         """
         keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id),
-                self.events_key(job_id)]  # fmt: skip
+                self.events_key(job_id), self.predictions_key(job_id)]  # fmt: skip
         keys += _indexes(tenant)
         status = self._remove_finished(keys=keys, args=[job_id, *TERMINAL])
         return status.decode() if status is not None else None
@@ -631,6 +653,11 @@ class JobStore:
         value = self.redis.get(self.model_key(job_id))
         return bytes(value) if value is not None else None
 
+    def get_predictions(self, job_id: str) -> list[Any] | None:
+        """The predictions on the training inputs stored apart, None if none are."""
+        value = self.redis.get(self.predictions_key(job_id))
+        return json.loads(value) if value is not None else None
+
     # -- leases: the worker side --------------------------------------------
 
     def claim(
@@ -685,6 +712,14 @@ class JobStore:
         args.append(outcome_members(fields))
         args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
         return bool(self._finish_leased(keys=keys, args=args))
+
+    def put_predictions_leased(self, job_id: str, token: str, predictions: list[Any]) -> bool:
+        """Store the predictions on the training inputs apart from the record
+        (for its remaining lifetime) while the job runs under ``token``;
+        False (nothing written) if it is not ours."""
+        keys = [self.key(job_id), self.predictions_key(job_id)]
+        data = json.dumps(finite(predictions), allow_nan=False)
+        return bool(self._put_predictions(keys=keys, args=[token, data]))
 
     # -- leases: the reaper side ----------------------------------------------
 

@@ -33,6 +33,11 @@ from .store import JobStore
 
 logger = get_task_logger(__name__)
 
+#: Training sets of up to this many samples keep their predictions in the
+#: job record too (``result.predictions``, what a poll shows); all of them
+#: are stored apart, for ``GET /jobs/<id>/predictions``.
+INLINE_PREDICTIONS = 1000
+
 
 @cache
 def store() -> JobStore:
@@ -118,6 +123,20 @@ def train_model(self: Any, job_id: str) -> None:
             )
         else:
             report.final("succeeded", model_file, result=result)
+
+
+@shared_task(name="seqlab.predict")
+def predict(job_id: str, instances: list[Any]) -> dict[str, Any]:
+    """The outputs of a succeeded job's model for ``instances``, already
+    checked against its input by the API (``POST /jobs/<id>/predict``, which
+    waits for this result and then deletes it)."""
+    from . import predicting  # Keras loads here, in the child process
+
+    try:
+        return predicting.predict(store(), job_id, instances)
+    except Exception as error:  # noqa: BLE001 (the API answers with the reason)
+        logger.exception("predictions of job %s failed", job_id)
+        return {"error": failure(type(error).__name__, str(error))}
 
 
 class LeaseKeeper:
@@ -223,11 +242,24 @@ class Reporter:
             return False
 
     def final(self, status: str, model_file: bytes | None = None, **fields: Any) -> None:
-        """Store the final status with the model (if any), retrying."""
+        """Store the final status with the model (if any), retrying.
+
+        The result's predictions are stored apart first, and left in the
+        record only for a small training set (:data:`INLINE_PREDICTIONS`).
+        """
         deadline = time.monotonic() + settings.final_write_seconds()
         delay = 0.1
+        predictions = None
+        if "result" in fields and "predictions" in fields["result"]:
+            result = dict(fields["result"])
+            predictions = result["predictions"]
+            if len(predictions) > INLINE_PREDICTIONS:
+                del result["predictions"]
+                fields = {**fields, "result": result}
         while True:
             try:
+                if predictions is not None:
+                    self.jobs.put_predictions_leased(self.job_id, self.token, predictions)
                 if not self.jobs.finish_leased(
                     self.job_id, self.token, status, model_file, **fields
                 ):

@@ -1,0 +1,254 @@
+"""Predictions from trained models (``POST /jobs/<id>/predict``) and the
+predictions on the training inputs stored apart (``GET /jobs/<id>/predictions``):
+a real Redis and a real Celery worker process; Keras, in this process, is
+the oracle."""
+
+import os
+import tempfile
+import uuid
+
+import numpy as np
+import pytest
+from openapi_check import validate_response
+from tenants import Tenants
+from test_jobs import submit
+from test_jobs import wait_for
+
+from seqlab.examples import example_request
+from service import create_app
+from service.submission import INLINE_PREDICTIONS
+from service.submission import job_document
+from worker.store import JobStore
+from worker.store import new_job_id
+
+SEQUENCE = [[[0.0], [0.2], [0.4], [0.6], [0.8]]]
+NEW = [[[0.1], [0.3], [0.5], [0.7], [0.9]], [[0.8], [0.6], [0.4], [0.2], [0.0]]]
+
+
+def keras_predict(model_file: bytes, instances) -> np.ndarray:
+    """What a user gets from the downloaded file: ``load_model``, then ``predict``."""
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        with open(path, "wb") as f:
+            f.write(model_file)
+        model = keras.saving.load_model(path)
+    return model.predict(np.asarray(instances, dtype="float32"), verbose=0)
+
+
+def fake_job(app, status, tenant=None, example="many_to_many"):
+    """A job of ``example`` moved to ``status`` by the store itself (no
+    worker trains it; its model file is not a model)."""
+    store: JobStore = app.extensions["jobs"]
+    request = example_request(example)
+    data = request.pop("data")
+    job_id = new_job_id()
+    store.create(job_id, {"request": {**request, "seed": 0}}, data, tenant=tenant)
+    if status == "queued":
+        return job_id
+    token, _ = store.claim(job_id, "host:test", app.config["SEQLAB_QUEUE"], lease_seconds=30)
+    if status != "running":
+        result = {"history": {"loss": [1.0]}, "predictions": [[[0.0]] * 5]}
+        assert store.finish_leased(job_id, token, status, b"not a model", result=result)
+    return job_id
+
+
+@pytest.fixture
+def trained(jobs_client):
+    """The seed's many_to_many example, trained by the worker: (client, job id)."""
+    rv = submit(jobs_client, {"example": "many_to_many"})
+    job = wait_for(jobs_client, rv.headers["Location"]).get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    return jobs_client, job["id"]
+
+
+def test_predictions_equal_keras_loading_the_downloaded_model(trained, spec):
+    client, job_id = trained
+    model_file = client.get(f"/jobs/{job_id}/model").data
+    expected = keras_predict(model_file, NEW)
+
+    rv = client.post(f"/jobs/{job_id}/predict", json={"instances": NEW})
+    assert rv.status_code == 200, rv.get_json()
+    validate_response(spec, "/jobs/{job_id}/predict", "post", rv)
+    answer = rv.get_json()
+    assert np.asarray(answer["predictions"]).shape == expected.shape == (2, 5, 1)
+    np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5, atol=1e-6)
+    # The training sequence's prediction equals the one the job stored.
+    job = client.get(f"/jobs/{job_id}").get_json()
+    rv = client.post(f"/jobs/{job_id}/predict", json={"inputs": SEQUENCE})
+    assert rv.status_code == 200, rv.get_json()
+    np.testing.assert_allclose(
+        rv.get_json()["predictions"], job["result"]["predictions"], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_repeated_predictions_use_the_loaded_model(trained):
+    client, job_id = trained
+    answers = [client.post(f"/jobs/{job_id}/predict", json={"instances": NEW}) for _ in range(3)]
+    assert [rv.status_code for rv in answers] == [200, 200, 200]
+    first, *later = [rv.get_json() for rv in answers]
+    assert first["model_cached"] is False and first["model_load_seconds"] > 0
+    assert all(a["model_cached"] is True and a["model_load_seconds"] < 0.01 for a in later)
+    assert all(a["predictions"] == first["predictions"] for a in later)
+
+
+def test_predict_leaves_no_celery_result_behind(trained):
+    client, job_id = trained
+    redis = client.application.extensions["jobs"].redis
+    before = set(redis.scan_iter("celery-task-meta-*"))
+    assert client.post(f"/jobs/{job_id}/predict", json={"instances": NEW}).status_code == 200
+    assert set(redis.scan_iter("celery-task-meta-*")) == before
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "failed", "cancelled"])
+def test_predict_is_a_409_until_the_job_has_succeeded(idle_app, spec, status):
+    job_id = fake_job(idle_app, status)
+    rv = idle_app.test_client().post(f"/jobs/{job_id}/predict", json={"instances": NEW})
+    assert rv.status_code == 409, rv.get_json()
+    validate_response(spec, "/jobs/{job_id}/predict", "post", rv)
+    assert status in rv.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"instances": [[0.1, 0.2]]}, "instances", "does not fit the model's input (None, 5, 1)"),
+        ({"inputs": [[[0.1]] * 4]}, "inputs", "does not fit the model's input (None, 5, 1)"),
+        ({"instances": [[[True]] * 5]}, "instances", "true and false are taken only for a bool"),
+        ({"instances": [[[1e300]] * 5]}, "instances", "float32"),
+        ({"instances": [[["a"]] * 5]}, "instances", "Must hold numbers only"),
+        ({"instances": []}, "instances", "Must not contain empty lists"),
+        ({"instances": 3}, "instances", "Must be a (nested) list"),
+        ({}, "body", "either instances or inputs"),
+        ({"instances": NEW, "inputs": NEW}, "body", "either instances or inputs"),
+    ],
+)
+def test_instances_that_do_not_fit_are_a_422(idle_app, spec, body, field, reason):
+    job_id = fake_job(idle_app, "succeeded")
+    rv = idle_app.test_client().post(f"/jobs/{job_id}/predict", json=body)
+    assert rv.status_code == 422, rv.get_json()
+    validate_response(spec, "/jobs/{job_id}/predict", "post", rv)
+    errors = rv.get_json()["errors"]
+    assert list(errors) == [field] and reason in errors[field][0], errors
+
+
+def test_another_tenants_job_is_a_404(redis_url, queue):
+    tenants = Tenants()
+    app = tenants.app(redis_url, queue)
+    job_id = fake_job(app, "succeeded", tenant=tenants.names["alice"])
+    client = app.test_client()
+    for path, method in (
+        (f"/jobs/{job_id}/predict", "post"),
+        (f"/jobs/{job_id}/predictions", "get"),
+    ):
+        rv = client.open(
+            path, method=method, json={"instances": NEW}, headers=tenants.bearer("bob")
+        )
+        assert rv.status_code == 404, rv.get_json()
+        rv = client.open(path, method=method, json={"instances": NEW})
+        assert rv.status_code == 401
+    rv = client.get(f"/jobs/{job_id}/predictions", headers=tenants.bearer("alice"))
+    assert rv.status_code == 200
+
+
+def test_predict_is_a_504_when_no_worker_answers_in_time(redis_url, spec):
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    app = create_app(
+        {"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue, "PREDICT_TIMEOUT": 0.5}
+    )
+    job_id = fake_job(app, "succeeded")
+    rv = app.test_client().post(f"/jobs/{job_id}/predict", json={"instances": NEW})
+    assert rv.status_code == 504, rv.get_json()
+    assert rv.content_type == "application/problem+json"
+    validate_response(spec, "/jobs/{job_id}/predict", "post", rv)
+    assert "SEQLAB_PREDICT_TIMEOUT" in rv.get_json()["detail"]
+
+
+def test_large_training_sets_keep_predictions_out_of_the_job_document(jobs_client, spec):
+    samples = INLINE_PREDICTIONS + 1
+    rng = np.random.default_rng(0)
+    x = rng.random((samples, 5, 1)).round(3)
+    body = {
+        "model": {"input_shape": [5, 1], "layers": [{"type": "LSTM", "units": 2},
+                                                    {"type": "Dense", "units": 1}]},
+        "data": {"x": x.tolist(), "y": x[:, -1, :].tolist()},
+        "fit": {"epochs": 1, "batch_size": 256},
+    }  # fmt: skip
+    rv = submit(jobs_client, body)
+    location = rv.headers["Location"]
+    rv = wait_for(jobs_client, location)
+    validate_response(spec, "/jobs/{job_id}", "get", rv)
+    job = rv.get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    assert "predictions" not in job["result"]
+    record = jobs_client.application.extensions["jobs"].get(job["id"])
+    assert "predictions" not in record["result"]  # polls do not even read them
+
+    rv = jobs_client.get(f"{location}/predictions")
+    assert rv.status_code == 200
+    validate_response(spec, "/jobs/{job_id}/predictions", "get", rv)
+    predictions = rv.get_json()["predictions"]
+    assert np.asarray(predictions).shape == (samples, 1)
+    model_file = jobs_client.get(f"{location}/model").data
+    np.testing.assert_allclose(predictions, keras_predict(model_file, x), rtol=1e-5, atol=1e-6)
+
+    listed = jobs_client.get("/jobs?page_size=100").get_json()["jobs"]
+    assert all("result" not in j for j in listed)
+    assert jobs_client.delete(location).status_code == 204
+    assert jobs_client.application.extensions["jobs"].get_predictions(job["id"]) is None
+
+
+def test_small_training_sets_keep_them_in_the_document_too(trained):
+    client, job_id = trained
+    job = client.get(f"/jobs/{job_id}").get_json()
+    rv = client.get(f"/jobs/{job_id}/predictions")
+    assert rv.status_code == 200
+    assert rv.get_json()["predictions"] == job["result"]["predictions"]
+
+
+def test_predictions_of_a_queued_job_are_a_409(idle_app):
+    job_id = fake_job(idle_app, "queued")
+    assert idle_app.test_client().get(f"/jobs/{job_id}/predictions").status_code == 409
+
+
+def test_documents_of_older_records_drop_many_inline_predictions():
+    job = {
+        "id": "0" * 32, "status": "succeeded", "created_at": "2026-01-01T00:00:00.000Z",
+        "finished_at": "2026-01-01T00:00:01.000Z", "params": {},
+        "request": {"model": {}, "compile": {}, "fit": {}, "seed": 0},
+        "result": {"predictions": [[0.0]] * (INLINE_PREDICTIONS + 1)},
+    }  # fmt: skip
+    assert "predictions" not in job_document(job)["result"]
+    job["result"]["predictions"] = [[0.0]] * INLINE_PREDICTIONS
+    assert len(job_document(job)["result"]["predictions"]) == INLINE_PREDICTIONS
+
+
+def test_a_stateful_model_predicts_from_zero_states_each_time(backend_client):
+    """On both backends: the TensorFlow one keeps a stateful layer's states
+    between calls, so the worker zeroes them before each answer."""
+    body = {
+        "model": {
+            "input_shape": [3, 1],
+            "batch_size": 2,
+            "layers": [
+                {"type": "LSTM", "units": 4, "stateful": True},
+                {"type": "Dense", "units": 1},
+            ],
+        },
+        "data": {"x": [[[i], [i + 1], [i + 2]] for i in range(4)], "y": [[i] for i in range(4)]},
+        "fit": {"epochs": 3, "batch_size": 2},
+    }
+    rv = submit(backend_client, body)
+    job = wait_for(backend_client, rv.headers["Location"]).get_json()
+    assert job["status"] == "succeeded", job.get("error")
+    url = f"/jobs/{job['id']}/predict"
+    instances = [[[0.5], [1.5], [2.5]], [[1.0], [0.0], [1.0]]]
+    answers = [backend_client.post(url, json={"instances": instances}).get_json() for _ in range(2)]
+    model_file = backend_client.get(f"/jobs/{job['id']}/model").data
+    expected = keras_predict(model_file, instances)
+    for answer in answers:
+        np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5, atol=1e-6)
+    rv = backend_client.post(url, json={"instances": instances[:1]})
+    assert rv.status_code == 422
+    assert "multiple of it; instances has 1" in rv.get_json()["errors"]["instances"][0]

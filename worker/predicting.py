@@ -1,0 +1,107 @@
+"""Answer ``POST /jobs/<id>/predict`` on a worker: the job's trained model,
+loaded from its ``.keras`` file, applied to new instances.
+
+Imported inside the task, in the pool's child process (like
+:mod:`worker.training`), never in the API. Each process keeps the few models
+it used last loaded (:class:`ModelCache`), keyed by job id and the model
+file's digest, so that repeated predictions skip ``load_model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from . import training
+from .backend import configure_backend
+from .store import JobStore
+from .store import finite
+
+#: Models a worker process keeps loaded (``SEQLAB_PREDICT_CACHE_SIZE``).
+CACHE_SIZE = int(os.environ.get("SEQLAB_PREDICT_CACHE_SIZE", "4"))
+
+
+class ModelCache:
+    """The ``keras.Model``s used last, by (job id, model file digest)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> Any | None:
+        """The model under ``key`` (now the most recently used), or None."""
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+        return model
+
+    def put(self, key: tuple[str, str], model: Any) -> None:
+        """Keep ``model``, dropping the least recently used beyond the size."""
+        self._models[key] = model
+        self._models.move_to_end(key)
+        while len(self._models) > max(self.size, 0):
+            self._models.popitem(last=False)
+
+
+_cache = ModelCache(CACHE_SIZE)
+
+
+def load(model_file: bytes) -> Any:
+    """``keras.saving.load_model`` of the bytes of a ``.keras`` file."""
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        with open(path, "wb") as f:
+            f.write(model_file)
+        return keras.saving.load_model(path)
+
+
+def reset_states(model: Any) -> None:
+    """Zero the states of stateful layers: each answer is that of a freshly
+    loaded model, whatever was predicted before."""
+    for layer in model._flatten_layers(include_self=False):
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+            layer.reset_state()
+
+
+def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]:
+    """The job's model's outputs for ``instances`` (samples first).
+
+    Returns ``{"predictions", "model_cached", "model_load_seconds",
+    "predict_seconds"}``, or ``{"error": {"type", "message"}}`` when the job
+    has no model (anymore). The instances were checked against the model's
+    input by the API.
+    """
+    job = jobs.get(job_id, ("request",))
+    model_file = jobs.get_model(job_id)
+    if job is None or model_file is None:
+        return {"error": {"type": "NoModel", "message": f"Job {job_id} has no model file."}}
+    spec: Mapping[str, Any] = job["request"]["model"]
+    key = (job_id, hashlib.sha256(model_file).hexdigest())
+    with training._lock:  # Keras's session state is global: one model at a time
+        configure_backend()
+        import numpy as np
+
+        started = time.perf_counter()
+        model = _cache.get(key)
+        cached = model is not None
+        if model is None:
+            model = load(model_file)
+            _cache.put(key, model)
+        loaded = time.perf_counter()
+        reset_states(model)
+        x = np.asarray(instances, dtype=spec.get("dtype") or "float32")
+        predictions = training.predict(model, x, spec.get("batch_size"))
+        done = time.perf_counter()
+    return {
+        "predictions": finite(predictions),
+        "model_cached": cached,
+        "model_load_seconds": round(loaded - started, 4),
+        "predict_seconds": round(done - loaded, 4),
+    }
