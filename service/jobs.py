@@ -48,6 +48,7 @@ from .submission import job_document
 from .submission import job_params
 from .submission import stored_data
 from .submission import stored_request
+from .train_schemas import monitor_error
 from .train_schemas import train_request_schema
 
 bp = Blueprint("jobs", __name__)
@@ -133,6 +134,8 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
     # A dataset's shapes stand in for its arrays from here on.
     dataset_refs = resolve_train_data(body)
+    if dataset_refs:
+        check_early_stopping_monitor(body)
     check_limits(report, body)
     check_data(report, body)
     check_validation_data(report, body)
@@ -155,6 +158,16 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     if idempotent is not None:
         idempotent.confirm()
     return _accepted(record, replayed=False)
+
+
+def check_early_stopping_monitor(body: dict[str, Any]) -> None:
+    """``fit.early_stopping.monitor`` of a job on datasets, once it is known
+    whether they bring validation arrays (the schema checks the others)."""
+    options = body["fit"].get("early_stopping")
+    error = monitor_error(options["monitor"], body) if options else None
+    if error:
+        path = "fit.early_stopping.monitor"
+        raise ApiValidationError(f"{path}: {error}", {path: [error]})
 
 
 def _create_and_queue(

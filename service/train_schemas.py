@@ -166,6 +166,48 @@ def check_time_limit(seconds: int) -> None:
         )
 
 
+class EarlyStoppingSchema(ma.Schema):
+    """The arguments of Keras 3's ``keras.callbacks.EarlyStopping``, with its
+    defaults (``verbose`` aside: the job reports instead). Where Keras takes
+    anything (a negative ``min_delta``, which it makes positive; an unknown
+    mode, which it warns about and reads as ``auto``), only the meaningful
+    values are accepted. ``monitor`` is checked against the compiled loss
+    and metrics by :meth:`TrainRequestSchema.check_monitor`."""
+
+    monitor = fields.String(load_default="val_loss")
+    min_delta = FiniteFloat(load_default=0.0, validate=validate.Range(min=0))
+    patience = StrictInt(load_default=0, validate=validate.Range(0, MAX_EPOCHS))
+    mode = fields.String(load_default="auto", validate=validate.OneOf(("auto", "min", "max")))
+    baseline = FiniteFloat(load_default=None, allow_none=True)
+    restore_best_weights = StrictBool(load_default=False)
+    start_from_epoch = StrictInt(load_default=0, validate=validate.Range(0, MAX_EPOCHS))
+
+
+def monitor_error(monitor: str, body: Mapping[str, Any]) -> str | None:
+    """Why ``fit.early_stopping.monitor`` names nothing ``fit`` will log for
+    this request, or None. Keras logs ``loss`` and each compiled metric under
+    the name it was given, and the same with ``val_`` when there is
+    validation data; any other name would warn at every epoch and never stop."""
+    names = ["loss", *body["compile"].get("metrics", [])]
+    # Validation data: a split, or arrays of their own (a dataset's x_val and
+    # y_val, or a validation dataset: in ``body["validation"]`` once resolved).
+    validated = bool(body["fit"].get("validation_split")) or "validation" in body
+    if monitor.startswith("val_") and monitor[4:] in names:
+        if validated:
+            return None
+        return (
+            f"{monitor!r} is a validation value, and this job has no validation data "
+            "(fit.validation_split is 0, and no validation arrays): "
+            f"monitor {monitor[4:]!r} instead, or validate."
+        )
+    if monitor in names:
+        return None
+    known = names + ([f"val_{name}" for name in names] if validated else [])
+    return (
+        f"Must be the loss or a compiled metric: one of {', '.join(known)}. Received: {monitor!r}."
+    )
+
+
 class FitSchema(ma.Schema):
     epochs = StrictInt(load_default=1, validate=validate.Range(1, MAX_EPOCHS))
     batch_size = StrictInt(load_default=32, validate=validate.Range(1, MAX_VALUES))
@@ -174,6 +216,7 @@ class FitSchema(ma.Schema):
         load_default=0.0, validate=validate.Range(0, 1, max_inclusive=False)
     )
     time_limit_seconds = StrictInt(load_default=None, allow_none=True, validate=check_time_limit)
+    early_stopping = fields.Nested(EarlyStoppingSchema, load_default=None, allow_none=True)
 
 
 class ModelField(fields.Field):
@@ -212,6 +255,16 @@ class TrainRequestSchema(ma.Schema):
             else:
                 merged[key] = copy.deepcopy(value)
         return merged
+
+    @ma.validates_schema(skip_on_field_errors=True)
+    def check_monitor(self, body: Mapping[str, Any], **kwargs: Any) -> None:
+        """``fit.early_stopping.monitor`` names a value ``fit`` will log."""
+        options = body["fit"].get("early_stopping")
+        if not options or "dataset" in body["data"]:
+            return  # on a dataset: once its arrays are known (service/jobs.py)
+        error = monitor_error(options["monitor"], body)
+        if error:
+            raise ma.ValidationError({"fit": {"early_stopping": {"monitor": [error]}}})
 
 
 train_request_schema = TrainRequestSchema()

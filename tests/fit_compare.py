@@ -2,7 +2,8 @@
 
 Run as a script in a fresh process (``python tests/fit_compare.py BACKEND``)
 because Keras binds its backend at import; prints one JSON document:
-``{case: {"fused": history, "plain": history, "steps": [fused, plain]}}``.
+``{"unshuffled"|"shuffled": {case: {"fused": history, "plain": history,
+"steps": [fused, plain]}}, "early_stopping": {case: {"worker": run, "plain": run}}}``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,108 @@ def run(shuffle: bool) -> dict:
     return out
 
 
+#: Early stopping cases: (monitor, validation_split, shuffle, EarlyStopping arguments).
+EARLY_EPOCHS = 40
+EARLY_CASES = {
+    "loss_restored": (
+        "loss",
+        0.0,
+        True,
+        {"patience": 2, "min_delta": 0.02, "restore_best_weights": True},
+    ),
+    "val_loss_restored": (
+        "val_loss",
+        0.3,
+        True,
+        {"patience": 1, "restore_best_weights": True},
+    ),
+    "mae_baseline_warm_up": (
+        "mae",
+        0.0,
+        False,
+        {"patience": 3, "mode": "min", "baseline": 0.5, "start_from_epoch": 2},
+    ),
+}
+
+
+def early_run(history: dict, epochs: int, best_epoch, restored, predictions) -> dict:
+    return {
+        "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "restored": restored,
+        "predictions": [float(v) for v in predictions.ravel()],
+    }
+
+
+def run_early_stopping() -> dict:
+    """The worker's fit with ``fit.early_stopping`` beside Keras's plain
+    ``fit`` with ``keras.callbacks.EarlyStopping`` of the same arguments."""
+    import keras
+    import numpy as np
+
+    from service.train_schemas import EarlyStoppingSchema
+    from worker import training
+    from worker.monitor import Monitor
+
+    x, y = data("dense", 3)
+    out = {}
+    for name, (monitor_name, split, shuffle, args) in EARLY_CASES.items():
+        options = EarlyStoppingSchema().load({"monitor": monitor_name, **args})
+        request = {
+            "model": {},
+            "data": {"x": x.tolist(), "y": y.tolist()},
+            "fit": {
+                "epochs": EARLY_EPOCHS,
+                "batch_size": BATCH,
+                "shuffle": shuffle,
+                "validation_split": split,
+                "early_stopping": options,
+            },
+        }
+        worker_model = model("mse", ["mae"], 3, 5)
+        monitor = Monitor(
+            epochs=EARLY_EPOCHS,
+            steps_per_epoch=training.steps_per_epoch(request),
+            on_progress=lambda _: None,
+            should_stop=lambda: False,
+        )
+        stopper = training.fit(worker_model, request, monitor)
+        stopped = training.stopped(monitor, stopper, options)
+        worker = early_run(
+            monitor.history.result(),
+            stopped["epoch"],
+            stopped["best_epoch"],
+            stopped["restored_best_weights"],
+            np.asarray(worker_model.predict_on_batch(x)),
+        )
+        worker["reason"] = stopped["reason"]
+
+        plain_model = model("mse", ["mae"], 3, 5)
+        callback = keras.callbacks.EarlyStopping(**options)
+        history = plain_model.fit(
+            x,
+            y,
+            batch_size=BATCH,
+            epochs=EARLY_EPOCHS,
+            shuffle=shuffle,
+            validation_split=split,
+            callbacks=[callback],
+            verbose=0,
+        ).history
+        out[name] = {
+            "worker": worker,
+            "plain": early_run(
+                history,
+                len(history["loss"]),
+                callback.best_epoch + 1,
+                callback.best_weights is not None,
+                np.asarray(plain_model.predict_on_batch(x)),
+            ),
+        }
+    return out
+
+
 def main() -> None:
     backend = sys.argv[1]
     os.environ["KERAS_BACKEND"] = backend
@@ -134,7 +237,12 @@ def main() -> None:
         import keras  # noqa: F401
     # Keras's fit warns about nothing here: make any warning an error.
     warnings.simplefilter("error")
-    print(json.dumps({"unshuffled": run(False), "shuffled": run(True)}))
+    with warnings.catch_warnings():
+        # EarlyStopping's get_weights() copies variables with np.array(v),
+        # which NumPy 2 flags as deprecated: Keras's own warning, not fit's.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        early = run_early_stopping()
+    print(json.dumps({"unshuffled": run(False), "shuffled": run(True), "early_stopping": early}))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ ownership, and training on them with a real worker."""
 
 import io
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -317,3 +318,19 @@ def test_a_datasets_values_are_checked_like_inline_data(tenants_app, tenants):
     assert "integer class labels in [0, 3)" in message
     assert message.endswith("validation.y[3] is 3.")
     assert client.get("/jobs", headers=alice).get_json()["jobs"] == []
+
+
+def test_early_stopping_on_val_loss_needs_a_dataset_with_validation_arrays(redis_url, tenants):
+    app = tenants.app(redis_url, f"idle-{uuid.uuid4().hex[:8]}")
+    client, alice = app.test_client(), tenants.bearer("alice")
+    x, y = windows(8)
+    with_val = upload(client, npz(x=x, y=y, x_val=x, y_val=y), alice).get_json()["id"]
+    without = upload(client, npz(x=x, y=y), alice).get_json()["id"]
+    fit = {"epochs": 3, "early_stopping": {"monitor": "val_loss", "patience": 1}}
+    rv = client.post("/train", json={"model": MODEL, "data": {"dataset": with_val}, "fit": fit},
+                     headers=alice)  # fmt: skip
+    assert rv.status_code == 202, rv.get_json()
+    rv = client.post("/train", json={"model": MODEL, "data": {"dataset": without}, "fit": fit},
+                     headers=alice)  # fmt: skip
+    assert rv.status_code == 422
+    assert "no validation data" in rv.get_json()["errors"]["fit.early_stopping.monitor"][0]

@@ -63,3 +63,26 @@ def test_shuffled_epochs_draw_keras_permutations_under_jax(compared):
             for name in plain:
                 pairs = zip(fused[name], plain[name], strict=True)
                 assert all(close(a, b) for a, b in pairs), (case, name)
+
+
+def test_early_stopping_equals_keras_early_stopping(compared):
+    """With ``fit.early_stopping`` the worker stops at the epoch Keras's own
+    ``EarlyStopping`` stops at, keeps the same (restored) weights, and says why."""
+    from fit_compare import EARLY_CASES
+    from fit_compare import EARLY_EPOCHS
+
+    _, runs = compared
+    assert set(runs["early_stopping"]) == set(EARLY_CASES)
+    for case, run in runs["early_stopping"].items():
+        worker, plain = run["worker"], run["plain"]
+        # Each case stops early, so that it tests stopping, not the epoch count.
+        assert plain["epochs"] < EARLY_EPOCHS, case
+        assert worker["reason"] == "early_stopping", case
+        for key in ("epochs", "best_epoch", "restored"):
+            assert worker[key] == plain[key], (case, key, worker[key], plain[key])
+        assert set(worker["history"]) == set(plain["history"]), case
+        for name, values in plain["history"].items():
+            pairs = zip(worker["history"][name], values, strict=True)
+            assert all(close(a, b) for a, b in pairs), (case, name)
+        pairs = zip(worker["predictions"], plain["predictions"], strict=True)
+        assert all(close(a, b) for a, b in pairs), case

@@ -16,13 +16,18 @@ thousand times for microseconds of arithmetic). Without validation data,
   those Keras computes for the epoch, read at the epoch's last step;
 * batches are made as they are consumed: memory does not grow with epochs.
 
-With validation data, :func:`fit_per_epoch` is Keras's own ``fit``.
+With validation data, :func:`fit_per_epoch` is Keras's own ``fit``. So it is
+with early stopping, validation data or not: Keras's own ``EarlyStopping``
+callback then decides when to stop and which weights to keep, rather than a
+reimplementation of it inside the fused loop.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from .monitor import Monitor
@@ -147,18 +152,29 @@ def fit_fused(
     )
 
 
+def early_stopping(options: Mapping[str, Any]) -> Any:
+    """Keras's own ``EarlyStopping`` callback with a request's validated
+    ``fit.early_stopping`` arguments (silent: the job reports instead)."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(**options, verbose=0)
+
+
 def fit_per_epoch(
     model: Any,
     x: Any,
     y: Any,
-    validation: tuple[Any, Any],
+    validation: tuple[Any, Any] | None,
     *,
     batch_size: int,
     epochs: int,
     shuffle: bool,
     monitor: Monitor,
+    callbacks: Sequence[Any] = (),
 ) -> None:
-    """Keras's own ``fit``, epoch by epoch, validating at each epoch's end."""
+    """Keras's own ``fit``, epoch by epoch, validating at each epoch's end
+    when there is ``validation`` data; ``callbacks`` run after the monitor's
+    (an ``EarlyStopping`` then sees the epoch the monitor has recorded)."""
     model.fit(
         x,
         y,
@@ -166,6 +182,6 @@ def fit_per_epoch(
         epochs=epochs,
         shuffle=shuffle,
         validation_data=validation,
-        callbacks=[monitor_callback(monitor, fused=False)],
+        callbacks=[monitor_callback(monitor, fused=False), *callbacks],
         verbose=0,
     )

@@ -175,9 +175,25 @@ class Monitor:
         if not force and now - self._last_check < CHECK_INTERVAL:
             return
         self._last_check = now
+        steps_left = self._report(now, step)
+        if steps_left and self.should_stop():
+            self.stopped_by = "cancelled"
+        elif steps_left and self.deadline is not None and now >= self.deadline:
+            self.stopped_by = "time_limit"
+
+    def ended_early(self) -> None:
+        """Training ended before its epochs on its own (Keras's
+        ``EarlyStopping``): report the last epoch now, as the last epoch of
+        a full run is reported, with nothing left to wait for."""
+        self._last_check = time.monotonic()
+        self._report(self._last_check, step=0, steps_left=0)
+
+    def _report(self, now: float, step: int, steps_left: int | None = None) -> int:
+        """Send the progress (and the history when due); the steps left."""
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss_bytes())
         steps_done = self.epochs_done * self.steps_per_epoch + step
-        steps_left = self.epochs * self.steps_per_epoch - steps_done
+        if steps_left is None:
+            steps_left = self.epochs * self.steps_per_epoch - steps_done
         self.on_progress(
             {
                 "epoch": self.epochs_done,
@@ -190,10 +206,7 @@ class Monitor:
             }
         )
         self._send_history(now)
-        if steps_left and self.should_stop():
-            self.stopped_by = "cancelled"
-        elif steps_left and self.deadline is not None and now >= self.deadline:
-            self.stopped_by = "time_limit"
+        return steps_left
 
     def _send_history(self, now: float) -> None:
         if self.on_history is None or self.epochs_done == self._history_epochs:

@@ -25,6 +25,7 @@ from .agreement import check_agreement
 from .backend import configure_backend
 from .backend import device_name
 from .builder import build_model
+from .fitting import early_stopping
 from .fitting import fit_fused
 from .fitting import fit_per_epoch
 from .monitor import Monitor
@@ -110,7 +111,7 @@ def train(
             deadline=deadline,
             on_history=on_history,
         )
-        fit(model, request, monitor)
+        stopper = fit(model, request, monitor)
         trained = time.perf_counter()
         x = input_array(request)
         predictions = predict(model, x, request["model"].get("batch_size"))
@@ -120,6 +121,7 @@ def train(
             "history_block": monitor.history.block,
             "epochs_completed": monitor.epochs_done,
             "final_metrics": {k: finite_or_none(v) for k, v in monitor.last_epoch.items()},
+            "stopped": stopped(monitor, stopper, request["fit"].get("early_stopping")),
             "predictions": predictions,
             "summary": summary,
             "keras_params": int(model.count_params()),
@@ -181,8 +183,11 @@ def steps_per_epoch(request: Mapping[str, Any]) -> int:
     return math.ceil(n / int(fit_args["batch_size"]))
 
 
-def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> None:
-    """Fit the compiled model on the request's data, reporting to ``monitor``."""
+def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
+    """Fit the compiled model on the request's data, reporting to ``monitor``.
+
+    Returns the Keras ``EarlyStopping`` callback that ran, or None.
+    """
     import numpy as np
 
     fit_args = request["fit"]
@@ -194,17 +199,62 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> None:
         "epochs": int(fit_args["epochs"]),
         "shuffle": bool(fit_args["shuffle"]),
     }
-    validation = request["data"].get("validation")
-    if validation is not None:
+    own = request["data"].get("validation")
+    if own is not None:
         # Validation data of its own (a dataset's): Keras's validation_data.
-        x_val = np.asarray(validation[0], dtype=x.dtype)
-        y_val = np.asarray(validation[1], dtype="float32")
-        fit_per_epoch(model, x, y, (x_val, y_val), monitor=monitor, **options)
+        validation = (np.asarray(own[0], dtype=x.dtype), np.asarray(own[1], dtype="float32"))
+        x_fit, y_fit = x, y
     elif n_val:
+        # Keras keeps the last samples for validation (validation_split).
+        validation, x_fit, y_fit = (x[n:], y[n:]), x[:n], y[:n]
+    else:
+        validation, x_fit, y_fit = None, x, y
+    stopper = None
+    if fit_args.get("early_stopping"):
+        # Keras's own EarlyStopping in Keras's own fit: exact by construction
+        # (the fused fit has no epoch ends for it to act on).
+        stopper = early_stopping(fit_args["early_stopping"])
+        fit_per_epoch(
+            model, x_fit, y_fit, validation, monitor=monitor, callbacks=[stopper], **options
+        )
+        if stopper.stopped_epoch and not monitor.stop:
+            monitor.ended_early()
+    elif validation is not None:
         # Validation runs at epoch ends: Keras's own fit, epoch by epoch.
-        fit_per_epoch(model, x[:n], y[:n], (x[n:], y[n:]), monitor=monitor, **options)
+        fit_per_epoch(model, x_fit, y_fit, validation, monitor=monitor, **options)
     else:
         fit_fused(model, x, y, monitor=monitor, **options)
+    return stopper
+
+
+def stopped(monitor: Monitor, stopper: Any, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Why and when training stopped, and early stopping's best epoch.
+
+    ``reason``: ``epochs`` (all ran), ``early_stopping``, ``cancelled`` or
+    ``time_limit``; ``epoch``: the last epoch run (1-based). With early
+    stopping, ``monitor``, ``best`` (its best value) and ``best_epoch``
+    (1-based; null if no epoch was monitored, all before
+    ``start_from_epoch``), and whether the model's weights are those of the
+    best epoch (Keras restores them at the end of any fit, early or not).
+    """
+    if monitor.stopped_by in ("cancelled", "time_limit"):
+        reason = monitor.stopped_by
+    elif stopper is not None and stopper.stopped_epoch:
+        reason = "early_stopping"
+    else:
+        reason = "epochs"
+    document: dict[str, Any] = {"reason": reason, "epoch": monitor.epochs_done}
+    if stopper is not None and options:
+        monitored = stopper.best is not None
+        document.update(
+            monitor=options["monitor"],
+            best=finite_or_none(float(stopper.best)) if monitored else None,
+            best_epoch=stopper.best_epoch + 1 if monitored else None,
+            restored_best_weights=bool(
+                stopper.restore_best_weights and stopper.best_weights is not None
+            ),
+        )
+    return document
 
 
 def predict(model: Any, x: Any, batch_size: int | None) -> list[Any]:
