@@ -11,10 +11,12 @@ job answers only once that job ends.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
+import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Blueprint
 from flask import current_app
@@ -140,8 +142,14 @@ def predict(job_id: str) -> dict[str, Any]:
             f"No worker answered within {timeout:g} s (SEQLAB_PREDICT_TIMEOUT): the workers "
             "of this queue are busy training or not running; try again later."
         ) from None
+    except (redis.exceptions.RedisError, OSError) as error:
+        # Redis went away while we waited: the answer cannot be read.
+        unavailable = ServiceUnavailable("The job store (Redis) is unreachable; try again shortly.")
+        unavailable.retry_after = 5  # type: ignore[assignment]
+        raise unavailable from error
     finally:
-        task.forget()  # an answer is read once: its key goes now, not in a day
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            task.forget()  # an answer is read once: its key goes now, not in a day
     if "error" in answer:
         if answer["error"]["type"] == "NoModel":
             raise Conflict(f"Job {job_id} has no model file (anymore).")
