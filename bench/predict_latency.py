@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
-from .http_throughput import free_port
-from .http_throughput import wait_healthy
 from .seed_vs_service import call
 from .seed_vs_service import run_job
+from .seed_vs_service import service_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = [[[0.1], [0.3], [0.5], [0.7], [0.9]]]
@@ -84,24 +81,7 @@ def baseline(model_file: bytes, requests: int, backend: str) -> dict:
 
 def main(quick: bool = False) -> None:
     requests = 30 if quick else 100
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue, "PYTHONPATH": str(ROOT)}
-    bin_dir = Path(sys.executable).parent
-    port = free_port()
-    worker = subprocess.Popen(
-        [str(bin_dir / "celery"), "-A", "worker.celery_app", "worker", "--loglevel", "warning",
-         "--hostname", f"{queue}@%h", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
-    api = subprocess.Popen(
-        [str(bin_dir / "gunicorn"), "--workers", "2", "--threads", "4", "--bind",
-         f"127.0.0.1:{port}", "--log-level", "warning", "service:create_app()"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(f"{base}/healthz")
+    with service_stack(threads=4) as base:
         _, job = run_job(base, "many_to_many")
         url = f"{base}/jobs/{job['id']}/predict"
         first = call(url, {"instances": INSTANCE})  # loads the model into the cache
@@ -112,11 +92,6 @@ def main(quick: bool = False) -> None:
             service.append(time.perf_counter() - start)
         with urllib.request.urlopen(f"{base}/jobs/{job['id']}/model", timeout=30) as response:
             model_file = response.read()
-    finally:
-        for process in (api, worker):
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in (api, worker):
-            process.wait(timeout=60)
     plain = baseline(model_file, requests, job["result"]["backend"])
 
     ms = 1000

@@ -11,6 +11,7 @@ final predictions of both.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from .http_throughput import free_port
@@ -75,10 +77,11 @@ def flat(values: object) -> list[float]:
     return [float(values)]  # type: ignore[arg-type]
 
 
-def main(quick: bool = False) -> None:
-    if not SEEDS.is_dir():
-        print(f"\n(c) skipped: no seed scripts at {SEEDS}")
-        return
+@contextlib.contextmanager
+def service_stack(threads: int = 1) -> Iterator[str]:
+    """A worker and gunicorn (2 processes) on a queue of their own, on the
+    Redis at ``REDIS_URL`` (default database 12 of the local one); yields the
+    API's base URL once healthy, and stops both."""
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue, "PYTHONPATH": str(ROOT)}
@@ -90,14 +93,27 @@ def main(quick: bool = False) -> None:
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     api = subprocess.Popen(
-        [str(bin_dir / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "service:create_app()"],
+        [str(bin_dir / "gunicorn"), "--workers", "2", "--threads", str(threads), "--bind",
+         f"127.0.0.1:{port}", "--log-level", "warning", "service:create_app()"],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    rows = []
     try:
         wait_healthy(f"{base}/healthz")
+        yield base
+    finally:
+        for process in (api, worker):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in (api, worker):
+            process.wait(timeout=60)
+
+
+def main(quick: bool = False) -> None:
+    if not SEEDS.is_dir():
+        print(f"\n(c) skipped: no seed scripts at {SEEDS}")
+        return
+    rows = []
+    with service_stack() as base:
         runs = 3 if quick else 5
         service: dict[str, list[float]] = {}
         cold: dict[str, float] = {}
@@ -113,11 +129,6 @@ def main(quick: bool = False) -> None:
             script_time, script_pred = run_script(example)
             rows.append((example, script_time, script_pred, service[example], cold[example],
                          flat(jobs[example]["result"]["predictions"]), jobs[example]))  # fmt: skip
-    finally:
-        for process in (api, worker):
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in (api, worker):
-            process.wait(timeout=60)
 
     print("\n(c) seed programs: the script run directly vs POST /train → succeeded (warm worker)")
     for example, script_time, script_pred, times, cold_time, preds, job in rows:
