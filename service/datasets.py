@@ -161,6 +161,14 @@ def load_arrays(file: IO[bytes]) -> dict[str, Any]:
     """
     import numpy as np
 
+    # numpy.load would try anything that is neither a zip nor an .npy as a
+    # pickle and say so: name what the upload is not instead.
+    magic = file.read(6)
+    file.seek(0)
+    if not magic.startswith((b"PK\x03\x04", b"\x93NUMPY")):
+        raise refuse(
+            "body", "The upload is not an .npz file (numpy.savez writes a zip archive of arrays)."
+        )
     try:
         npz = np.load(file, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:

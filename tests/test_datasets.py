@@ -108,7 +108,7 @@ NAN_X[2, 3, 1] = np.nan
 @pytest.mark.parametrize(
     ("body", "path", "reason"),
     [
-        (b"x,y\n1,2\n", "body", "not a readable .npz file"),
+        (b"x,y\n1,2\n", "body", "not an .npz file"),
         (_npy(), "body", "single .npy array"),
         (_object_array_npz(), "x", "Python objects (dtype object)"),
         (npz(x=NAN_X, y=Y), "x", "NaN or infinite values (1 of them): x[2][3][1] is"),
