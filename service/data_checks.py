@@ -68,7 +68,7 @@ def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
 
 
-def _fits(actual: list[int], expected: tuple[int | None, ...]) -> bool:
+def fits(actual: list[int], expected: tuple[int | None, ...]) -> bool:
     return len(actual) == len(expected) and all(
         e is None or a == e for a, e in zip(actual, expected, strict=True)
     )
@@ -79,7 +79,7 @@ def check_shapes(report: ModelReport, request: Mapping[str, Any], errors: Errors
     x, y = request["data"]["x"]["shape"], request["data"]["y"]["shape"]
     model_in = report.input_shape[1:]
     output = report.output_shape
-    if not _fits(x[1:], model_in):
+    if not fits(x[1:], model_in):
         errors["data.x"] = [
             f"Shape {format_shape(tuple(x))} does not fit the model's input "
             f"{format_shape((None, *model_in))}."
@@ -89,7 +89,7 @@ def check_shapes(report: ModelReport, request: Mapping[str, Any], errors: Errors
     allowed = [model_out]
     if loss in SPARSE_LOSSES:  # integer class labels, one per output position
         allowed = [model_out[:-1], (*model_out[:-1], 1)]
-    if not any(_fits(y[1:], shape) for shape in allowed):
+    if not any(fits(y[1:], shape) for shape in allowed):
         shapes = " or ".join(format_shape((None, *s)) for s in allowed)
         errors["data.y"] = [
             f"Shape {format_shape(tuple(y))} does not fit the model's output "
@@ -124,34 +124,50 @@ def check_values(report: ModelReport, request: Mapping[str, Any], errors: Errors
     """Every value of ``x`` and ``y`` within what its dtype, the model's
     Embeddings and the loss take."""
     spec, data = request["model"], request["data"]
-    dtype = spec.get("dtype") or "float32"
     x, y = data["x"], data["y"]
-    if x["first_bool"] is not None and dtype != "bool":
-        _refuse_bool(errors, "data.x", x, f"the model's input is {dtype}")
     if y["first_bool"] is not None:
         _refuse_bool(errors, "data.y", y, "targets are float32")
+    check_input_values(report, spec.get("dtype") or "float32", "data.x", x, errors)
     if errors:
         return
-    casts = _float_casts(report) if dtype.startswith(("float", "bfloat")) else []
-    _check(errors, "data.x", x, input_domain(dtype, casts))
-    for path, layer, dropout, masked in _embedding_inputs(report):
-        if dropout is not None:
-            rate, kind = dropout
-            errors[rate] = [
-                f"A {kind} before the Embedding at {path} scales "
-                "the token ids by 1 / (1 - rate) while training (Dropout.call), so the "
-                "Embedding would look up other rows than x names; put it after the Embedding."
-            ]
-            continue
-        input_dim = layer.layer.config["input_dim"]
-        # Both walks stop at the first Embedding: every cast comes before it.
-        _check(errors, "data.x", x, embedding_domain(input_dim, dtype, path, masked, casts))
     loss = request["compile"]["loss"]
     classes = report.output_shape[-1]
     if loss in SPARSE_LOSSES and classes is not None:
         _check(errors, "data.y", y, sparse_label_domain(classes, loss))  # type: ignore[arg-type]
     else:
         _check(errors, "data.y", y, LOSS_DOMAINS.get(loss, float_domain("float32", "Targets")))
+
+
+def check_input_values(
+    report: ModelReport,
+    dtype: str,
+    path: str,
+    x: Mapping[str, Any],
+    errors: Errors,
+    *,
+    training: bool = True,
+) -> None:
+    """Every value of the input ``x`` (at ``path``) within what the model's
+    input ``dtype`` and its Embeddings take; the inputs of ``POST /train``
+    and of predictions alike. ``training``: a Dropout before an Embedding
+    scales the ids while training only."""
+    if x["first_bool"] is not None and dtype != "bool":
+        _refuse_bool(errors, path, x, f"the model's input is {dtype}")
+        return
+    casts = _float_casts(report) if dtype.startswith(("float", "bfloat")) else []
+    _check(errors, path, x, input_domain(dtype, casts))
+    for where, layer, dropout, masked in _embedding_inputs(report):
+        if dropout is not None and training:
+            rate, kind = dropout
+            errors[rate] = [
+                f"A {kind} before the Embedding at {where} scales "
+                "the token ids by 1 / (1 - rate) while training (Dropout.call), so the "
+                "Embedding would look up other rows than x names; put it after the Embedding."
+            ]
+            continue
+        input_dim = layer.layer.config["input_dim"]
+        # Both walks stop at the first Embedding: every cast comes before it.
+        _check(errors, path, x, embedding_domain(input_dim, dtype, where, masked, casts))
 
 
 def _refuse_bool(errors: Errors, path: str, tensor: Mapping[str, Any], why: str) -> None:

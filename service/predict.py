@@ -29,20 +29,16 @@ from seqlab import ModelReport
 from seqlab import analyze
 from seqlab.registry import format_shape
 
+from .data_checks import check_input_values
+from .data_checks import fits
+
 # The same rules as a training request's data.x: its private helpers, as
 # they take a tensor and a field path, not a whole request.
-from .data_checks import _check
-from .data_checks import _embedding_inputs
-from .data_checks import _fits
-from .data_checks import _float_casts
-from .data_checks import _refuse_bool
 from .jobs import get_job_or_404
 from .jobs import store
 from .problems import ApiValidationError
 from .requests import get_json_object
 from .train_schemas import Tensor
-from .value_domains import embedding_domain
-from .value_domains import input_domain
 
 bp = Blueprint("predict", __name__)
 
@@ -76,20 +72,14 @@ def check_instances(report: ModelReport, spec: Mapping[str, Any], path: str, x: 
     errors: Errors = {}
     model_in = report.input_shape[1:]
     dtype = spec.get("dtype") or "float32"
-    if not _fits(x["shape"][1:], model_in):
+    if not fits(x["shape"][1:], model_in):
         errors[path] = [
             f"Shape {format_shape(tuple(x['shape']))} does not fit the model's input "
             f"{format_shape((None, *model_in))}: give a list of instances, each of shape "
             f"{format_shape(model_in)}."
         ]
-    elif x["first_bool"] is not None and dtype != "bool":
-        _refuse_bool(errors, path, x, f"the model's input is {dtype}")
     else:
-        casts = _float_casts(report) if dtype.startswith(("float", "bfloat")) else []
-        _check(errors, path, x, input_domain(dtype, casts))
-        for where, layer, _, masked in _embedding_inputs(report):
-            input_dim = layer.layer.config["input_dim"]
-            _check(errors, path, x, embedding_domain(input_dim, dtype, where, masked, casts))
+        check_input_values(report, dtype, path, x, errors, training=False)
         batch = spec.get("batch_size")
         if batch and x["shape"][0] % batch:
             errors[path] = [

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -150,6 +151,45 @@ def run_worker(redis_url, queue, log, name=None, **env):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@contextlib.contextmanager
+def serve_api(log, processes=1, threads=8, **env):
+    """The API under a real gunicorn, started as ``make up`` starts it
+    (gthread workers), on a free port; yields its base URL once /healthz
+    answers, and stops it (its whole process group) at the end. ``env``:
+    variables of its environment (REDIS_URL, SEQLAB_QUEUE, ...)."""
+    from devtools.up import api_argv
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": str(processes), **env}
+    argv = api_argv(sys.executable, "127.0.0.1", str(port), str(threads))
+    with open(log, "wb") as out:
+        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{base}/healthz"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _answers(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")

@@ -18,15 +18,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import serve_api
 from tenants import Tenants
 
 from bench.http_throughput import free_port
-from bench.http_throughput import wait_healthy
 from seqlab import analyze
 from seqlab.examples import EXAMPLES
 from seqlab_cli.client import Api
@@ -196,28 +197,18 @@ def test_bad_data_files_exit_2_naming_the_file(tmp_path):
 
 
 @contextlib.contextmanager
-def serve_api(redis_url, queue, **env):
-    """The API under gunicorn (gthread, as ``make up``) on a free port, on the
-    test Redis and queue; yields its URL once healthy."""
-    port = free_port()
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
-        [str(gunicorn), "--workers", "1", "--worker-class", "gthread", "--threads", "8",
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "service:create_app()"],
-        cwd=ROOT, start_new_session=True,
-        env=environment(REDIS_URL=redis_url, SEQLAB_QUEUE=queue, **env),
-    )  # fmt: skip
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+def api(redis_url, queue, **env):
+    """The API under gunicorn (gthread, as ``make up``) on the test Redis
+    and queue; yields its URL once healthy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "gunicorn.log"
+        with serve_api(log, REDIS_URL=redis_url, SEQLAB_QUEUE=queue, **env) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")
 def api_url(redis_url, queue, worker):
-    with serve_api(redis_url, queue) as url:
+    with api(redis_url, queue) as url:
         yield url
 
 
@@ -319,7 +310,7 @@ def test_a_server_that_is_not_there_exits_3():
 
 def test_a_5xx_exits_3(tmp_path):
     # Redis not there: the API answers the job routes 503.
-    with serve_api(f"redis://127.0.0.1:{free_port()}/0", "none") as url:
+    with api(f"redis://127.0.0.1:{free_port()}/0", "none") as url:
         rv = seqlab("jobs", "--url", url, SEQLAB_URL="http://127.0.0.1:9")
     assert rv.returncode == 3
     assert rv.stderr.startswith("seqlab: HTTP 503: ")
@@ -336,7 +327,7 @@ def test_url_from_the_environment_and_an_unknown_job_exits_2(api_url):
 
 def test_the_api_key_is_sent_as_a_bearer_token(redis_url, queue, worker):
     tenants = Tenants("alice")
-    with serve_api(redis_url, queue, SEQLAB_API_KEYS=tenants.config) as url:
+    with api(redis_url, queue, SEQLAB_API_KEYS=tenants.config) as url:
         refused = seqlab("jobs", "--url", url)
         wrong = seqlab("jobs", "--url", url, SEQLAB_API_KEY="not-a-key")
         allowed = seqlab("jobs", "--json", "--url", url, SEQLAB_API_KEY=tenants.secrets["alice"])

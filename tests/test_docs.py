@@ -6,19 +6,15 @@ which ``.ci/run`` installs) against a real gunicorn, with every host but
 offline.
 """
 
-import contextlib
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from browser import Browser
 from browser import chromium
+from conftest import serve_api
 from openapi_check import HTTP_METHODS
 from openapi_check import validate_response
 from tenants import Tenants
@@ -88,28 +84,8 @@ def spec_operations(spec):
 def server(tmp_path_factory):
     """The URL of the API under a real gunicorn on a free port (no Redis:
     /docs, /openapi.yaml and /params need none)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "service:create_app()"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serve_api(tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,10 +13,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -24,12 +20,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import _free_port
+from conftest import serve_api
 from conftest import start_redis
 from openapi_check import validate_response
 from tenants import Tenants
 
-from devtools.up import api_argv
 from service import create_app
 from worker.store import TERMINAL
 
@@ -57,44 +52,17 @@ PARAMS = {
 @pytest.fixture(scope="module")
 def api(redis_url, queue, worker, tmp_path_factory):
     """The API under gunicorn as ``make up`` runs it; yields its base URL."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "REDIS_URL": redis_url,
-        "SEQLAB_QUEUE": queue,
-        "SEQLAB_API_KEYS": TENANTS.config,
-        "FLASK_EVENTS_KEEPALIVE_SECONDS": str(KEEPALIVE),
-        "WEB_CONCURRENCY": str(PROCESSES),
-    }
-    argv = api_argv(sys.executable, "127.0.0.1", str(port), str(THREADS))
-    with open(log, "wb") as out:
-        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not answers(f"{base}/healthz"):
-            assert server.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
+    with serve_api(
+        log,
+        processes=PROCESSES,
+        threads=THREADS,
+        REDIS_URL=redis_url,
+        SEQLAB_QUEUE=queue,
+        SEQLAB_API_KEYS=TENANTS.config,
+        FLASK_EVENTS_KEEPALIVE_SECONDS=str(KEEPALIVE),
+    ) as base:
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def answers(url):
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def call(base, method, path, body=None, tenant="alice"):
@@ -423,7 +391,7 @@ def test_a_job_without_a_stream_gets_one_event_made_from_its_record(app):
 
 def test_the_stream_ends_quietly_when_redis_goes_away(tmp_path):
     with contextlib.ExitStack() as redis_server:
-        url = redis_server.enter_context(start_redis(tmp_path, _free_port()))
+        url = redis_server.enter_context(start_redis(tmp_path))
         app = create_app({"TESTING": True, "REDIS_URL": f"{url}/0", "SEQLAB_QUEUE": "idle",
                           "EVENTS_KEEPALIVE_SECONDS": 5})  # fmt: skip
         job_id = queue_job(app)
