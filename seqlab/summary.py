@@ -60,6 +60,8 @@ def wrap(text: str, width: int, overflow: str = "fold") -> list[str]:
     ``width - 1`` characters and ``…`` (``"ellipsis"``, the overflow of a
     table column). Lines keep their trailing spaces within ``width``.
     """
+    if len(text) <= width and "\n" not in text:
+        return [text]  # the common case, on the hot path of POST /params
     breaks: list[int] = []
     offset = 0
     for match in _WORD.finditer(text):

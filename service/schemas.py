@@ -347,7 +347,10 @@ def check_depth(body: object, limit: int = MAX_DEPTH) -> None:
             for key in reversed(path):
                 error = {key: error}
             raise ma.ValidationError(error if path else message)
-        stack.extend((item, (*path, str(key))) for key, item in items)
+        # Only containers can nest: scalars (most of a body) are not stacked.
+        stack.extend(
+            (item, (*path, str(key))) for key, item in items if isinstance(item, Mapping | list)
+        )
 
 
 def load_model_spec(body: object) -> dict[str, Any]:
