@@ -117,8 +117,26 @@ class Layer:
     #: Activation); a recurrent cell applies them to its gates and state.
     activations_on_output: ClassVar[bool] = True
     #: A typical use: (arguments, input shape without the batch). The docs
-    #: and the tests build every registered layer from it.
-    example: ClassVar[tuple[dict[str, Any], tuple[int | None, ...]]] = ({}, ())
+    #: and the tests build every registered layer from it. A layer whose
+    #: call takes several tensors (``call_form`` not ``"one"``) gives a
+    #: list of shapes, one per tensor, in call order.
+    example: ClassVar[tuple[dict[str, Any], Any]] = ({}, ())
+
+    # -- calls in a graph (Functional models) ------------------------------
+
+    #: How a call takes its tensors, in Keras's call signature:
+    #: ``"one"``: one tensor (``layer(x)``); ``"list"``: one list of tensors
+    #: (``Concatenate()([a, b])``, ``Attention()([q, v])``);
+    #: ``"query_value_key"``: ``query``, ``value`` and optional ``key``,
+    #: positional or by keyword (``MultiHeadAttention()(q, v)``).
+    call_form: ClassVar[str] = "one"
+    #: For ``"list"`` calls: how many tensors the list may hold
+    #: (minimum, maximum or None).
+    list_inputs: ClassVar[tuple[int, int | None]] = (1, None)
+    #: Keyword arguments of the layer's call that are not tensors, with
+    #: Keras's call defaults (``use_causal_mask``, ``return_attention_scores``).
+    #: Validated from the registry like constructor arguments.
+    call_args: ClassVar[tuple[Arg, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any], name: str) -> None:
         # The engine hands each layer a dict of its own: no copy needed.
@@ -184,6 +202,16 @@ class Layer:
     def compute_output_shape(self, input_shape: Shape) -> Output:
         """The output shape for an input of ``input_shape``."""
         return input_shape
+
+    def call_output(self, inputs: Any, options: Mapping[str, Any]) -> Output:
+        """The output of one call in a graph.
+
+        ``inputs`` is one shape for ``call_form == "one"``, else the list of
+        the call's tensor shapes in call order; ``options`` holds the call's
+        ``call_args`` (defaults filled in). Layers whose outputs depend on a
+        call option (``return_attention_scores``) override this.
+        """
+        return self.output_shape(inputs)
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:
         """The variables Keras creates when building on ``input_shape``."""
