@@ -315,3 +315,35 @@ def test_api_image_serves_with_threads_so_that_streams_do_not_hold_processes(
     assert out[out.index("--threads") + 1] == threads
     assert out[out.index("--bind") + 1] == "0.0.0.0:8000" and out[-1] == "service:create_app()"
     assert config["services"]["api"]["environment"]["WEB_THREADS"] == "16"
+
+
+def test_without_root_no_engine_is_said_not_started(monkeypatch, tmp_path):
+    # What tests/test_compose_stack.py skips with, and make compose-up says.
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("SEQLAB_DOCKER_ROOT", str(tmp_path))
+    monkeypatch.setattr(compose, "answers", lambda host: False)
+    monkeypatch.setattr(compose.os, "geteuid", lambda: 1000)
+    assert compose.why_no_engine() == "no Docker engine answers, and starting one needs root"
+    with pytest.raises(compose.Unavailable, match="needs root"):
+        compose.start_engine()
+    assert compose.main(["up"]) == 1
+
+
+def test_an_explicit_docker_host_is_the_only_one_tried(monkeypatch):
+    asked = []
+    monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.1:2375")
+    monkeypatch.setattr(compose, "answers", lambda host: asked.append(host) or False)
+    assert compose.why_no_engine() == "no Docker engine answers at DOCKER_HOST=tcp://192.0.2.1:2375"
+    assert set(asked) == {"tcp://192.0.2.1:2375"}
+
+
+@pytest.mark.parametrize(
+    ("choose", "setting", "value"),
+    [
+        (lambda env: compose.choose_images(env, "worker-cpu"), "SEQLAB_IMAGES", "cloud"),
+        (compose.choose_worker, "SEQLAB_WORKER", "tpu"),
+    ],
+)
+def test_make_compose_up_refuses_unknown_choices(choose, setting, value):
+    with pytest.raises(compose.Unavailable, match=f"{setting}={value}"):
+        choose({setting: value})
