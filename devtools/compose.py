@@ -85,10 +85,12 @@ DEFAULT_IMAGES = {
 #: (extra, packages left out) whose requirements a wheelhouse holds: the API
 #: image's and the CPU worker's (docker/*.Dockerfile).
 WHEELHOUSE_EXTRAS = (("api", ()), ("worker", ("tensorflow",)))
-#: Wheels the images' Python needs beyond what pip finds: pip evaluates
-#: markers for the Python that runs it, and redis wants async-timeout below
-#: Python 3.11.3, as Debian 12's 3.11.2 is.
-MARKER_WHEELS = ("async-timeout>=4.0.3",)
+#: Wheels beyond the extras': redis wants async-timeout below Python 3.11.3,
+#: as Debian 12's 3.11.2 is (pip evaluates markers for the Python that runs
+#: it, not the images'); setuptools builds the GPU worker's editable install
+#: (TensorFlow's image brings the rest of its `worker` extra but Keras 3.15,
+#: JAX and Celery, which are here).
+EXTRA_WHEELS = ("async-timeout>=4.0.3", "setuptools>=69")
 #: The wheels' platforms: glibc 2.36's and every older manylinux (pip takes
 #: a given platform literally, without those it includes).
 PLATFORMS = (
@@ -390,7 +392,7 @@ def build_base(env: dict[str, str]) -> None:
 
 def requirements() -> list[str]:
     """Every requirement of the images a wheelhouse serves (docker/requirements.py)."""
-    lines: list[str] = list(MARKER_WHEELS)
+    lines: list[str] = list(EXTRA_WHEELS)
     for extra, without in WHEELHOUSE_EXTRAS:
         flags = [arg for name in without for arg in ("--without", name)]
         rv = subprocess.run(
@@ -404,14 +406,20 @@ def requirements() -> list[str]:
 
 def fill_wheelhouse() -> Path:
     """The wheelhouse in SEQLAB_DOCKER_ROOT, filled with ``pip download`` unless
-    it already holds the wheels of these requirements and constraints."""
+    it already holds the wheels of these requirements and constraints.
+
+    A new list gets a new directory (pip's cache makes it quick), so that
+    wheels of versions no longer wanted do not pile up.
+    """
     wheelhouse = docker_root() / "wheelhouse"
     wanted = requirements()
     constraints = ROOT / "docker/constraints.txt"
     stamp = hashlib.sha256("\n".join([*wanted, constraints.read_text()]).encode()).hexdigest()
     if (wheelhouse / ".stamp").exists() and (wheelhouse / ".stamp").read_text() == stamp:
         return wheelhouse
-    wheelhouse.mkdir(parents=True, exist_ok=True)
+    filling = wheelhouse.with_name("wheelhouse.new")
+    shutil.rmtree(filling, ignore_errors=True)
+    filling.mkdir(parents=True)
     say(f"wheelhouse: pip download into {wheelhouse}")
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as listed:
         listed.write("\n".join(wanted) + "\n")
@@ -419,13 +427,15 @@ def fill_wheelhouse() -> Path:
         # Wheels only, for the images' CPython 3.11 on x86-64 Linux (glibc
         # 2.36, Debian 12), whatever Python runs this.
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheelhouse),
+            [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(filling),
              "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
              "--abi", "cp311", *(f"--platform={tag}" for tag in PLATFORMS),
              "--constraint", str(constraints), "--requirement", listed.name],
             check=True,
         )  # fmt: skip
-    (wheelhouse / ".stamp").write_text(stamp)
+    (filling / ".stamp").write_text(stamp)
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    filling.rename(wheelhouse)
     return wheelhouse
 
 
