@@ -74,7 +74,9 @@ class Stack:
         return {**compose.docker_env(compose.find_engine()), **self.settings}
 
     def compose(self, *args):
-        return compose.compose(self.docker_env(), *args, capture_output=True, text=True)
+        return compose.compose(
+            self.docker_env(), *args, check=False, capture_output=True, text=True
+        )
 
     def states(self):
         ids = self.compose("ps", "-q").stdout.split()
