@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint bench up clean
+.PHONY: install test lint bench up compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,21 @@ bench: install
 # server, in the foreground until Ctrl-C (devtools/up.py).
 up: install
 	$(PY) -m devtools.up
+
+# docker-compose.yml's stack, detached, with the API on API_PORT (default
+# 8000): the registry's images where they can be had, else images built from
+# Debian's packages and a wheelhouse; the CPU worker where Docker has no
+# NVIDIA runtime. Starts a Docker engine of its own (as root) when none
+# answers. `make compose-down VOLUMES=1` also drops the Redis volume (the job
+# records). devtools/compose.py needs only the standard library (and pip for
+# the wheelhouse): the project's environment where it exists, else python3.
+COMPOSE_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+compose-up:
+	$(COMPOSE_PY) -m devtools.compose up
+
+compose-down:
+	$(COMPOSE_PY) -m devtools.compose down $(if $(VOLUMES),--volumes)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,23 +1,40 @@
 # The API image: Flask under gunicorn, with no TensorFlow, JAX or Keras
 # (the API counts parameters with the pure-Python engine and only queues
 # training jobs). Built by docker-compose.yml; the context is the repo root.
-FROM python:3.11-slim
+#
+# BASE_IMAGE: any Debian-like image with Python 3.11 and its venv module:
+# python:3.11-slim from a registry, or seqlab-base:bookworm, made from
+# Debian's packages by `python -m devtools.compose base` (README,
+# "Air-gapped"). WHEELHOUSE: a directory of the context holding wheels to
+# install from instead of PyPI (docker/install-deps.sh).
+ARG BASE_IMAGE=python:3.11-slim
 
+# The dependencies, in a stage of their own: the wheelhouse copied here stays
+# out of the image.
+FROM ${BASE_IMAGE} AS deps
+ARG WHEELHOUSE=docker/wheelhouse
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY pyproject.toml docker/requirements.py docker/constraints.txt docker/install-deps.sh /tmp/build/
+COPY ${WHEELHOUSE} /tmp/wheelhouse/
+# The `api` extra adds Celery and redis: the API queues jobs.
+RUN sh /tmp/build/install-deps.sh api
+
+FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PATH=/opt/seqlab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONPATH=/app
 
 RUN useradd --create-home --uid 10001 seqlab
+COPY --from=deps /opt/seqlab /opt/seqlab
+# The code runs from /app (on PYTHONPATH), where GET /openapi.yaml finds its
+# file; a change of code rebuilds only these layers.
 WORKDIR /app
-
-COPY pyproject.toml README.md openapi.yaml ./
+COPY openapi.yaml ./
 COPY seqlab seqlab
 COPY service service
 COPY worker worker
-# Editable, so that the code runs from /app, where GET /openapi.yaml finds
-# its file. The `api` extra adds Celery and redis: the API queues jobs.
-RUN pip install -e ".[api]"
 
 USER seqlab
 EXPOSE 8000

@@ -1,5 +1,7 @@
 """docker-compose.yml, as a real compose implementation resolves it, and the
-two Dockerfiles it builds. (Docker cannot run here: nothing is built.)"""
+Dockerfiles it builds. These run without Docker; tests/test_compose_stack.py
+builds and runs the stack where an engine can be had (the GPU worker only
+here: it needs TensorFlow's image and an NVIDIA runtime)."""
 
 import json
 import os
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from devtools import compose
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -168,7 +172,14 @@ def test_env_example_holds_the_defaults(tmp_path, config):
 
 def test_env_example_lists_every_setting_of_the_compose_file():
     used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
-    assert used == set(env_example())
+    # and those of `make compose-up` (devtools/compose.py), which reads .env too
+    assert used | set(compose.SETTINGS) == set(env_example())
+
+
+def test_env_example_holds_the_defaults_of_make_compose_up():
+    example = env_example()
+    for name, default in compose.SETTINGS.items():
+        assert example[name] == default, name
 
 
 def test_env_example_settings_are_in_the_readme_configuration_table():
@@ -185,27 +196,106 @@ def dockerfile(name):
     return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
 
 
+def build_arg_default(steps, name):
+    """The default of a Dockerfile's ``ARG name=default``."""
+    [default] = [args.split("=", 1)[1] for op, args in steps
+                 if op == "ARG" and args.startswith(f"{name}=")]  # fmt: skip
+    return default
+
+
+def requirements(extra, *without):
+    """docker/requirements.py's list for an extra, as an image build runs it."""
+    flags = [arg for name in without for arg in ("--without", name)]
+    rv = subprocess.run(
+        ["python3", ROOT / "docker/requirements.py", ROOT / "pyproject.toml", extra, *flags],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {re.match(r"[A-Za-z0-9._-]+", line).group(0).lower() for line in rv.stdout.split()}
+
+
 def test_api_image_installs_no_tensorflow(config):
     build = config["services"]["api"]["build"]
     assert build["dockerfile"] == "docker/api.Dockerfile"
     steps = dockerfile("api.Dockerfile")
-    assert steps[0] == ("FROM", "python:3.11-slim")
-    runs = " ".join(args for op, args in steps if op == "RUN").lower()
-    assert '".[api]"' in runs
-    for heavy in ("tensorflow", "jax", "keras", "[worker]", "torch"):
-        assert heavy not in runs
+    assert build_arg_default(steps, "BASE_IMAGE") == build["args"]["BASE_IMAGE"]
+    assert build["args"]["BASE_IMAGE"] == "python:3.11-slim"
+    # The wheelhouse stays in the first stage: the image copies the venv alone.
+    stages = [args for op, args in steps if op == "FROM"]
+    assert stages == ["${BASE_IMAGE} AS deps", "${BASE_IMAGE}"]
+    assert ("COPY", "--from=deps /opt/seqlab /opt/seqlab") in steps
+    runs = " ".join(args for op, args in steps if op == "RUN")
+    assert "install-deps.sh api" in runs
+    installed = requirements("api")
+    assert {"flask", "gunicorn", "celery", "redis", "numpy"} <= installed
+    assert not installed & {"tensorflow", "jax", "keras", "torch"}
+
+
+def test_cpu_worker_image_trains_with_jax_without_tensorflow(config):
+    service = config["services"]["worker-cpu"]
+    assert service["build"]["dockerfile"] == "docker/worker-cpu.Dockerfile"
+    assert service["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
+    assert service["environment"]["KERAS_BACKEND"] == "jax"
+    steps = dockerfile("worker-cpu.Dockerfile")
+    runs = " ".join(args for op, args in steps if op == "RUN")
+    assert "install-deps.sh worker --without tensorflow" in runs
+    installed = requirements("worker", "tensorflow")
+    assert {"keras", "jax", "celery", "redis"} <= installed
+    assert "tensorflow" not in installed
 
 
 def test_worker_image_is_tensorflows_gpu_image_at_the_pinned_version(config):
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     [pin] = [r for r in pyproject["project"]["optional-dependencies"]["worker"]
              if r.startswith("tensorflow==")]  # fmt: skip
+    image = f"tensorflow/tensorflow:{pin.split('==')[1]}-gpu"
     steps = dockerfile("worker.Dockerfile")
-    assert steps[0] == ("FROM", f"tensorflow/tensorflow:{pin.split('==')[1]}-gpu")
+    assert build_arg_default(steps, "BASE_IMAGE") == image
+    assert [args for op, args in steps if op == "FROM"] == ["${BASE_IMAGE}"]
+    build = config["services"]["worker"]["build"]
+    assert build["dockerfile"] == "docker/worker.Dockerfile"
+    assert build["args"]["BASE_IMAGE"] == image
     runs = " ".join(args for op, args in steps if op == "RUN")
     assert '".[worker]"' in runs
-    for name in ("worker", "worker-cpu"):
-        assert config["services"][name]["build"]["dockerfile"] == "docker/worker.Dockerfile"
+
+
+@pytest.mark.parametrize("name", ["api.Dockerfile", "worker-cpu.Dockerfile", "worker.Dockerfile"])
+def test_images_install_from_a_wheelhouse_without_an_index(name):
+    steps = dockerfile(name)
+    assert build_arg_default(steps, "WHEELHOUSE") == "docker/wheelhouse"
+    assert ("COPY", "${WHEELHOUSE} /tmp/wheelhouse/") in steps
+    script = " ".join(args for op, args in steps if op == "RUN")
+    if "install-deps.sh" in script:
+        script = (ROOT / "docker/install-deps.sh").read_text()
+    assert "--no-index --find-links /tmp/wheelhouse" in script
+    # The default wheelhouse has no wheels: pip reads PyPI.
+    assert not list((ROOT / "docker/wheelhouse").glob("*.whl"))
+
+
+def test_local_parts_replace_the_registry_images_in_the_build(tmp_path):
+    local = {
+        "REDIS_IMAGE": compose.BASE_IMAGE,
+        "SEQLAB_PYTHON_IMAGE": compose.BASE_IMAGE,
+        "SEQLAB_WHEELHOUSE": compose.STAGED_WHEELHOUSE,
+    }
+    services = resolve(tmp_path, **local)["services"]
+    assert services["redis"]["image"] == compose.BASE_IMAGE
+    for name in ("api", "worker-cpu"):
+        assert services[name]["build"]["args"] == {
+            "BASE_IMAGE": compose.BASE_IMAGE,
+            "WHEELHOUSE": compose.STAGED_WHEELHOUSE,
+        }
+    # The GPU worker keeps TensorFlow's image: it cannot be made from Debian's packages.
+    assert services["worker"]["build"]["args"]["BASE_IMAGE"].startswith("tensorflow/tensorflow:")
+    assert compose.DEFAULT_IMAGES == {
+        "REDIS_IMAGE": resolve(tmp_path)["services"]["redis"]["image"],
+        "SEQLAB_PYTHON_IMAGE": "python:3.11-slim",
+        "SEQLAB_GPU_IMAGE": services["worker"]["build"]["args"]["BASE_IMAGE"],
+    }
+
+
+def test_the_build_context_lets_the_staged_wheelhouse_through_only():
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ".seqlab/*" in ignored and f"!{compose.STAGED_WHEELHOUSE}" in ignored
 
 
 @pytest.mark.parametrize(("env", "threads"), [({}, "16"), ({"WEB_THREADS": "7"}, "7")])
@@ -225,3 +315,35 @@ def test_api_image_serves_with_threads_so_that_streams_do_not_hold_processes(
     assert out[out.index("--threads") + 1] == threads
     assert out[out.index("--bind") + 1] == "0.0.0.0:8000" and out[-1] == "service:create_app()"
     assert config["services"]["api"]["environment"]["WEB_THREADS"] == "16"
+
+
+def test_without_root_no_engine_is_said_not_started(monkeypatch, tmp_path):
+    # What tests/test_compose_stack.py skips with, and make compose-up says.
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("SEQLAB_DOCKER_ROOT", str(tmp_path))
+    monkeypatch.setattr(compose, "answers", lambda host: False)
+    monkeypatch.setattr(compose.os, "geteuid", lambda: 1000)
+    assert compose.why_no_engine() == "no Docker engine answers, and starting one needs root"
+    with pytest.raises(compose.Unavailable, match="needs root"):
+        compose.start_engine()
+    assert compose.main(["up"]) == 1
+
+
+def test_an_explicit_docker_host_is_the_only_one_tried(monkeypatch):
+    asked = []
+    monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.1:2375")
+    monkeypatch.setattr(compose, "answers", lambda host: asked.append(host) or False)
+    assert compose.why_no_engine() == "no Docker engine answers at DOCKER_HOST=tcp://192.0.2.1:2375"
+    assert set(asked) == {"tcp://192.0.2.1:2375"}
+
+
+@pytest.mark.parametrize(
+    ("choose", "setting", "value"),
+    [
+        (lambda env: compose.choose_images(env, "worker-cpu"), "SEQLAB_IMAGES", "cloud"),
+        (compose.choose_worker, "SEQLAB_WORKER", "tpu"),
+    ],
+)
+def test_make_compose_up_refuses_unknown_choices(choose, setting, value):
+    with pytest.raises(compose.Unavailable, match=f"{setting}={value}"):
+        choose({setting: value})
