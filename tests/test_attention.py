@@ -247,6 +247,18 @@ SEQUENTIAL = [
     [{"type": "Dense", "units": 3}, {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 2}],
     [{"type": "GRU", "units": 4, "return_state": True}, {"type": "Attention"}],
     [{"type": "ReLU", "max_value": 6.0, "negative_slope": 0.1, "threshold": 0.5}],
+    # ReLU, not in the Sequential corpus yet (tests/corpus.py), is compared here.
+    [
+        {"type": "LSTM", "units": 4, "return_sequences": True},
+        {"type": "ReLU", "trainable": False, "dtype": "float16"},
+    ],
+    [{"type": "TimeDistributed", "layer": {"type": "ReLU"}}, {"type": "Flatten"}],
+    [{"type": "LSTM", "units": 4, "return_state": True}, {"type": "ReLU"}],
+    [
+        {"type": "Dense", "units": 4},
+        {"type": "ReLU", "max_value": None},
+        {"type": "Dense", "units": 1},
+    ],
 ]
 
 
