@@ -208,26 +208,53 @@ KEPT: dict[str, Callable[[LayerReport], int | None]] = {
 
 
 def kept_bytes(report: LayerReport) -> int | None:
-    """Bytes one layer keeps per sample for the backward pass."""
-    return KEPT[report.type](report)
+    """Bytes one layer keeps per sample for the backward pass.
+
+    A layer without a rule of its own (the graph's merge and attention
+    layers, until they have one) keeps its output.
+    """
+    return KEPT.get(report.type, _KEEPS_OUTPUT)(report)
+
+
+_KEEPS_OUTPUT = _times(1)
 
 
 def activation_bytes(report: ModelReport, input_dtype: str | None = None) -> int | None:
     """Bytes per sample of the activations: the input sample, the target
     (float32, as the worker sends it) with the loss's residual and the
-    output's gradient, and what each layer keeps."""
-    x, y = values(report.input_shape), values(report.output_shape)
-    layers = [kept_bytes(layer) for layer in report.layers]
-    if x is None or y is None or None in layers:
+    output's gradient, and what each layer keeps.
+
+    In a graph (a ``GraphReport``) every input counts in its own dtype, every
+    output as a target, and every call of a layer in the model keeps its own
+    values (a shared layer's weights count once, its activations per call).
+    """
+    calls = getattr(report, "calls", None)
+    if calls is None:
+        x = values(report.input_shape)
+        x_bytes = None if x is None else x * INPUT_DTYPE_BYTES[input_dtype or "float32"]
+        layers = [kept_bytes(layer) for layer in report.layers]
+    else:
+        sizes = [values(shape) for _, shape in report.inputs]  # type: ignore[attr-defined]
+        dtypes = report.input_dtypes  # type: ignore[attr-defined]
+        x_bytes = (
+            None
+            if None in sizes
+            else sum(n * INPUT_DTYPE_BYTES[d] for n, d in zip(sizes, dtypes, strict=True))  # type: ignore[operator]
+        )
+        layers = [kept_bytes(call) for call in calls]
+    y = values(report.output_shape)
+    if x_bytes is None or y is None or None in layers:
         return None
-    return x * INPUT_DTYPE_BYTES[input_dtype or "float32"] + 3 * y * 4 + sum(layers)  # type: ignore[arg-type]
+    return x_bytes + 3 * y * 4 + sum(layers)  # type: ignore[arg-type]
 
 
 def train_batch_size(report: ModelReport, batch_size: int | None = None) -> int:
-    """The batch a training step takes: the model's own fixed batch size,
-    else ``batch_size``, else Keras's default of 32."""
-    fixed = report.input_shape[0]
-    return fixed or batch_size or DEFAULT_BATCH_SIZE
+    """The batch a training step takes: the model's own fixed batch size
+    (a graph's: its first input's), else ``batch_size``, else Keras's default
+    of 32."""
+    inputs = getattr(report, "inputs", None)
+    fixed = report.input_shape[0] if inputs is None else inputs[0][1][0]
+    return fixed or batch_size or DEFAULT_BATCH_SIZE  # type: ignore[return-value]
 
 
 def train_memory(
