@@ -344,6 +344,215 @@ def _shared_chain(keras: Any, L: Any) -> Any:
     return keras.Model(x, d(d(d(x))))
 
 
+@case(
+    "dfs_order_add",
+    {
+        "inputs": [{"name": "x", "shape": [4]}],
+        "layers": [
+            {"type": "Dense", "units": 3, "name": "first", "inputs": "x"},
+            {"type": "Dense", "units": 3, "name": "third", "inputs": "x"},
+            {"type": "Dense", "units": 3, "name": "second", "inputs": "third"},
+            {"type": "Add", "inputs": ["first", "second"]},
+        ],
+    },
+)
+def _dfs_add(keras: Any, L: Any) -> Any:
+    x = keras.Input((4,), name="x")
+    first, second, third = (
+        L.Dense(3, name="first"),
+        L.Dense(3, name="second"),
+        L.Dense(3, name="third"),
+    )
+    return keras.Model(x, L.Add()([first(x), second(third(x))]))
+
+
+@case(
+    "inputs_listed_in_other_order",
+    {
+        "inputs": [{"name": "a", "shape": [3]}, {"name": "b", "shape": [3]}],
+        "layers": [{"type": "Subtract", "name": "s", "inputs": ["b", "a"]}],
+    },
+)
+def _b_a(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    return keras.Model([a, b], L.Subtract(name="s")([b, a]))
+
+
+@case(
+    "input_after_the_denses",
+    {
+        "inputs": [{"shape": [3]}, {"shape": [4]}, {"shape": [2]}],
+        "layers": [
+            {"type": "Dense", "units": 2, "inputs": "input_layer"},
+            {"type": "Dense", "units": 2, "inputs": "input_layer_1"},
+            {"type": "Add", "inputs": ["dense", "dense_1", "input_layer_2"]},
+            {"type": "Dense", "units": 1},
+        ],
+    },
+)
+def _add_three(keras: Any, L: Any) -> Any:
+    a, b, c = keras.Input((3,)), keras.Input((4,)), keras.Input((2,))
+    y = L.Add()([L.Dense(2)(a), L.Dense(2)(b), c])
+    return keras.Model([a, b, c], L.Dense(1)(y))
+
+
+@case(
+    "mha_keyword_call",
+    {
+        "inputs": [
+            {"name": "q", "shape": [5, 8]},
+            {"name": "v", "shape": [6, 4]},
+            {"name": "k", "shape": [6, 3]},
+        ],
+        "layers": [
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 4,
+                "name": "mha",
+                "inputs": {"query": "q", "value": "v", "key": "k"},
+            }
+        ],
+    },
+)
+def _mha_kw(keras: Any, L: Any) -> Any:
+    q, v, k = (
+        keras.Input((5, 8), name="q"),
+        keras.Input((6, 4), name="v"),
+        keras.Input((6, 3), name="k"),
+    )
+    return keras.Model([q, v, k], L.MultiHeadAttention(2, 4, name="mha")(query=q, value=v, key=k))
+
+
+@case(
+    "attention_decoder",
+    {
+        "inputs": [{"name": "source", "shape": [7, 3]}, {"name": "target", "shape": [5, 4]}],
+        "layers": [
+            {
+                "type": "LSTM",
+                "units": 8,
+                "return_sequences": True,
+                "return_state": True,
+                "name": "encoder",
+                "inputs": "source",
+            },
+            {
+                "type": "LSTM",
+                "units": 8,
+                "return_sequences": True,
+                "name": "decoder",
+                "inputs": "target",
+                "initial_state": ["encoder[0][1]", "encoder[0][2]"],
+            },
+            {
+                "type": "Attention",
+                "inputs": ["decoder", "encoder"],
+                "use_causal_mask": False,
+                "return_attention_scores": True,
+            },
+            {"type": "Concatenate", "inputs": ["decoder", "attention[0][0]"]},
+            {"type": "Dense", "units": 2},
+        ],
+        "outputs": ["dense", "attention[0][1]"],
+    },
+)
+def _attention_decoder(keras: Any, L: Any) -> Any:
+    s, t = keras.Input((7, 3), name="source"), keras.Input((5, 4), name="target")
+    enc, h, c = L.LSTM(8, return_sequences=True, return_state=True, name="encoder")(s)
+    dec = L.LSTM(8, return_sequences=True, name="decoder")(t, initial_state=[h, c])
+    att, scores = L.Attention()([dec, enc], use_causal_mask=False, return_attention_scores=True)
+    y = L.Dense(2)(L.Concatenate()([dec, att]))
+    return keras.Model([s, t], [y, scores])
+
+
+@case(
+    "transformer_block",
+    {
+        "inputs": [{"shape": [10], "dtype": "int32"}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 50, "output_dim": 16},
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 8,
+                "inputs": ["embedding", "embedding"],
+                "use_causal_mask": True,
+            },
+            {"type": "Add", "inputs": ["embedding", "multi_head_attention"]},
+            {"type": "LayerNormalization"},
+            {"type": "Dense", "units": 32, "activation": "relu"},
+            {"type": "Dense", "units": 16},
+            {"type": "Add", "inputs": ["layer_normalization", "dense_1"]},
+            {"type": "LayerNormalization"},
+            {"type": "GlobalAveragePooling1D"},
+            {"type": "Dense", "units": 3, "activation": "softmax"},
+        ],
+    },
+)
+def _transformer(keras: Any, L: Any) -> Any:
+    x = keras.Input((10,), dtype="int32")
+    e = L.Embedding(50, 16)(x)
+    a = L.MultiHeadAttention(2, 8)(e, e, use_causal_mask=True)
+    n = L.LayerNormalization()(L.Add()([e, a]))
+    f = L.Dense(32, activation="relu")(n)
+    f = L.Dense(16)(f)
+    n2 = L.LayerNormalization()(L.Add()([n, f]))
+    return keras.Model(x, L.Dense(3, activation="softmax")(L.GlobalAveragePooling1D()(n2)))
+
+
+@case(
+    "siamese_shared_lstm_dot",
+    {
+        "inputs": [{"shape": [6, 3]}, {"shape": [6, 3]}],
+        "layers": [
+            {"type": "LSTM", "units": 4, "inputs": "input_layer", "name": "encoder"},
+            {"call": "encoder", "inputs": "input_layer_1"},
+            {
+                "type": "Dot",
+                "axes": 1,
+                "normalize": True,
+                "inputs": ["encoder[0][0]", "encoder[1][0]"],
+            },
+            {"type": "Subtract", "inputs": ["encoder[0][0]", "encoder[1][0]"]},
+            {"type": "Concatenate", "inputs": ["dot", "subtract"]},
+            {"type": "Dense", "units": 1, "activation": "sigmoid"},
+        ],
+    },
+)
+def _siamese_lstm(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((6, 3)), keras.Input((6, 3))
+    enc = L.LSTM(4, name="encoder")
+    x, y = enc(a), enc(b)
+    d = L.Dot(axes=1, normalize=True)([x, y])
+    s = L.Subtract()([x, y])
+    return keras.Model([a, b], L.Dense(1, activation="sigmoid")(L.Concatenate()([d, s])))
+
+
+@case(
+    "additive_attention_relu_shared_embedding",
+    {
+        "inputs": [{"shape": [5]}, {"shape": [7]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 20, "output_dim": 6, "inputs": "input_layer"},
+            {"call": "embedding", "inputs": "input_layer_1"},
+            {"type": "AdditiveAttention", "inputs": ["embedding[0][0]", "embedding[1][0]"]},
+            {"type": "ReLU", "max_value": 6.0},
+            {"type": "Maximum", "inputs": ["re_lu", "embedding[0][0]"]},
+            {"type": "GlobalMaxPooling1D"},
+        ],
+    },
+)
+def _additive(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((5,)), keras.Input((7,))
+    emb = L.Embedding(20, 6)
+    x, y = emb(a), emb(b)
+    r = L.AdditiveAttention()([x, y])
+    r = L.ReLU(max_value=6.0)(r)
+    m = L.Maximum()([r, x])
+    return keras.Model([a, b], L.GlobalMaxPooling1D()(m))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_graph_matches_keras(keras: Any, name: str) -> None:
     spec, build = CASES[name]
