@@ -553,6 +553,96 @@ def _additive(keras: Any, L: Any) -> Any:
     return keras.Model([a, b], L.GlobalMaxPooling1D()(m))
 
 
+@case(
+    "mixed_precision_mask_not_recorded",
+    {
+        "inputs": [{"shape": [6]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
+            {"type": "Dense", "units": 5, "dtype": "mixed_float16"},
+            {"type": "LSTM", "units": 3, "return_sequences": True},
+            {"type": "LSTM", "units": 2, "dtype": "mixed_float16"},
+        ],
+    },
+)
+def _mixed(keras: Any, L: Any) -> Any:
+    x = keras.Input((6,))
+    y = L.Embedding(10, 4, mask_zero=True)(x)
+    y = L.Dense(5, dtype="mixed_float16")(y)
+    y = L.LSTM(3, return_sequences=True)(y)
+    return keras.Model(x, L.LSTM(2, dtype="mixed_float16")(y))
+
+
+@case(
+    "bidirectional_no_merge_masks_both",
+    {
+        "inputs": [{"shape": [6]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
+            {
+                "type": "Bidirectional",
+                "layer": {"type": "GRU", "units": 3, "return_sequences": True},
+                "merge_mode": None,
+            },
+            {"type": "SimpleRNN", "units": 2, "inputs": "bidirectional[0][1]"},
+            {"type": "SimpleRNN", "units": 2, "inputs": "bidirectional[0][0]"},
+        ],
+        "outputs": ["simple_rnn", "simple_rnn_1"],
+    },
+)
+def _bidi_none(keras: Any, L: Any) -> Any:
+    x = keras.Input((6,))
+    y = L.Embedding(10, 4, mask_zero=True)(x)
+    f, b = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None)(y)
+    return keras.Model(x, [L.SimpleRNN(2)(b), L.SimpleRNN(2)(f)])
+
+
+@case(
+    "unreachable_branch_and_repeated_output",
+    {
+        "inputs": [{"shape": [4]}],
+        "layers": [
+            {"type": "Dense", "units": 3, "name": "same"},
+            {"type": "Dense", "units": 3, "name": "same", "inputs": "input_layer"},
+            {"type": "Dense", "units": 2, "inputs": "same[0][0]"},
+        ],
+        "outputs": ["dense", "dense", "input_layer"],
+    },
+)
+def _unreachable(keras: Any, L: Any) -> Any:
+    x = keras.Input((4,))
+    y = L.Dense(3, name="same")(x)
+    L.Dense(3, name="same")(x)
+    z = L.Dense(2)(y)
+    return keras.Model(x, [z, z, x])
+
+
+@case(
+    "masks_through_shared_layer_and_gap",
+    {
+        "inputs": [{"shape": [6, 3]}, {"shape": [6, 3]}],
+        "layers": [
+            {"type": "Masking", "inputs": "input_layer"},
+            {"type": "Dense", "units": 4},
+            {"call": "dense", "inputs": "input_layer_1"},
+            {"type": "GlobalAveragePooling1D", "inputs": "dense[0][0]"},
+            {"type": "GlobalAveragePooling1D", "inputs": "dense[1][0]"},
+            {
+                "type": "Concatenate",
+                "inputs": ["global_average_pooling1d", "global_average_pooling1d_1"],
+            },
+        ],
+    },
+)
+def _mask_shared(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((6, 3)), keras.Input((6, 3))
+    m = L.Masking()(a)
+    d = L.Dense(4)
+    x, y = d(m), d(b)
+    p, q = L.GlobalAveragePooling1D()(x), L.GlobalAveragePooling1D()(y)
+    return keras.Model([a, b], L.Concatenate()([p, q]))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_graph_matches_keras(keras: Any, name: str) -> None:
     spec, build = CASES[name]
@@ -788,3 +878,120 @@ def test_initial_state_on_a_layer_without_it() -> None:
         analyze(spec)
     assert error.value.path == "layers.0.initial_state"
     assert "unexpected keyword argument 'initial_state'" in error.value.message
+
+
+def _shared_lstm_spec(used: bool) -> dict[str, Any]:
+    return {
+        "inputs": [{"shape": [4, 5]}, {"shape": [4, 6]}],
+        "layers": [
+            {"type": "LSTM", "units": 3, "inputs": "input_layer"},
+            {"call": "lstm", "inputs": "input_layer_1"},
+        ],
+        "outputs": ["lstm[0][0]", "lstm[1][0]"] if used else ["lstm[0][0]"],
+    }
+
+
+@pytest.mark.parametrize("used", [True, False])
+def test_shared_layer_on_other_features_fails_on_first_call(keras: Any, used: bool) -> None:
+    def build(keras: Any, L: Any) -> Any:
+        a, b = keras.Input((4, 5)), keras.Input((4, 6))
+        lstm = L.LSTM(3)
+        x, y = lstm(a), lstm(b)
+        return keras.Model([a, b], [x, y] if used else [x])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras_error = _keras_predict_error(keras, build, [(4, 5), (4, 6)])
+    assert (keras_error is not None) == used
+    if used:
+        with pytest.raises(SpecError) as error:
+            analyze(_shared_lstm_spec(used))
+        assert error.value.path == "layers.1.inputs"
+        assert "fails on its first call" in error.value.message
+    else:
+        report = analyze(_shared_lstm_spec(used))
+        assert report.total_params == 4 * ((5 + 3) * 3 + 3)
+
+
+def test_mask_into_a_merge_layer_is_refused(keras: Any) -> None:
+    # Keras combines the masks with ops of its own (expand_dims, zeros_like,
+    # logical_or, concatenate, any), named and ordered as it creates them.
+    keras.backend.clear_session()
+    x = keras.Input((6,))
+    e = keras.layers.Embedding(10, 4, mask_zero=True)(x)
+    y = keras.layers.LSTM(3)(keras.layers.Concatenate()([e, e]))
+    ops = {type(op).__name__ for op in keras.Model(x, y).operations}
+    assert {"ExpandDims", "LogicalOr", "Any"} <= ops
+    spec = {
+        "inputs": [{"shape": [6]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
+            {"type": "Concatenate", "inputs": ["embedding", "embedding"]},
+            {"type": "LSTM", "units": 3},
+        ],
+    }
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == "layers.1.inputs"
+    assert "mask" in error.value.message
+
+
+def test_a_deep_chain() -> None:
+    layers = [{"type": "Dense", "units": 2} for _ in range(500)]
+    report = analyze({"inputs": [{"shape": [2]}], "layers": layers})
+    assert len(report.layers) == 501
+    assert report.layers[-1].name == "dense_499"
+    assert report.sequential_like
+    assert report.total_params == 500 * 6
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        (
+            {"inputs": [{"shape": [3]}, {"shape": [3]}], "layers": [{"type": "Dense", "units": 1}]},
+            "layers.0.inputs",
+        ),
+        (
+            {"inputs": [{"shape": [3]}], "layers": [{"call": "input_layer"}]},
+            "layers.0.call",
+        ),
+        (
+            {
+                "inputs": [{"shape": [3]}],
+                "layers": [{"type": "Dense", "units": 1}, {"call": "dense", "units": 4}],
+            },
+            "layers.1.units",
+        ),
+        (
+            {"inputs": [{"shape": [3]}], "layers": [{"type": "Dense", "units": 1}], "outputs": "x"},
+            "outputs",
+        ),
+        (
+            {
+                "inputs": [{"shape": [3]}],
+                "layers": [{"type": "Dense", "units": 1}],
+                "outputs": ["dense", "dense[1][0]"],
+            },
+            "outputs.1",
+        ),
+        (
+            {
+                "inputs": [{"shape": [3]}],
+                "layers": [{"type": "Dense", "units": 1, "inputs": ["input_layer", "input_layer"]}],
+            },
+            "layers.0.inputs",
+        ),
+        (
+            {
+                "inputs": [{"shape": [4, 3]}],
+                "layers": [{"type": "Add", "inputs": ["input_layer", "nope"]}],
+            },
+            "layers.0.inputs.1",
+        ),
+    ],
+)
+def test_refusals_name_their_path(spec: dict[str, Any], path: str) -> None:
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == path
