@@ -656,6 +656,8 @@ def test_graph_matches_keras(keras: Any, name: str) -> None:
     got = engine_facts(report)
     assert got == expected
     assert report.name == model.name
+    assert report.input_shape == model.input_shape
+    assert report.output_shape == model.output_shape
 
 
 def test_to_dict_and_counts() -> None:
