@@ -120,12 +120,26 @@ def engine_call(
         report = call_report(layer, shapes, {**defaults, **(options or {})})
     except SpecError as error:
         return f"SpecError: {error.message}"
+    check_formula_and_macs(report)
     return {
         "output": report.output_shape,
         "weights": [(w.name, w.shape, w.trainable, w.dtype) for w in report.weights],
         "sublayers": [s.name for s in report.sublayers],
         "params": report.params,
     }
+
+
+def check_formula_and_macs(report: LayerReport) -> None:
+    """The formula is exact arithmetic ending in the count; MACs are a
+    non-negative int, or None when a length is unknown."""
+    formula = report.formula
+    lhs, _, rhs = formula.rpartition(" = ")
+    code = (lhs or rhs).replace("×", "*")
+    assert set(code) <= set("0123456789+-*/() "), formula
+    value = eval(code, {"__builtins__": {}}, {})  # digits and operators only, checked above
+    assert value == int(rhs) == report.params, formula
+    macs = report.macs
+    assert macs is None or (isinstance(macs, int) and macs >= 0), macs
 
 
 def differences(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[str]:
