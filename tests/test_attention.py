@@ -416,3 +416,24 @@ def test_multi_head_attention_build_takes_softmax_and_dropout_names() -> None:
         "multi_head_attention_1",
         "dropout_3",
     ]
+
+
+WRAPPED = [
+    {"type": "Add"},
+    {"type": "Concatenate"},
+    {"type": "Dot", "axes": 1},
+    {"type": "Attention"},
+    {"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 2},
+]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("inner", WRAPPED, ids=lambda x: x["type"])
+def test_wrapped_in_time_distributed_as_keras(inner: dict[str, Any]) -> None:
+    """TimeDistributed builds its layer on one shape: each refuses it with
+    the words of its own build (MHA's misses ``value_shape``)."""
+    spec = {"input_shape": [5, 3, 4], "layers": [{"type": "TimeDistributed", "layer": inner}]}
+    keras = oracle.keras_report(spec)
+    engine = oracle.engine_report(spec)
+    assert isinstance(keras, str) and isinstance(engine, str)
+    assert engine.split(": ", 1)[1].startswith(oracle.keras_reason(keras)), (engine, keras)
