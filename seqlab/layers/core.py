@@ -155,6 +155,7 @@ class Masking(Layer):
         # masking.py: compute_mask is ops.any(ops.not_equal(inputs, mask_value), axis=-1).
         return ("NotEqual", "Any")
 
+
 @register
 class ReLU(Layer):
     type = "ReLU"
