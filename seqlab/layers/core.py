@@ -154,3 +154,18 @@ class Masking(Layer):
     def mask_ops(self) -> tuple[str, ...]:
         # masking.py: compute_mask is ops.any(ops.not_equal(inputs, mask_value), axis=-1).
         return ("NotEqual", "Any")
+
+
+@register
+class ReLU(Layer):
+    type = "ReLU"
+    example = ({"max_value": 6.0}, (20, 4))
+    summary = (
+        "Rectified linear unit: x above threshold (capped at max_value), "
+        "negative_slope × (x - threshold) below."
+    )
+    args = (
+        Arg("max_value", Kind.FLOAT, None, minimum=0.0, nullable=True),
+        Arg("negative_slope", Kind.FLOAT, 0.0, minimum=0.0),
+        Arg("threshold", Kind.FLOAT, 0.0, minimum=0.0),
+    )
