@@ -25,6 +25,7 @@ from unittest import mock
 import keras_oracle as oracle
 import pytest
 
+from seqlab import analyze
 from seqlab.summary import column_widths
 from seqlab.summary import render_summary
 
@@ -154,13 +155,17 @@ def attention_decoder() -> Any:
 
 
 def transformer_block() -> Any:
+    """Written one layer per statement, so that names follow entry order."""
     x = keras.Input((10, 16), name="tokens")
     a = layers.MultiHeadAttention(num_heads=2, key_dim=8, name="self_attention")(x, x)
-    y = layers.LayerNormalization()(layers.Add()([x, a]))
-    f = layers.Dense(16)(layers.Dense(32, activation="relu")(y))
-    y = layers.LayerNormalization()(layers.Add()([y, f]))
-    out = layers.Dense(1)(layers.GlobalAveragePooling1D()(y))
-    return keras.Model(x, out, name="transformer_block")
+    y = layers.Add()([x, a])
+    y = layers.LayerNormalization()(y)
+    f = layers.Dense(32, activation="relu")(y)
+    f = layers.Dense(16)(f)
+    y = layers.Add()([y, f])
+    y = layers.LayerNormalization()(y)
+    y = layers.GlobalAveragePooling1D()(y)
+    return keras.Model(x, layers.Dense(1)(y), name="transformer_block")
 
 
 def mha_keywords_and_scores() -> Any:
@@ -400,3 +405,279 @@ def test_too_narrow_is_keras_error(width: int, layout: str, positions: tuple[flo
         column_widths(width, positions)
     with pytest.raises(ValueError, match=str(keras_error.value)):
         render_summary(keras_rows(built(layout)), width)
+
+
+# ------------------------------------------------- through seqlab.analyze
+
+#: The compact graph form of the models above (design §1): the same program,
+#: so a fresh Keras session gives the same names.
+SPECS: dict[str, dict[str, Any]] = {
+    "encoder_decoder": {
+        "inputs": [{"shape": [7, 3]}, {"shape": [5, 4]}],
+        "layers": [
+            {"type": "LSTM", "units": 8, "return_state": True, "inputs": "input_layer"},
+            {
+                "type": "LSTM",
+                "units": 8,
+                "return_sequences": True,
+                "inputs": "input_layer_1",
+                "initial_state": ["lstm[0][1]", "lstm[0][2]"],
+            },
+            {"type": "Dense", "units": 2},
+        ],
+        "outputs": "dense",
+    },
+    "attention_decoder": {
+        "name": "seq2seq",
+        "inputs": [{"name": "source", "shape": [9, 6]}, {"name": "target", "shape": [4, 5]}],
+        "layers": [
+            {
+                "type": "GRU",
+                "units": 12,
+                "return_sequences": True,
+                "return_state": True,
+                "name": "encoder",
+                "inputs": "source",
+            },
+            {
+                "type": "GRU",
+                "units": 12,
+                "return_sequences": True,
+                "name": "decoder",
+                "inputs": "target",
+                "initial_state": ["encoder[0][1]"],
+            },
+            {
+                "type": "Attention",
+                "use_scale": True,
+                "score_mode": "concat",
+                "inputs": ["decoder", "encoder"],
+                "use_causal_mask": False,
+            },
+            {"type": "AdditiveAttention", "inputs": ["decoder", "encoder", "encoder"]},
+            {"type": "Concatenate", "inputs": ["decoder", "attention", "additive_attention"]},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 3}},
+        ],
+    },
+    "transformer_block": {
+        "name": "transformer_block",
+        "inputs": [{"name": "tokens", "shape": [10, 16]}],
+        "layers": [
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 8,
+                "name": "self_attention",
+                "inputs": ["tokens", "tokens"],
+            },
+            {"type": "Add", "inputs": ["tokens", "self_attention"]},
+            {"type": "LayerNormalization"},
+            {"type": "Dense", "units": 32, "activation": "relu"},
+            {"type": "Dense", "units": 16},
+            {"type": "Add", "inputs": ["layer_normalization", "dense_1"]},
+            {"type": "LayerNormalization"},
+            {"type": "GlobalAveragePooling1D"},
+            {"type": "Dense", "units": 1},
+        ],
+    },
+    "mha_keywords_and_scores": {
+        "inputs": [
+            {"name": "query_in", "shape": [6, 8]},
+            {"name": "value_in", "shape": [12, 4]},
+            {"name": "key_in", "shape": [12, 5]},
+        ],
+        "layers": [
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 3,
+                "key_dim": 4,
+                "value_dim": 2,
+                "output_shape": 7,
+                "use_bias": False,
+                "return_attention_scores": True,
+                "inputs": {"query": "query_in", "value": "value_in", "key": "key_in"},
+            },
+            {"type": "GlobalMaxPooling1D", "inputs": "multi_head_attention[0][0]"},
+        ],
+        "outputs": ["global_max_pooling1d", "multi_head_attention[0][1]"],
+    },
+    "siamese": {
+        "name": "siamese",
+        "inputs": [
+            {"name": "left", "shape": [None], "dtype": "int32"},
+            {"name": "right", "shape": [None], "dtype": "int32"},
+        ],
+        "layers": [
+            {
+                "type": "Embedding",
+                "input_dim": 100,
+                "output_dim": 8,
+                "name": "shared_embedding",
+                "inputs": "left",
+            },
+            {"type": "LSTM", "units": 6, "name": "shared_encoder"},
+            {"call": "shared_embedding", "inputs": "right"},
+            {"call": "shared_encoder", "inputs": "shared_embedding[1][0]"},
+            {"type": "Subtract", "inputs": ["shared_encoder[0][0]", "shared_encoder[1][0]"]},
+            {"type": "Multiply", "inputs": ["shared_encoder[0][0]", "shared_encoder[1][0]"]},
+            {
+                "type": "Dot",
+                "axes": 1,
+                "normalize": True,
+                "inputs": ["shared_encoder[0][0]", "shared_encoder[1][0]"],
+            },
+            {"type": "Maximum", "inputs": ["shared_encoder[0][0]", "shared_encoder[1][0]"]},
+            {"type": "Concatenate", "inputs": ["subtract", "multiply", "dot", "maximum"]},
+            {"type": "Dense", "units": 1, "activation": "sigmoid"},
+        ],
+    },
+    "two_heads": {
+        "inputs": [{"shape": [5, 3]}, {"shape": [5, 3]}, {"shape": [2]}],
+        "layers": [
+            {"type": "Minimum", "inputs": ["input_layer", "input_layer_1"]},
+            {"type": "Average", "inputs": ["input_layer", "input_layer_1", "minimum"]},
+            {"type": "Bidirectional", "layer": {"type": "LSTM", "units": 4}},
+            {"type": "Dense", "units": 3, "name": "class_head", "inputs": "bidirectional"},
+            {"type": "Dense", "units": 1, "name": "value_head", "inputs": "bidirectional"},
+        ],
+        "outputs": ["class_head", "value_head"],
+    },
+    "long_names": {
+        "name": "m" * 95,
+        "inputs": [{"name": "an_input_with_a_rather_long_name_indeed", "shape": [4, 3]}],
+        "layers": [
+            {"type": "Dense", "units": 5, "name": "d" * 40},
+            {
+                "type": "Dense",
+                "units": 5,
+                "name": "a_dense_layer_with_underscores_everywhere",
+                "inputs": "an_input_with_a_rather_long_name_indeed",
+            },
+            {
+                "type": "Add",
+                "name": "sum of two words",
+                "inputs": ["d" * 40, "a_dense_layer_with_underscores_everywhere"],
+            },
+        ],
+    },
+    "sequential_chain": {
+        "inputs": [{"shape": [5, 1]}],
+        "layers": [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 5}],
+    },
+    "sequential_chain_frozen": {
+        "name": "chain",
+        "inputs": [{"name": "series", "shape": [20, 4]}],
+        "layers": [
+            {"type": "Conv1D", "filters": 8, "kernel_size": 3},
+            {"type": "BatchNormalization"},
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 1, "trainable": False},
+        ],
+    },
+    "embedding_mask_zero": {
+        "inputs": [{"shape": [7]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 50, "output_dim": 4, "mask_zero": True},
+            {"type": "LSTM", "units": 3, "return_sequences": True},
+            {"type": "GlobalAveragePooling1D"},
+        ],
+    },
+    "masking_ops": {
+        "inputs": [{"shape": [6, 2]}],
+        "layers": [
+            {"type": "Masking"},
+            {"type": "Bidirectional", "layer": {"type": "GRU", "units": 3}},
+        ],
+    },
+    "frozen_and_batchnorm": {
+        "inputs": [{"shape": [4]}, {"shape": [4]}],
+        "layers": [
+            {"type": "Dense", "units": 3, "inputs": "input_layer"},
+            {"call": "dense", "inputs": "input_layer_1"},
+            {"type": "Concatenate", "inputs": ["dense[0][0]", "dense[1][0]"]},
+            {"type": "BatchNormalization"},
+            {"type": "Dense", "units": 5, "trainable": False},
+        ],
+    },
+    "float16_policies": {
+        "inputs": [{"shape": [8, 6]}],
+        "layers": [
+            {"type": "LSTM", "units": 16, "return_sequences": True, "dtype": "mixed_float16"},
+            {"type": "Dense", "units": 12, "dtype": "float16"},
+            {"type": "Dense", "units": 12, "dtype": "bfloat16", "inputs": "input_layer"},
+            {"type": "Concatenate", "dtype": "float16", "inputs": ["dense", "dense_1"]},
+        ],
+    },
+    "bidirectional_states": {
+        "inputs": [{"shape": [7, 3]}, {"shape": [5, 2]}],
+        "layers": [
+            {
+                "type": "Bidirectional",
+                "layer": {"type": "LSTM", "units": 4, "return_state": True},
+                "inputs": "input_layer",
+            },
+            {"type": "Concatenate", "inputs": ["bidirectional[0][1]", "bidirectional[0][3]"]},
+            {"type": "Concatenate", "inputs": ["bidirectional[0][2]", "bidirectional[0][4]"]},
+            {
+                "type": "LSTM",
+                "units": 8,
+                "return_sequences": True,
+                "inputs": "input_layer_1",
+                "initial_state": ["concatenate", "concatenate_1"],
+            },
+            {"type": "Dense", "units": 2},
+        ],
+        "outputs": ["dense", "bidirectional[0][0]"],
+    },
+    "shared_shapes_differ": {
+        "inputs": [{"shape": [5, 3]}, {"shape": [3]}],
+        "layers": [
+            {"type": "Dense", "units": 4, "inputs": "input_layer"},
+            {"call": "dense", "inputs": "input_layer_1"},
+        ],
+        "outputs": ["dense[0][0]", "dense[1][0]"],
+    },
+    "big_counts": {
+        "inputs": [{"shape": [2000]}],
+        "layers": [
+            {"type": "Dense", "units": 1000},
+            {"type": "Dense", "units": 1000, "inputs": "input_layer"},
+            {"type": "Add", "inputs": ["dense", "dense_1"]},
+        ],
+    },
+    "repeated_self_attention": {
+        "inputs": [{"shape": [4, 6]}],
+        "layers": [
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 1,
+                "key_dim": 3,
+                "inputs": ["input_layer", "input_layer"],
+                "use_causal_mask": True,
+            },
+            {"type": "ReLU"},
+        ],
+    },
+}
+
+ENGINE_WIDTHS = [None, 40, 76, 100, 160]
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_engine_summary_as_keras_prints_it(name: str) -> None:
+    """``render_summary(analyze(spec))`` is the text of the same program
+    built by Keras in a fresh session: rows first (a clearer failure)."""
+    keras.backend.clear_session()
+    model = MODELS[name]()
+    expected = keras_rows(model)
+    report = analyze(SPECS[name])
+    assert report.rows == expected.rows
+    assert report.sequential_like == expected.sequential_like
+    assert (report.total_params, report.trainable_params, report.param_bytes) == (
+        expected.total_params,
+        expected.trainable_params,
+        expected.param_bytes,
+    )
+    for width in ENGINE_WIDTHS:
+        text = render_summary(report) if width is None else render_summary(report, width)
+        assert text == keras_summary(model, width), f"line_length={width}"
