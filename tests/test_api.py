@@ -280,7 +280,7 @@ def test_layers_lists_the_registry(client, spec):
 
 
 def test_openapi_layer_enum_is_the_registry(spec):
-    assert set(spec["components"]["schemas"]["Layer"]["properties"]["type"]["enum"]) == set(LAYERS)
+    assert set(spec["components"]["schemas"]["LayerType"]["enum"]) == set(LAYERS)
 
 
 def example_body(layer_type):
