@@ -3,6 +3,11 @@
 import marshmallow as ma
 import pytest
 
+from seqlab import LAYERS
+from service.graph_schemas import MAX_INPUTS
+from service.graph_schemas import takes_initial_state
+from service.problems import flatten_errors
+from service.schemas import MAX_LAYERS
 from service.schemas import load_model_spec
 
 DENSE = {"type": "Dense", "units": 1}
@@ -79,12 +84,6 @@ def test_object_configs_load_as_given():
 
 
 # -- the compact graph form ---------------------------------------------------
-
-from seqlab import LAYERS  # noqa: E402
-from service.graph_schemas import MAX_INPUTS  # noqa: E402
-from service.graph_schemas import takes_initial_state  # noqa: E402
-from service.problems import flatten_errors  # noqa: E402
-from service.schemas import MAX_LAYERS  # noqa: E402
 
 
 def graph(**changes):
