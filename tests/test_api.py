@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 from openapi_check import validate_response
@@ -535,3 +537,40 @@ def test_line_length_out_of_range_is_422(client, spec, value):
     assert rv.status_code == 422
     validate_response(spec, "/params", "post", rv)
     assert rv.get_json()["errors"] == {"line_length": ["Must be an integer from 40 to 250."]}
+
+
+def readme_section(title):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return readme.split(f"\n### {title}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def test_readme_functional_examples_are_served_as_written(client):
+    """The README's graph requests load, count as it says, and its worked
+    summary is the API's."""
+    section = readme_section("Functional models")
+    blocks = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    requests = [json.loads(block) for block in blocks]
+    bodies = [r for r in requests if "total_params" not in r]
+    totals = []
+    for body in bodies:
+        rv = post(client, body)
+        assert rv.status_code == 200, rv.get_json()
+        totals.append(rv.get_json()["total_params"])
+    assert totals == [834, 36387, 2400]
+    summary = re.findall(r"and its `summary` is Keras's:\n\n```\n(.*?)```", section, re.DOTALL)
+    assert summary == [post(client, bodies[0]).get_json()["summary"]]
+    answer = next(r for r in requests if "total_params" in r)
+    data = post(client, bodies[0]).get_json()
+    for key in (
+        "input_shape",
+        "output_shape",
+        "inputs",
+        "outputs",
+        "total_params",
+        "macs",
+        "param_bytes",
+        "train_memory_bytes",
+    ):
+        assert answer[key] == data[key], key
+    for written, served in zip(answer["layers"], data["layers"], strict=True):
+        assert written == {k: served[k] for k in written}
