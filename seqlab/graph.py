@@ -130,6 +130,10 @@ class GraphReport(ModelReport):
     single_input: bool = True
     single_output: bool = True
     rows: list[Row] = field(default_factory=list)
+    #: ``single_input``: the model has one input; ``single_output``: its
+    #: outputs were given as one reference, not a list (``keras.Model(x, y)``
+    #: vs ``keras.Model(x, [y])``: to_json's ``output_layers`` and what
+    #: predict returns follow it).
     #: Keras's check in ``summary_utils.py``: the 3-column layout.
     sequential_like: bool = False
     #: Each input's dtype, in ``inputs`` order.
@@ -140,8 +144,9 @@ class GraphReport(ModelReport):
 
     @property
     def output_shape(self) -> Output:
-        """Keras's ``model.output_shape``: one shape, or a list of them."""
-        if self.single_output:
+        """Keras's ``model.output_shape``: one shape when the model has one
+        output (given alone or in a list), else the list (``functional.py``)."""
+        if len(self.outputs) == 1:
             return self.outputs[0][1]
         return [shape for _, shape in self.outputs]  # type: ignore[misc]
 

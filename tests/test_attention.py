@@ -247,6 +247,18 @@ SEQUENTIAL = [
     [{"type": "Dense", "units": 3}, {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 2}],
     [{"type": "GRU", "units": 4, "return_state": True}, {"type": "Attention"}],
     [{"type": "ReLU", "max_value": 6.0, "negative_slope": 0.1, "threshold": 0.5}],
+    # ReLU, not in the Sequential corpus yet (tests/corpus.py), is compared here.
+    [
+        {"type": "LSTM", "units": 4, "return_sequences": True},
+        {"type": "ReLU", "trainable": False, "dtype": "float16"},
+    ],
+    [{"type": "TimeDistributed", "layer": {"type": "ReLU"}}, {"type": "Flatten"}],
+    [{"type": "LSTM", "units": 4, "return_state": True}, {"type": "ReLU"}],
+    [
+        {"type": "Dense", "units": 4},
+        {"type": "ReLU", "max_value": None},
+        {"type": "Dense", "units": 1},
+    ],
 ]
 
 
@@ -294,3 +306,50 @@ def test_training_memory_rule(type_, args, shapes) -> None:
     assert kept_bytes(report) > 4 * 10  # at least the scores and the output
     unknown = call_report(engine_layer(type_, args), [(N, N, s[-1]) for s in shapes], {})
     assert kept_bytes(unknown) is None
+
+
+# -- the request schema (service/schemas.py derives it from the registry) -----
+
+SCHEMA = [
+    (
+        "MultiHeadAttention",
+        {
+            "num_heads": 2,
+            "key_dim": 4,
+            "output_shape": [3, 5],
+            "attention_axes": 1,
+            "use_gate": True,
+            "dtype": "mixed_float16",
+        },
+        None,
+    ),
+    (
+        "MultiHeadAttention",
+        {"num_heads": 2, "key_dim": 4, "flash_attention": True},
+        "flash_attention",
+    ),
+    ("MultiHeadAttention", {"num_heads": 2}, "key_dim"),
+    ("Attention", {"use_scale": True, "score_mode": "concat", "dropout": 0.5, "seed": 1}, None),
+    ("Attention", {"score_mode": "add"}, "score_mode"),
+    ("AdditiveAttention", {"use_scale": False, "trainable": False}, None),
+    ("Dot", {"axes": [1, 2], "normalize": True}, None),
+    ("Dot", {}, "axes"),
+    ("Concatenate", {"axis": 1}, None),
+    ("ReLU", {"max_value": None, "negative_slope": 0.2}, None),
+    ("ReLU", {"threshold": -1.0}, "threshold"),
+]
+
+
+@pytest.mark.parametrize(("type_", "args", "refused"), SCHEMA)
+def test_arguments_validate_in_the_request_schema(type_, args, refused) -> None:
+    import marshmallow as ma
+
+    from service.schemas import layer_schema_class
+
+    schema = layer_schema_class(type_)()
+    if refused is None:
+        assert schema.load({"type": type_, **args})["type"] == type_
+    else:
+        with pytest.raises(ma.ValidationError) as caught:
+            schema.load({"type": type_, **args})
+        assert set(caught.value.messages) == {refused}
