@@ -37,6 +37,54 @@ GRAPH_HEADER = ("Layer (type)", "Output Shape", "Param #", "Connected to")
 GRAPH_RIGHT_ALIGNED = (False, False, True, False)
 
 _WORD = re.compile(r"\s*\S+\s*")
+#: rich's markup tags (``rich/markup.py``): ``[bold]``, ``[#ff0000]``, ``[/]``.
+_TAG = re.compile(r"(\\*)\[[a-z#/@][^[]*?]")
+
+
+def _markup_text(markup: str) -> str:
+    """The text rich prints for console markup: tags dropped, ``\\[`` as ``[``
+    (``rich.markup.render``, styles and emoji codes aside)."""
+    out, position = [], 0
+    for match in _TAG.finditer(markup):
+        start, end = match.span()
+        if start > position:
+            out.append(markup[position:start])
+        backslashes, escaped = divmod(len(match[1]), 2)
+        out.append("\\" * backslashes)
+        if escaped:
+            out.append(match[0][len(match[1]) :])  # an escaped tag is text
+        position = end
+    out.append(markup[position:])
+    return "".join(part.replace("\\[", "[") for part in out)
+
+
+def _escape(text: str) -> str:
+    """``rich.markup.escape``: what Keras does to names before printing them."""
+    text = _TAG.sub(lambda m: m[1] + m[1] + "\\" + m[0][len(m[1]) :], text)
+    if text.endswith("\\") and not text.endswith("\\\\"):
+        return text + "\\"
+    return text
+
+
+def printed_name(name: str) -> str:
+    """A layer or model name as Keras's summary prints it.
+
+    Keras escapes names for rich's markup, which still turns a ``\\[`` that
+    starts no tag into ``[`` and doubles a final backslash; plain names (the
+    hot path) are returned as they are.
+    """
+    if "[" not in name and "\\" not in name:
+        return name
+    return _markup_text(_escape(name))
+
+
+def printed_connections(refs: Sequence[str]) -> str:
+    """The ``Connected to`` cell: Keras does not escape the names there, so
+    a name like ``enc[fwd]`` loses its ``[fwd]`` as a markup tag."""
+    text = ", ".join(refs) or "-"
+    if "\\" in text or _TAG.search(text):
+        return _markup_text(text)
+    return text
 
 
 def _ratio_reduce(total: int, maximums: list[int], values: list[int]) -> list[int]:
@@ -177,7 +225,10 @@ def format_row_output(output: Output) -> str:
 def _layer_cells(report: ModelReport) -> Iterable[tuple[str, ...]]:
     """A Sequential report's rows: Layer (type), Output Shape, Param #."""
     for layer in report.layers:
-        name, shape = f"{layer.name} ({layer.type})", format_output(layer.output_shape)
+        name, shape = (
+            f"{printed_name(layer.name)} ({layer.type})",
+            format_output(layer.output_shape),
+        )
         yield (name, shape, f"{layer.params:,}")
 
 
@@ -189,12 +240,12 @@ def _graph_cells(rows: Iterable[Any], connected: bool) -> Iterable[tuple[str, ..
     """
     for name, class_name, output, params, connected_to in rows:
         cells: tuple[str, ...] = (
-            f"{name} ({class_name})",
+            f"{printed_name(name)} ({class_name})",
             format_row_output(output),
             f"{params:,}",
         )
         if connected:
-            cells += (", ".join(connected_to) or "-",)
+            cells += (printed_connections(connected_to),)
         yield cells
 
 
@@ -239,7 +290,7 @@ def render_summary(
         body = _graph_cells(rows, connected=True)
     # The title is printed by rich's console (80 columns when piped): a long
     # name wraps to a line of its own and folds.
-    out = _console_lines(f'Model: "{report.name}"', console_width)
+    out = _console_lines(f'Model: "{printed_name(report.name)}"', console_width)
     table = [_border("┏", "━", "┳", "┓", widths)]
     head = [_cell(h, w) for h, w in zip(header, widths, strict=True)]
     table += _row(head, widths, "┃", right, bottom=True)

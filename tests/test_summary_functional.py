@@ -681,3 +681,28 @@ def test_engine_summary_as_keras_prints_it(name: str) -> None:
     for width in ENGINE_WIDTHS:
         text = render_summary(report) if width is None else render_summary(report, width)
         assert text == keras_summary(model, width), f"line_length={width}"
+
+
+#: Names that rich's markup changes: Keras escapes names in the Layer (type)
+#: cell and the title, but a ``\[`` that starts no tag still becomes ``[`` and
+#: a final backslash doubles; in Connected to the names are not escaped, so
+#: ``[fwd]`` is a tag and disappears.
+MARKUP_NAMES = ["enc[fwd]", "x[0]", "a[b]c", "q\\[b]", "m[#ff0000]z", "e\\", "f\\[0",
+                "g\\\\[b]", "h[@x]", "i[b=1]j", "k[bold red] l", "a\\b"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MARKUP_NAMES)
+def test_names_as_rich_markup_prints_them(name: str) -> None:
+    x = keras.Input((4,), name="in[put]" + name)
+    y = layers.Dense(3, name=name)(x)
+    model = keras.Model(x, [layers.Dense(2)(y), layers.Add()([y, y])], name=name + "\\")
+    assert render_summary(keras_rows(model)) == keras_summary(model)
+    sequential = keras.Sequential([keras.Input((3,)), layers.Dense(2, name=name + "s")], name=name)
+    report = analyze(
+        {
+            "name": name,
+            "input_shape": [3],
+            "layers": [{"type": "Dense", "units": 2, "name": name + "s"}],
+        }
+    )
+    assert render_summary(report) == keras_summary(sequential)
