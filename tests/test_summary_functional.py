@@ -353,13 +353,18 @@ WIDTHS = [None, 19, 24, 30, 40, 52, 63, 76, 80, 81, 99, 108, 137, 200]
 
 @pytest.mark.parametrize("name", MODELS)
 def test_summary_as_keras_prints_it(name: str) -> None:
-    """Every width, one model at a time (the first difference is shown)."""
+    """Every width, one model at a time (the first difference is shown):
+    piped (the console is 80 columns), and on a console at least as wide as
+    the line (``COLUMNS``; what ``POST /params?line_length=`` shows)."""
     model = built(name)
     report = keras_rows(model)
     for width in WIDTHS:
         expected = keras_summary(model, width)
         text = render_summary(report) if width is None else render_summary(report, width)
         assert text == expected, f"line_length={width}"
+        if width is not None and width > 80:
+            expected = keras_summary(model, width, columns=width)
+            assert render_summary(report, width, width) == expected, f"COLUMNS={width}"
 
 
 @pytest.mark.parametrize(("columns", "width"), [(120, 120), (120, 76), (60, 100), (200, 200)])
