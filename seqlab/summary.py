@@ -16,6 +16,11 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 
+from .cells import cell_len
+from .cells import chop_cells
+from .cells import crop
+from .cells import pad
+from .cells import set_cell_size
 from .engine import ModelReport
 from .registry import Output
 from .registry import format_output
@@ -131,42 +136,51 @@ def wrap(text: str, width: int, overflow: str = "fold") -> list[str]:
 
     A word longer than ``width`` is folded across lines (``"fold"``, what
     ``console.print`` does) or kept whole on its own line and cut to
-    ``width - 1`` characters and ``…`` (``"ellipsis"``, the overflow of a
-    table column). Lines keep their trailing spaces within ``width``.
+    ``width - 1`` cells and ``…`` (``"ellipsis"``, the overflow of a table
+    column). Lines keep their trailing spaces within ``width``. Widths are
+    terminal cells (a CJK character takes two).
     """
-    if len(text) <= width and "\n" not in text:
-        return [text]  # the common case, on the hot path of POST /params
+    if text.isascii():
+        if len(text) <= width and "\n" not in text:
+            return [text]  # the common case, on the hot path of POST /params
+        measure = len
+    else:
+        measure = cell_len
     breaks: list[int] = []
     offset = 0
     for match in _WORD.finditer(text):
         start, word = match.start(), match.group()
-        length = len(word.rstrip())
+        length = measure(word.rstrip())
         if width - offset >= length:
-            offset += len(word)
+            offset += measure(word)
         elif length > width:
             if overflow == "fold":
-                pieces = [word[i : i + width] for i in range(0, len(word), width)]
+                pieces = chop_cells(word, width)
                 for piece in pieces:
                     if start:
                         breaks.append(start)
                     start += len(piece)
-                offset = len(pieces[-1])
+                offset = measure(pieces[-1])
             else:
                 if start:
                     breaks.append(start)
-                offset = len(word)
+                offset = measure(word)
         elif offset and start:
             breaks.append(start)
-            offset = len(word)
+            offset = measure(word)
     lines = [text[a:b] for a, b in zip([0, *breaks], [*breaks, len(text)], strict=True)]
     out = []
     for line in lines:
         if len(line) > width:
-            # rich's rstrip_end: drop trailing whitespace beyond the width.
+            # rich's rstrip_end (in characters): drop trailing whitespace
+            # beyond the width.
             stripped = line.rstrip()
             line = line[: max(width, len(stripped))]
-        if len(line) > width and overflow == "ellipsis":
-            line = line[: width - 1] + "…"
+        if measure(line) > width:
+            if overflow == "ellipsis":
+                line = set_cell_size(line, width - 1) + "…"
+            else:
+                line = set_cell_size(line, width)
         out.append(line)
     return out
 
@@ -196,7 +210,7 @@ def _row(
         for lines, width, flush_right in zip(cells, widths, right, strict=True):
             j = i - (height - len(lines)) if bottom else i
             text = lines[j] if 0 <= j < len(lines) else ""
-            parts.append(f" {text.rjust(width) if flush_right else text.ljust(width)} ")
+            parts.append(f" {pad(text, width, flush_right)} ")
         out.append(rule + rule.join(parts) + rule)
     return out
 
@@ -251,7 +265,7 @@ def _graph_cells(rows: Iterable[Any], connected: bool) -> Iterable[tuple[str, ..
 
 def _console_lines(text: str, console_width: int) -> list[str]:
     """A line printed by rich's console itself (title, totals): folded."""
-    if len(text) <= console_width:
+    if cell_len(text) <= console_width:
         return [text]
     return wrap(text, console_width)
 
@@ -302,7 +316,7 @@ def render_summary(
     table.append(_border("└", "─", "┴", "┘", widths))
     if line_length > console_width:
         # The console crops what does not fit (Segment.split_and_crop_lines).
-        table = [line[:console_width] for line in table]
+        table = [crop(line, console_width) for line in table]
     out += table
     for label, count, nbytes in (
         ("Total", report.total_params, report.param_bytes),

@@ -711,3 +711,23 @@ def test_names_as_rich_markup_prints_them(name: str) -> None:
         }
     )
     assert render_summary(report) == keras_summary(sequential)
+
+
+#: Names whose characters are not one cell each: rich measures, wraps, cuts
+#: and pads them in terminal cells.
+WIDE_NAMES = ["编码器", "解码器_层_非常长的名字_超过列宽", "naïve_café", "e\u0301t\u00e9",
+              "日本語の名前です", "한국어레이어", "x😀y", "ｆｕｌｌ", "аб_вгд_ежз"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", WIDE_NAMES)
+def test_wide_names_as_keras_prints_them(name: str) -> None:
+    x = keras.Input((4,), name="输入")
+    y = layers.Dense(3, name=name)(x)
+    z = layers.Dense(2, name=name + "_2" + name)(y)
+    model = keras.Model(x, [z, layers.Add(name="加" + name)([y, y])], name=name * 6)
+    report = keras_rows(model)
+    for width in (23, 31, 40, 47, 76, 90, 121):
+        expected = keras_summary(model, width)
+        assert render_summary(report, width) == expected, f"line_length={width}"
+        expected = keras_summary(model, width, columns=max(80, width))
+        assert render_summary(report, width, max(80, width)) == expected, f"COLUMNS={width}"
