@@ -16,6 +16,7 @@ it.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -731,3 +732,61 @@ def test_wide_names_as_keras_prints_them(name: str) -> None:
         assert render_summary(report, width) == expected, f"line_length={width}"
         expected = keras_summary(model, width, columns=max(80, width))
         assert render_summary(report, width, max(80, width)) == expected, f"COLUMNS={width}"
+
+
+def random_model(rng: random.Random) -> Any:
+    """A random valid graph over one time length: Dense, LSTM, merges of 2
+    to 6 tensors, MHA, shared layers called again, auto or long names, one
+    to three outputs; sometimes a plain chain (the 3-column layout)."""
+    steps = rng.choice([None, 3, 5])
+    width = rng.choice([4, 6])
+
+    def name(prefix: str) -> str | None:
+        if rng.random() < 0.6:
+            return None
+        letters = "abcdefghijklmnopqrstuvwxyz_" + ("0123456789" if rng.random() < 0.5 else "")
+        return prefix + "".join(rng.choice(letters) for _ in range(rng.randint(1, 40)))
+
+    chain = rng.random() < 0.25
+    count = 1 if chain else rng.randint(1, 3)
+    tensors = [keras.Input((steps, width), name=name("in_")) for _ in range(count)]
+    inputs = list(tensors)
+    shared: list[Any] = []
+    kinds = ["dense", "lstm"] if chain else ["dense", "lstm", "merge", "mha", "again"]
+    for _ in range(rng.randint(1, 9)):
+        x = tensors[-1] if chain else rng.choice(tensors)
+        kind = rng.choice(kinds)
+        if kind == "dense":
+            layer = layers.Dense(width, name=name("dense_"))
+            shared.append(layer)
+            y = layer(x)
+        elif kind == "lstm":
+            y = layers.LSTM(width, return_sequences=True, name=name("lstm_"))(x)
+        elif kind == "merge":
+            merge = rng.choice([layers.Add, layers.Concatenate, layers.Average, layers.Maximum])
+            y = merge(name=name("merge_"))([rng.choice(tensors) for _ in range(rng.randint(2, 6))])
+            if merge is layers.Concatenate:
+                y = layers.Dense(width)(y)
+        elif kind == "mha":
+            mha = layers.MultiHeadAttention(rng.randint(1, 3), 2, name=name("mha_"))
+            y = mha(x, rng.choice(tensors))
+        else:
+            y = rng.choice(shared)(x) if shared else layers.ReLU()(x)
+        tensors.append(y)
+    if chain:
+        return keras.Model(inputs[0], tensors[-1], name=name("m_") or "functional")
+    made = tensors[len(inputs) :]
+    outputs = rng.sample(made, min(len(made), rng.randint(1, 3)))
+    return keras.Model(inputs, outputs)  # inputs no output uses are rows too
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_as_keras_prints_them(seed: int) -> None:
+    rng = random.Random(seed)
+    model = random_model(rng)
+    report = keras_rows(model)
+    for width in [None, *rng.sample(range(21, 201), 4)]:  # 20 is too narrow
+        columns = rng.choice([None, max(80, width or 0)])
+        expected = keras_summary(model, width, columns=columns)
+        text = render_summary(report, width or 76, columns or 80)
+        assert text == expected, f"line_length={width} COLUMNS={columns}"
