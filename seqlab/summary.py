@@ -7,6 +7,14 @@ sizing, word wrapping and the ``…`` of words longer than their column, for a
 Sequential model before ``fit`` and for a Functional one (a report with
 ``rows``: its ``Connected to`` column, or the 3-column layout with the
 InputLayer row when Keras finds the graph sequential-like).
+
+Any ``line_length`` Keras accepts is drawn as Keras draws it (columns
+shrunk to their padding when narrow, header cells aligned to the bottom),
+and lines are cut at the console's width (80 when piped, ``COLUMNS`` when
+set). Names go through rich's markup as Keras sends them (``enc[fwd]`` in
+``Connected to`` prints as ``enc``) and are measured in terminal cells
+(``cells.py``). One thing is not reproduced: rich's emoji codes, which turn
+a name like ``a:fire:b`` into ``a🔥b`` (its table of 140 kB is not copied).
 """
 
 from __future__ import annotations
