@@ -72,6 +72,9 @@ class Merge(ListLayer):
     broadcasting of the non-batch shapes, right-aligned."""
 
     example: ClassVar[tuple[dict[str, Any], Any]] = ({}, [(5, 3), (5, 3)])
+    supports_masking = True
+    #: base_merge.py compute_mask: OR of the masks when all are given.
+    mask_combine = "or"
     #: The arithmetic of ``formula`` and the summary line's verb.
     args = ()
 
@@ -171,6 +174,8 @@ class Concatenate(ListLayer):
     type = "Concatenate"
     example = ({"axis": -1}, [(5, 3), (5, 2)])
     summary = "Joins a list of tensors along `axis`; the other axes must match."
+    supports_masking = True
+    mask_combine = "concatenate"
     args = (Arg("axis", Kind.INT, -1, doc="The axis to join along (-1: the features)."),)
 
     def refuse_one(self, input_shape: Shape) -> None:
@@ -210,13 +215,13 @@ class Concatenate(ListLayer):
                     raise SpecError(message)
         # compute_output_shape: the first input's shape, ``axis`` summed.
         out = list(shapes[0])
-        if not -len(out) <= axis < len(out):
-            raise SpecError(
-                "list index out of range (Keras's Concatenate reads axis "
-                f"{axis} of the first input's shape {tuple(shapes[0])!r}, which has "
-                f"rank {len(out)})."
-            )
         for shape in shapes[1:]:
+            if not -len(out) <= axis < len(out):
+                raise SpecError(
+                    "list index out of range (Keras's Concatenate reads axis "
+                    f"{axis} of the first input's shape {tuple(shapes[0])!r}, which has "
+                    f"rank {len(out)})."
+                )
             if not -len(shape) <= axis < len(shape):
                 raise SpecError(
                     "tuple index out of range (Keras's Concatenate reads axis "
@@ -271,7 +276,10 @@ class Dot(ListLayer):
 
     def compute_list_output(self, shapes: Sequence[Shape]) -> Output:
         if len(shapes) != 2:
-            self.refuse_one(shapes)  # type: ignore[arg-type]
+            raise SpecError(
+                "A `Dot` layer should be called on a list of 2 inputs. "
+                f"Received: input_shape={shapes_repr(shapes)}"
+            )
         shape1, shape2 = (tuple(s) for s in shapes)
         ax1, ax2 = self.axes(shape1, shape2)
         for ax, shape in ((ax1, shape1), (ax2, shape2)):
