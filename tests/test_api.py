@@ -477,7 +477,7 @@ def test_graph_as_keras_to_json(client, spec):
         data = rv.get_json()
         assert [x["name"] for x in data["layers"]] == ["x", "d"]
         assert data["total_params"] == 10
-        assert data["output_shape"] == [[None, 2]]  # output_layers was a list
+        assert data["output_shape"] == [None, 2]  # one output, though given in a list
     doc["config"]["layers"][1]["build_config"]["input_shape"] = [None, 5]
     rv = post(client, doc)
     assert rv.status_code == 422
