@@ -149,6 +149,19 @@ class Layer:
     #: the mask, and a one-tensor call records it as a ``mask`` keyword.
     call_mask: ClassVar[bool] = False
 
+    #: For a layer called on several tensors (``call_form`` not ``"one"``):
+    #: how Keras's ``compute_mask`` makes its output's mask from the inputs'
+    #: masks. None: no mask; ``"query"``: the first tensor's (the default
+    #: ``compute_mask``, MultiHeadAttention); ``"convert"``: a
+    #: ``ConvertToTensor`` op of the query's (Attention); ``"or"``: a
+    #: ``LogicalOr`` chain when every input is masked (the merges);
+    #: ``"concatenate"``: Concatenate's ``OnesLike``/``ExpandDims``/
+    #: ``ZerosLike``/``LogicalOr``, ``Concatenate`` and ``Any`` ops.
+    mask_combine: ClassVar[str | None] = None
+    #: Layers Keras creates when it builds this one, which take automatic
+    #: names then: (attribute that holds the name, name prefix), in order.
+    build_names: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     def mask_outputs(self) -> int:
         """How many leading outputs carry the input's mask (``compute_mask``)."""
         return 1 if self.supports_masking else 0

@@ -643,6 +643,113 @@ def _mask_shared(keras: Any, L: Any) -> Any:
     return keras.Model([a, b], L.Concatenate()([p, q]))
 
 
+@case(
+    "masks_into_attention_layers",
+    {
+        "inputs": [{"shape": [6]}, {"shape": [6, 4]}],
+        "layers": [
+            {
+                "type": "Embedding",
+                "input_dim": 10,
+                "output_dim": 4,
+                "mask_zero": True,
+                "inputs": "input_layer",
+            },
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 3,
+                "inputs": ["embedding", "embedding"],
+            },
+            {"type": "LSTM", "units": 2, "return_sequences": True},
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 1,
+                "key_dim": 2,
+                "inputs": {"query": "input_layer_1", "value": "embedding"},
+                "return_attention_scores": True,
+            },
+            {"type": "GRU", "units": 2, "inputs": "multi_head_attention_1[0][0]"},
+            {"type": "Attention", "inputs": ["embedding", "input_layer_1"]},
+            {"type": "SimpleRNN", "units": 2},
+            {"type": "AdditiveAttention", "inputs": ["input_layer_1", "embedding"]},
+            {"type": "SimpleRNN", "units": 2},
+            {"type": "Dropout", "rate": 0.1, "inputs": "lstm"},
+        ],
+        "outputs": [
+            "dropout_2",
+            "gru",
+            "simple_rnn",
+            "simple_rnn_1",
+            "multi_head_attention_1[0][1]",
+        ],
+    },
+)
+def _masks_attention(keras: Any, L: Any) -> Any:
+    x, y = keras.Input((6,)), keras.Input((6, 4))
+    e = L.Embedding(10, 4, mask_zero=True)(x)
+    a = L.MultiHeadAttention(2, 3)(e, e)
+    a = L.LSTM(2, return_sequences=True)(a)
+    b, scores = L.MultiHeadAttention(1, 2)(query=y, value=e, return_attention_scores=True)
+    b = L.GRU(2)(b)
+    c = L.SimpleRNN(2)(L.Attention()([e, y]))
+    d = L.AdditiveAttention()([y, e])
+    d = L.SimpleRNN(2)(d)
+    return keras.Model([x, y], [L.Dropout(0.1)(a), b, c, d, scores])
+
+
+@case(
+    "masks_into_merges",
+    {
+        "inputs": [{"shape": [6]}, {"shape": [6, 4]}, {"shape": [6, 3]}],
+        "layers": [
+            {
+                "type": "Embedding",
+                "input_dim": 10,
+                "output_dim": 4,
+                "mask_zero": True,
+                "inputs": "input_layer",
+            },
+            {
+                "type": "Embedding",
+                "input_dim": 10,
+                "output_dim": 4,
+                "mask_zero": True,
+                "inputs": "input_layer",
+            },
+            {"type": "Add", "inputs": ["embedding", "embedding_1", "embedding"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Multiply", "inputs": ["embedding", "input_layer_1"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Concatenate", "inputs": ["input_layer_1", "embedding"]},
+            {"type": "GRU", "units": 2},
+            {"type": "Masking", "inputs": "input_layer_2"},
+            {"type": "Concatenate", "axis": 1, "inputs": ["masking", "masking"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Dot", "axes": 2, "inputs": ["embedding", "embedding_1"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Concatenate", "inputs": ["lstm", "lstm_1", "gru", "lstm_2", "lstm_3"]},
+        ],
+    },
+)
+def _masks_merges(keras: Any, L: Any) -> Any:
+    x, y, z = keras.Input((6,)), keras.Input((6, 4)), keras.Input((6, 3))
+    e = L.Embedding(10, 4, mask_zero=True)(x)
+    f = L.Embedding(10, 4, mask_zero=True)(x)
+    a = L.Add()([e, f, e])
+    a = L.LSTM(2)(a)
+    b = L.Multiply()([e, y])
+    b = L.LSTM(2)(b)
+    c = L.Concatenate()([y, e])
+    c = L.GRU(2)(c)
+    m = L.Masking()(z)
+    d = L.Concatenate(axis=1)([m, m])
+    d = L.LSTM(2)(d)
+    g = L.Dot(axes=2)([e, f])
+    g = L.LSTM(2)(g)
+    return keras.Model([x, y, z], L.Concatenate()([a, b, c, d, g]))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_graph_matches_keras(keras: Any, name: str) -> None:
     spec, build = CASES[name]
@@ -913,29 +1020,6 @@ def test_shared_layer_on_other_features_fails_on_first_call(keras: Any, used: bo
     else:
         report = analyze(_shared_lstm_spec(used))
         assert report.total_params == 4 * ((5 + 3) * 3 + 3)
-
-
-def test_mask_into_a_merge_layer_is_refused(keras: Any) -> None:
-    # Keras combines the masks with ops of its own (expand_dims, zeros_like,
-    # logical_or, concatenate, any), named and ordered as it creates them.
-    keras.backend.clear_session()
-    x = keras.Input((6,))
-    e = keras.layers.Embedding(10, 4, mask_zero=True)(x)
-    y = keras.layers.LSTM(3)(keras.layers.Concatenate()([e, e]))
-    ops = {type(op).__name__ for op in keras.Model(x, y).operations}
-    assert {"ExpandDims", "LogicalOr", "Any"} <= ops
-    spec = {
-        "inputs": [{"shape": [6]}],
-        "layers": [
-            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
-            {"type": "Concatenate", "inputs": ["embedding", "embedding"]},
-            {"type": "LSTM", "units": 3},
-        ],
-    }
-    with pytest.raises(SpecError) as error:
-        analyze(spec)
-    assert error.value.path == "layers.1.inputs"
-    assert "mask" in error.value.message
 
 
 def test_a_deep_chain() -> None:

@@ -83,6 +83,9 @@ class BaseAttention(ListLayer):
     example: ClassVar[tuple[dict[str, Any], Any]] = ({}, [(6, 4), (8, 4)])
     list_inputs = (2, 3)
     call_args = ATTENTION_CALL_ARGS
+    supports_masking = True
+    #: attention.py compute_mask: ops.convert_to_tensor(mask[0]).
+    mask_combine = "convert"
 
     def refuse_one(self, input_shape: Any) -> None:
         raise SpecError(
@@ -245,6 +248,10 @@ class MultiHeadAttention(Wrapper):
     call_form = "query_value_key"
     list_inputs = (2, 3)
     call_args = ATTENTION_CALL_ARGS
+    supports_masking = True
+    #: No compute_mask of its own: the output keeps the query's mask.
+    mask_combine = "query"
+    build_names = (("softmax_name", "softmax"), ("dropout_name", "dropout"))
     args = (
         a.positive_int("num_heads"),
         a.positive_int("key_dim"),
