@@ -823,3 +823,22 @@ SPECS["masks_into_merges"] = {
         {"type": "LSTM", "units": 3},
     ],
 }
+
+
+@pytest.mark.parametrize("example", ["one_to_one", "many_to_one", "many_to_many"])
+def test_sequential_summary_at_every_width(example: str) -> None:
+    """The Sequential layout obeys the same widths (the seed's models, built
+    by the worker's builder as the training jobs build them)."""
+    from seqlab.examples import example_request
+    from worker.builder import build_model
+
+    spec = example_request(example)["model"]
+    keras.backend.clear_session()
+    model = build_model(spec)
+    report = analyze(spec)
+    for width in (16, 19, 27, 40, 58, 76, 80, 97, 140, 200):
+        assert render_summary(report, width) == keras_summary(model, width), width
+        expected = keras_summary(model, width, columns=max(80, width))
+        assert render_summary(report, width, max(80, width)) == expected, width
+    with pytest.raises(ValueError, match="Insufficient console width"):
+        render_summary(report, 15)
