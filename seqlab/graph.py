@@ -749,6 +749,9 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
             report.connected_to = connected
             reports.append(report)
             rows.append((op.name, op.type, report.output_shape, report.params, connected))
+            if len(op.nodes) == 1:
+                calls.append(report)  # its one call: the report's own shapes
+                continue
             for n in nodes:
                 o = [t.shape for t in n.outputs]
                 calls.append(
