@@ -11,11 +11,22 @@ last axis.
 Their ``macs`` count the weight products (MHA's projections) and the two
 products of attention itself: the scores (query · key over the features)
 and the weighted sum of the values.
+
+Masks (Keras 3.15): the output of all three carries the query's mask.
+Attention and AdditiveAttention take ``mask`` in their call; a
+mask-consuming layer after them adds ``not_equal`` (before the attention
+row) and ``convert_to_tensor`` (after it) to the graph. After
+MultiHeadAttention, whose call takes ``query_mask``/``value_mask``/
+``key_mask`` rather than ``mask``, it adds ``not_equal`` after the
+attention row. MultiHeadAttention's build also creates a ``Softmax`` and a
+``Dropout`` that take the automatic names ``softmax`` and ``dropout`` (see
+the class).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -249,7 +260,7 @@ class MultiHeadAttention(Wrapper):
     Building it (its first call) creates a ``Softmax`` and a ``Dropout``
     that take Keras's automatic names: ``softmax_name`` and
     ``dropout_name`` say which (``softmax``, ``dropout`` in a fresh session);
-    the graph engine sets them from its counters.
+    the graph engine sets them from its counters (``name_built_layers``).
     """
 
     type = "MultiHeadAttention"
@@ -303,6 +314,11 @@ class MultiHeadAttention(Wrapper):
         self.softmax_name = "softmax"
         self.dropout_name = "dropout"
 
+    def name_built_layers(self, auto_name: Callable[[str], str]) -> None:
+        # _build_attention: Softmax(...) then Dropout(...), both unnamed.
+        self.softmax_name = auto_name("softmax")
+        self.dropout_name = auto_name("dropout")
+
     # -- arguments ---------------------------------------------------------
 
     @property
@@ -325,12 +341,11 @@ class MultiHeadAttention(Wrapper):
     # -- calls ---------------------------------------------------------------
 
     def output_shape(self, input_shape: Any) -> Output:
-        # Sequential.add refuses the layer before any shape is seen.
+        # Built on one shape (inside TimeDistributed): ``build(query_shape,
+        # value_shape, key_shape=None)`` misses its value. (A Sequential
+        # model refuses the layer before: ``seqlab.engine.analyze``.)
         raise SpecError(
-            "Layers added to a Sequential model can only have a single required "
-            "positional argument, the input tensor. Layer MultiHeadAttention has "
-            'multiple required positional arguments: [<Parameter "query">, '
-            '<Parameter "value">]'
+            "MultiHeadAttention.build() missing 1 required positional argument: 'value_shape'"
         )
 
     @staticmethod
