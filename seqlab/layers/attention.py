@@ -235,7 +235,7 @@ class MultiHeadAttention(Wrapper):
     Building it (its first call) creates a ``Softmax`` and a ``Dropout``
     that take Keras's automatic names: ``softmax_name`` and
     ``dropout_name`` say which (``softmax``, ``dropout`` in a fresh session);
-    the graph engine sets them from its counters.
+    the graph engine sets them from its counters (``build_names``).
     """
 
     type = "MultiHeadAttention"
@@ -311,12 +311,11 @@ class MultiHeadAttention(Wrapper):
     # -- calls ---------------------------------------------------------------
 
     def output_shape(self, input_shape: Any) -> Output:
-        # Sequential.add refuses the layer before any shape is seen.
+        # Built on one shape (inside TimeDistributed): ``build(query_shape,
+        # value_shape, key_shape=None)`` misses its value. (A Sequential
+        # model refuses the layer before: ``seqlab.engine.analyze``.)
         raise SpecError(
-            "Layers added to a Sequential model can only have a single required "
-            "positional argument, the input tensor. Layer MultiHeadAttention has "
-            'multiple required positional arguments: [<Parameter "query">, '
-            '<Parameter "value">]'
+            "MultiHeadAttention.build() missing 1 required positional argument: 'value_shape'"
         )
 
     @staticmethod
