@@ -177,6 +177,13 @@ class Layer:
         BatchNormalization): a later call of a shared layer must match them."""
         return None, {}
 
+    def call_failure(self, inputs: Any, options: Mapping[str, Any]) -> str | None:
+        """Why a call that Keras builds fails when the model first runs (fit
+        or predict), or None. ``inputs`` and ``options`` as for
+        :meth:`call_output`; the graph engine refuses such a call when it
+        is part of the model."""
+        return None
+
     def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:
         """The states an ``initial_state`` must give (batch excluded), or
         None when the layer's call takes no ``initial_state``."""
