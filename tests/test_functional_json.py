@@ -19,6 +19,7 @@ import pytest
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import from_keras_json
+from seqlab import render_summary
 from service.schemas import load_model_spec
 
 keras = keras_oracle.import_keras()
@@ -527,10 +528,12 @@ FAMILIES = {
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_documents_read_as_keras_reloads_them(family):
+def test_documents_read_as_keras_reloads_them(family, monkeypatch):
     """to_json → compact → engine, against Keras's own reload of the same
     document: layers, their output shapes and counts, the trainable split,
-    the summary's rows (operations included) and the model's shapes."""
+    the summary's rows (operations included), the model's shapes and the
+    summary text, byte for byte (piped: no COLUMNS)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
     model = FAMILIES[family]()
     doc = doc_of(model)
     report = analyze(load_model_spec(json.dumps(doc)))
@@ -544,6 +547,9 @@ def test_documents_read_as_keras_reloads_them(family):
     shape = reloaded.output_shape
     expected = [tuple(s) for s in shape] if isinstance(shape, list) else tuple(shape)
     assert report.output_shape == expected
+    printed = []
+    reloaded.summary(print_fn=lambda text, **kwargs: printed.append(text))
+    assert render_summary(report) == "".join(printed)
 
 
 def test_mixed_positional_and_keyword_tensors():
