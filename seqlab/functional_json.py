@@ -382,8 +382,10 @@ def _convert_call(entry: _Entry, k: int, masks: _Masks) -> dict[str, Any]:
         where = f"{path}.kwargs.{key}"
         if key in keyword:
             continue
-        if key == "training":
-            continue  # injected, or a literal that changes no count or shape
+        if key == "training" and not _tensors(value, where):
+            # Injected, or the caller's literal: it changes no count or shape
+            # (a Dropout called with training=True trains as any Dropout).
+            continue
         if key == "mask":
             _check_mask(value, masks, where)
         elif key == "initial_state":
