@@ -69,7 +69,8 @@ def wait(client, location, timeout=180):
         time.sleep(0.1)
 
 
-def test_two_inputs_two_outputs_train_with_list_and_dict_data(jobs_client):
+def test_two_inputs_two_outputs_train_with_list_and_dict_data(backend_client):
+    jobs_client = backend_client
     x, y = arrays()
     by_name = body(x, y, loss_weights={"cls": 0.5, "reg": 1.0})
     # The list form in the model's order, losses and loss weights as lists.
