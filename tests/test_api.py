@@ -214,7 +214,8 @@ def test_keras_json_form(client):
             None,
         ),
         (["not", "an", "object"], "body", "object"),
-        ({"class_name": "Functional", "config": {}}, "class_name", "Sequential"),
+        ({"class_name": "Model", "config": {}}, "class_name", "Sequential and Functional"),
+        ({"class_name": "Functional", "config": {}}, "config.layers", "config.layers"),
     ],
 )
 def test_invalid_specs_are_422(client, spec, body, path, reason):
@@ -279,17 +280,27 @@ def test_layers_lists_the_registry(client, spec):
 
 
 def test_openapi_layer_enum_is_the_registry(spec):
-    assert set(spec["components"]["schemas"]["Layer"]["properties"]["type"]["enum"]) == set(LAYERS)
+    assert set(spec["components"]["schemas"]["LayerType"]["enum"]) == set(LAYERS)
+
+
+def example_body(layer_type):
+    """A model of one layer on its registry example: Sequential for a layer
+    of one tensor, else a graph with one input per tensor of the call."""
+    layer = LAYERS[layer_type]
+    args, input_shape = layer.example
+    if layer.call_form == "one":
+        return {"input_shape": list(input_shape), "layers": [{"type": layer_type, **args}]}
+    inputs = [{"name": f"in_{i}", "shape": list(shape)} for i, shape in enumerate(input_shape)]
+    entry = {"type": layer_type, **args, "inputs": [x["name"] for x in inputs]}
+    return {"inputs": inputs, "layers": [entry]}
 
 
 @pytest.mark.parametrize("layer_type", sorted(LAYERS))
 def test_every_layer_example_is_served(client, spec, layer_type):
-    args, input_shape = LAYERS[layer_type].example
-    body = {"input_shape": list(input_shape), "layers": [{"type": layer_type, **args}]}
-    rv = post(client, body)
+    rv = post(client, example_body(layer_type))
     assert rv.status_code == 200, rv.get_json()
     validate_response(spec, "/params", "post", rv)
-    layer = rv.get_json()["layers"][0]
+    layer = rv.get_json()["layers"][-1]
     assert layer["type"] == layer_type
     assert layer["formula"].endswith(f"= {layer['params']}") or layer["params"] == 0
 
