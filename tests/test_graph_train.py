@@ -210,3 +210,23 @@ def test_one_array_for_a_single_input_graph(idle_app):
         "y": {"dense": [SAMPLES, 2]},
     }
     client.delete(f"/jobs/{rv.get_json()['id']}")
+
+
+def test_per_output_histories_are_plotted_beside_the_loss():
+    from service.plots import job_curves
+    from service.plots import panels
+
+    names = ["loss", "reg_loss", "cls_loss", "cls_accuracy", "val_loss", "val_cls_loss"]
+    assert panels(names) == [
+        ["loss", "val_loss"],
+        ["cls_accuracy"],
+        ["cls_loss", "val_cls_loss"],
+        ["reg_loss"],
+    ]
+    job = {
+        "id": "0" * 32,
+        "status": "succeeded",
+        "result": {"history": {n: [1.0, 0.5] for n in names}, "epochs_completed": 2},
+        "request": {"model": {"inputs": [{"shape": [3]}], "layers": []}},
+    }
+    assert job_curves(job).title.startswith("functional · final loss")
