@@ -582,3 +582,15 @@ def test_sparkline_draws_a_falling_loss_on_a_log_scale():
     assert sparkline([1.0, 2.0, 3.0]) == ("▁▅█", False)
     assert sparkline([0.5] * 3) == ("▁▁▁", False)
     assert sparkline([]) == ("", False)
+
+
+def test_job_text_counts_predictions_by_output_name():
+    """A Functional model's predictions (an object by output name) are few or
+    many by their numbers, as a list's are, and rounded the same way."""
+    from seqlab_cli.render import job_text
+
+    job = {"id": "j" * 32, "status": "succeeded",
+           "result": {"predictions": {"reg": [[0.123456]], "cls": [[0.5, 0.25]]}}}  # fmt: skip
+    assert 'predictions  {"reg": [[0.1235]], "cls": [[0.5, 0.25]]}' in job_text(job)
+    job["result"]["predictions"] = {"reg": [[0.5]] * 5000, "cls": [[0.5]] * 5000}
+    assert "10000 numbers" in job_text(job)
