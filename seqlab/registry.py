@@ -148,6 +148,19 @@ class Layer:
     #: the mask, and a one-tensor call records it as a ``mask`` keyword.
     call_mask: ClassVar[bool] = False
 
+    #: For a layer called on several tensors (``call_form`` not ``"one"``):
+    #: how Keras's ``compute_mask`` makes its output's mask from the inputs'
+    #: masks. None: no mask; ``"query"``: the first tensor's (the default
+    #: ``compute_mask``, MultiHeadAttention); ``"convert"``: a
+    #: ``ConvertToTensor`` op of the query's (Attention); ``"or"``: a
+    #: ``LogicalOr`` chain when every input is masked (the merges);
+    #: ``"concatenate"``: Concatenate's ``OnesLike``/``ExpandDims``/
+    #: ``ZerosLike``/``LogicalOr``, ``Concatenate`` and ``Any`` ops.
+    mask_combine: ClassVar[str | None] = None
+    #: Layers Keras creates when it builds this one, which take automatic
+    #: names then: (attribute that holds the name, name prefix), in order.
+    build_names: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     def mask_outputs(self) -> int:
         """How many leading outputs carry the input's mask (``compute_mask``)."""
         return 1 if self.supports_masking else 0
@@ -328,15 +341,22 @@ def register(cls: L) -> L:
 def describe(layer: type[Layer]) -> dict[str, Any]:
     """A JSON-ready description of a registered layer, for documentation."""
     args, input_shape = layer.example
-    return {
+    several = layer.call_form != "one"
+    out = {
         "type": layer.type,
         "summary": layer.summary,
         "args": [describe_arg(arg) for arg in layer.all_args()],
         "example": {
-            "input_shape": list(input_shape),
+            # One shape per tensor of the call for layers of several tensors.
+            "input_shape": [list(s) for s in input_shape] if several else list(input_shape),
             "layer": {"type": layer.type, **args},
         },
     }
+    if several:
+        out["call_form"] = layer.call_form
+    if layer.call_args:
+        out["call_args"] = [describe_arg(arg) for arg in layer.call_args]
+    return out
 
 
 def describe_arg(arg: Arg) -> dict[str, Any]:

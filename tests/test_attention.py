@@ -19,6 +19,8 @@ from call_oracle import call_report
 from call_oracle import differences
 from call_oracle import engine_call
 from call_oracle import engine_layer
+from call_oracle import graph_answer
+from call_oracle import graph_spec
 from call_oracle import keras_call
 
 from seqlab import SpecError
@@ -86,6 +88,12 @@ def mha_case(rng: random.Random) -> tuple[str, dict[str, Any], list[Any], dict[s
         args["output_shape"] = rng.choice((3, [2], [2, 3], 0, [4, -1]))
     if rng.random() < 0.15:
         args["dropout"] = 0.2
+    if rng.random() < 0.2:
+        # Identity refuses the 3-D kernels (not the 2-D biases), Orthogonal
+        # takes them: Keras's initializers run when the projections build.
+        args["kernel_initializer"] = rng.choice(("identity", "orthogonal", "he_uniform"))
+    if rng.random() < 0.1:
+        args["bias_initializer"] = rng.choice(("identity", "ones"))
     rank = rng.choice((3,) * 7 + (4, 2))
     dq = rng.choice((4, 6, 8) if rng.random() < 0.9 else (None,))
     tq, tv = rng.choice(DIMS), rng.choice(DIMS)
@@ -135,6 +143,21 @@ def test_a_sweep_of_multi_head_attention_calls_agrees_with_keras() -> None:
 def test_multi_head_attention_called_by_keyword_agrees_with_keras() -> None:
     # layer(query=, value=, key=) builds the same layer as the positional call.
     problems, _ = _run(MHA_SWEEP[:40], keywords=True)
+    assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("sweep", ["attention", "mha"])
+def test_the_sweeps_through_the_graph_engine_agree_with_keras(sweep: str) -> None:
+    """The same calls as one-layer Functional models of the compact form
+    (call options beside the arguments; several outputs with the scores)."""
+    cases = ATTENTION_SWEEP if sweep == "attention" else MHA_SWEEP
+    problems = []
+    for type_, args, shapes, options in cases[:60]:
+        keras = keras_call(type_, args, shapes, options)
+        engine = graph_answer(graph_spec(type_, args, shapes, options))
+        for line in differences(engine, keras):
+            problems.append(f"{type_}({args}) on {shapes} {options}: {line}")
     assert not problems, "\n".join(problems[:20])
 
 
@@ -247,6 +270,18 @@ SEQUENTIAL = [
     [{"type": "Dense", "units": 3}, {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 2}],
     [{"type": "GRU", "units": 4, "return_state": True}, {"type": "Attention"}],
     [{"type": "ReLU", "max_value": 6.0, "negative_slope": 0.1, "threshold": 0.5}],
+    # ReLU, not in the Sequential corpus yet (tests/corpus.py), is compared here.
+    [
+        {"type": "LSTM", "units": 4, "return_sequences": True},
+        {"type": "ReLU", "trainable": False, "dtype": "float16"},
+    ],
+    [{"type": "TimeDistributed", "layer": {"type": "ReLU"}}, {"type": "Flatten"}],
+    [{"type": "LSTM", "units": 4, "return_state": True}, {"type": "ReLU"}],
+    [
+        {"type": "Dense", "units": 4},
+        {"type": "ReLU", "max_value": None},
+        {"type": "Dense", "units": 1},
+    ],
 ]
 
 
@@ -294,3 +329,117 @@ def test_training_memory_rule(type_, args, shapes) -> None:
     assert kept_bytes(report) > 4 * 10  # at least the scores and the output
     unknown = call_report(engine_layer(type_, args), [(N, N, s[-1]) for s in shapes], {})
     assert kept_bytes(unknown) is None
+
+
+# -- the request schema (service/schemas.py derives it from the registry) -----
+
+SCHEMA = [
+    (
+        "MultiHeadAttention",
+        {
+            "num_heads": 2,
+            "key_dim": 4,
+            "output_shape": [3, 5],
+            "attention_axes": 1,
+            "use_gate": True,
+            "dtype": "mixed_float16",
+        },
+        None,
+    ),
+    (
+        "MultiHeadAttention",
+        {"num_heads": 2, "key_dim": 4, "flash_attention": True},
+        "flash_attention",
+    ),
+    ("MultiHeadAttention", {"num_heads": 2}, "key_dim"),
+    ("Attention", {"use_scale": True, "score_mode": "concat", "dropout": 0.5, "seed": 1}, None),
+    ("Attention", {"score_mode": "add"}, "score_mode"),
+    ("AdditiveAttention", {"use_scale": False, "trainable": False}, None),
+    ("Dot", {"axes": [1, 2], "normalize": True}, None),
+    ("Dot", {}, "axes"),
+    ("Concatenate", {"axis": 1}, None),
+    ("ReLU", {"max_value": None, "negative_slope": 0.2}, None),
+    ("ReLU", {"threshold": -1.0}, "threshold"),
+]
+
+
+@pytest.mark.parametrize(("type_", "args", "refused"), SCHEMA)
+def test_arguments_validate_in_the_request_schema(type_, args, refused) -> None:
+    import marshmallow as ma
+
+    from service.schemas import layer_schema_class
+
+    schema = layer_schema_class(type_)()
+    if refused is None:
+        assert schema.load({"type": type_, **args})["type"] == type_
+    else:
+        with pytest.raises(ma.ValidationError) as caught:
+            schema.load({"type": type_, **args})
+        assert set(caught.value.messages) == {refused}
+
+
+@pytest.mark.keras
+def test_multi_head_attention_build_takes_softmax_and_dropout_names() -> None:
+    """Keras's MHA build creates an unnamed Softmax and Dropout: they take
+    numbers from the counters the model's own layers use."""
+    spec = {
+        "inputs": [{"name": "x", "shape": [5, 4]}],
+        "layers": [
+            {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 2, "inputs": ["x", "x"]},
+            {"type": "Dropout", "rate": 0.1},
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 2,
+                "inputs": ["dropout_1", "x"],
+            },
+            {"type": "Dropout", "rate": 0.1},
+        ],
+    }
+    report = analyze(spec)
+    engine = (
+        [x.name for x in report.layers],
+        [[s.name for s in x.sublayers] for x in report.layers],
+    )
+    keras = oracle.import_keras()
+    keras.backend.clear_session()
+    x = keras.Input((5, 4), name="x")
+    # Each layer constructed, then called, in entry order (the compact form's
+    # program): the first call builds MHA before the next Dropout exists.
+    attended = keras.layers.MultiHeadAttention(2, 2)(x, x)
+    y = keras.layers.Dropout(0.1)(attended)
+    attended = keras.layers.MultiHeadAttention(2, 2)(y, x)
+    model = keras.Model(x, keras.layers.Dropout(0.1)(attended))
+    expected = (
+        [layer.name for layer in model.layers],
+        [[s.name for s in oracle._sublayers(layer)] for layer in model.layers],
+    )
+    assert engine == expected
+    assert engine[0] == [
+        "x",
+        "multi_head_attention",
+        "dropout_1",
+        "multi_head_attention_1",
+        "dropout_3",
+    ]
+
+
+WRAPPED = [
+    {"type": "Add"},
+    {"type": "Concatenate"},
+    {"type": "Dot", "axes": 1},
+    {"type": "Attention"},
+    {"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 2},
+]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("inner", WRAPPED, ids=lambda x: x["type"])
+def test_wrapped_in_time_distributed_as_keras(inner: dict[str, Any]) -> None:
+    """TimeDistributed builds its layer on one shape: each refuses it with
+    the words of its own build (MHA's misses ``value_shape``)."""
+    spec = {"input_shape": [5, 3, 4], "layers": [{"type": "TimeDistributed", "layer": inner}]}
+    keras = oracle.keras_report(spec)
+    engine = oracle.engine_report(spec)
+    assert isinstance(keras, str) and isinstance(engine, str)
+    assert engine.split(": ", 1)[1].startswith(oracle.keras_reason(keras)), (engine, keras)

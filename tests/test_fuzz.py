@@ -61,6 +61,8 @@ def seeds():
     """One valid spec per registered layer (its example), plus stacks."""
     out = []
     for layer_type, layer_cls in sorted(LAYERS.items()):
+        if layer_cls.call_form != "one":
+            continue  # several tensors: not a Sequential model's layer
         args, shape = layer_cls.example
         out.append({"input_shape": list(shape), "layers": [{"type": layer_type, **args}]})
     out.append(

@@ -11,6 +11,16 @@ last axis.
 Their ``macs`` count the weight products (MHA's projections) and the two
 products of attention itself: the scores (query · key over the features)
 and the weighted sum of the values.
+
+Masks (Keras 3.15): the output of all three carries the query's mask.
+Attention and AdditiveAttention take ``mask`` in their call; a
+mask-consuming layer after them adds ``not_equal`` (before the attention
+row) and ``convert_to_tensor`` (after it) to the graph. After
+MultiHeadAttention, whose call takes ``query_mask``/``value_mask``/
+``key_mask`` rather than ``mask``, it adds ``not_equal`` after the
+attention row. MultiHeadAttention's build also creates a ``Softmax`` and a
+``Dropout`` that take the automatic names ``softmax`` and ``dropout`` (see
+the class).
 """
 
 from __future__ import annotations
@@ -72,6 +82,9 @@ class BaseAttention(ListLayer):
     example: ClassVar[tuple[dict[str, Any], Any]] = ({}, [(6, 4), (8, 4)])
     list_inputs = (2, 3)
     call_args = ATTENTION_CALL_ARGS
+    supports_masking = True
+    #: attention.py compute_mask: ops.convert_to_tensor(mask[0]).
+    mask_combine = "convert"
 
     def refuse_one(self, input_shape: Any) -> None:
         raise SpecError(
@@ -222,7 +235,7 @@ class MultiHeadAttention(Wrapper):
     Building it (its first call) creates a ``Softmax`` and a ``Dropout``
     that take Keras's automatic names: ``softmax_name`` and
     ``dropout_name`` say which (``softmax``, ``dropout`` in a fresh session);
-    the graph engine sets them from its counters.
+    the graph engine sets them from its counters (``build_names``).
     """
 
     type = "MultiHeadAttention"
@@ -234,6 +247,10 @@ class MultiHeadAttention(Wrapper):
     call_form = "query_value_key"
     list_inputs = (2, 3)
     call_args = ATTENTION_CALL_ARGS
+    supports_masking = True
+    #: No compute_mask of its own: the output keeps the query's mask.
+    mask_combine = "query"
+    build_names = (("softmax_name", "softmax"), ("dropout_name", "dropout"))
     args = (
         a.positive_int("num_heads"),
         a.positive_int("key_dim"),
@@ -294,12 +311,11 @@ class MultiHeadAttention(Wrapper):
     # -- calls ---------------------------------------------------------------
 
     def output_shape(self, input_shape: Any) -> Output:
-        # Sequential.add refuses the layer before any shape is seen.
+        # Built on one shape (inside TimeDistributed): ``build(query_shape,
+        # value_shape, key_shape=None)`` misses its value. (A Sequential
+        # model refuses the layer before: ``seqlab.engine.analyze``.)
         raise SpecError(
-            "Layers added to a Sequential model can only have a single required "
-            "positional argument, the input tensor. Layer MultiHeadAttention has "
-            'multiple required positional arguments: [<Parameter "query">, '
-            '<Parameter "value">]'
+            "MultiHeadAttention.build() missing 1 required positional argument: 'value_shape'"
         )
 
     @staticmethod
@@ -377,8 +393,14 @@ class MultiHeadAttention(Wrapper):
 
     def build_weights(self, input_shape: Any) -> list[Weight]:
         weights = super().build_weights(input_shape)
-        for w in weights:
+        for i, w in enumerate(weights):
             if any(d < 0 for d in w.shape):
+                if self.custom_initializers:
+                    # Keras initializes the weights created before this one
+                    # first: their initializers' refusals come first.
+                    from ..engine import check_initializers
+
+                    check_initializers(self, weights[:i])
                 raise SpecError(
                     f"Cannot convert '{w.shape!r}' to a shape. Negative dimensions are "
                     f"not allowed. (The {w.name} of layer '{self.name}': "
