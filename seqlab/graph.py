@@ -244,12 +244,19 @@ class _Builder:
                     ipath,
                 )
             unknown = set(refs) - {"query", "value", "key"}
-            if unknown or "query" not in refs or "value" not in refs:
+            if unknown:
                 raise SpecError(
-                    "A keyword call names `query`, `value` and optionally `key`; "
-                    f"got {sorted(refs)}.",
+                    f"TypeError: got an unexpected keyword argument {sorted(unknown)[0]!r}. "
+                    "A keyword call names `query`, `value` and optionally `key`.",
                     ipath,
                 )
+            for required in ("query", "value"):
+                if required not in refs:
+                    raise SpecError(
+                        f"missing a required argument: {required!r}. A "
+                        f"{layer.type} call takes a query and a value (and optionally a key).",
+                        ipath,
+                    )
             named = {k: self.resolve(v, f"{ipath}.{k}") for k, v in refs.items()}
             flat = [named[k] for k in ("query", "value", "key") if k in named]
             return flat, flat, [named[k] for k in sorted(named)]
@@ -267,10 +274,25 @@ class _Builder:
                     ipath,
                 )
             tensors = [self.resolve(r, f"{ipath}.{j}") for j, r in enumerate(refs)]
+            if form == "query_value_key" and len(tensors) == 1:
+                raise SpecError(
+                    "missing a required argument: 'value'. "
+                    f'Layer "{layer.name}" ({layer.type}) is called on a query and a value '
+                    "(and optionally a key).",
+                    ipath,
+                )
+            if form == "query_value_key" and len(tensors) > 3:
+                # A fourth positional tensor would be Keras's `query_mask`.
+                raise SpecError(
+                    f'Layer "{layer.name}" ({layer.type}) takes at most 3 tensors '
+                    f"(query, value, key); got {len(tensors)}.",
+                    ipath,
+                )
             return tensors, tensors, tensors
         assert tensor is not None
         if form == "query_value_key":
             raise SpecError(
+                "missing a required argument: 'value'. "
                 f'Layer "{layer.name}" ({layer.type}) is called on a query and a value '
                 "(and optionally a key): give a list or an object of references.",
                 ipath,
@@ -307,9 +329,6 @@ class _Builder:
         shapes: Any = given.shape if isinstance(given, _Tensor) else [t.shape for t in given]
 
         first = not op.nodes
-        if first:
-            for attr, prefix in layer.build_names:
-                setattr(layer, attr, self.namer.auto(prefix))
         try:
             if not first:
                 self.check_built(op, layer, shapes, path)
@@ -333,6 +352,17 @@ class _Builder:
         out_dtype = self.output_dtype(layer)
         node.outputs = [_Tensor(node, t, s, out_dtype) for t, s in enumerate(out_shapes)]
 
+        failure = layer.call_failure(shapes, options)
+        if failure is not None:
+            self.deferred.append(
+                (
+                    node,
+                    f"{path}.inputs",
+                    f"{failure}. Keras builds the model, but it fails on its first call "
+                    f'(fit or predict): layer "{layer.name}" ({layer.type}) on inputs '
+                    f"{format_shape_any(shapes)}.",
+                )
+            )
         if not first:
             self.check_weights(op, layer, shapes, node, path)
         if states is not None:
@@ -716,13 +746,21 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
             report.connected_to = connected
             reports.append(report)
             rows.append((op.name, op.type, report.output_shape, report.params, connected))
+            if len(op.nodes) == 1:
+                calls.append(report)  # its one call: the report's own shapes
+                continue
+            shared = []
             for n in nodes:
                 o = [t.shape for t in n.outputs]
-                calls.append(
+                shared.append(
                     dataclasses.replace(
                         report, input_shape=n.shapes, output_shape=o[0] if len(o) == 1 else o
                     )
                 )
+            calls += shared
+            # A shared layer's multiply-accumulates: every call of it in the model.
+            macs = [c.macs for c in shared]
+            report._macs = None if None in macs else sum(macs)  # type: ignore[arg-type]
     input_shapes = [x.shape for x in inputs]
     single_input = len(inputs) == 1
     single_output = not isinstance(structure, list)

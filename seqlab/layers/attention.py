@@ -120,6 +120,30 @@ class BaseAttention(ListLayer):
             )
         return [output, (*query[:-1], key[-2])]
 
+    def call_failure(self, inputs: Any, options: Mapping[str, Any]) -> str | None:
+        # attention.py / additive_attention.py ``_calculate_scores`` and
+        # ``_apply_scores``: the scores are matmul(query, key^T) ("dot") or
+        # sum(tanh(query[..., None, :] + key[..., None, :, :])) ("concat",
+        # AdditiveAttention), then matmul(weights, value). Keras's symbolic
+        # build checks none of it; the sizes must agree when it runs.
+        query, value = inputs[0], inputs[1]
+        key = inputs[2] if len(inputs) > 2 else value
+        dq, dk = query[-1], key[-1]
+        added = self.type == "AdditiveAttention" or self.config.get("score_mode") == "concat"
+        if None not in (dq, dk) and dq != dk and not (added and 1 in (dq, dk)):
+            how = "Incompatible shapes" if added else "Matrix size-incompatible"
+            return (
+                f"{how}: the query's last axis ({dq}) and the key's ({dk}) must agree "
+                f"for the {'added' if added else 'dot-product'} scores"
+            )
+        tk, tv = key[-2], value[-2]
+        if None not in (tk, tv) and tk != tv:
+            return (
+                f"Matrix size-incompatible: the scores have {tk} key steps, the value "
+                f"{tv} steps (they are multiplied)"
+            )
+        return None
+
     def compute_list_output(self, shapes: Sequence[Shape]) -> Output:
         if not 2 <= len(shapes) <= 3:
             raise SpecError(
@@ -250,7 +274,6 @@ class MultiHeadAttention(Wrapper):
     supports_masking = True
     #: No compute_mask of its own: the output keeps the query's mask.
     mask_combine = "query"
-    build_names = (("softmax_name", "softmax"), ("dropout_name", "dropout"))
     args = (
         a.positive_int("num_heads"),
         a.positive_int("key_dim"),
