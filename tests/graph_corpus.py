@@ -193,7 +193,8 @@ def _sequence_encoder(g: Graph, ref: str, features: int | None) -> tuple[str, in
         return g.add("Dense", ref, units=units), units
     if draw < 0.85:
         return g.add(rng.choice(RNN_TYPES), ref, units=units, return_sequences=True), units
-    return g.add("Conv1D", ref, filters=units, kernel_size=[rng.randint(1, 3)], padding="same"), units
+    conv = g.add("Conv1D", ref, filters=units, kernel_size=[rng.randint(1, 3)], padding="same")
+    return conv, units
 
 
 # -- families ---------------------------------------------------------------
@@ -345,7 +346,9 @@ def _attention_args(g: Graph, kind: str) -> Spec:
 def attention(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
     """A decoder sequence attends over an encoder's outputs."""
     g = Graph(rng)
-    kind = rng.choice(["Attention", "AdditiveAttention", "MultiHeadAttention", "MultiHeadAttention"])
+    kind = rng.choice(
+        ["Attention", "AdditiveAttention", "MultiHeadAttention"] + ["MultiHeadAttention"]
+    )
     tq, tv = g.length(), g.length()
     q_in = g.input([tq, g.dim(1, 6)])
     v_in = g.input([tv, g.dim(1, 6)]) if rng.random() < 0.75 else q_in
@@ -358,7 +361,8 @@ def attention(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
         v = g.add("Dense", v_in, units=d)
     k = None
     if rng.random() < 0.35:
-        k = g.add("Dense", v_in if v_in != q_in else v, units=d if kind != "MultiHeadAttention" else g.dim(2, 8))
+        k_units = d if kind != "MultiHeadAttention" else g.dim(2, 8)
+        k = g.add("Dense", v_in if v_in != q_in else v, units=k_units)
     broke = None
     if broken:
         broke = rng.choice(
@@ -711,7 +715,10 @@ def dangling(rng: random.Random, spec: Spec) -> str | None:
         return None
     entry, key = rng.choice(refs)
     names = all_names(spec)
-    later = names[len(spec["inputs"]) + spec["layers"].index(entry) + 1 :] if "type" in entry else []
+    creating = [e for e in spec["layers"] if "type" in e]
+    later = []
+    if "type" in entry:
+        later = names[len(spec["inputs"]) + creating.index(entry) + 1 :]
     entry[key] = rng.choice(later) if later and rng.random() < 0.5 else "missing_layer"
     return "dangling reference"
 

@@ -1,0 +1,280 @@
+"""seqlab against real Keras on graphs (Functional models), in both forms.
+
+The corpus (``tests/graph_corpus.py``: chains, encoder-decoders with
+``initial_state``, attention, Transformer blocks, merges, Siamese encoders,
+masks, several inputs and outputs; a third broken on purpose) is built with
+Keras through the worker's builder (``keras_oracle.keras_graph_build``).
+Keras's verdict is its build, and for a model it builds, its first call on
+zeros: Keras never checks an RNN's ``initial_state`` (count, sizes) or
+Attention's query/key sizes symbolically, and fails only when the model
+runs; such a model is refused, as the worker could not train it.
+
+For every spec the engine must refuse what Keras refuses, quoting Keras's
+reason where Keras gives one at build time (``keras_oracle.compare_graph``:
+a first call's failure, a reference to no tensor and Keras's internal
+failures are compared on the verdict only), and otherwise report what Keras
+reports: names in ``model.layers`` order, output shapes, per-layer counts,
+the trainable split, weights, ``Connected to``, inputs and outputs, totals
+and the ``model.summary()`` text. Then the same in the other request form:
+``model.to_json()`` of the built model, read back with
+``seqlab.from_keras_json``. Lastly every registered layer, from its
+``example``, inside a one-layer Functional model, in both forms.
+
+All disagreements are listed at once. These tests need Keras.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import graph_corpus
+import keras_oracle as oracle
+import pytest
+
+from seqlab import LAYERS
+from seqlab import SpecError
+from seqlab import analyze
+from seqlab import from_keras_json
+
+#: Keys compared in the to_json form: all (names are explicit there).
+JSON_KEYS = oracle.GRAPH_COMPARED
+
+
+@dataclass
+class GraphCase:
+    index: int
+    family: str
+    #: How the spec was broken on purpose (None: meant to be valid).
+    broke: str | None
+    spec: dict[str, Any]
+    keras: oracle.GraphBuild
+    engine: dict[str, Any] | str
+    differences: list[str]
+
+    @property
+    def built(self) -> bool:
+        """Keras built the model (its first call may still fail)."""
+        return not isinstance(self.keras.report, str)
+
+    @property
+    def valid(self) -> bool:
+        """Keras built the model and it runs."""
+        return self.built and self.keras.first_call is None
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[GraphCase]:
+    """Every corpus spec with both reports (built once for the module)."""
+    out = []
+    for i, (family, broke, spec) in enumerate(graph_corpus.generate_tagged()):
+        keras = oracle.keras_graph_build(spec)
+        engine = oracle.engine_report(spec)
+        differences = oracle.compare_graph(engine, keras.verdict)
+        out.append(GraphCase(i, family, broke, spec, keras, engine, differences))
+    return out
+
+
+def describe(case: GraphCase, differences: list[str]) -> str:
+    lines = [f"#{case.index} ({case.family}, {case.broke or 'valid'}) {json.dumps(case.spec)}"]
+    lines += [f"    {d}" for d in differences]
+    if isinstance(case.engine, str):
+        lines.append(f"    engine: {case.engine}")
+    verdict = case.keras.verdict
+    if isinstance(verdict, str):
+        lines.append(f"    keras: {verdict[:500]}")
+    return "\n".join(lines)
+
+
+def engine_of_json(doc: str) -> dict[str, Any] | str:
+    """The engine's report of a ``to_json`` document, read as a request."""
+    try:
+        spec = from_keras_json(json.loads(doc))
+    except SpecError as error:
+        return f"SpecError at {error.path or '<spec>'} (reading to_json): {error.message}"
+    return oracle.engine_report(spec)
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_engine_agrees_with_keras_on_graphs(cases: list[GraphCase]) -> None:
+    mismatches = [c for c in cases if c.differences]
+    report = "\n\n".join(describe(c, c.differences) for c in mismatches)
+    assert not mismatches, f"{len(mismatches)} of {len(cases)} graphs disagree:\n\n{report}"
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_to_json_of_graphs_reads_back_the_same(cases: list[GraphCase]) -> None:
+    """analyze(from_keras_json(model.to_json())) reports what Keras reports,
+    and refuses the models Keras builds but cannot call."""
+    failures = []
+    for case in cases:
+        if not case.built:
+            continue
+        assert isinstance(case.keras.report, dict)
+        engine = engine_of_json(case.keras.report["json"])
+        differences = oracle.compare_graph(engine, case.keras.verdict)
+        if differences:
+            failures.append(describe(case, differences))
+    assert not failures, f"{len(failures)} to_json documents differ:\n\n" + "\n\n".join(failures)
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_keras_reloads_its_own_json_as_built(cases: list[GraphCase]) -> None:
+    """The oracle's premise for the to_json form: ``model_from_json`` of the
+    built model's ``to_json`` gives Keras's same report (names are explicit
+    in the JSON, so a fresh session's counters do not matter)."""
+    failures = []
+    for case in cases:
+        if not case.valid:
+            continue
+        assert isinstance(case.keras.report, dict)
+        reloaded = oracle.keras_json_report(case.keras.report["json"])
+        differences = oracle.compare(reloaded, case.keras.report, keys=JSON_KEYS)
+        if differences:
+            failures.append(describe(case, differences))
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_graph_corpus_covers_the_families(cases: list[GraphCase]) -> None:
+    """Every family valid and invalid; a third or so invalid; the first-call
+    refusals present but few."""
+    assert len(cases) >= 300
+    invalid = sum(not c.valid for c in cases)
+    assert 0.25 <= invalid / len(cases) <= 0.45, f"{invalid} of {len(cases)} invalid"
+    valid = Counter(c.family for c in cases if c.valid)
+    refused = Counter(c.family for c in cases if not c.valid)
+    assert set(valid) == set(graph_corpus.FAMILIES), valid
+    assert set(refused) == set(graph_corpus.FAMILIES), refused
+    first_call = sum(c.built and not c.valid for c in cases)
+    assert 3 <= first_call <= len(cases) // 8, first_call
+    # Specs meant to be valid that Keras refuses show a generator bug.
+    surprises = [c for c in cases if c.broke is None and not c.valid]
+    assert len(surprises) <= len(cases) // 12, "\n\n".join(describe(c, []) for c in surprises)
+
+
+def _entries(case: GraphCase) -> list[dict[str, Any]]:
+    entries = []
+    for entry in case.spec["layers"]:
+        entries.append(entry)
+        entries += [v for v in entry.values() if isinstance(v, dict) and "type" in v]
+    return entries
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_graph_corpus_varies_what_matters(cases: list[GraphCase]) -> None:
+    """The layer types, call forms and options of the issue all occur in
+    models Keras accepts."""
+    valid = [c for c in cases if c.valid]
+    entries = [e for c in valid for e in _entries(c)]
+    types = Counter(e["type"] for e in entries if "type" in e)
+    wanted = {
+        "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot",
+        "Attention", "AdditiveAttention", "MultiHeadAttention", "LayerNormalization",
+        "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN", "Bidirectional",
+    }  # fmt: skip
+    assert all(types[t] >= 2 for t in wanted), {t: types[t] for t in wanted}
+    assert any("call" in e for e in entries), "no shared layer"
+    assert any(e.get("initial_state") for e in entries), "no initial_state"
+    assert any(e.get("use_causal_mask") for e in entries), "no causal mask"
+    assert any(e.get("return_attention_scores") for e in entries), "no attention scores"
+    assert any(isinstance(e.get("inputs"), dict) for e in entries), "no keyword MHA call"
+    mha = [e for e in entries if e.get("type") == "MultiHeadAttention"]
+    assert any(isinstance(e.get("inputs"), list) and len(e["inputs"]) == 3 for e in mha)
+    assert any(e.get("mask_zero") for e in entries), "no mask_zero"
+    assert any(e.get("trainable") is False for e in entries), "no frozen layer"
+    assert len({e.get("dtype") for e in entries}) >= 4, "few dtype policies"
+    assert any(len(c.spec["inputs"]) >= 3 for c in valid), "no three-input model"
+    several = [c for c in valid if isinstance(c.spec.get("outputs"), list)]
+    assert any(len(c.spec["outputs"]) >= 2 for c in several), "no several outputs"
+    rows = [c for c in valid if "Connected to" in c.keras.report["summary"]]  # type: ignore[index]
+    assert len(rows) >= len(valid) // 2, "few 4-column summaries"
+    assert any("NotEqual" in c.keras.report["summary"] for c in valid), "no mask op rows"  # type: ignore[index]
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_graph_corpus_breaks_graphs_in_every_way(cases: list[GraphCase]) -> None:
+    """Each kind of breakage is drawn, and each leaves Keras refusing."""
+    broken = Counter(c.broke for c in cases if c.broke)
+    for kind in (
+        "shapes", "key length", "state count", "state size", "dangling reference",
+        "duplicate name", "bad output", "shared on another size", "residual size",
+    ):  # fmt: skip
+        assert broken[kind] >= 1, (kind, broken)
+    accepted = [
+        c
+        for c in cases
+        if c.broke and c.valid and c.broke not in ("sequential breaker", "one input")
+    ]
+    assert len(accepted) <= len(cases) // 25, "\n\n".join(describe(c, []) for c in accepted)
+
+
+# -- every registered layer inside a graph -------------------------------------
+
+
+def layer_graph(type_: str) -> dict[str, Any]:
+    """A one-layer Functional model of ``type_`` from its ``example``."""
+    cls = LAYERS[type_]
+    args, shapes = cls.example
+    form = getattr(cls, "call_form", "one")
+    shapes = [shapes] if form == "one" else list(shapes)
+    dtype = "int32" if type_ == "Embedding" else None
+    inputs = [{"shape": list(s), **({"dtype": dtype} if dtype else {})} for s in shapes]
+    names = ["input_layer"] + [f"input_layer_{i}" for i in range(1, len(shapes))]
+    refs: Any = names[0] if form == "one" else names
+    return {"inputs": inputs, "layers": [{"type": type_, **args, "inputs": refs}]}
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("type_", sorted(LAYERS))
+def test_every_layer_in_a_graph_in_both_forms(type_: str) -> None:
+    """Each layer's example in a Functional model: the compact form and the
+    model's to_json read back both give Keras's report."""
+    spec = layer_graph(type_)
+    keras = oracle.keras_graph_build(spec)
+    assert keras.first_call is None and isinstance(keras.report, dict), keras.verdict
+    compact = oracle.compare_graph(oracle.engine_report(spec), keras.report)
+    assert not compact, "\n".join(compact)
+    from_json = oracle.compare_graph(engine_of_json(keras.report["json"]), keras.report)
+    assert not from_json, "\n".join(from_json)
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+@pytest.mark.parametrize("line_length", [60, 90, 120])
+def test_summary_width_as_keras_prints_it(cases: list[GraphCase], line_length: int) -> None:
+    """``render_summary(report, line_length)`` is ``model.summary(line_length)``
+    for a sample of valid graphs of every family."""
+    import warnings
+
+    from seqlab import render_summary
+
+    keras = oracle.import_keras()
+    from worker.builder import build_model
+
+    picked: dict[str, list[GraphCase]] = {}
+    for case in cases:
+        if case.valid and len(picked.setdefault(case.family, [])) < 3:
+            picked[case.family].append(case)
+    failures = []
+    for case in (c for group in picked.values() for c in group):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            keras.backend.clear_session(free_memory=False)
+            model = build_model(case.spec, fresh_session=False)
+            expected = oracle.summary_text(model, line_length=line_length)
+        try:
+            text = render_summary(analyze(case.spec), line_length=line_length)
+        except SpecError as error:
+            text = f"refused: {error}"
+        if text != expected:
+            failures.append(describe(case, [f"--- engine\n{text}--- keras\n{expected}"]))
+    assert not failures, "\n\n".join(failures)
