@@ -513,7 +513,10 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
                 f"{path}.name",
             )
         seen.add(layer.name)
-        if isinstance(shape, list) and not layer.passes_several_tensors:
+        # A list layer (Add, Concatenate, Attention) takes several tensors
+        # as Keras's Sequential hands them on, and judges them itself.
+        several = isinstance(shape, list)
+        if several and not layer.passes_several_tensors and layer.call_form == "one":
             raise SpecError(
                 f'Layer "{layer.name}" expects 1 input(s), but it received '
                 f"{len(shape)} input tensors. Only the last layer of a "

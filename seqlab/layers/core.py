@@ -136,3 +136,18 @@ class Masking(Layer):
     example = ({}, (20, 4))
     summary = "Masks time steps whose features all equal mask_value."
     args = (Arg("mask_value", Kind.FLOAT, 0.0),)
+
+
+@register
+class ReLU(Layer):
+    type = "ReLU"
+    example = ({"max_value": 6.0}, (20, 4))
+    summary = (
+        "Rectified linear unit: x above threshold (capped at max_value), "
+        "negative_slope × (x - threshold) below."
+    )
+    args = (
+        Arg("max_value", Kind.FLOAT, None, minimum=0.0, nullable=True),
+        Arg("negative_slope", Kind.FLOAT, 0.0, minimum=0.0),
+        Arg("threshold", Kind.FLOAT, 0.0, minimum=0.0),
+    )
