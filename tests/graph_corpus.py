@@ -128,9 +128,17 @@ class Graph:
         if inputs is not None:
             entry["inputs"] = inputs
         name = self.name_layer(entry)
+        self.called(type_)
         self.spec["layers"].append(entry)
         self.names.append(name)
         return name
+
+    def called(self, type_: str) -> None:
+        """Counters a layer's first call takes: MultiHeadAttention builds a
+        ``Softmax`` and a ``Dropout`` layer of automatic names then."""
+        if type_ == "MultiHeadAttention":
+            self.auto("Softmax")
+            self.auto("Dropout")
 
     def call(self, layer: str, inputs: Any, **options: Any) -> None:
         """Call an earlier layer again (a shared layer)."""
@@ -264,9 +272,15 @@ def encoder_decoder(rng: random.Random, broken: bool) -> tuple[Spec, str | None]
         if rng.random() < 0.5:
             dec_layer = g.rnn(dec_type, units, return_sequences=True)
             states = forward + backward
-            dec_args: Spec = {"layer": dec_layer}
+            # The same merge on both sides, so attention's sizes agree.
+            dec_args: Spec = {"layer": dec_layer, "merge_mode": merge}
             dec_kind = "Bidirectional"
         else:
+            if attend and merge == "concat":
+                # A one-way decoder attends over a 2u-wide encoder: its
+                # query would be u wide, which Keras fails at run time.
+                enc_entry = g.spec["layers"][-1]
+                enc_entry["merge_mode"] = merge = "sum"
             states, dec_kind, dec_args = forward, dec_type, {}
             dec_args.update(g.rnn(dec_type, units, return_sequences=True))
             dec_args.pop("type")
@@ -276,6 +290,8 @@ def encoder_decoder(rng: random.Random, broken: bool) -> tuple[Spec, str | None]
         dec_kind = dec_type
         dec_args = g.rnn(dec_type, units, return_sequences=True)
         dec_args.pop("type")
+    if STATES[dec_type] != STATES[enc_type]:
+        broke = "state count"  # an LSTM's two states to a GRU, or one to an LSTM
     if broken:
         broke = rng.choice(["state count", "state size", "state size"])
         if broke == "state count":
@@ -354,7 +370,10 @@ def attention(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
     v_in = g.input([tv, g.dim(1, 6)]) if rng.random() < 0.75 else q_in
     d = g.dim(2, 8)
     # Same feature size on both sides unless the layer allows otherwise.
-    q = g.add("Dense", q_in, units=d) if rng.random() < 0.6 else q_in
+    # Attention and AdditiveAttention need the query's size to be the
+    # key's (checked only when the model runs): project it.
+    project = kind != "MultiHeadAttention" or rng.random() < 0.6
+    q = g.add("Dense", q_in, units=d) if project else q_in
     if rng.random() < 0.5:
         v = g.add(rng.choice(RNN_TYPES), v_in, units=d, return_sequences=True)
     else:
@@ -371,7 +390,8 @@ def attention(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
             else ["key length", "key length", "one tensor"]
         )
         if broke == "key length":
-            other = g.input([(tv or 5) + rng.randint(1, 3), g.dim(1, 6)])
+            value_length = tq if v_in == q_in else tv
+            other = g.input([(value_length or 5) + rng.randint(1, 3), g.dim(1, 6)])
             k = g.add("Dense", other, units=d)
         elif broke == "query size":
             q = g.add("Dense", q_in, units=d + rng.randint(1, 3))
@@ -443,6 +463,37 @@ def _broadcastable(g: Graph, dims: list[int | None]) -> list[int | None]:
     return other
 
 
+def _mismatch(
+    g: Graph, kind: str, shapes: list[list[int | None]], args: Spec
+) -> list[list[int | None]]:
+    """``shapes`` changed so that ``kind`` refuses them: elementwise, two
+    sizes neither 1 nor equal; Concatenate, a dim off its axis; Dot, the
+    contracted sizes."""
+    first = [d if d is None else max(d, 2) for d in shapes[0]]
+    first[-1] = first[-1] or 3
+    other = list(first)
+    grow = g.rng.randint(1, 3)
+    rank = len(first) + 1
+    if kind == "Concatenate":
+        axis = args.get("axis", -1) % rank
+        free = [i for i in range(len(first)) if i != axis - 1]
+        if not free:
+            return [first, [first[0] + grow]]  # rank 2: a rank mismatch
+        i = g.rng.choice(free)
+        other[i] = (other[i] or 4) + grow
+    elif kind == "Dot":
+        axes = args["axes"]
+        a0, a1 = (axes, axes) if isinstance(axes, int) else axes
+        a1 = a1 % rank
+        if first[(a0 % rank) - 1] is None:
+            first[(a0 % rank) - 1] = 3
+        other = list(first)
+        other[a1 - 1] = (first[(a0 % rank) - 1] or 3) + grow
+    else:
+        other[-1] = first[-1] + grow
+    return [first, other, *shapes[2:]]
+
+
 def merge(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
     """Two or three sequences merged into one prediction."""
     g = Graph(rng)
@@ -489,10 +540,7 @@ def merge(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
                 shapes = shapes[:1]
                 broke = "one input"  # a one-element list: accepted by Keras
         else:
-            bad = list(shapes[1])
-            i = rng.randrange(len(bad))
-            bad[i] = (bad[i] or 3) + rng.randint(1, 3)
-            shapes[1] = bad
+            shapes = _mismatch(g, kind, shapes, args)
             encode = False
     refs = []
     for dims in shapes:
@@ -705,6 +753,7 @@ def all_names(spec: Spec) -> list[str]:
     for entry in spec["layers"]:
         if "type" in entry:
             names.append(g.name_layer(entry))
+            g.called(entry["type"])
     return names
 
 
