@@ -46,11 +46,16 @@ class LayerReport:
     output_shape: Output
     weights: list[Weight]
     layer: Layer = field(repr=False, compare=False)
-    input_shape: Shape = field(repr=False)
+    #: What the weights were built on: one shape, or for a layer called on
+    #: several tensors (a graph's merge or attention layer) a list of them.
+    input_shape: Any = field(repr=False)
     sublayers: list[LayerReport] = field(default_factory=list)
     #: False for a frozen layer: Keras's ``layer.trainable_weights`` is then
     #: empty, whatever the variables' own ``trainable`` flags (``weights``).
     trainable: bool = True
+    #: In a graph, the tensors of every call of the layer in the model, as
+    #: Keras's summary writes them (``"lstm[0][1]"``); empty in a Sequential.
+    connected_to: list[str] = field(default_factory=list)
     #: Keras's ``Param #`` (all weights) and the trainable part of it.
     params: int = field(init=False)
     trainable_params: int = field(init=False)
@@ -295,9 +300,15 @@ def _plan(cls: type[Layer]) -> _Plan:
     )
 
 
-def report_layer(layer: Layer, input_shape: Shape) -> LayerReport:
-    """Build ``layer`` on ``input_shape``: its output, weights and counts."""
-    output = layer.output_shape(input_shape)
+def report_layer(layer: Layer, input_shape: Any, output: Output | None = None) -> LayerReport:
+    """Build ``layer`` on ``input_shape``: its output, weights and counts.
+
+    ``output`` is the output when the caller has it already (a graph's
+    call, through ``Layer.call_output``); ``input_shape`` is then what the
+    layer is built on, one shape or a list of them.
+    """
+    if output is None:
+        output = layer.output_shape(input_shape)
     weights = layer.variables(input_shape)
     trainable = layer.trainable
     if layer.custom_initializers:
@@ -478,11 +489,15 @@ def input_shape_of(spec: Mapping[str, Any]) -> Shape:
 
 
 def analyze(spec: Mapping[str, Any]) -> ModelReport:
-    """Analyze a Sequential model spec as Keras 3 would build it.
+    """Analyze a model spec as Keras 3 would build it.
+
+    A spec with ``inputs`` is a graph (a Functional model, see
+    :func:`seqlab.graph.analyze_graph`, which returns a ``GraphReport``);
+    any other is a Sequential spec.
 
     Args:
         spec: ``{"input_shape": [...], "layers": [...], "batch_size"?: int,
-            "name"?: str}``, validated by the schema.
+            "name"?: str}``, validated by the schema; or a graph spec.
 
     Returns:
         The per-layer report and totals.
@@ -496,6 +511,10 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
     >>> [(x.name, x.output_shape, x.params) for x in r.layers]
     [('lstm', (None, 5), 140), ('dense', (None, 1), 6)]
     """
+    if "inputs" in spec:
+        from .graph import analyze_graph  # the graph engine builds on this module
+
+        return analyze_graph(spec)
     namer = Namer()
     built = [configure_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
     # The InputLayer that keras.Input adds is a layer of the model too.

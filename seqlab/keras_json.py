@@ -1,7 +1,9 @@
-"""Read the JSON that Keras 3's ``model.to_json()`` writes for a Sequential.
+"""Read the JSON that Keras 3's ``model.to_json()`` writes.
 
-The document is turned into the compact spec form (``{"input_shape",
-"layers": [{"type": ..., ...}]}``) and then validated like any other spec,
+A Sequential document is turned into the compact spec form
+(``{"input_shape", "layers": [{"type": ..., ...}]}``); a Functional one into
+the compact graph form (``{"inputs", "layers", "outputs"}``, see
+``seqlab.functional_json``). Either is then validated like any other spec,
 so an argument seqlab does not know is refused, not silently dropped.
 """
 
@@ -37,6 +39,11 @@ def _policy_name(value: Any) -> Any:
     return value
 
 
+def convert_layer(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """One serialized layer → ``{"type": ..., <its config>}``."""
+    return _convert_layer(obj, path)
+
+
 def _convert_layer(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
     if not _keras_object(obj) or not isinstance(obj["config"], Mapping):
         raise SpecError("Expected a serialized Keras layer.", path)
@@ -61,15 +68,21 @@ def _batch_shape(config: Mapping[str, Any]) -> list[Any] | None:
 
 
 def from_keras_json(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """Convert a serialized ``keras.Sequential`` to the compact spec form.
+    """Convert a serialized ``keras.Sequential`` to the compact spec form,
+    or a serialized Functional model to the compact graph form.
 
     Raises:
         SpecError: the document is not a Sequential model with a known
             input shape.
     """
+    if doc.get("class_name") == "Functional":
+        from .functional_json import from_functional_json  # a cycle at import time
+
+        return from_functional_json(doc)
     if doc.get("class_name") != "Sequential":
         raise SpecError(
-            f"Only Sequential models are supported. Received: class_name={doc.get('class_name')!r}",
+            "Only Sequential and Functional models are supported. "
+            f"Received: class_name={doc.get('class_name')!r}",
             "class_name",
         )
     config = doc.get("config")

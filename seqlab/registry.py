@@ -138,6 +138,37 @@ class Layer:
     #: Validated from the registry like constructor arguments.
     call_args: ClassVar[tuple[Arg, ...]] = ()
 
+    # -- masks and states in a graph (set by the layers that have them) ---
+
+    #: Keras's ``supports_masking``: the layer passes the mask of its input
+    #: on (to its first output, see :meth:`mask_outputs`); a layer without
+    #: it drops the mask.
+    supports_masking: ClassVar[bool] = False
+    #: Whether Keras's ``call`` has a ``mask`` parameter: the layer consumes
+    #: the mask, and a one-tensor call records it as a ``mask`` keyword.
+    call_mask: ClassVar[bool] = False
+
+    def mask_outputs(self) -> int:
+        """How many leading outputs carry the input's mask (``compute_mask``)."""
+        return 1 if self.supports_masking else 0
+
+    def mask_ops(self) -> tuple[str, ...]:
+        """The ops that make a new mask from the layer's input, in creation
+        order (``Embedding(mask_zero=True)``: ``NotEqual``; ``Masking``:
+        ``NotEqual``, ``Any``); the last one's output is the mask."""
+        return ()
+
+    def built_input_spec(self, input_shape: Shape) -> tuple[int | None, dict[int, int]]:
+        """The ``ndim`` and ``axes`` of the ``InputSpec`` Keras sets when it
+        builds the layer on ``input_shape`` (Dense, Conv1D,
+        BatchNormalization): a later call of a shared layer must match them."""
+        return None, {}
+
+    def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:
+        """The states an ``initial_state`` must give (batch excluded), or
+        None when the layer's call takes no ``initial_state``."""
+        return None
+
     def __init__(self, config: Mapping[str, Any], name: str) -> None:
         # The engine hands each layer a dict of its own: no copy needed.
         self.config = config  # type: ignore[assignment]

@@ -21,10 +21,13 @@ from marshmallow import validate
 
 from seqlab import LAYERS
 from seqlab import Layer
+from seqlab import analyze
 from seqlab import from_keras_json
 from seqlab import is_keras_json
 from seqlab.args import Arg
 from seqlab.args import Kind
+from seqlab.functional_json import build_configs
+from seqlab.functional_json import check_build_configs
 from seqlab.objects import KERAS_CLASSES
 
 #: Wrappers may nest (TimeDistributed(Bidirectional(LSTM))), but not deeply.
@@ -354,11 +357,14 @@ def check_depth(body: object, limit: int = MAX_DEPTH) -> None:
 
 
 def load_model_spec(body: object) -> dict[str, Any]:
-    """Validate a model in either form and return the compact spec.
+    """Validate a model in any form and return its compact spec.
 
-    ``body`` is the compact form (``{"input_shape", "layers"}``) or what
-    Keras's ``model.to_json()`` writes, as an object or as the JSON string
-    itself. Raises ``marshmallow.ValidationError`` or ``seqlab.SpecError``.
+    ``body`` is the compact form (``{"input_shape", "layers"}``), the
+    compact graph form (``{"inputs", "layers", "outputs"}``) or what Keras's
+    ``model.to_json()`` writes for a Sequential or a Functional model, as an
+    object or as the JSON string itself. A Functional document's
+    ``build_config``s are checked against its graph (``seqlab.functional_json``).
+    Raises ``marshmallow.ValidationError`` or ``seqlab.SpecError``.
     """
     if isinstance(body, str):
         # A pasted `model.to_json()` string, sent as a JSON string.
@@ -367,8 +373,18 @@ def load_model_spec(body: object) -> dict[str, Any]:
         except (ValueError, RecursionError):
             raise ma.ValidationError("A string body must hold Keras model JSON.") from None
     check_depth(body)
+    built = None
     if is_keras_json(body):
+        if body.get("class_name") == "Functional":  # type: ignore[union-attr]
+            built = build_configs(body)  # type: ignore[arg-type]
         body = from_keras_json(body)  # type: ignore[arg-type]
     if not isinstance(body, Mapping):
         raise ma.ValidationError("Must be a JSON object.")
-    return model_spec_schema.load(body)  # type: ignore[no-any-return]
+    if "inputs" not in body:
+        return model_spec_schema.load(body)  # type: ignore[no-any-return]
+    from .graph_schemas import graph_spec_schema  # builds on this module's fields
+
+    spec: dict[str, Any] = graph_spec_schema.load(body)
+    if built:
+        check_build_configs(analyze(spec), built)
+    return spec

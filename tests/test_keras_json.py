@@ -79,7 +79,7 @@ def test_build_input_shape_without_input_layer():
 @pytest.mark.parametrize(
     ("doc", "path"),
     [
-        ({"class_name": "Functional", "config": {"layers": []}}, "class_name"),
+        ({"class_name": "Model", "config": {"layers": []}}, "class_name"),
         ({"class_name": "Sequential", "config": {}}, "config.layers"),
         (model(layer("Dense", units=2)), "config.layers"),
         (model(layer("InputLayer", batch_shape=[None, 3]), {"units": 2}), "layers.0"),

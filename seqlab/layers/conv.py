@@ -93,6 +93,12 @@ class Conv1D(ChannelsMixin):
     example = ({"filters": 8, "kernel_size": 3}, (20, 4))
     summary = "1-D convolution over time: kernel (kernel_size, channels / groups, filters)."
     min_ndim = 3
+
+    def built_input_spec(self, input_shape: Shape) -> tuple[int | None, dict[int, int]]:
+        # base_conv.py: InputSpec(min_ndim=3, axes={channel_axis: channels}).
+        size = input_shape[self.channel_axis()]
+        return None, {} if size is None else {self.channel_axis(): size}
+
     args = (
         a.positive_int("filters"),
         Arg("kernel_size", Kind.INT_TUPLE, minimum=1, length=1),
@@ -245,6 +251,12 @@ class GlobalAveragePooling1D(GlobalPooling1D):
     type = "GlobalAveragePooling1D"
     example = ({}, (20, 4))
     summary = "Mean over the time axis."
+    #: Its call takes the mask (a masked mean); compute_mask returns None.
+    supports_masking = True
+    call_mask = True
+
+    def mask_outputs(self) -> int:
+        return 0
 
 
 @register

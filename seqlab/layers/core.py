@@ -25,11 +25,16 @@ class Dense(Layer):
     example = ({"units": 4}, (10, 3))
     summary = "Fully connected on the last axis; on 3-D input it acts per time step."
     min_ndim = 2
+    supports_masking = True
     args = (
         a.positive_int("units"),
         *a.kernel_args(),
         a.unsupported("quantization_config"),
     )
+
+    def built_input_spec(self, input_shape: Shape) -> tuple[int | None, dict[int, int]]:
+        # dense.py: InputSpec(min_ndim=2, axes={-1: input_shape[-1]}).
+        return None, {-1: feature_dim(self, input_shape)}
 
     def compute_output_shape(self, input_shape: Shape) -> Output:
         return (*input_shape[:-1], self.config["units"])
@@ -72,6 +77,11 @@ class Embedding(Layer):
         a.unsupported("quantization_config"),
     )
 
+    def mask_ops(self) -> tuple[str, ...]:
+        # embedding.py: supports_masking = mask_zero; compute_mask is
+        # ops.not_equal(inputs, 0).
+        return ("NotEqual",) if self.config["mask_zero"] else ()
+
     def compute_output_shape(self, input_shape: Shape) -> Output:
         return (*input_shape, self.config["output_dim"])
 
@@ -93,6 +103,7 @@ class Dropout(Layer):
     #: several outputs (return_state) Keras builds it on the list and
     #: passes the list on.
     passes_several_tensors = True
+    supports_masking = True
     args = (
         Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0),
         Arg("noise_shape", Kind.INT_LIST, None, minimum=1, nullable=True),
@@ -106,6 +117,7 @@ class SpatialDropout1D(Layer):
     example = ({"rate": 0.2}, (20, 4))
     summary = "Drops whole feature channels across all time steps."
     ndim = 3
+    supports_masking = True
     args = (Arg("rate", Kind.FLOAT, minimum=0.0, maximum=1.0), a.seed())
 
     @classmethod
@@ -127,6 +139,7 @@ class Activation(Layer):
     summary = "Applies an activation function element-wise."
     #: As Dropout (``keras/src/layers/activations/activation.py``).
     passes_several_tensors = True
+    supports_masking = True
     args = (Arg("activation", Kind.CHOICE, choices=a.ACTIVATIONS),)
 
 
@@ -135,7 +148,12 @@ class Masking(Layer):
     type = "Masking"
     example = ({}, (20, 4))
     summary = "Masks time steps whose features all equal mask_value."
+    supports_masking = True
     args = (Arg("mask_value", Kind.FLOAT, 0.0),)
+
+    def mask_ops(self) -> tuple[str, ...]:
+        # masking.py: compute_mask is ops.any(ops.not_equal(inputs, mask_value), axis=-1).
+        return ("NotEqual", "Any")
 
 
 @register

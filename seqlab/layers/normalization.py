@@ -50,6 +50,8 @@ class BatchNormalization(Layer):
     type = "BatchNormalization"
     example = ({}, (20, 4))
     summary = "Normalizes with batch statistics; moving mean/variance are non-trainable."
+    supports_masking = True
+    call_mask = True
     args = (
         Arg("axis", Kind.INT, -1),
         Arg("momentum", Kind.FLOAT, 0.99, minimum=0.0, maximum=1.0),
@@ -95,6 +97,10 @@ class BatchNormalization(Layer):
             ]
         return weights
 
+    def built_input_spec(self, input_shape: Shape) -> tuple[int | None, dict[int, int]]:
+        # batch_normalization.py: InputSpec(ndim=len(input_shape), axes={axis: size}).
+        return len(input_shape), {self.config["axis"]: self.channels(input_shape)}
+
     def formula(self, input_shape: Shape) -> str:
         c = self.channels(input_shape)
         n = len(self.build_weights(input_shape))
@@ -106,6 +112,7 @@ class LayerNormalization(Layer):
     type = "LayerNormalization"
     example = ({}, (20, 4))
     summary = "Normalizes each sample over `axis`; gamma and beta per feature."
+    supports_masking = True
     args = (
         Arg("axis", Kind.AXIS, -1),
         Arg("epsilon", Kind.FLOAT, 0.001, minimum=0.0),

@@ -59,6 +59,8 @@ class RNN(Layer):
 
     ndim = 3
     activations_on_output = False
+    supports_masking = True
+    call_mask = True
     #: Gate blocks in the kernels: 1 for SimpleRNN, 3 for GRU, 4 for LSTM.
     gates: ClassVar[int] = 1
     #: Number of state tensors returned with ``return_state``.
@@ -77,6 +79,14 @@ class RNN(Layer):
     def step_output(self, input_shape: Shape) -> Shape:
         """The shape of one time step's output, batch included."""
         return (input_shape[0], self.config["units"])
+
+    def mask_outputs(self) -> int:
+        # rnn.py compute_mask: the mask goes on with the sequences only.
+        return 1 if self.config["return_sequences"] else 0
+
+    def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:
+        # One state per returned state, each one time step's output.
+        return [self.step_output(input_shape)[1:]] * self.states
 
     def compute_output_shape(self, input_shape: Shape) -> Output:
         step = self.step_output(input_shape)

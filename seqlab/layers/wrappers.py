@@ -60,6 +60,8 @@ class TimeDistributed(Wrapper):
     example = ({"layer": {"type": "Dense", "units": 1}}, (5, 5))
     summary = "Applies `layer` to every time step (axis 1) of its input."
     args = (Arg("layer", Kind.LAYER, doc="The layer applied to each time step."),)
+    supports_masking = True
+    call_mask = True
 
     @property
     def layer(self) -> Layer:
@@ -178,6 +180,23 @@ class Bidirectional(Wrapper):
                 "are both stateful and return_state (Bidirectional.compute_mask).",
                 "layer.return_state",
             )
+
+    supports_masking = True
+    call_mask = True
+
+    def mask_outputs(self) -> int:
+        # bidirectional.py compute_mask: the sequences keep the mask, both
+        # of them when merge_mode is None.
+        if not self.forward.config["return_sequences"]:
+            return 0
+        return 2 if self.config["merge_mode"] is None else 1
+
+    def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:
+        # The forward layer's states, then the backward layer's.
+        return [
+            *(self.forward.initial_state_shapes(input_shape) or []),
+            *(self.backward.initial_state_shapes(input_shape) or []),
+        ]
 
     @property
     def sublayers(self) -> list[Layer]:

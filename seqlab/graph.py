@@ -1,0 +1,665 @@
+"""Walk a graph (Functional) model spec the way Keras builds it, without Keras.
+
+``analyze_graph(spec)`` runs the program a compact graph spec stands for
+(``inputs…``, then for each entry ``layer = Cls(**args)`` and its call, or a
+call of an earlier layer) as a fresh Keras session would: it names the
+inputs, layers and mask ops, checks every call where Keras raises, builds
+each layer on its first call (a shared layer holds one set of weights),
+and then orders the model's operations as ``keras.Model(inputs, outputs)``
+does (``ops/function.py``, ``map_graph``).
+
+The request form is documented in the README (``"inputs"``, ``"layers"``,
+``"outputs"``); the reference notes are ``keras-functional.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from .engine import LayerReport
+from .engine import ModelReport
+from .engine import Namer
+from .engine import configure_layer
+from .engine import report_layer
+from .engine import shape_to_json
+from .errors import SpecError
+from .registry import Layer
+from .registry import Output
+from .registry import Shape
+from .registry import format_shape
+
+#: The compute dtype of each dtype policy (the ``mixed_*`` ones compute in
+#: 16 bits); a layer's outputs have it, and Keras converts an input of
+#: another dtype (``Layer.__call__``, step 1).
+COMPUTE_DTYPES = {
+    None: "float32",
+    "mixed_float16": "float16",
+    "mixed_bfloat16": "bfloat16",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float64": "float64",
+}
+
+#: Keys a ``{"call": ...}`` entry may hold besides the layer's call_args.
+_CALL_KEYS = frozenset({"call", "inputs", "initial_state"})
+#: ``"lstm[0][1]"``: a layer's call number and output index.
+_REF = re.compile(r"^(.*)\[(\d+)\]\[(\d+)\]$")
+_MISSING: Any = object()
+
+
+class InputLayer(Layer):
+    """The layer ``keras.Input`` creates: no weights, its shape is the batch shape."""
+
+    type = "InputLayer"
+
+    def __init__(self, shape: Shape, dtype: str, name: str) -> None:
+        super().__init__({"dtype": None, "trainable": True}, name)
+        self.shape = shape
+        self.input_dtype = dtype
+
+
+class _Op:
+    """One operation of the graph: an input, a layer object, or a mask op."""
+
+    __slots__ = ("kind", "layer", "name", "nodes", "path", "report", "type")
+
+    def __init__(self, kind: str, name: str, type_: str, path: str, layer: Layer | None) -> None:
+        self.kind = kind  # "input" | "layer" | "op"
+        self.name = name
+        self.type = type_
+        self.path = path  # the request field that created it
+        self.layer = layer
+        self.nodes: list[_Node] = []
+        #: For a layer: its report, from its first call.
+        self.report: LayerReport | None = None
+
+
+class _Node:
+    """One call of an operation: Keras's ``Node``."""
+
+    __slots__ = ("index", "inputs", "op", "outputs", "shapes")
+
+    def __init__(self, op: _Op, inputs: list[_Tensor], shapes: Any) -> None:
+        self.op = op
+        self.index = len(op.nodes)
+        #: ``node.input_tensors``: positional tensors, then keyword ones by
+        #: sorted keyword (masks included).
+        self.inputs = inputs
+        #: What the call was given (one shape or a list), for the reports.
+        self.shapes = shapes
+        self.outputs: list[_Tensor] = []
+        op.nodes.append(self)
+
+
+class _Tensor:
+    """A symbolic tensor: its producer, shape, dtype and Keras mask."""
+
+    __slots__ = ("dtype", "index", "mask", "node", "shape")
+
+    def __init__(self, node: _Node, index: int, shape: Shape, dtype: str) -> None:
+        self.node = node
+        self.index = index
+        self.shape = shape
+        self.dtype = dtype
+        self.mask: _Tensor | None = None
+
+    @property
+    def ref(self) -> str:
+        """Keras's ``name[node_index][tensor_index]``."""
+        return f"{self.node.op.name}[{self.node.index}][{self.index}]"
+
+
+#: A summary row: name, class name, output shape, params, connected to.
+Row = tuple[str, str, Output, int, list[str]]
+
+
+@dataclass(slots=True)
+class GraphReport(ModelReport):
+    """A Functional model: ``layers`` in Keras's ``model.layers`` order
+    (InputLayers included, a shared layer once), its inputs and outputs,
+    and the summary's rows in ``model.operations`` order."""
+
+    inputs: list[tuple[str, Shape]] = field(default_factory=list)
+    outputs: list[tuple[str, Output]] = field(default_factory=list)
+    single_input: bool = True
+    single_output: bool = True
+    rows: list[Row] = field(default_factory=list)
+    #: Keras's check in ``summary_utils.py``: the 3-column layout.
+    sequential_like: bool = False
+    #: Each input's dtype, in ``inputs`` order.
+    input_dtypes: list[str] = field(default_factory=list)
+    #: Every call of a layer in the model, with the shapes of that call
+    #: (what each call keeps for training), in ``model.layers`` order.
+    calls: list[LayerReport] = field(default_factory=list, repr=False)
+
+    @property
+    def output_shape(self) -> Output:
+        """Keras's ``model.output_shape``: one shape, or a list of them."""
+        if self.single_output:
+            return self.outputs[0][1]
+        return [shape for _, shape in self.outputs]  # type: ignore[misc]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Today's keys, plus ``inputs``, ``outputs`` and each layer's ``connected_to``."""
+        out = ModelReport.to_dict(self)
+        for entry, layer in zip(out["layers"], self.layers, strict=True):
+            entry["connected_to"] = list(layer.connected_to)
+        out["inputs"] = [{"name": n, "shape": list(s)} for n, s in self.inputs]
+        out["outputs"] = [{"name": n, "shape": shape_to_json(s)} for n, s in self.outputs]
+        return out
+
+
+def _keras_shape(shape: Shape) -> str:
+    """A shape as Python prints a tuple, as Keras's messages quote it."""
+    return str(tuple(shape))
+
+
+class _Builder:
+    """The state of one graph as its program runs."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.namer = Namer()
+        self.by_name: dict[str, _Op] = {}
+        self.inputs: list[_Tensor] = []
+        #: Failures Keras meets only on the model's first call (fit or
+        #: predict): (node, path, message), raised if the node is in the model.
+        self.deferred: list[tuple[_Node, str, str]] = []
+
+    # -- the program -------------------------------------------------------
+
+    def add_inputs(self) -> None:
+        for k, item in enumerate(self.spec["inputs"]):
+            name = item.get("name") or self.namer.auto("input_layer")
+            shape: Shape = (item.get("batch_size"), *item["shape"])
+            dtype = item.get("dtype") or "float32"
+            layer = InputLayer(shape, dtype, name)
+            op = _Op("input", name, "InputLayer", f"inputs.{k}.name", layer)
+            node = _Node(op, [], shape)
+            node.outputs.append(_Tensor(node, 0, shape, dtype))
+            self.by_name[name] = op
+            self.inputs.append(node.outputs[0])
+
+    def resolve(self, ref: Any, path: str) -> _Tensor:
+        """The tensor a reference names (``"x"``, ``"x[n][t]"``)."""
+        if not isinstance(ref, str):
+            raise SpecError(f"A tensor reference is a string; got {ref!r}.", path)
+        match = _REF.match(ref)
+        name, node_index, tensor_index = (
+            (match[1], int(match[2]), int(match[3])) if match else (ref, 0, 0)
+        )
+        op = self.by_name.get(name)
+        if op is None:
+            raise SpecError(
+                f"Unknown layer: {name} (the reference {ref!r} names no input or earlier layer).",
+                path,
+            )
+        if node_index >= len(op.nodes):
+            raise SpecError(
+                f'Layer "{name}" has been called {len(op.nodes)} time(s) so far: '
+                f"{ref!r} names call {node_index} (calls count from 0).",
+                path,
+            )
+        outputs = op.nodes[node_index].outputs
+        if tensor_index >= len(outputs):
+            raise SpecError(
+                f'Call {node_index} of layer "{name}" has {len(outputs)} output(s): '
+                f"{ref!r} names output {tensor_index} (outputs count from 0).",
+                path,
+            )
+        return outputs[tensor_index]
+
+    def call_tensors(
+        self, layer: Layer, entry: Mapping[str, Any], path: str, previous: _Tensor | None
+    ) -> tuple[Any, list[_Tensor], list[_Tensor]]:
+        """The call's tensors: (what the layer gets: one tensor or a list in
+        call order, the flat list in call order, ``node.input_tensors`` order)."""
+        refs = entry.get("inputs", _MISSING)
+        ipath = f"{path}.inputs"
+        if refs is _MISSING:
+            if previous is None:
+                raise SpecError(
+                    "The first layer of a model with several inputs must name its `inputs`.",
+                    ipath,
+                )
+            refs = None
+        form = layer.call_form
+        if isinstance(refs, Mapping):
+            if form != "query_value_key":
+                raise SpecError(
+                    f"{layer.type} is called on one tensor or a list; only "
+                    "MultiHeadAttention takes {query, value, key} by keyword.",
+                    ipath,
+                )
+            unknown = set(refs) - {"query", "value", "key"}
+            if unknown or "query" not in refs or "value" not in refs:
+                raise SpecError(
+                    "A keyword call names `query`, `value` and optionally `key`; "
+                    f"got {sorted(refs)}.",
+                    ipath,
+                )
+            named = {k: self.resolve(v, f"{ipath}.{k}") for k, v in refs.items()}
+            flat = [named[k] for k in ("query", "value", "key") if k in named]
+            return flat, flat, [named[k] for k in sorted(named)]
+        if refs is None:
+            tensor = previous
+        elif isinstance(refs, str):
+            tensor = self.resolve(refs, ipath)
+        else:
+            if not isinstance(refs, list) or not refs:
+                raise SpecError("`inputs` is a reference or a non-empty list of them.", ipath)
+            if form == "one":
+                raise SpecError(
+                    f'Layer "{layer.name}" ({layer.type}) is called on one tensor; '
+                    f"got a list of {len(refs)}.",
+                    ipath,
+                )
+            tensors = [self.resolve(r, f"{ipath}.{j}") for j, r in enumerate(refs)]
+            return tensors, tensors, tensors
+        assert tensor is not None
+        if form == "query_value_key":
+            raise SpecError(
+                f'Layer "{layer.name}" ({layer.type}) is called on a query and a value '
+                "(and optionally a key): give a list or an object of references.",
+                ipath,
+            )
+        return tensor, [tensor], [tensor]
+
+    def run_entry(self, i: int, entry: Mapping[str, Any], previous: _Tensor | None) -> _Node:
+        path = f"layers.{i}"
+        if "call" in entry:
+            target = entry["call"]
+            op = self.by_name.get(target) if isinstance(target, str) else None
+            if op is None or op.kind != "layer":
+                raise SpecError(
+                    f"Unknown layer: {target} (a `call` entry names an earlier layer).",
+                    f"{path}.call",
+                )
+            layer = op.layer
+            assert layer is not None
+            allowed = _CALL_KEYS | {a.name for a in layer.call_args}
+            for key in entry:
+                if key not in allowed:
+                    raise SpecError(
+                        "Unknown field: a `call` entry takes only `call`, `inputs`, "
+                        "`initial_state` and the layer's call options.",
+                        f"{path}.{key}",
+                    )
+        else:
+            layer = configure_layer(entry, self.namer, path)
+            op = _Op("layer", layer.name, layer.type, f"{path}.name", layer)
+            self.by_name[layer.name] = op
+        given, flat, ordered = self.call_tensors(layer, entry, path, previous)
+        options = {a.name: entry.get(a.name, a.default) for a in layer.call_args}
+        states = self.initial_state(layer, entry, path, flat[0])
+        shapes: Any = given.shape if isinstance(given, _Tensor) else [t.shape for t in given]
+
+        if layer.call_form != "one" and any(t.mask is not None for t in flat):
+            # Merge and attention layers combine the masks with ops
+            # (expand_dims, logical_or, concatenate, ...) that name and
+            # order themselves: not modelled, so refused rather than wrong.
+            raise SpecError(
+                f'Layer "{layer.name}" ({layer.type}) would receive a Keras mask (from '
+                "Embedding(mask_zero=True) or Masking): seqlab does not model how "
+                "merge and attention layers combine masks. Drop the mask before it "
+                "(mask_zero=False), or end it with a layer that does not pass it on.",
+                f"{path}.inputs",
+            )
+
+        first = not op.nodes
+        try:
+            if not first:
+                self.check_built(op, layer, shapes, path)
+            output = layer.call_output(shapes, options)
+            if first:
+                op.report = report_layer(layer, shapes, output)
+        except SpecError as error:
+            raise error.at(path) from None
+
+        # Keras records the input's mask as a `mask` keyword only for a call
+        # of one tensor, no keywords, of the layer's own dtype.
+        compute = self.compute_dtype(layer)
+        x = flat[0]
+        tensors = list(ordered)
+        if states is not None:
+            tensors += states
+        elif layer.call_mask and x.mask is not None and x.dtype == compute:
+            tensors.append(x.mask)
+        node = _Node(op, tensors, shapes)
+        out_shapes = output if isinstance(output, list) else [output]
+        out_dtype = self.output_dtype(layer)
+        node.outputs = [_Tensor(node, t, s, out_dtype) for t, s in enumerate(out_shapes)]
+
+        if not first:
+            self.check_weights(op, layer, shapes, node, path)
+        if states is not None:
+            self.check_states(layer, shapes, states, node, path)
+
+        # The output masks (Layer._set_mask_metadata with compute_mask).
+        mask_ops = layer.mask_ops()
+        if mask_ops:
+            node.outputs[0].mask = self.make_mask(mask_ops, x, path)
+        elif layer.supports_masking and x.mask is not None:
+            for t in node.outputs[: layer.mask_outputs()]:
+                t.mask = x.mask
+        return node
+
+    def make_mask(self, kinds: tuple[str, ...], x: _Tensor, path: str) -> _Tensor:
+        """Create the mask ops (named now, as Keras names them when the layer
+        is called) on the layer's input; the last one's output is the mask."""
+        tensor = x
+        for kind in kinds:
+            name = self.namer.auto("not_equal" if kind == "NotEqual" else "any")
+            op = _Op("op", name, kind, path, None)
+            node = _Node(op, [tensor], tensor.shape)
+            shape = tensor.shape if kind == "NotEqual" else tensor.shape[:-1]
+            node.outputs.append(_Tensor(node, 0, shape, "bool"))
+            tensor = node.outputs[0]
+        return tensor
+
+    @staticmethod
+    def compute_dtype(layer: Layer) -> str:
+        return COMPUTE_DTYPES.get(layer.config.get("dtype"), "float32")
+
+    def output_dtype(self, layer: Layer) -> str:
+        # A wrapper's outputs are its (first) layer's.
+        subs = layer.sublayers
+        return self.compute_dtype(subs[0] if subs else layer)
+
+    def initial_state(
+        self, layer: Layer, entry: Mapping[str, Any], path: str, x: _Tensor
+    ) -> list[_Tensor] | None:
+        refs = entry.get("initial_state")
+        if refs is None:
+            return None
+        spath = f"{path}.initial_state"
+        if layer.initial_state_shapes(x.shape) is None:
+            raise SpecError(
+                f"TypeError: {layer.type}.call() got an unexpected keyword argument "
+                "'initial_state'",
+                spath,
+            )
+        if isinstance(refs, str):
+            refs = [refs]
+        if not isinstance(refs, list):
+            raise SpecError("`initial_state` is a list of references.", spath)
+        return [self.resolve(r, f"{spath}.{j}") for j, r in enumerate(refs)]
+
+    def check_built(self, op: _Op, layer: Layer, shape: Any, path: str) -> None:
+        """A later call of a built layer: Keras's ``InputSpec`` after build."""
+        if not isinstance(shape, tuple):
+            return
+        assert op.report is not None
+        layer.check_input(shape)
+        ndim, axes = layer.built_input_spec(op.report.input_shape)
+        prefix = f"Input 0 with name 'None' of layer '{layer.name}' is incompatible with the layer:"
+        if ndim is not None and len(shape) != ndim:
+            raise SpecError(
+                f"{prefix} expected ndim={ndim}, found ndim={len(shape)}. "
+                f"Full shape received: {_keras_shape(shape)}"
+            )
+        for axis, value in axes.items():
+            got = shape[axis] if -len(shape) <= axis < len(shape) else None
+            if got is not None and got != value:
+                raise SpecError(
+                    f"{prefix} expected axis {axis} of input shape to have value "
+                    f"{value}, but received input with shape {_keras_shape(shape)}"
+                )
+
+    def check_weights(self, op: _Op, layer: Layer, shape: Any, node: _Node, path: str) -> None:
+        """A later call whose input would need other weights: Keras builds the
+        graph, and the call fails when the model first runs."""
+        assert op.report is not None
+        try:
+            wanted = [w.shape for w in layer.variables(shape)]
+        except SpecError:
+            wanted = None
+        built = [w.shape for w in op.report.weights]
+        if wanted == built:
+            return
+        self.deferred.append(
+            (
+                node,
+                f"{path}.inputs",
+                f'Layer "{layer.name}" ({layer.type}) was built on its first call, with '
+                f"input shape {format_shape_any(op.report.input_shape)} and weights "
+                f"{built}; this call's input {format_shape_any(shape)} would need "
+                f"{wanted}. Keras builds the model, but it fails on its first call "
+                "(fit or predict): a shared layer's calls must fit its weights.",
+            )
+        )
+
+    def check_states(
+        self, layer: Layer, shape: Shape, states: list[_Tensor], node: _Node, path: str
+    ) -> None:
+        """Keras builds any count and size of initial states; the model fails
+        on its first call unless they fit the layer (checked with predict)."""
+        needed = layer.initial_state_shapes(shape) or []
+        got = [t.shape[1:] for t in states]
+        n = len(needed)
+        want = ", ".join(format_shape(s) for s in needed)
+        spath = f"{path}.initial_state"
+        reason = None
+        # GRU uses initial_state[0] alone (gru.py inner_loop): more are ignored.
+        ignores_extra = layer.type == "GRU"
+        if len(got) < n:
+            reason = "IndexError: list index out of range"
+        elif len(got) > n and not ignores_extra:
+            reason = f"Too few leaves for PyTreeSpec; expected: {len(got)}, got: {n}."
+        elif layer.type == "Bidirectional":
+            half = len(got) // 2
+            if half != n // 2:
+                reason = "IndexError: list index out of range"
+        if reason is None:
+            for j, (g, w) in enumerate(zip(got, needed, strict=False)):
+                if g != w:
+                    spath = f"{spath}.{j}"
+                    reason = (
+                        f"Dimensions must be equal: state {j} has shape "
+                        f"{format_shape((None, *g))}, the layer's is {format_shape((None, *w))}"
+                    )
+                    break
+        if reason is None:
+            return
+        self.deferred.append(
+            (
+                node,
+                spath,
+                f"{reason}. Keras builds the model, but it fails on its first call "
+                f'(fit or predict): layer "{layer.name}" ({layer.type}) takes '
+                f"initial_state as {n} tensor(s) of shape {want} (batch first); "
+                f"received {len(got)}: " + ", ".join(format_shape(t.shape) for t in states) + ".",
+            )
+        )
+
+    def run(self) -> tuple[Any, list[_Tensor]]:
+        """Run the entries; return the model's outputs (a tensor or a list)."""
+        self.add_inputs()
+        previous = self.inputs[0] if len(self.inputs) == 1 else None
+        node = None
+        for i, entry in enumerate(self.spec["layers"]):
+            node = self.run_entry(i, entry, previous)
+            previous = node.outputs[0]
+        assert node is not None
+        refs = self.spec.get("outputs", _MISSING)
+        if refs is _MISSING or refs is None:
+            outs = node.outputs
+            return (outs[0] if len(outs) == 1 else list(outs)), list(outs)
+        if isinstance(refs, str):
+            t = self.resolve(refs, "outputs")
+            return t, [t]
+        if not isinstance(refs, list) or not refs:
+            raise SpecError(
+                "`outputs` argument cannot be empty: give a reference or a list of them.",
+                "outputs",
+            )
+        outs = [self.resolve(r, f"outputs.{k}") for k, r in enumerate(refs)]
+        return outs, outs
+
+
+def format_shape_any(shape: Any) -> str:
+    """One shape or a list of shapes, as Keras prints them."""
+    if isinstance(shape, list):
+        return "[" + ", ".join(format_shape(s) for s in shape) + "]"
+    return format_shape(shape)
+
+
+def _map_graph(
+    inputs: list[_Tensor], outputs: list[_Tensor]
+) -> tuple[list[_Op], dict[_Node, int], dict[_Op, int]]:
+    """Keras's ``map_graph``: the operations in ``model.operations`` order,
+    and each node's and operation's depth."""
+    finished: set[_Node] = set()
+    order: list[_Node] = []  # post-order: inputs to outputs
+    indices: dict[_Op, int] = {}
+    for output in outputs:
+        if output.node in finished:
+            continue
+        # An iterative DFS (graphs may be 512 layers deep).
+        stack: list[tuple[_Node, int]] = [(output.node, 0)]
+        indices.setdefault(output.node.op, len(indices))
+        while stack:
+            node, k = stack[-1]
+            if k < len(node.inputs):
+                stack[-1] = (node, k + 1)
+                child = node.inputs[k].node
+                if child in finished:
+                    continue
+                indices.setdefault(child.op, len(indices))
+                stack.append((child, 0))
+            else:
+                stack.pop()
+                finished.add(node)
+                order.append(node)
+    in_graph = set(order)
+    node_depth: dict[_Node, int] = {}
+    op_depth: dict[_Op, int] = {}
+    for node in reversed(order):
+        depth = max(node_depth.setdefault(node, 0), op_depth.get(node.op, 0))
+        op_depth[node.op] = depth
+        node_depth[node] = depth
+        for t in node.inputs:
+            parent = t.node
+            if parent in in_graph:
+                node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
+    for x in inputs:  # unused inputs
+        if x.node.op not in op_depth:
+            op_depth[x.node.op] = 0
+            indices[x.node.op] = -1
+            node_depth[x.node] = 0
+    by_depth: dict[int, list[_Op]] = {}
+    for op, depth in op_depth.items():
+        by_depth.setdefault(depth, []).append(op)
+    ops: list[_Op] = []
+    for depth in sorted(by_depth, reverse=True):
+        ops.extend(sorted(by_depth[depth], key=indices.__getitem__))
+    return ops, node_depth, op_depth
+
+
+def _sequential_like(node_depth: dict[_Node, int]) -> bool:
+    """``summary_utils.py``: one node per depth, each with at most one input
+    tensor, and no layer called twice in the model."""
+    by_depth: dict[int, list[_Node]] = {}
+    for node, depth in node_depth.items():
+        by_depth.setdefault(depth, []).append(node)
+    for nodes in by_depth.values():
+        if len(nodes) > 1 or len(nodes[0].inputs) > 1:
+            return False
+    ops = [node.op for node in node_depth]
+    return len(ops) == len(set(ops))
+
+
+def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
+    """Analyze a graph (Functional) model spec as Keras 3 would build it.
+
+    Args:
+        spec: ``{"inputs": [...], "layers": [...], "outputs"?: ..., "name"?: str}``
+            (the compact graph form), validated by the schema.
+
+    Returns:
+        The report: layers in ``model.layers`` order, rows, inputs, outputs.
+
+    Raises:
+        SpecError: where Keras would refuse the model (or fail on its first
+            call); its ``path`` names the entry (``layers.2``), the input of a
+            call (``layers.2.inputs.1``), ``initial_state`` or ``outputs.0``.
+
+    >>> r = analyze_graph({"inputs": [{"shape": [7, 3]}], "layers": [
+    ...     {"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}]})
+    >>> [(x.name, x.output_shape, x.params) for x in r.layers]
+    [('input_layer', (None, 7, 3), 0), ('lstm', (None, 5), 180), ('dense', (None, 1), 6)]
+    """
+    builder = _Builder(spec)
+    structure, outputs = builder.run()
+    inputs = builder.inputs
+    ops, node_depth, _ = _map_graph(inputs, outputs)
+    # Names must be unique among the model's operations (map_graph).
+    names = [op.name for op in ops]
+    seen: dict[str, _Op] = {}
+    for op in ops:
+        if op.name in seen:
+            count = names.count(op.name)
+            raise SpecError(
+                f'The name "{op.name}" is used {count} times in the model. '
+                "All operation names should be unique.",
+                op.path,
+            )
+        seen[op.name] = op
+    in_model = set(node_depth)
+    for node, path, message in builder.deferred:
+        if node in in_model:
+            raise SpecError(message, path)
+
+    reports: list[LayerReport] = []
+    calls: list[LayerReport] = []
+    rows: list[Row] = []
+    for op in ops:
+        nodes = [n for n in op.nodes if n in in_model]
+        connected = [t.ref for n in nodes for t in n.inputs]
+        if op.kind == "input":
+            shape = op.nodes[0].outputs[0].shape
+            assert op.layer is not None
+            report = LayerReport(op.name, "InputLayer", shape, [], op.layer, shape)
+            reports.append(report)
+            rows.append((op.name, "InputLayer", shape, 0, []))
+        elif op.kind == "op":
+            shape = op.nodes[0].outputs[0].shape
+            rows.append((op.name, op.type, shape, 0, connected))
+        else:
+            report = op.report
+            assert report is not None
+            last = op.nodes[-1]  # the summary shows the last call's shapes
+            outs = [t.shape for t in last.outputs]
+            report.output_shape = outs[0] if len(outs) == 1 else outs
+            report.connected_to = connected
+            reports.append(report)
+            rows.append((op.name, op.type, report.output_shape, report.params, connected))
+            for n in nodes:
+                o = [t.shape for t in n.outputs]
+                calls.append(
+                    dataclasses.replace(
+                        report, input_shape=n.shapes, output_shape=o[0] if len(o) == 1 else o
+                    )
+                )
+    input_shapes = [x.shape for x in inputs]
+    single_input = len(inputs) == 1
+    single_output = not isinstance(structure, list)
+    return GraphReport(
+        name=spec.get("name") or "functional",
+        input_shape=input_shapes[0] if single_input else input_shapes,  # type: ignore[arg-type]
+        layers=reports,
+        inputs=[(x.node.op.name, x.shape) for x in inputs],
+        outputs=[(t.node.op.name, t.shape) for t in outputs],
+        single_input=single_input,
+        single_output=single_output,
+        rows=rows,
+        sequential_like=_sequential_like(node_depth),
+        input_dtypes=[x.dtype for x in inputs],
+        calls=calls,
+    )

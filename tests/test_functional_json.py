@@ -1,0 +1,356 @@
+"""``model.to_json()`` of real Keras Functional models → the compact graph form.
+
+Each model is built in Keras (the oracle), serialized, and read by
+``seqlab.from_keras_json``; the entries must be the program that rebuilds
+it: the same layers, calls, tensors, call options and outputs. Tampered
+documents must fail where ``keras.models.model_from_json`` fails, with its
+words.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import keras_oracle
+import pytest
+
+from seqlab import SpecError
+from seqlab import from_keras_json
+
+keras = keras_oracle.import_keras()
+layers = keras.layers
+
+#: The keys of a compact entry that say how the graph is wired.
+WIRING = {"type", "name", "call", "inputs", "initial_state", "use_causal_mask",
+          "return_attention_scores"}  # fmt: skip
+
+
+def wiring(spec):
+    """The spec with each entry cut down to its wiring keys."""
+    return {**spec, "layers": [{k: v for k, v in e.items() if k in WIRING} for e in spec["layers"]]}
+
+
+def doc_of(model):
+    return json.loads(model.to_json())
+
+
+def encoder_decoder_attention():
+    enc_in = keras.Input((7, 3), name="source")
+    enc_out, h, c = layers.LSTM(8, return_state=True, return_sequences=True, name="enc")(enc_in)
+    dec_in = keras.Input((5, 4), name="target")
+    dec = layers.LSTM(8, return_sequences=True, name="dec")(dec_in, initial_state=[h, c])
+    att = layers.Attention(name="att")([dec, enc_out], use_causal_mask=False)
+    out = layers.Dense(2, name="out")(layers.Concatenate(name="cat")([dec, att]))
+    return keras.Model([enc_in, dec_in], out, name="seq2seq")
+
+
+def attention_calls():
+    q, v = keras.Input((10, 16), name="q"), keras.Input((12, 8), name="v")
+    out, scores = layers.MultiHeadAttention(2, 4, name="mha")(q, v, return_attention_scores=True)
+    mha_kw = layers.MultiHeadAttention(2, 4, name="mha_kw")
+    kw = mha_kw(query=q, value=v, key=v, use_causal_mask=True)
+    return keras.Model([q, v], [out, scores, kw])
+
+
+def siamese_masked():
+    a = keras.Input((5,), dtype="int32", name="a")
+    b = keras.Input((5,), dtype="int32", name="b")
+    emb = layers.Embedding(20, 4, mask_zero=True, name="emb")
+    enc = layers.LSTM(3, name="enc")
+    dot = layers.Dot(axes=1, normalize=True, name="dot")
+    return keras.Model([a, b], dot([enc(emb(a)), enc(emb(b))]))
+
+
+def masking_pooled():
+    x = keras.Input((6, 3), batch_size=4, name="x")
+    seq = layers.LSTM(5, return_sequences=True, name="lstm")(layers.Masking(0.5, name="m")(x))
+    return keras.Model(x, [layers.GlobalAveragePooling1D(name="pool")(seq)])
+
+
+def bidirectional_states():
+    x = keras.Input((6, 3), name="x")
+    first = layers.Bidirectional(layers.LSTM(4, return_state=True), name="bi")(x)
+    second = layers.Bidirectional(layers.LSTM(4), name="bi2")(x, initial_state=first[1:])
+    return keras.Model(x, second)
+
+
+def transformer_block():
+    x = keras.Input((9, 16), name="x")
+    att = layers.MultiHeadAttention(2, 8, name="mha")(x, x)
+    h = layers.LayerNormalization(name="ln")(layers.Add(name="res")([x, att]))
+    ff = layers.Dense(16, name="ff")(layers.Dense(32, activation="relu", name="up")(h))
+    return keras.Model(x, layers.Add(name="res2")([h, ff]))
+
+
+def shared_at_two_depths():
+    # a(b(a(b(x)))): Keras replays it in two sweeps.
+    x = keras.Input((4,), name="x")
+    a, b = layers.Dense(4, name="a"), layers.Dense(4, name="b")
+    return keras.Model(x, a(b(a(b(x)))))
+
+
+def called_outside_first():
+    # node_index is renumbered: the call outside the model does not count.
+    dense = layers.Dense(3, name="d")
+    dense(keras.Input((7,)))
+    x = keras.Input((5, 7), name="x")
+    return keras.Model(x, dense(x))
+
+
+CASES = {
+    "encoder_decoder_attention": (encoder_decoder_attention, {
+        "name": "seq2seq",
+        "inputs": [{"name": "source", "shape": [7, 3], "dtype": "float32"},
+                   {"name": "target", "shape": [5, 4], "dtype": "float32"}],
+        "layers": [
+            {"type": "LSTM", "name": "enc", "inputs": "source"},
+            {"type": "LSTM", "name": "dec", "inputs": "target",
+             "initial_state": ["enc[0][1]", "enc[0][2]"]},
+            {"type": "Attention", "name": "att", "inputs": ["dec", "enc"],
+             "use_causal_mask": False},
+            {"type": "Concatenate", "name": "cat", "inputs": ["dec", "att"]},
+            {"type": "Dense", "name": "out", "inputs": "cat"},
+        ],
+        "outputs": "out",
+    }),
+    "attention_calls": (attention_calls, {
+        "name": "functional",
+        "inputs": [{"name": "q", "shape": [10, 16], "dtype": "float32"},
+                   {"name": "v", "shape": [12, 8], "dtype": "float32"}],
+        "layers": [
+            {"type": "MultiHeadAttention", "name": "mha", "inputs": ["q", "v"],
+             "return_attention_scores": True},
+            {"type": "MultiHeadAttention", "name": "mha_kw",
+             "inputs": {"query": "q", "value": "v", "key": "v"}, "use_causal_mask": True},
+        ],
+        "outputs": ["mha", "mha[0][1]", "mha_kw"],
+    }),
+    "siamese_masked": (siamese_masked, {
+        "name": "functional",
+        "inputs": [{"name": "a", "shape": [5], "dtype": "int32"},
+                   {"name": "b", "shape": [5], "dtype": "int32"}],
+        "layers": [
+            {"type": "Embedding", "name": "emb", "inputs": "a"},
+            {"call": "emb", "inputs": "b"},
+            {"type": "LSTM", "name": "enc", "inputs": "emb"},
+            {"call": "enc", "inputs": "emb[1][0]"},
+            {"type": "Dot", "name": "dot", "inputs": ["enc", "enc[1][0]"]},
+        ],
+        "outputs": "dot",
+    }),
+    "masking_pooled": (masking_pooled, {
+        "name": "functional",
+        "inputs": [{"name": "x", "shape": [6, 3], "batch_size": 4, "dtype": "float32"}],
+        "layers": [
+            {"type": "Masking", "name": "m", "inputs": "x"},
+            {"type": "LSTM", "name": "lstm", "inputs": "m"},
+            {"type": "GlobalAveragePooling1D", "name": "pool", "inputs": "lstm"},
+        ],
+        "outputs": ["pool"],
+    }),
+    "bidirectional_states": (bidirectional_states, {
+        "name": "functional",
+        "inputs": [{"name": "x", "shape": [6, 3], "dtype": "float32"}],
+        "layers": [
+            {"type": "Bidirectional", "name": "bi", "inputs": "x"},
+            {"type": "Bidirectional", "name": "bi2", "inputs": "x",
+             "initial_state": ["bi[0][1]", "bi[0][2]", "bi[0][3]", "bi[0][4]"]},
+        ],
+        "outputs": "bi2",
+    }),
+    "transformer_block": (transformer_block, {
+        "name": "functional",
+        "inputs": [{"name": "x", "shape": [9, 16], "dtype": "float32"}],
+        "layers": [
+            {"type": "MultiHeadAttention", "name": "mha", "inputs": ["x", "x"]},
+            {"type": "Add", "name": "res", "inputs": ["x", "mha"]},
+            {"type": "LayerNormalization", "name": "ln", "inputs": "res"},
+            {"type": "Dense", "name": "up", "inputs": "ln"},
+            {"type": "Dense", "name": "ff", "inputs": "up"},
+            {"type": "Add", "name": "res2", "inputs": ["ln", "ff"]},
+        ],
+        "outputs": "res2",
+    }),
+    "shared_at_two_depths": (shared_at_two_depths, {
+        "name": "functional",
+        "inputs": [{"name": "x", "shape": [4], "dtype": "float32"}],
+        "layers": [
+            {"type": "Dense", "name": "b", "inputs": "x"},
+            {"type": "Dense", "name": "a", "inputs": "b"},
+            {"call": "b", "inputs": "a"},
+            {"call": "a", "inputs": "b[1][0]"},
+        ],
+        "outputs": "a[1][0]",
+    }),
+    "called_outside_first": (called_outside_first, {
+        "name": "functional",
+        "inputs": [{"name": "x", "shape": [5, 7], "dtype": "float32"}],
+        "layers": [{"type": "Dense", "name": "d", "inputs": "x"}],
+        "outputs": "d",
+    }),
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_functional_to_json_gives_the_program(case):
+    build, expected = CASES[case]
+    doc = doc_of(build())
+    assert wiring(from_keras_json(doc)) == expected
+    # As the JSON text in a string, as POST /params takes it, too.
+    assert from_keras_json(json.loads(json.dumps(doc))) == from_keras_json(doc)
+
+
+def test_constructor_arguments_are_kept():
+    spec = from_keras_json(doc_of(attention_calls()))
+    mha = spec["layers"][0]
+    assert (mha["num_heads"], mha["key_dim"], mha["value_dim"]) == (2, 4, 4)
+    assert mha["dtype"] == "float32"
+    assert mha["kernel_initializer"]["class_name"] == "GlorotUniform"
+    assert "module" not in mha["kernel_initializer"]
+
+
+def test_json_order_does_not_matter():
+    """Keras replays nodes in sweeps, so a permuted layer list loads the same."""
+    doc = doc_of(encoder_decoder_attention())
+    reordered = copy.deepcopy(doc)
+    reordered["config"]["layers"].reverse()
+    counts = [keras.models.model_from_json(json.dumps(d)).count_params() for d in (doc, reordered)]
+    assert counts == [834, 834]
+    spec, respec = from_keras_json(doc), from_keras_json(reordered)
+    assert {json.dumps(e, sort_keys=True) for e in spec["layers"]} == {
+        json.dumps(e, sort_keys=True) for e in respec["layers"]
+    }
+    assert sorted(spec["inputs"], key=str) == sorted(respec["inputs"], key=str)
+
+
+def keras_error(doc):
+    """The message of the error ``model_from_json`` raises for ``doc``."""
+    keras.backend.clear_session()
+    with pytest.raises(Exception) as info:  # noqa: PT011 - Keras raises several types
+        keras.models.model_from_json(json.dumps(doc))
+    return str(info.value)
+
+
+def tamper_last_call(doc, history):
+    """Point the first tensor of the last layer's first call at ``history``."""
+    node = doc["config"]["layers"][-1]["inbound_nodes"][0]
+    node["args"][0]["config"]["keras_history"] = history
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("history", "path"),
+    [
+        (["nope", 0, 0], "config.layers.3.inbound_nodes.0.args.0"),
+        (["dense", 0, 0], "config.layers.3.inbound_nodes.0"),  # a cycle
+        (["lstm", 1, 0], "config.layers.3.inbound_nodes.0"),  # a call that never happens
+        (["input_layer", 0, 1], "config.layers.3.inbound_nodes.0"),
+    ],
+)
+def test_graph_errors_are_keras_errors(history, path):
+    x = keras.Input((5, 3))
+    model = keras.Model(x, layers.Dense(2)(layers.Dropout(0.1)(layers.LSTM(4)(x))))
+    doc = tamper_last_call(doc_of(model), history)
+    with pytest.raises(SpecError) as info:
+        from_keras_json(doc)
+    assert info.value.message == keras_error(doc)
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "path"),
+    [
+        (lambda c: c.update(output_layers=["zzz", 0, 0]),
+         "Internal error: could not find layer zzz.", "config.output_layers"),
+        (lambda c: c.update(output_layers=[["dense", 1, 0]]),
+         "list index out of range", "config.output_layers.0"),
+        (lambda c: c.update(input_layers={"x": ["input_layer", 0, 0]}),
+         "`input_layers` as a dict is not supported", "config.input_layers"),
+        (lambda c: c.update(input_layers=[["dense", 0, 0]]),
+         "'dense' is not an InputLayer", "config.input_layers.0"),
+        (lambda c: c["layers"].append(copy.deepcopy(c["layers"][1])),
+         'The name "dense" is used 2 times in the model.', "config.layers.2.name"),
+        (lambda c: c["layers"][1]["inbound_nodes"][0]["kwargs"].update(bogus=1),
+         "The call argument `bogus` of Dense is not supported.",
+         "config.layers.1.inbound_nodes.0.kwargs.bogus"),
+        (lambda c: c["layers"][1]["inbound_nodes"][0]["args"].append(2),
+         "Received 2 positional argument(s).", "config.layers.1.inbound_nodes.0.args"),
+        (lambda c: c["layers"][1].update(inbound_nodes=[["input_layer", 0, 0, {}]]),
+         "list form of Keras 2 is not supported", "config.layers.1.inbound_nodes.0"),
+        (lambda c: c["layers"][1]["inbound_nodes"][0]["args"][0]["config"].update(
+            keras_history=["input_layer", 0]),
+         "keras_history", "config.layers.1.inbound_nodes.0.args.0"),
+        (lambda c: c["layers"][0]["config"].update(sparse=True),
+         "sparse inputs are not supported", "config.layers.0.config.sparse"),
+        (lambda c: c["layers"][1].pop("name"), "`name`", "config.layers.1.name"),
+    ],
+)  # fmt: skip
+def test_refusals_name_the_place(change, message, path):
+    x = keras.Input((3,))
+    doc = doc_of(keras.Model(x, layers.Dense(2)(x)))
+    change(doc["config"])
+    with pytest.raises(SpecError) as info:
+        from_keras_json(doc)
+    assert message in info.value.message
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "class_name"),
+    [
+        (lambda x: x + x, "add", "Add"),
+        (lambda x: x[:, :2], "get_item", "GetItem"),
+        (lambda x: keras.ops.concatenate([x, x]), "concatenate", "Concatenate"),
+    ],
+)
+def test_operations_on_tensors_are_refused_by_name(build, name, class_name):
+    x = keras.Input((3,))
+    doc = doc_of(keras.Model(x, layers.Dense(2)(build(x))))
+    with pytest.raises(SpecError) as info:
+        from_keras_json(doc)
+    assert f"Operation {name!r} ({class_name}, module 'keras.src.ops" in info.value.message
+    assert info.value.path.startswith("config.layers.")
+
+
+def test_nested_models_are_refused():
+    inner_in = keras.Input((3,))
+    inner = keras.Model(inner_in, layers.Dense(2)(inner_in), name="inner")
+    x = keras.Input((3,))
+    with pytest.raises(SpecError, match="Nested models are not supported: 'inner'"):
+        from_keras_json(doc_of(keras.Model(x, layers.Dense(1)(inner(x)))))
+
+
+def test_explicit_masks_are_refused():
+    x = keras.Input((4, 3))
+    m = keras.Input((4,), dtype="bool")
+    doc = doc_of(keras.Model([x, m], layers.LSTM(2)(x, mask=m)))
+    with pytest.raises(SpecError, match="Explicit masks are not supported") as info:
+        from_keras_json(doc)
+    assert info.value.path.endswith(".inbound_nodes.0.kwargs.mask")
+
+
+def test_tampered_mask_operations_are_refused():
+    """A NotEqual that is not the mask of an Embedding(mask_zero=True) input
+    is an operation like any other."""
+    doc = doc_of(siamese_masked())
+    for obj in doc["config"]["layers"]:
+        if obj["class_name"] == "NotEqual":
+            obj["inbound_nodes"][0]["args"][1] = 7
+    with pytest.raises(SpecError, match="Operation 'not_equal"):
+        from_keras_json(doc)
+
+
+def test_unused_layers_are_dropped():
+    """A layer without calls in the model is created by Keras and not in the model."""
+    x = keras.Input((3,))
+    doc = doc_of(keras.Model(x, layers.Dense(2, name="d")(x)))
+    spare = copy.deepcopy(doc["config"]["layers"][1])
+    doc["config"]["layers"].append({**spare, "name": "spare", "inbound_nodes": [],
+                                    "config": {**spare["config"], "name": "spare"}})  # fmt: skip
+    assert [e["name"] for e in from_keras_json(doc)["layers"]] == ["d"]
