@@ -34,11 +34,7 @@ worker backend) by the growth of peak memory between two batch sizes:
   ConvLSTM1D, 18·H for GRU (reset_after) and 4·H for SimpleRNN; plus
   its output;
 * TimeDistributed keeps its layer's values once per time step;
-  Bidirectional both layers' and the merged output;
-* merging layers and ReLU their output; Attention and AdditiveAttention
-  the scores before and after the softmax and their output;
-  MultiHeadAttention each projection's output and the scores twice
-  (an estimate from the shapes, not calibrated on measurements).
+  Bidirectional both layers' and the merged output.
 
 It is an estimate: it leaves out the framework (the CUDA context, XLA's
 compiled programs and workspace, allocator slack), which adds a few hundred
@@ -182,32 +178,6 @@ def _bidirectional(report: LayerReport) -> int | None:
     return sum(parts) + merged  # type: ignore[arg-type]
 
 
-def _attention(report: LayerReport) -> int | None:
-    # Attention and AdditiveAttention: the scores before and after the
-    # softmax, (*query[:-1], key steps), and the output.
-    query, value = report.input_shape[0], report.input_shape[1]  # type: ignore[index]
-    key = report.input_shape[2] if len(report.input_shape) > 2 else value  # type: ignore[index, arg-type]
-    out = values(_first(report.output_shape))
-    scores = values((*query[:-1], key[-2])) if len(key) > 1 else None
-    if out is None or scores is None:
-        return None
-    return (2 * scores + out) * compute_bytes(report)
-
-
-def _multi_head_attention(report: LayerReport) -> int | None:
-    # The query, key and value projections, the scores before and after the
-    # softmax, the heads' combined values and the output projection.
-    parts = [sub.output_shape for sub in report.sublayers]
-    kept = [values(_first(shape)) for shape in parts]  # type: ignore[arg-type]
-    if None in kept:
-        return None
-    return sum(kept) * compute_bytes(report)  # type: ignore[arg-type]
-
-
-def _first(output: Output) -> Output:
-    return output[0] if isinstance(output, list) else output
-
-
 #: Bytes each layer type keeps per sample for the backward pass (None when
 #: a length is unknown). Every registered layer has a rule: a test checks it.
 KEPT: dict[str, Callable[[LayerReport], int | None]] = {
@@ -232,62 +202,59 @@ KEPT: dict[str, Callable[[LayerReport], int | None]] = {
     "GRU": _recurrent,
     "LSTM": _recurrent,
     "ConvLSTM1D": _recurrent,
-    "ReLU": _times(1),
-    "Add": _times(1),
-    "Subtract": _times(1),
-    "Multiply": _times(1),
-    "Average": _times(1),
-    "Maximum": _times(1),
-    "Minimum": _times(1),
-    "Concatenate": _times(1),
-    "Dot": _times(1),
-    "Attention": _attention,
-    "AdditiveAttention": _attention,
-    "MultiHeadAttention": _multi_head_attention,
     "TimeDistributed": _time_distributed,
     "Bidirectional": _bidirectional,
 }
 
 
 def kept_bytes(report: LayerReport) -> int | None:
-    """Bytes one layer keeps per sample for the backward pass."""
-    return KEPT[report.type](report)
+    """Bytes one layer keeps per sample for the backward pass.
+
+    A layer without a rule of its own (the graph's merge and attention
+    layers, until they have one) keeps its output.
+    """
+    return KEPT.get(report.type, _KEEPS_OUTPUT)(report)
+
+
+_KEEPS_OUTPUT = _times(1)
 
 
 def activation_bytes(report: ModelReport, input_dtype: str | None = None) -> int | None:
     """Bytes per sample of the activations: the input sample, the target
     (float32, as the worker sends it) with the loss's residual and the
-    output's gradient, and what each layer keeps."""
+    output's gradient, and what each layer keeps.
+
+    In a graph (a ``GraphReport``) every input counts in its own dtype, every
+    output as a target, and every call of a layer in the model keeps its own
+    values (a shared layer's weights count once, its activations per call).
+    """
     calls = getattr(report, "calls", None)
-    if calls is not None:
-        return _graph_activation_bytes(report, calls)
-    x, y = values(report.input_shape), values(report.output_shape)
-    layers = [kept_bytes(layer) for layer in report.layers]
-    if x is None or y is None or None in layers:
+    if calls is None:
+        x = values(report.input_shape)
+        x_bytes = None if x is None else x * INPUT_DTYPE_BYTES[input_dtype or "float32"]
+        layers = [kept_bytes(layer) for layer in report.layers]
+    else:
+        sizes = [values(shape) for _, shape in report.inputs]  # type: ignore[attr-defined]
+        dtypes = report.input_dtypes  # type: ignore[attr-defined]
+        x_bytes = (
+            None
+            if None in sizes
+            else sum(n * INPUT_DTYPE_BYTES[d] for n, d in zip(sizes, dtypes, strict=True))  # type: ignore[operator]
+        )
+        layers = [kept_bytes(call) for call in calls]
+    y = values(report.output_shape)
+    if x_bytes is None or y is None or None in layers:
         return None
-    return x * INPUT_DTYPE_BYTES[input_dtype or "float32"] + 3 * y * 4 + sum(layers)  # type: ignore[arg-type]
-
-
-def _graph_activation_bytes(report: Any, calls: list[LayerReport]) -> int | None:
-    """``activation_bytes`` of a Functional model (a ``GraphReport``): every
-    input in its dtype, every output's target, and what each call of each
-    layer keeps (a shared layer keeps its activations once per call)."""
-    x = [values(shape) for _, shape in report.inputs]
-    y = [values(shape) for _, shape in report.outputs]
-    kept = [kept_bytes(call) for call in calls if call.type != "InputLayer"]
-    if None in x or None in y or None in kept:
-        return None
-    dtypes = report.input_dtypes or ["float32"] * len(x)
-    inputs = sum(n * INPUT_DTYPE_BYTES[d] for n, d in zip(x, dtypes, strict=True))  # type: ignore[operator]
-    return inputs + 3 * sum(y) * 4 + sum(kept)  # type: ignore[arg-type]
+    return x_bytes + 3 * y * 4 + sum(layers)  # type: ignore[arg-type]
 
 
 def train_batch_size(report: ModelReport, batch_size: int | None = None) -> int:
-    """The batch a training step takes: the model's own fixed batch size,
-    else ``batch_size``, else Keras's default of 32."""
+    """The batch a training step takes: the model's own fixed batch size
+    (a graph's: its first input's), else ``batch_size``, else Keras's default
+    of 32."""
     inputs = getattr(report, "inputs", None)
-    fixed = inputs[0][1][0] if inputs else report.input_shape[0]
-    return fixed or batch_size or DEFAULT_BATCH_SIZE
+    fixed = report.input_shape[0] if inputs is None else inputs[0][1][0]
+    return fixed or batch_size or DEFAULT_BATCH_SIZE  # type: ignore[return-value]
 
 
 def train_memory(

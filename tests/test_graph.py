@@ -1,0 +1,581 @@
+"""The graph engine (``seqlab/graph.py``) against real Keras 3.15.
+
+Each case is a compact graph spec and the same model written in plain Keras
+code; the engine must report what Keras builds: ``model.layers`` (names,
+classes, order), the summary rows of ``model.operations`` (InputLayers and
+mask ops included) with their output shapes, params and ``Connected to``,
+the trainable split, the totals, the inputs and outputs, and whether the
+summary takes the Sequential-like layout. Invalid graphs must be refused
+where Keras refuses them (or fails on the model's first call), with
+Keras's words.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import keras_oracle as oracle
+import pytest
+
+from seqlab import analyze
+from seqlab import train_memory
+from seqlab.errors import SpecError
+from seqlab.graph import GraphReport
+
+
+@pytest.fixture(scope="module")
+def keras() -> Any:
+    return oracle.import_keras()
+
+
+def _ref(tensor: Any) -> str:
+    h = tensor._keras_history
+    return f"{h.operation.name}[{h.node_index}][{h.tensor_index}]"
+
+
+def _shapes(tensors: Any) -> Any:
+    flat = list(tensors) if isinstance(tensors, list | tuple) else [tensors]
+    shapes = [tuple(t.shape) for t in flat]
+    return shapes[0] if len(shapes) == 1 else shapes
+
+
+def keras_facts(keras: Any, model: Any) -> dict[str, Any]:
+    """What the engine must reproduce, read from a built Keras model."""
+    nodes = {id(n) for depth in model._nodes_by_depth.values() for n in depth}
+    rows = []
+    for op in model.operations:
+        connected = [_ref(t) for n in op._inbound_nodes if id(n) in nodes for t in n.input_tensors]
+        shape = _shapes(op._inbound_nodes[-1].output_tensors)
+        params = op.count_params() if isinstance(op, keras.layers.Layer) else 0
+        rows.append((op.name, type(op).__name__, shape, params, connected))
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    return {
+        "layers": [(layer.name, type(layer).__name__) for layer in model.layers],
+        "rows": rows,
+        "total": model.count_params(),
+        "trainable": trainable,
+        "inputs": [(_ref(x).split("[")[0], tuple(x.shape)) for x in model.inputs],
+        "outputs": [(_ref(x).split("[")[0], tuple(x.shape)) for x in model.outputs],
+        "sequential_like": "Connected to" not in oracle.summary_text(model),
+    }
+
+
+def engine_facts(report: GraphReport) -> dict[str, Any]:
+    return {
+        "layers": [(layer.name, layer.type) for layer in report.layers],
+        "rows": [tuple(row) for row in report.rows],
+        "total": report.total_params,
+        "trainable": report.trainable_params,
+        "inputs": report.inputs,
+        "outputs": report.outputs,
+        "sequential_like": report.sequential_like,
+    }
+
+
+#: name → (spec, the model in plain Keras code: keras, layers → Model).
+Builder = Callable[[Any, Any], Any]
+CASES: dict[str, tuple[dict[str, Any], Builder]] = {}
+
+
+def case(name: str, spec: dict[str, Any]) -> Callable[[Builder], Builder]:
+    def register(fn: Builder) -> Builder:
+        CASES[name] = (spec, fn)
+        return fn
+
+    return register
+
+
+@case(
+    "chain",
+    {
+        "inputs": [{"shape": [7, 3]}],
+        "layers": [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}],
+    },
+)
+def _chain(keras: Any, L: Any) -> Any:
+    x = keras.Input((7, 3))
+    return keras.Model(x, L.Dense(1)(L.LSTM(5)(x)))
+
+
+@case(
+    "encoder_decoder",
+    {
+        "inputs": [{"shape": [7, 3]}, {"shape": [5, 4]}],
+        "layers": [
+            {"type": "LSTM", "units": 8, "return_state": True, "inputs": "input_layer"},
+            {
+                "type": "LSTM",
+                "units": 8,
+                "return_sequences": True,
+                "inputs": "input_layer_1",
+                "initial_state": ["lstm[0][1]", "lstm[0][2]"],
+            },
+            {"type": "Dense", "units": 2},
+        ],
+    },
+)
+def _encoder_decoder(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((7, 3)), keras.Input((5, 4))
+    _, h, c = L.LSTM(8, return_state=True)(a)
+    d = L.LSTM(8, return_sequences=True)(b, initial_state=[h, c])
+    return keras.Model([a, b], L.Dense(2)(d))
+
+
+@case(
+    "named_inputs_shared_dense",
+    {
+        "name": "siamese",
+        "inputs": [{"name": "left", "shape": [5]}, {"name": "right", "shape": [5]}],
+        "layers": [
+            {"type": "Dense", "units": 3, "name": "enc", "inputs": "left"},
+            {"call": "enc", "inputs": "right"},
+            {"type": "BatchNormalization", "inputs": "enc[1][0]"},
+            {"type": "Dense", "units": 5, "trainable": False, "inputs": "enc[0][0]"},
+        ],
+        "outputs": ["batch_normalization", "dense"],
+    },
+)
+def _siamese(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((5,), name="left"), keras.Input((5,), name="right")
+    enc = L.Dense(3, name="enc")
+    x, y = enc(a), enc(b)
+    n = L.BatchNormalization()(y)
+    d = L.Dense(5, trainable=False)(x)
+    return keras.Model([a, b], [n, d], name="siamese")
+
+
+@case(
+    "shared_lstm_dfs_order",
+    {
+        "inputs": [{"shape": [6, 4]}, {"shape": [9, 4]}],
+        "layers": [
+            {"type": "Dense", "units": 4, "inputs": "input_layer_1"},
+            {"type": "LSTM", "units": 3, "inputs": "input_layer"},
+            {"call": "lstm", "inputs": "dense"},
+            {"type": "Dense", "units": 2, "inputs": "lstm[1][0]"},
+        ],
+        "outputs": ["dense_1", "lstm[0][0]"],
+    },
+)
+def _shared_lstm(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((6, 4)), keras.Input((9, 4))
+    d = L.Dense(4)(b)
+    lstm = L.LSTM(3)
+    x = lstm(a)
+    y = lstm(d)
+    return keras.Model([a, b], [L.Dense(2)(y), x])
+
+
+@case(
+    "unused_input",
+    {
+        "inputs": [{"shape": [3]}, {"shape": [4]}, {"shape": [3]}],
+        "layers": [
+            {"type": "Dense", "units": 2, "inputs": "input_layer_2"},
+            {"type": "Dense", "units": 2, "inputs": "input_layer"},
+        ],
+        "outputs": "dense_1",
+    },
+)
+def _unused(keras: Any, L: Any) -> Any:
+    a, b, c = keras.Input((3,)), keras.Input((4,)), keras.Input((3,))
+    L.Dense(2)(c)
+    return keras.Model([a, b, c], L.Dense(2)(a))
+
+
+@case(
+    "embedding_mask_lstm",
+    {
+        "inputs": [{"shape": [6], "dtype": "int32"}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
+            {"type": "Dense", "units": 5},
+            {"type": "LSTM", "units": 3, "return_sequences": True},
+            {"type": "GRU", "units": 2},
+        ],
+    },
+)
+def _emb_mask(keras: Any, L: Any) -> Any:
+    x = keras.Input((6,), dtype="int32")
+    y = L.Embedding(10, 4, mask_zero=True)(x)
+    y = L.LSTM(3, return_sequences=True)(L.Dense(5)(y))
+    return keras.Model(x, L.GRU(2)(y))
+
+
+@case(
+    "masking_consumers",
+    {
+        "inputs": [{"shape": [6, 3]}],
+        "layers": [
+            {"type": "Masking"},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2}},
+            {"type": "BatchNormalization"},
+            {"type": "Bidirectional", "layer": {"type": "GRU", "units": 2}},
+        ],
+    },
+)
+def _masking(keras: Any, L: Any) -> Any:
+    x = keras.Input((6, 3))
+    y = L.Masking()(x)
+    y = L.TimeDistributed(L.Dense(2))(y)
+    y = L.BatchNormalization()(y)
+    return keras.Model(x, L.Bidirectional(L.GRU(2))(y))
+
+
+@case(
+    "mask_dropped_and_unused",
+    {
+        "inputs": [{"shape": [6, 4]}],
+        "layers": [
+            {"type": "Masking"},
+            {"type": "Conv1D", "filters": 3, "kernel_size": 1},
+            {"type": "LSTM", "units": 2},
+            {"type": "Dense", "units": 2, "name": "any"},
+        ],
+    },
+)
+def _mask_dropped(keras: Any, L: Any) -> Any:
+    x = keras.Input((6, 4))
+    y = L.Masking()(x)
+    y = L.LSTM(2)(L.Conv1D(3, 1)(y))
+    return keras.Model(x, L.Dense(2, name="any")(y))
+
+
+@case(
+    "mask_into_state_call_and_gap",
+    {
+        "inputs": [{"shape": [6]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
+            {
+                "type": "LSTM",
+                "units": 3,
+                "return_sequences": True,
+                "return_state": True,
+            },
+            {
+                "type": "LSTM",
+                "units": 3,
+                "return_sequences": True,
+                "inputs": "lstm[0][0]",
+                "initial_state": ["lstm[0][1]", "lstm[0][2]"],
+            },
+            {"type": "GlobalAveragePooling1D"},
+        ],
+    },
+)
+def _mask_state(keras: Any, L: Any) -> Any:
+    x = keras.Input((6,))
+    y = L.Embedding(10, 4, mask_zero=True)(x)
+    s, h, c = L.LSTM(3, return_sequences=True, return_state=True)(y)
+    z = L.LSTM(3, return_sequences=True)(s, initial_state=[h, c])
+    return keras.Model(x, L.GlobalAveragePooling1D()(z))
+
+
+@case(
+    "bidirectional_states",
+    {
+        "inputs": [{"shape": [5, 3]}, {"shape": [4, 2]}],
+        "layers": [
+            {
+                "type": "Bidirectional",
+                "layer": {"type": "LSTM", "units": 4, "return_state": True},
+                "inputs": "input_layer",
+            },
+            {
+                "type": "Bidirectional",
+                "layer": {"type": "LSTM", "units": 4, "return_sequences": True},
+                "inputs": "input_layer_1",
+                "initial_state": [
+                    "bidirectional[0][1]",
+                    "bidirectional[0][2]",
+                    "bidirectional[0][3]",
+                    "bidirectional[0][4]",
+                ],
+            },
+        ],
+        "outputs": ["bidirectional_1", "bidirectional[0][0]"],
+    },
+)
+def _bidi_states(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((5, 3)), keras.Input((4, 2))
+    out, *states = L.Bidirectional(L.LSTM(4, return_state=True))(a)
+    y = L.Bidirectional(L.LSTM(4, return_sequences=True))(b, initial_state=states)
+    return keras.Model([a, b], [y, out])
+
+
+@case(
+    "frozen_and_batch",
+    {
+        "inputs": [{"shape": [4, 3], "batch_size": 8}],
+        "layers": [
+            {"type": "Conv1D", "filters": 2, "kernel_size": 2, "trainable": False},
+            {"type": "LayerNormalization"},
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 1},
+        ],
+        "outputs": ["dense"],
+    },
+)
+def _frozen(keras: Any, L: Any) -> Any:
+    x = keras.Input((4, 3), batch_size=8)
+    y = L.Conv1D(2, 2, trainable=False)(x)
+    y = L.Dense(1)(L.Flatten()(L.LayerNormalization()(y)))
+    return keras.Model(x, [y])
+
+
+@case(
+    "shared_twice_same_input",
+    {
+        "inputs": [{"shape": [5, 2]}],
+        "layers": [
+            {"type": "Dense", "units": 2},
+            {"call": "dense"},
+            {"call": "dense"},
+        ],
+    },
+)
+def _shared_chain(keras: Any, L: Any) -> Any:
+    x = keras.Input((5, 2))
+    d = L.Dense(2)
+    return keras.Model(x, d(d(d(x))))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_graph_matches_keras(keras: Any, name: str) -> None:
+    spec, build = CASES[name]
+    keras.backend.clear_session()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build(keras, keras.layers)
+    expected = keras_facts(keras, model)
+    report = analyze(spec)
+    assert isinstance(report, GraphReport)
+    got = engine_facts(report)
+    assert got == expected
+    assert report.name == model.name
+
+
+def test_to_dict_and_counts() -> None:
+    report = analyze(CASES["encoder_decoder"][0])
+    out = report.to_dict()
+    assert out["input_shape"] == [[None, 7, 3], [None, 5, 4]]
+    assert out["output_shape"] == [None, 5, 2]
+    assert out["inputs"] == [
+        {"name": "input_layer", "shape": [None, 7, 3]},
+        {"name": "input_layer_1", "shape": [None, 5, 4]},
+    ]
+    assert out["outputs"] == [{"name": "dense", "shape": [None, 5, 2]}]
+    lstm_1 = out["layers"][3]
+    assert lstm_1["connected_to"] == ["input_layer_1[0][0]", "lstm[0][1]", "lstm[0][2]"]
+    assert out["total_params"] == 818
+    counts = report.counts()
+    assert [layer["name"] for layer in counts["layers"]] == [
+        "input_layer",
+        "input_layer_1",
+        "lstm",
+        "lstm_1",
+        "dense",
+    ]
+
+
+def test_sequential_spec_unchanged() -> None:
+    report = analyze({"input_shape": [1, 1], "layers": [{"type": "LSTM", "units": 5}]})
+    assert not isinstance(report, GraphReport)
+    assert [layer.name for layer in report.layers] == ["lstm"]
+
+
+def test_train_memory_counts_shared_weights_once() -> None:
+    report = analyze(CASES["shared_twice_same_input"][0])
+    memory = train_memory(report, batch_size=1)
+    assert memory.weights == 6 * 4
+    # Input 10 values, target 3 × 10, and each of three calls keeps its 10.
+    assert memory.activations == (10 + 3 * 10 + 3 * 10) * 4
+
+
+#: Graphs Keras refuses while building: (spec, path, Keras's words).
+REFUSED = {
+    "duplicate_name": (
+        {
+            "inputs": [{"shape": [3]}],
+            "layers": [
+                {"type": "Dense", "units": 2, "name": "x"},
+                {"type": "Dense", "units": 2, "name": "x"},
+            ],
+        },
+        "layers.1.name",
+        'The name "x" is used 2 times in the model. All operation names should be unique.',
+    ),
+    "duplicate_input_name": (
+        {
+            "inputs": [{"shape": [3]}],
+            "layers": [{"type": "Dense", "units": 2, "name": "input_layer"}],
+        },
+        "layers.0.name",
+        'The name "input_layer" is used 2 times in the model.',
+    ),
+    "shared_dense_other_features": (
+        {
+            "inputs": [{"shape": [5]}, {"shape": [6]}],
+            "layers": [
+                {"type": "Dense", "units": 3, "inputs": "input_layer"},
+                {"call": "dense", "inputs": "input_layer_1"},
+            ],
+            "outputs": ["dense[0][0]", "dense[1][0]"],
+        },
+        "layers.1",
+        "Input 0 with name 'None' of layer 'dense' is incompatible with the layer: "
+        "expected axis -1 of input shape to have value 5, but received input with "
+        "shape (None, 6)",
+    ),
+    "shared_bn_other_rank": (
+        {
+            "inputs": [{"shape": [4, 5]}, {"shape": [5]}],
+            "layers": [
+                {"type": "BatchNormalization", "inputs": "input_layer"},
+                {"call": "batch_normalization", "inputs": "input_layer_1"},
+            ],
+            "outputs": ["batch_normalization[0][0]", "batch_normalization[1][0]"],
+        },
+        "layers.1",
+        "expected ndim=3, found ndim=2. Full shape received: (None, 5)",
+    ),
+    "shared_lstm_rank": (
+        {
+            "inputs": [{"shape": [4, 5]}, {"shape": [5]}],
+            "layers": [
+                {"type": "LSTM", "units": 3, "inputs": "input_layer"},
+                {"call": "lstm", "inputs": "input_layer_1"},
+            ],
+            "outputs": ["lstm[0][0]", "lstm[1][0]"],
+        },
+        "layers.1",
+        "expected ndim=3, found ndim=2. Full shape received: (None, 5)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refused_like_keras(name: str) -> None:
+    spec, path, words = REFUSED[name]
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == path
+    assert words in error.value.message
+
+
+def _keras_predict_error(keras: Any, build: Builder, shapes: list[tuple[int, ...]]) -> str | None:
+    import numpy as np
+
+    keras.backend.clear_session()
+    model = build(keras, keras.layers)
+    try:
+        model.predict([np.zeros((2, *s)) for s in shapes], verbose=0)
+    except Exception as error:  # noqa: BLE001 - any failure is Keras's verdict
+        return str(error)
+    return None
+
+
+STATE_CASES = {
+    # (layer spec, states' sizes, Keras layer, whether predict fails)
+    "lstm_ok": ({"type": "LSTM", "units": 3}, [3, 3], False),
+    "lstm_one": ({"type": "LSTM", "units": 3}, [3], True),
+    "lstm_three": ({"type": "LSTM", "units": 3}, [3, 3, 3], True),
+    "lstm_size": ({"type": "LSTM", "units": 3}, [3, 4], True),
+    "gru_two": ({"type": "GRU", "units": 3}, [3, 3], False),
+    "gru_size": ({"type": "GRU", "units": 3}, [4], True),
+    "simple_rnn_two": ({"type": "SimpleRNN", "units": 3}, [3, 3], True),
+    "bidi_four": (
+        {"type": "Bidirectional", "layer": {"type": "LSTM", "units": 3}},
+        [3, 3, 3, 3],
+        False,
+    ),
+    "bidi_two": (
+        {"type": "Bidirectional", "layer": {"type": "LSTM", "units": 3}},
+        [3, 3],
+        True,
+    ),
+    "bidi_gru_two": (
+        {"type": "Bidirectional", "layer": {"type": "GRU", "units": 3}},
+        [3, 3],
+        False,
+    ),
+}
+
+
+def _keras_layer(keras: Any, spec: dict[str, Any]) -> Any:
+    args = {k: v for k, v in spec.items() if k != "type"}
+    if "layer" in args:
+        args["layer"] = _keras_layer(keras, args["layer"])
+    return getattr(keras.layers, spec["type"])(**args)
+
+
+@pytest.mark.parametrize("name", sorted(STATE_CASES))
+def test_initial_state_refused_where_keras_fails_to_run(keras: Any, name: str) -> None:
+    layer_spec, sizes, fails = STATE_CASES[name]
+    n = len(sizes)
+    spec = {
+        "inputs": [{"shape": [4, 5]}] + [{"shape": [s]} for s in sizes],
+        "layers": [
+            {
+                **layer_spec,
+                "inputs": "input_layer",
+                "initial_state": [f"input_layer_{j + 1}" for j in range(n)],
+            }
+        ],
+    }
+
+    def build(keras: Any, L: Any) -> Any:
+        x = keras.Input((4, 5))
+        states = [keras.Input((s,)) for s in sizes]
+        return keras.Model([x, *states], _keras_layer(keras, layer_spec)(x, initial_state=states))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras_error = _keras_predict_error(keras, build, [(4, 5), *[(s,) for s in sizes]])
+    assert (keras_error is not None) == fails, keras_error
+    if fails:
+        with pytest.raises(SpecError) as error:
+            analyze(spec)
+        assert error.value.path.startswith("layers.0.initial_state")
+        assert "fails on its first call" in error.value.message
+    else:
+        analyze(spec)
+
+
+def test_unknown_reference_names_the_path() -> None:
+    spec = {
+        "inputs": [{"shape": [3]}],
+        "layers": [{"type": "Dense", "units": 2}, {"type": "Dense", "units": 2, "inputs": "nope"}],
+    }
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == "layers.1.inputs"
+    assert error.value.message.startswith("Unknown layer: nope")
+
+
+def test_reference_out_of_range() -> None:
+    spec = {
+        "inputs": [{"shape": [4, 3]}],
+        "layers": [
+            {"type": "LSTM", "units": 2},
+            {"type": "Dense", "units": 2, "inputs": "lstm[0][1]"},
+        ],
+    }
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == "layers.1.inputs"
+
+
+def test_initial_state_on_a_layer_without_it() -> None:
+    spec = {
+        "inputs": [{"shape": [3]}],
+        "layers": [{"type": "Dense", "units": 2, "initial_state": ["input_layer"]}],
+    }
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == "layers.0.initial_state"
+    assert "unexpected keyword argument 'initial_state'" in error.value.message
