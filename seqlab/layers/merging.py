@@ -210,13 +210,13 @@ class Concatenate(ListLayer):
                     raise SpecError(message)
         # compute_output_shape: the first input's shape, ``axis`` summed.
         out = list(shapes[0])
-        if not -len(out) <= axis < len(out):
-            raise SpecError(
-                "list index out of range (Keras's Concatenate reads axis "
-                f"{axis} of the first input's shape {tuple(shapes[0])!r}, which has "
-                f"rank {len(out)})."
-            )
         for shape in shapes[1:]:
+            if not -len(out) <= axis < len(out):
+                raise SpecError(
+                    "list index out of range (Keras's Concatenate reads axis "
+                    f"{axis} of the first input's shape {tuple(shapes[0])!r}, which has "
+                    f"rank {len(out)})."
+                )
             if not -len(shape) <= axis < len(shape):
                 raise SpecError(
                     "tuple index out of range (Keras's Concatenate reads axis "
@@ -271,7 +271,10 @@ class Dot(ListLayer):
 
     def compute_list_output(self, shapes: Sequence[Shape]) -> Output:
         if len(shapes) != 2:
-            self.refuse_one(shapes)  # type: ignore[arg-type]
+            raise SpecError(
+                "A `Dot` layer should be called on a list of 2 inputs. "
+                f"Received: input_shape={shapes_repr(shapes)}"
+            )
         shape1, shape2 = (tuple(s) for s in shapes)
         ax1, ax2 = self.axes(shape1, shape2)
         for ax, shape in ((ax1, shape1), (ax2, shape2)):
