@@ -4,24 +4,37 @@ Keras draws it with ``rich`` (``keras/src/utils/summary_utils.py``). When
 stdout is not a terminal the table is 76 characters wide; this module
 reproduces that output character for character, including rich's column
 sizing, word wrapping and the ``…`` of words longer than their column, for a
-Sequential model before ``fit``.
+Sequential model before ``fit`` and for a Functional one (a report with
+``rows``: its ``Connected to`` column, or the 3-column layout with the
+InputLayer row when Keras finds the graph sequential-like).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 from .engine import ModelReport
+from .registry import Output
 from .registry import format_output
+from .registry import format_shape
 
-#: Width Keras uses when output is piped: min(88, 80 columns - 4).
+#: Width Keras uses when output is piped: min(88 or 108, 80 columns - 4).
 PIPED_LINE_LENGTH = 76
 #: Width of rich's console when output is piped (no terminal, no COLUMNS).
+#: The console crops every line to it, so a ``line_length`` above 80 gives
+#: a table cut at column 80, as ``model.summary(line_length=N, print_fn=...)``.
 CONSOLE_WIDTH = 80
 #: Column positions of a sequential-like model (summary_utils.py).
 POSITIONS = (0.45, 0.80, 1.0)
 HEADER = ("Layer (type)", "Output Shape", "Param #")
 RIGHT_ALIGNED = (False, False, True)
+#: The Functional layout, with the ``Connected to`` column.
+GRAPH_POSITIONS = (0.3, 0.56, 0.74, 1.0)
+GRAPH_HEADER = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+GRAPH_RIGHT_ALIGNED = (False, False, True, False)
 
 _WORD = re.compile(r"\s*\S+\s*")
 
@@ -37,11 +50,23 @@ def _ratio_reduce(total: int, maximums: list[int], values: list[int]) -> list[in
     return out
 
 
-def column_widths(line_length: int) -> list[int]:
-    """Content width of each column once rich fits the table in the line."""
+_WIDTHS: dict[tuple[int, tuple[float, ...]], list[int]] = {}
+
+
+def column_widths(line_length: int, positions: Sequence[float] = POSITIONS) -> list[int]:
+    """Content width of each column once rich fits the table in the line.
+
+    Raises Keras's ``ValueError`` when a column would be under 4 characters.
+    """
+    key = (line_length, tuple(positions))
+    cached = _WIDTHS.get(key)
+    if cached is not None:
+        return cached
     specified, current = [], 0
-    for position in POSITIONS:
+    for position in positions:
         width = int(position * line_length) - current
+        if width < 4:
+            raise ValueError("Insufficient console width to print summary.")
         specified.append(width)
         current += width
     padded = [w + 2 for w in specified]  # one space of padding either side
@@ -49,7 +74,8 @@ def column_widths(line_length: int) -> list[int]:
     excess = sum(padded) - available
     if excess > 0:
         padded = _ratio_reduce(excess, padded, padded)
-    return [w - 2 for w in padded]
+    widths = _WIDTHS[key] = [w - 2 for w in padded]
+    return widths
 
 
 def wrap(text: str, width: int, overflow: str = "fold") -> list[str]:
@@ -98,18 +124,31 @@ def wrap(text: str, width: int, overflow: str = "fold") -> list[str]:
 
 
 def _cell(text: str, width: int) -> list[str]:
-    """A table cell's lines: rich's column overflow is ``ellipsis``."""
+    """A table cell's lines: rich's column overflow is ``ellipsis``.
+
+    A column squeezed to its padding alone (narrow lines) shows nothing.
+    """
+    if width <= 0:
+        return [""]
     return [line.rstrip() for line in wrap(text, width, "ellipsis")]
 
 
-def _row(cells: list[list[str]], widths: list[int], rule: str) -> list[str]:
+def _row(
+    cells: list[list[str]],
+    widths: list[int],
+    rule: str,
+    right: Sequence[bool],
+    bottom: bool = False,
+) -> list[str]:
+    """A table row's lines; rich aligns the header's cells to the bottom."""
     height = max(len(c) for c in cells)
     out = []
     for i in range(height):
         parts = []
-        for lines, width, right in zip(cells, widths, RIGHT_ALIGNED, strict=True):
-            text = lines[i] if i < len(lines) else ""
-            parts.append(f" {text.rjust(width) if right else text.ljust(width)} ")
+        for lines, width, flush_right in zip(cells, widths, right, strict=True):
+            j = i - (height - len(lines)) if bottom else i
+            text = lines[j] if 0 <= j < len(lines) else ""
+            parts.append(f" {text.rjust(width) if flush_right else text.ljust(width)} ")
         out.append(rule + rule.join(parts) + rule)
     return out
 
@@ -127,8 +166,57 @@ def readable_memory_size(size: float) -> str:
     return f"{size:.2f} PB"
 
 
-def render_summary(report: ModelReport, line_length: int = PIPED_LINE_LENGTH) -> str:
+def format_row_output(output: Output) -> str:
+    """A row's Output Shape: one shape, or the flat list of a layer's outputs
+    (Keras prints one flattened output without brackets)."""
+    if isinstance(output, list) and len(output) == 1:
+        return format_shape(output[0])
+    return format_output(output)
+
+
+def _layer_cells(report: ModelReport) -> Iterable[tuple[str, ...]]:
+    """A Sequential report's rows: Layer (type), Output Shape, Param #."""
+    for layer in report.layers:
+        name, shape = f"{layer.name} ({layer.type})", format_output(layer.output_shape)
+        yield (name, shape, f"{layer.params:,}")
+
+
+def _graph_cells(rows: Iterable[Any], connected: bool) -> Iterable[tuple[str, ...]]:
+    """A Functional report's rows, with ``Connected to`` unless sequential-like.
+
+    Keras writes each inbound tensor as ``name[node][tensor]`` joined with
+    ``", "``, and ``-`` for a row that has none (an InputLayer).
+    """
+    for name, class_name, output, params, connected_to in rows:
+        cells: tuple[str, ...] = (
+            f"{name} ({class_name})",
+            format_row_output(output),
+            f"{params:,}",
+        )
+        if connected:
+            cells += (", ".join(connected_to) or "-",)
+        yield cells
+
+
+def _console_lines(text: str, console_width: int) -> list[str]:
+    """A line printed by rich's console itself (title, totals): folded."""
+    if len(text) <= console_width:
+        return [text]
+    return wrap(text, console_width)
+
+
+def render_summary(
+    report: ModelReport,
+    line_length: int = PIPED_LINE_LENGTH,
+    console_width: int = CONSOLE_WIDTH,
+) -> str:
     """The text of ``model.summary()`` for the analyzed model, newline-ended.
+
+    ``line_length`` is Keras's argument (76 is its piped default for both
+    layouts); ``console_width`` is rich's console, 80 when piped or ``COLUMNS``
+    when set: the title and totals wrap at it and table lines are cut to it.
+    A report with ``rows`` (a Functional model) gets Keras's Functional
+    layout. Raises ``ValueError`` as Keras does for a line too narrow.
 
     >>> from seqlab.engine import analyze
     >>> text = render_summary(analyze({"input_shape": [1, 1], "layers": [
@@ -136,28 +224,40 @@ def render_summary(report: ModelReport, line_length: int = PIPED_LINE_LENGTH) ->
     >>> print(text.splitlines()[4])
     │ lstm (LSTM)                     │ (None, 5)              │           140 │
     """
-    widths = column_widths(line_length)
-    # The title is printed by rich's console, 80 columns when piped: a long
-    # name wraps to a line of its own and folds (the table is 76 wide).
-    out = wrap(f'Model: "{report.name}"', CONSOLE_WIDTH)
-    out.append(_border("┏", "━", "┳", "┓", widths))
-    out += _row([_cell(h, w) for h, w in zip(HEADER, widths, strict=True)], widths, "┃")
-    out.append(_border("┡", "━", "╇", "┩", widths))
-    for i, layer in enumerate(report.layers):
+    rows = getattr(report, "rows", None)
+    if rows is None:
+        header, right = HEADER, RIGHT_ALIGNED
+        widths = column_widths(line_length)
+        body = _layer_cells(report)
+    elif getattr(report, "sequential_like", False):
+        header, right = HEADER, RIGHT_ALIGNED
+        widths = column_widths(line_length)
+        body = _graph_cells(rows, connected=False)
+    else:
+        header, right = GRAPH_HEADER, GRAPH_RIGHT_ALIGNED
+        widths = column_widths(line_length, GRAPH_POSITIONS)
+        body = _graph_cells(rows, connected=True)
+    # The title is printed by rich's console (80 columns when piped): a long
+    # name wraps to a line of its own and folds.
+    out = _console_lines(f'Model: "{report.name}"', console_width)
+    table = [_border("┏", "━", "┳", "┓", widths)]
+    head = [_cell(h, w) for h, w in zip(header, widths, strict=True)]
+    table += _row(head, widths, "┃", right, bottom=True)
+    table.append(_border("┡", "━", "╇", "┩", widths))
+    for i, cells in enumerate(body):
         if i:
-            out.append(_border("├", "─", "┼", "┤", widths))
-        cells = (
-            f"{layer.name} ({layer.type})",
-            format_output(layer.output_shape),
-            f"{layer.params:,}",
-        )
-        out += _row([_cell(c, w) for c, w in zip(cells, widths, strict=True)], widths, "│")
-    out.append(_border("└", "─", "┴", "┘", widths))
+            table.append(_border("├", "─", "┼", "┤", widths))
+        table += _row([_cell(c, w) for c, w in zip(cells, widths, strict=True)], widths, "│", right)
+    table.append(_border("└", "─", "┴", "┘", widths))
+    if line_length > console_width:
+        # The console crops what does not fit (Segment.split_and_crop_lines).
+        table = [line[:console_width] for line in table]
+    out += table
     for label, count, nbytes in (
         ("Total", report.total_params, report.param_bytes),
         ("Trainable", report.trainable_params, report.trainable_bytes),
         ("Non-trainable", report.non_trainable_params, report.non_trainable_bytes),
     ):
         size = readable_memory_size(nbytes)
-        out.append(f" {label} params: {count:,} ({size})")
+        out += _console_lines(f" {label} params: {count:,} ({size})", console_width)
     return "\n".join(out) + "\n"
