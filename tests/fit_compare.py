@@ -229,6 +229,89 @@ def run_early_stopping() -> dict:
     return out
 
 
+#: A Functional model with two inputs and two outputs: the worker's own
+#: ``fit`` (fused: no validation data) on lists of arrays beside Keras's.
+GRAPH_SPEC = {
+    "inputs": [{"name": "seq", "shape": [6, 2]}, {"name": "extra", "shape": [3]}],
+    "layers": [
+        {"type": "LSTM", "units": 5, "inputs": "seq"},
+        {"type": "Concatenate", "inputs": ["lstm", "extra"]},
+        {"type": "Dense", "units": 3, "name": "reg"},
+        {
+            "type": "Dense",
+            "units": 3,
+            "activation": "softmax",
+            "name": "cls",
+            "inputs": "concatenate",
+        },
+    ],
+    "outputs": ["reg", "cls"],
+}
+GRAPH_COMPILE = {
+    "optimizer": "adam",
+    "loss": {"cls": "categorical_crossentropy", "reg": "mse"},
+    "loss_weights": {"reg": 1.0, "cls": 0.5},
+    "metrics": {"reg": ["mae"], "cls": ["accuracy"]},
+}
+
+
+def graph_data():
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    seq = rng.normal(size=(SAMPLES, 6, 2)).astype("float32")
+    extra = rng.normal(size=(SAMPLES, 3)).astype("float32")
+    reg = rng.normal(size=(SAMPLES, 3)).astype("float32")
+    cls = np.eye(3, dtype="float32")[rng.integers(0, 3, size=SAMPLES)]
+    return [seq, extra], [reg, cls]
+
+
+def graph_model(seed: int):
+    import keras
+
+    from worker.builder import build_model
+    from worker.training import compile_model
+
+    keras.utils.set_random_seed(seed)
+    m = build_model(GRAPH_SPEC)
+    compile_model(m, GRAPH_COMPILE)
+    return m
+
+
+def run_graph(shuffle: bool) -> dict:
+    """The worker's fit of a two-input, two-output graph beside Keras's
+    plain ``fit`` of the same model on the same lists of arrays."""
+    import keras
+    import numpy as np
+
+    from worker import training
+    from worker.monitor import Monitor
+
+    x, y = graph_data()
+    request = {
+        "model": GRAPH_SPEC,
+        "data": {"x": [a.tolist() for a in x], "y": [a.tolist() for a in y]},
+        "fit": {"epochs": EPOCHS, "batch_size": BATCH, "shuffle": shuffle},
+    }
+    keras.utils.set_random_seed(3)
+    worker_model = graph_model(3)
+    monitor = Monitor(
+        epochs=EPOCHS,
+        steps_per_epoch=training.steps_per_epoch(request),
+        on_progress=lambda _: None,
+        should_stop=lambda: False,
+    )
+    training.fit(worker_model, request, monitor)
+    plain_model = graph_model(3)
+    plain = plain_model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=shuffle, verbose=0)
+    predictions = training.predict(worker_model, x, None)
+    return {
+        "fused": monitor.history.result(),
+        "plain": {k: [float(v) for v in vs] for k, vs in plain.history.items()},
+        "predictions": {k: np.asarray(v).shape for k, v in predictions.items()},
+    }
+
+
 def main() -> None:
     backend = sys.argv[1]
     os.environ["KERAS_BACKEND"] = backend
@@ -242,7 +325,17 @@ def main() -> None:
         # which NumPy 2 flags as deprecated: Keras's own warning, not fit's.
         warnings.simplefilter("ignore", DeprecationWarning)
         early = run_early_stopping()
-    print(json.dumps({"unshuffled": run(False), "shuffled": run(True), "early_stopping": early}))
+    graph = {"unshuffled": run_graph(False), "shuffled": run_graph(True)}
+    print(
+        json.dumps(
+            {
+                "unshuffled": run(False),
+                "shuffled": run(True),
+                "early_stopping": early,
+                "graph": graph,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

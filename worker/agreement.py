@@ -23,11 +23,23 @@ def keras_shape(tensor: Any) -> Any:
     return list(tensor.shape)
 
 
+def layer_output(layer: Any) -> Any:
+    """A layer's output; for a layer called more than once (shared in a
+    graph), its last call's, as Keras's summary and the engine show it
+    (``layer.output`` would be the first call's)."""
+    nodes = layer._inbound_nodes
+    if len(nodes) > 1:
+        tensors = nodes[-1].output_tensors
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+    return layer.output
+
+
 def differences(model: Any, expected: Mapping[str, Any]) -> list[str]:
     """How ``model`` differs from the engine's ``expected`` job params.
 
-    Compared: the total and the trainable split, and per layer the name,
-    the class, the output shape and the parameter count.
+    Compared: the total and the trainable split, and per layer (in
+    ``model.layers`` order: a graph's InputLayers included, a shared layer
+    once) the name, the class, the output shape and the parameter count.
     """
     found = []
     total = int(model.count_params())
@@ -47,7 +59,7 @@ def differences(model: Any, expected: Mapping[str, Any]) -> list[str]:
         keras_layer = {
             "name": layer.name,
             "type": type(layer).__name__,
-            "output_shape": keras_shape(layer.output),
+            "output_shape": keras_shape(layer_output(layer)),
             "params": int(layer.count_params()),
         }
         for key, value in keras_layer.items():

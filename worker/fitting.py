@@ -30,13 +30,16 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from .graph_arrays import samples
+from .graph_arrays import take
 from .monitor import Monitor
 
 
 def batch_stream(
     x: Any, y: Any, batch_size: int, epochs: int, shuffle: bool, *, builds_first: bool = False
 ) -> Iterator[Any]:
-    """Every batch of ``epochs`` epochs, made lazily, as ``fit`` forms them.
+    """Every batch of ``epochs`` epochs, made lazily, as ``fit`` forms them;
+    ``x`` and ``y`` are arrays, or lists of arrays (a graph model's).
 
     ``builds_first``: ``fit`` on arrays would first draw one permutation to
     build the model's loss and metrics on a batch (see
@@ -44,18 +47,20 @@ def batch_stream(
     """
     import numpy as np
 
-    n = len(x)
+    n = samples(x)
     if shuffle and builds_first:
         np.random.permutation(n)
     for _ in range(epochs):
-        # Keras's ArrayDataAdapter: one global permutation per epoch.
+        # Keras's ArrayDataAdapter: one global permutation per epoch (of
+        # the samples, shared by every input and output of a graph model).
         order = np.random.permutation(n) if shuffle else None
         for start in range(0, n, batch_size):
-            if order is None:
-                yield x[start : start + batch_size], y[start : start + batch_size]
-            else:
-                part = order[start : start + batch_size]
-                yield x[part], y[part]
+            part = (
+                slice(start, start + batch_size)
+                if order is None
+                else order[start : start + batch_size]
+            )
+            yield take(x, part), take(y, part)
 
 
 def builds_on_a_batch(model: Any) -> bool:

@@ -25,9 +25,14 @@ from .agreement import check_agreement
 from .backend import configure_backend
 from .backend import device_name
 from .builder import build_model
+from .builder import is_graph
 from .fitting import early_stopping
 from .fitting import fit_fused
 from .fitting import fit_per_epoch
+from .graph_arrays import job_arrays
+from .graph_arrays import parts
+from .graph_arrays import samples
+from .graph_arrays import take
 from .monitor import Monitor
 from .monitor import finite_or_none
 
@@ -113,8 +118,8 @@ def train(
         )
         stopper = fit(model, request, monitor)
         trained = time.perf_counter()
-        x = input_array(request)
-        predictions = predict(model, x, request["model"].get("batch_size"))
+        x, _ = job_arrays(request, model)
+        predictions = predict(model, x, model_batch_size(request["model"]))
         model_file = save(model)
         result = {
             "history": monitor.history.result(),
@@ -158,28 +163,54 @@ def build_checked(spec: Mapping[str, Any], expected: Mapping[str, Any]) -> tuple
 
 
 def compile_model(model: Any, options: Mapping[str, Any]) -> None:
-    """``model.compile`` with the request's optimizer, loss and metrics."""
+    """``model.compile`` with the request's optimizer, loss and metrics.
+
+    With several outputs, a loss (or loss weight, or metric list) given by
+    output name is put in the model's output order, as Keras 3 matches
+    lists more reliably than dicts; one loss applies to every output, as in
+    Keras, and one list of metrics is computed for every output (Keras
+    itself refuses a flat list for several outputs).
+    """
     import keras
 
     optimizer = keras.optimizers.get(options["optimizer"])
     if options.get("learning_rate") is not None:
         optimizer.learning_rate = options["learning_rate"]
+    names = list(model.output_names)
+    metrics: Any = list(options.get("metrics") or [])
+    if isinstance(options.get("metrics"), Mapping):
+        metrics = [list(options["metrics"].get(name, [])) for name in names]
+    elif len(model.outputs) > 1:
+        metrics = [list(metrics) for _ in names]
+    extra = {}
+    if options.get("loss_weights") is not None:
+        extra["loss_weights"] = by_output(options["loss_weights"], names)
     model.compile(
-        optimizer=optimizer, loss=options["loss"], metrics=list(options.get("metrics") or [])
+        optimizer=optimizer, loss=by_output(options["loss"], names), metrics=metrics, **extra
     )
 
 
-def input_array(request: Mapping[str, Any]) -> Any:
-    """``data.x`` as an array of the model input's dtype."""
-    import numpy as np
+def by_output(value: Any, names: list[str]) -> Any:
+    """A per-output setting in the model's output order (an object by output
+    name becomes a list); one value or a list as given."""
+    if isinstance(value, Mapping):
+        return [value[name] for name in names]
+    return value
 
-    return np.asarray(request["data"]["x"], dtype=request["model"].get("dtype") or "float32")
+
+def model_batch_size(spec: Mapping[str, Any]) -> int | None:
+    """The model's fixed batch size (a stateful model's), or None."""
+    if is_graph(spec):
+        return spec["inputs"][0].get("batch_size")
+    return spec.get("batch_size")
 
 
 def steps_per_epoch(request: Mapping[str, Any]) -> int:
     """Optimizer steps per epoch: training samples over the batch size."""
     fit_args = request["fit"]
-    n, _ = split_samples(len(request["data"]["x"]), fit_args.get("validation_split") or 0.0)
+    x = request["data"]["x"]
+    count = len(parts(x)[0]) if is_graph(request["model"]) else len(x)
+    n, _ = split_samples(count, fit_args.get("validation_split") or 0.0)
     return math.ceil(n / int(fit_args["batch_size"]))
 
 
@@ -191,9 +222,8 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
     import numpy as np
 
     fit_args = request["fit"]
-    x = input_array(request)
-    y = np.asarray(request["data"]["y"], dtype="float32")
-    n, n_val = split_samples(len(x), fit_args.get("validation_split") or 0.0)
+    x, y = job_arrays(request, model)
+    n, n_val = split_samples(samples(x), fit_args.get("validation_split") or 0.0)
     options = {
         "batch_size": int(fit_args["batch_size"]),
         "epochs": int(fit_args["epochs"]),
@@ -206,7 +236,8 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
         x_fit, y_fit = x, y
     elif n_val:
         # Keras keeps the last samples for validation (validation_split).
-        validation, x_fit, y_fit = (x[n:], y[n:]), x[:n], y[:n]
+        validation = (take(x, slice(n, None)), take(y, slice(n, None)))
+        x_fit, y_fit = take(x, slice(None, n)), take(y, slice(None, n))
     else:
         validation, x_fit, y_fit = None, x, y
     stopper = None
@@ -257,18 +288,34 @@ def stopped(monitor: Monitor, stopper: Any, options: Mapping[str, Any] | None) -
     return document
 
 
-def predict(model: Any, x: Any, batch_size: int | None) -> list[Any]:
-    """The model's outputs for ``x``, in batches of the model's fixed batch
-    size where it has one (a stateful model accepts no other)."""
+def predict(model: Any, x: Any, batch_size: int | None) -> Any:
+    """The model's outputs for ``x`` (one array, or a list for several
+    inputs), in batches of the model's fixed batch size where it has one (a
+    stateful model accepts no other).
+
+    A model whose outputs are a list (a Functional model's ``outputs``
+    given as a list) answers an object by output name (Keras's
+    ``model.output_names``), or a list in output order where two outputs
+    share a name (two tensors of one layer).
+    """
+    import keras
     import numpy as np
 
     if not batch_size:
-        return np.asarray(model.predict_on_batch(x)).tolist()
-    parts = [
-        np.asarray(model.predict_on_batch(x[i : i + batch_size]))
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(parts).tolist()
+        out = model.predict_on_batch(x)
+    else:
+        batches = [
+            model.predict_on_batch(take(x, slice(i, i + batch_size)))
+            for i in range(0, samples(x), batch_size)
+        ]
+        out = keras.tree.map_structure(lambda *a: np.concatenate(a), *batches)
+    if not isinstance(out, list | tuple):
+        return np.asarray(out).tolist()
+    lists = [np.asarray(o).tolist() for o in out]
+    names = list(model.output_names)
+    if len(set(names)) == len(names) == len(lists):
+        return dict(zip(names, lists, strict=True))
+    return lists
 
 
 def save(model: Any) -> bytes:
