@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from seqlab import SpecError  # noqa: E402
 from seqlab import analyze  # noqa: E402
 from seqlab import render_summary  # noqa: E402
+from service.schemas import load_model_spec  # noqa: E402
 from service.schemas import model_spec_schema  # noqa: E402
 from tests.corpus import generate  # noqa: E402
 from tests.graph_corpus import generate as generate_graphs  # noqa: E402
@@ -52,8 +53,11 @@ def per_call(fn: Callable[[], object], budget: float = 0.02) -> float:
 
 
 def full_request(spec: dict) -> str:
-    """What POST /params computes for a body, minus HTTP."""
-    report = analyze(model_spec_schema.load(spec))
+    """What POST /params computes for a body, minus HTTP (and the memory
+    estimate). A graph goes through ``load_model_spec``'s graph schema; a
+    Sequential spec through its schema as before."""
+    loaded = load_model_spec(spec) if "inputs" in spec else model_spec_schema.load(spec)
+    report = analyze(loaded)
     return json.dumps({**report.to_dict(), "summary": render_summary(report)})
 
 

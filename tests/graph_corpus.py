@@ -45,7 +45,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import corpus
+try:
+    import corpus
+except ImportError:  # imported as tests.graph_corpus (the benchmarks)
+    from tests import corpus
 
 from seqlab import LAYERS
 from seqlab.args import DTYPE_POLICIES
