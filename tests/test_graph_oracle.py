@@ -16,8 +16,10 @@ failures are compared on the verdict only), and otherwise report what Keras
 reports: names in ``model.layers`` order, output shapes, per-layer counts,
 the trainable split, weights, ``Connected to``, inputs and outputs, totals
 and the ``model.summary()`` text. Then the same in the other request form:
-``model.to_json()`` of the built model, read back with
-``seqlab.from_keras_json``. Lastly every registered layer, from its
+``model.to_json()`` of the built model, read back as ``POST /params``
+reads it (``service.schemas.load_model_spec``: ``seqlab.from_keras_json``,
+the schema, the ``build_config`` checks), as an object and as JSON text;
+and the compact form through that schema too. Lastly every registered layer, from its
 ``example``, inside a one-layer Functional model, in both forms.
 
 All disagreements are listed at once. These tests need Keras.
@@ -25,6 +27,7 @@ All disagreements are listed at once. These tests need Keras.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -33,11 +36,12 @@ from typing import Any
 import graph_corpus
 import keras_oracle as oracle
 import pytest
+from marshmallow import ValidationError
 
 from seqlab import LAYERS
 from seqlab import SpecError
 from seqlab import analyze
-from seqlab import from_keras_json
+from service.schemas import load_model_spec
 
 #: Keys compared in the to_json form: all (names are explicit there).
 JSON_KEYS = oracle.GRAPH_COMPARED
@@ -88,13 +92,30 @@ def describe(case: GraphCase, differences: list[str]) -> str:
     return "\n".join(lines)
 
 
-def engine_of_json(doc: str) -> dict[str, Any] | str:
-    """The engine's report of a ``to_json`` document, read as a request."""
+def engine_of_json(doc: str, *, as_text: bool = False) -> dict[str, Any] | str:
+    """The engine's report of a ``to_json`` document read as ``POST /params``
+    reads it (``load_model_spec``: the reader, the schema and the
+    ``build_config`` checks), as an object or (``as_text``) as the JSON
+    text in a string."""
     try:
-        spec = from_keras_json(json.loads(doc))
+        spec = load_model_spec(doc if as_text else json.loads(doc))
     except SpecError as error:
         return f"SpecError at {error.path or '<spec>'} (reading to_json): {error.message}"
+    except ValidationError as error:
+        return f"ValidationError (reading to_json): {error.messages}"
     return oracle.engine_report(spec)
+
+
+def engine_via_schema(spec: dict[str, Any]) -> dict[str, Any] | str:
+    """The engine's report of a compact spec validated by the schema first,
+    as ``POST /params`` does."""
+    try:
+        loaded = load_model_spec(copy.deepcopy(spec))
+    except SpecError as error:
+        return f"SpecError at {error.path or '<spec>'} (schema): {error.message}"
+    except ValidationError as error:
+        return f"ValidationError (schema): {error.messages}"
+    return oracle.engine_report(loaded)
 
 
 @pytest.mark.keras
@@ -103,6 +124,27 @@ def test_engine_agrees_with_keras_on_graphs(cases: list[GraphCase]) -> None:
     mismatches = [c for c in cases if c.differences]
     report = "\n\n".join(describe(c, c.differences) for c in mismatches)
     assert not mismatches, f"{len(mismatches)} of {len(cases)} graphs disagree:\n\n{report}"
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_schema_passes_what_keras_builds(cases: list[GraphCase]) -> None:
+    """The compact form through ``load_model_spec`` (the schema of
+    ``POST /params``) then the engine: Keras's report for every model it
+    accepts. A schema refusal of a model Keras accepts is a disagreement;
+    for the others the engine's verdict is compared as above, a schema
+    refusal counting as a refusal (its words are the schema's)."""
+    failures = []
+    for case in cases:
+        engine = engine_via_schema(case.spec)
+        if isinstance(engine, str) and engine.startswith("ValidationError"):
+            if case.valid:
+                failures.append(describe(case, [f"schema refuses it: {engine}"]))
+            continue
+        differences = oracle.compare_build(engine, case.keras)
+        if differences and not case.differences:
+            failures.append(describe(case, differences))
+    assert not failures, f"{len(failures)} graphs differ:\n\n" + "\n\n".join(failures)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +170,7 @@ def json_build(case: GraphCase, reloaded: dict[int, dict[str, Any] | str]) -> or
 def test_to_json_of_graphs_reads_back_the_same(
     cases: list[GraphCase], reloaded: dict[int, dict[str, Any] | str]
 ) -> None:
-    """analyze(from_keras_json(model.to_json())) reports what Keras's
+    """analyze(load_model_spec(model.to_json())) reports what Keras's
     ``model_from_json`` of it reports, and refuses the models Keras builds
     but cannot call."""
     failures = []
@@ -136,7 +178,7 @@ def test_to_json_of_graphs_reads_back_the_same(
         if not case.built:
             continue
         assert isinstance(case.keras.report, dict)
-        engine = engine_of_json(case.keras.report["json"])
+        engine = engine_of_json(case.keras.report["json"], as_text=case.index % 2 == 1)
         differences = oracle.compare_build(engine, json_build(case, reloaded))
         if differences:
             failures.append(describe(case, differences))
@@ -276,6 +318,8 @@ def test_every_layer_in_a_graph_in_both_forms(type_: str) -> None:
     assert not compact, "\n".join(compact)
     from_json = oracle.compare_graph(engine_of_json(keras.report["json"]), keras.report)
     assert not from_json, "\n".join(from_json)
+    schema = oracle.compare_graph(engine_via_schema(spec), keras.report)
+    assert not schema, "\n".join(schema)
 
 
 @pytest.mark.keras
