@@ -32,6 +32,7 @@ from .registry import Layer
 from .registry import Output
 from .registry import Shape
 from .registry import format_shape
+from .registry import to_snake_case
 
 #: The compute dtype of each dtype policy (the ``mixed_*`` ones compute in
 #: 16 bits); a layer's outputs have it, and Keras converts an input of
@@ -130,6 +131,10 @@ class GraphReport(ModelReport):
     single_input: bool = True
     single_output: bool = True
     rows: list[Row] = field(default_factory=list)
+    #: ``single_input``: the model has one input; ``single_output``: its
+    #: outputs were given as one reference, not a list (``keras.Model(x, y)``
+    #: vs ``keras.Model(x, [y])``: to_json's ``output_layers`` and what
+    #: predict returns follow it).
     #: Keras's check in ``summary_utils.py``: the 3-column layout.
     sequential_like: bool = False
     #: Each input's dtype, in ``inputs`` order.
@@ -140,8 +145,9 @@ class GraphReport(ModelReport):
 
     @property
     def output_shape(self) -> Output:
-        """Keras's ``model.output_shape``: one shape, or a list of them."""
-        if self.single_output:
+        """Keras's ``model.output_shape``: one shape when the model has one
+        output (given alone or in a list), else the list (``functional.py``)."""
+        if len(self.outputs) == 1:
             return self.outputs[0][1]
         return [shape for _, shape in self.outputs]  # type: ignore[misc]
 
@@ -238,12 +244,19 @@ class _Builder:
                     ipath,
                 )
             unknown = set(refs) - {"query", "value", "key"}
-            if unknown or "query" not in refs or "value" not in refs:
+            if unknown:
                 raise SpecError(
-                    "A keyword call names `query`, `value` and optionally `key`; "
-                    f"got {sorted(refs)}.",
+                    f"TypeError: got an unexpected keyword argument {sorted(unknown)[0]!r}. "
+                    "A keyword call names `query`, `value` and optionally `key`.",
                     ipath,
                 )
+            for required in ("query", "value"):
+                if required not in refs:
+                    raise SpecError(
+                        f"missing a required argument: {required!r}. A "
+                        f"{layer.type} call takes a query and a value (and optionally a key).",
+                        ipath,
+                    )
             named = {k: self.resolve(v, f"{ipath}.{k}") for k, v in refs.items()}
             flat = [named[k] for k in ("query", "value", "key") if k in named]
             return flat, flat, [named[k] for k in sorted(named)]
@@ -261,10 +274,25 @@ class _Builder:
                     ipath,
                 )
             tensors = [self.resolve(r, f"{ipath}.{j}") for j, r in enumerate(refs)]
+            if form == "query_value_key" and len(tensors) == 1:
+                raise SpecError(
+                    "missing a required argument: 'value'. "
+                    f'Layer "{layer.name}" ({layer.type}) is called on a query and a value '
+                    "(and optionally a key).",
+                    ipath,
+                )
+            if form == "query_value_key" and len(tensors) > 3:
+                # A fourth positional tensor would be Keras's `query_mask`.
+                raise SpecError(
+                    f'Layer "{layer.name}" ({layer.type}) takes at most 3 tensors '
+                    f"(query, value, key); got {len(tensors)}.",
+                    ipath,
+                )
             return tensors, tensors, tensors
         assert tensor is not None
         if form == "query_value_key":
             raise SpecError(
+                "missing a required argument: 'value'. "
                 f'Layer "{layer.name}" ({layer.type}) is called on a query and a value '
                 "(and optionally a key): give a list or an object of references.",
                 ipath,
@@ -300,19 +328,10 @@ class _Builder:
         states = self.initial_state(layer, entry, path, flat[0])
         shapes: Any = given.shape if isinstance(given, _Tensor) else [t.shape for t in given]
 
-        if layer.call_form != "one" and any(t.mask is not None for t in flat):
-            # Merge and attention layers combine the masks with ops
-            # (expand_dims, logical_or, concatenate, ...) that name and
-            # order themselves: not modelled, so refused rather than wrong.
-            raise SpecError(
-                f'Layer "{layer.name}" ({layer.type}) would receive a Keras mask (from '
-                "Embedding(mask_zero=True) or Masking): seqlab does not model how "
-                "merge and attention layers combine masks. Drop the mask before it "
-                "(mask_zero=False), or end it with a layer that does not pass it on.",
-                f"{path}.inputs",
-            )
-
         first = not op.nodes
+        if first:
+            for attr, prefix in layer.build_names:
+                setattr(layer, attr, self.namer.auto(prefix))
         try:
             if not first:
                 self.check_built(op, layer, shapes, path)
@@ -336,6 +355,17 @@ class _Builder:
         out_dtype = self.output_dtype(layer)
         node.outputs = [_Tensor(node, t, s, out_dtype) for t, s in enumerate(out_shapes)]
 
+        failure = layer.call_failure(shapes, options)
+        if failure is not None:
+            self.deferred.append(
+                (
+                    node,
+                    f"{path}.inputs",
+                    f"{failure}. Keras builds the model, but it fails on its first call "
+                    f'(fit or predict): layer "{layer.name}" ({layer.type}) on inputs '
+                    f"{format_shape_any(shapes)}.",
+                )
+            )
         if not first:
             self.check_weights(op, layer, shapes, node, path)
         if states is not None:
@@ -343,25 +373,76 @@ class _Builder:
 
         # The output masks (Layer._set_mask_metadata with compute_mask).
         mask_ops = layer.mask_ops()
-        if mask_ops:
+        if layer.call_form != "one":
+            if layer.supports_masking:
+                mask = self.combine_masks(layer, flat, path)
+                if mask is not None:
+                    node.outputs[0].mask = mask
+        elif mask_ops:
             node.outputs[0].mask = self.make_mask(mask_ops, x, path)
         elif layer.supports_masking and x.mask is not None:
             for t in node.outputs[: layer.mask_outputs()]:
                 t.mask = x.mask
         return node
 
+    def add_op(self, kind: str, inputs: list[_Tensor], shape: Shape, path: str) -> _Tensor:
+        """A non-layer op Keras creates on symbolic tensors (a mask op), named
+        when it is created; returns its output."""
+        op = _Op("op", self.namer.auto(_snake(kind)), kind, path, None)
+        node = _Node(op, inputs, [t.shape for t in inputs])
+        node.outputs.append(_Tensor(node, 0, shape, "bool"))
+        return node.outputs[0]
+
     def make_mask(self, kinds: tuple[str, ...], x: _Tensor, path: str) -> _Tensor:
         """Create the mask ops (named now, as Keras names them when the layer
         is called) on the layer's input; the last one's output is the mask."""
         tensor = x
         for kind in kinds:
-            name = self.namer.auto("not_equal" if kind == "NotEqual" else "any")
-            op = _Op("op", name, kind, path, None)
-            node = _Node(op, [tensor], tensor.shape)
             shape = tensor.shape if kind == "NotEqual" else tensor.shape[:-1]
-            node.outputs.append(_Tensor(node, 0, shape, "bool"))
-            tensor = node.outputs[0]
+            tensor = self.add_op(kind, [tensor], shape, path)
         return tensor
+
+    def combine_masks(self, layer: Layer, inputs: list[_Tensor], path: str) -> _Tensor | None:
+        """The output mask of a layer called on several tensors, with the ops
+        its ``compute_mask`` creates (``Layer.mask_combine``)."""
+        masks = [t.mask for t in inputs]
+        rule = layer.mask_combine
+        if rule == "query":
+            return masks[0]
+        if rule == "convert":
+            m = masks[0]
+            return None if m is None else self.add_op("ConvertToTensor", [m], m.shape, path)
+        if rule == "or":
+            if any(m is None for m in masks):
+                return None
+            out = masks[0]
+            for m in masks[1:]:
+                assert out is not None and m is not None
+                out = self.add_op("LogicalOr", [out, m], _broadcast(out.shape, m.shape), path)
+            return out
+        if rule == "concatenate":
+            if all(m is None for m in masks):
+                return None
+            parts: list[_Tensor] = []
+            for x, m in zip(inputs, masks, strict=True):
+                if m is None:
+                    parts.append(self.add_op("OnesLike", [x], x.shape, path))
+                elif len(m.shape) < len(x.shape):
+                    e = self.add_op("ExpandDims", [m], (*m.shape, 1), path)
+                    z = self.add_op("ZerosLike", [x], x.shape, path)
+                    both = _broadcast(e.shape, z.shape)
+                    parts.append(self.add_op("LogicalOr", [e, z], both, path))
+                else:
+                    parts.append(m)
+            first = parts[0].shape
+            axis = layer.config["axis"] % len(first)
+            sizes = [p.shape[axis] for p in parts]
+            total = None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+            joined = self.add_op(
+                "Concatenate", parts, (*first[:axis], total, *first[axis + 1 :]), path
+            )
+            return self.add_op("Any", [joined], joined.shape[:-1], path)
+        return None
 
     @staticmethod
     def compute_dtype(layer: Layer) -> str:
@@ -501,6 +582,34 @@ class _Builder:
             )
         outs = [self.resolve(r, f"outputs.{k}") for k, r in enumerate(refs)]
         return outs, outs
+
+
+def _snake(kind: str) -> str:
+    """An op's name prefix: ``LogicalOr`` → ``logical_or``."""
+    return to_snake_case(kind)
+
+
+def _broadcast(a: Shape, b: Shape) -> Shape:
+    """``keras.src.ops.operation_utils.broadcast_shapes``."""
+    a_, b_ = list(a), list(b)
+    if len(a_) > len(b_):
+        b_ = [1] * (len(a_) - len(b_)) + b_
+    if len(a_) < len(b_):
+        a_ = [1] * (len(b_) - len(a_)) + a_
+    out: list[int | None] = []
+    for x, y in zip(a_, b_, strict=True):
+        if x == 1:
+            out.append(y)
+        elif x is None:
+            out.append(None if y == 1 else y)
+        elif y in (1, None, x):
+            out.append(x)
+        else:
+            raise SpecError(
+                f"Cannot broadcast shape, the failure dim has value {x}, which cannot be "
+                f"broadcasted to {y}. Input shapes are: {list(a)} and {list(b)}."
+            )
+    return tuple(out)
 
 
 def format_shape_any(shape: Any) -> str:

@@ -208,53 +208,44 @@ KEPT: dict[str, Callable[[LayerReport], int | None]] = {
 
 
 def kept_bytes(report: LayerReport) -> int | None:
-    """Bytes one layer keeps per sample for the backward pass.
-
-    A layer without a rule of its own (the graph's merge and attention
-    layers, until they have one) keeps its output.
-    """
-    return KEPT.get(report.type, _KEEPS_OUTPUT)(report)
-
-
-_KEEPS_OUTPUT = _times(1)
+    """Bytes one layer keeps per sample for the backward pass."""
+    return KEPT[report.type](report)
 
 
 def activation_bytes(report: ModelReport, input_dtype: str | None = None) -> int | None:
     """Bytes per sample of the activations: the input sample, the target
     (float32, as the worker sends it) with the loss's residual and the
-    output's gradient, and what each layer keeps.
-
-    In a graph (a ``GraphReport``) every input counts in its own dtype, every
-    output as a target, and every call of a layer in the model keeps its own
-    values (a shared layer's weights count once, its activations per call).
-    """
+    output's gradient, and what each layer keeps."""
     calls = getattr(report, "calls", None)
-    if calls is None:
-        x = values(report.input_shape)
-        x_bytes = None if x is None else x * INPUT_DTYPE_BYTES[input_dtype or "float32"]
-        layers = [kept_bytes(layer) for layer in report.layers]
-    else:
-        sizes = [values(shape) for _, shape in report.inputs]  # type: ignore[attr-defined]
-        dtypes = report.input_dtypes  # type: ignore[attr-defined]
-        x_bytes = (
-            None
-            if None in sizes
-            else sum(n * INPUT_DTYPE_BYTES[d] for n, d in zip(sizes, dtypes, strict=True))  # type: ignore[operator]
-        )
-        layers = [kept_bytes(call) for call in calls]
-    y = values(report.output_shape)
-    if x_bytes is None or y is None or None in layers:
+    if calls is not None:
+        return _graph_activation_bytes(report, calls)
+    x, y = values(report.input_shape), values(report.output_shape)
+    layers = [kept_bytes(layer) for layer in report.layers]
+    if x is None or y is None or None in layers:
         return None
-    return x_bytes + 3 * y * 4 + sum(layers)  # type: ignore[arg-type]
+    return x * INPUT_DTYPE_BYTES[input_dtype or "float32"] + 3 * y * 4 + sum(layers)  # type: ignore[arg-type]
+
+
+def _graph_activation_bytes(report: Any, calls: list[LayerReport]) -> int | None:
+    """``activation_bytes`` of a Functional model (a ``GraphReport``): every
+    input in its dtype, every output's target, and what each call of each
+    layer keeps (a shared layer keeps its activations once per call)."""
+    x = [values(shape) for _, shape in report.inputs]
+    y = [values(shape) for _, shape in report.outputs]
+    kept = [kept_bytes(call) for call in calls if call.type != "InputLayer"]
+    if None in x or None in y or None in kept:
+        return None
+    dtypes = report.input_dtypes or ["float32"] * len(x)
+    inputs = sum(n * INPUT_DTYPE_BYTES[d] for n, d in zip(x, dtypes, strict=True))  # type: ignore[operator]
+    return inputs + 3 * sum(y) * 4 + sum(kept)  # type: ignore[arg-type]
 
 
 def train_batch_size(report: ModelReport, batch_size: int | None = None) -> int:
-    """The batch a training step takes: the model's own fixed batch size
-    (a graph's: its first input's), else ``batch_size``, else Keras's default
-    of 32."""
+    """The batch a training step takes: the model's own fixed batch size,
+    else ``batch_size``, else Keras's default of 32."""
     inputs = getattr(report, "inputs", None)
-    fixed = report.input_shape[0] if inputs is None else inputs[0][1][0]
-    return fixed or batch_size or DEFAULT_BATCH_SIZE  # type: ignore[return-value]
+    fixed = inputs[0][1][0] if inputs else report.input_shape[0]
+    return fixed or batch_size or DEFAULT_BATCH_SIZE
 
 
 def train_memory(

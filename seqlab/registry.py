@@ -148,6 +148,19 @@ class Layer:
     #: the mask, and a one-tensor call records it as a ``mask`` keyword.
     call_mask: ClassVar[bool] = False
 
+    #: For a layer called on several tensors (``call_form`` not ``"one"``):
+    #: how Keras's ``compute_mask`` makes its output's mask from the inputs'
+    #: masks. None: no mask; ``"query"``: the first tensor's (the default
+    #: ``compute_mask``, MultiHeadAttention); ``"convert"``: a
+    #: ``ConvertToTensor`` op of the query's (Attention); ``"or"``: a
+    #: ``LogicalOr`` chain when every input is masked (the merges);
+    #: ``"concatenate"``: Concatenate's ``OnesLike``/``ExpandDims``/
+    #: ``ZerosLike``/``LogicalOr``, ``Concatenate`` and ``Any`` ops.
+    mask_combine: ClassVar[str | None] = None
+    #: Layers Keras creates when it builds this one, which take automatic
+    #: names then: (attribute that holds the name, name prefix), in order.
+    build_names: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     def mask_outputs(self) -> int:
         """How many leading outputs carry the input's mask (``compute_mask``)."""
         return 1 if self.supports_masking else 0
@@ -163,6 +176,13 @@ class Layer:
         builds the layer on ``input_shape`` (Dense, Conv1D,
         BatchNormalization): a later call of a shared layer must match them."""
         return None, {}
+
+    def call_failure(self, inputs: Any, options: Mapping[str, Any]) -> str | None:
+        """Why a call that Keras builds fails when the model first runs (fit
+        or predict), or None. ``inputs`` and ``options`` as for
+        :meth:`call_output`; the graph engine refuses such a call when it
+        is part of the model."""
+        return None
 
     def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:
         """The states an ``initial_state`` must give (batch excluded), or

@@ -344,6 +344,412 @@ def _shared_chain(keras: Any, L: Any) -> Any:
     return keras.Model(x, d(d(d(x))))
 
 
+@case(
+    "dfs_order_add",
+    {
+        "inputs": [{"name": "x", "shape": [4]}],
+        "layers": [
+            {"type": "Dense", "units": 3, "name": "first", "inputs": "x"},
+            {"type": "Dense", "units": 3, "name": "third", "inputs": "x"},
+            {"type": "Dense", "units": 3, "name": "second", "inputs": "third"},
+            {"type": "Add", "inputs": ["first", "second"]},
+        ],
+    },
+)
+def _dfs_add(keras: Any, L: Any) -> Any:
+    x = keras.Input((4,), name="x")
+    first, second, third = (
+        L.Dense(3, name="first"),
+        L.Dense(3, name="second"),
+        L.Dense(3, name="third"),
+    )
+    return keras.Model(x, L.Add()([first(x), second(third(x))]))
+
+
+@case(
+    "inputs_listed_in_other_order",
+    {
+        "inputs": [{"name": "a", "shape": [3]}, {"name": "b", "shape": [3]}],
+        "layers": [{"type": "Subtract", "name": "s", "inputs": ["b", "a"]}],
+    },
+)
+def _b_a(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    return keras.Model([a, b], L.Subtract(name="s")([b, a]))
+
+
+@case(
+    "input_after_the_denses",
+    {
+        "inputs": [{"shape": [3]}, {"shape": [4]}, {"shape": [2]}],
+        "layers": [
+            {"type": "Dense", "units": 2, "inputs": "input_layer"},
+            {"type": "Dense", "units": 2, "inputs": "input_layer_1"},
+            {"type": "Add", "inputs": ["dense", "dense_1", "input_layer_2"]},
+            {"type": "Dense", "units": 1},
+        ],
+    },
+)
+def _add_three(keras: Any, L: Any) -> Any:
+    a, b, c = keras.Input((3,)), keras.Input((4,)), keras.Input((2,))
+    y = L.Add()([L.Dense(2)(a), L.Dense(2)(b), c])
+    return keras.Model([a, b, c], L.Dense(1)(y))
+
+
+@case(
+    "mha_keyword_call",
+    {
+        "inputs": [
+            {"name": "q", "shape": [5, 8]},
+            {"name": "v", "shape": [6, 4]},
+            {"name": "k", "shape": [6, 3]},
+        ],
+        "layers": [
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 4,
+                "name": "mha",
+                "inputs": {"query": "q", "value": "v", "key": "k"},
+            }
+        ],
+    },
+)
+def _mha_kw(keras: Any, L: Any) -> Any:
+    q, v, k = (
+        keras.Input((5, 8), name="q"),
+        keras.Input((6, 4), name="v"),
+        keras.Input((6, 3), name="k"),
+    )
+    return keras.Model([q, v, k], L.MultiHeadAttention(2, 4, name="mha")(query=q, value=v, key=k))
+
+
+@case(
+    "attention_decoder",
+    {
+        "inputs": [{"name": "source", "shape": [7, 3]}, {"name": "target", "shape": [5, 4]}],
+        "layers": [
+            {
+                "type": "LSTM",
+                "units": 8,
+                "return_sequences": True,
+                "return_state": True,
+                "name": "encoder",
+                "inputs": "source",
+            },
+            {
+                "type": "LSTM",
+                "units": 8,
+                "return_sequences": True,
+                "name": "decoder",
+                "inputs": "target",
+                "initial_state": ["encoder[0][1]", "encoder[0][2]"],
+            },
+            {
+                "type": "Attention",
+                "inputs": ["decoder", "encoder"],
+                "use_causal_mask": False,
+                "return_attention_scores": True,
+            },
+            {"type": "Concatenate", "inputs": ["decoder", "attention[0][0]"]},
+            {"type": "Dense", "units": 2},
+        ],
+        "outputs": ["dense", "attention[0][1]"],
+    },
+)
+def _attention_decoder(keras: Any, L: Any) -> Any:
+    s, t = keras.Input((7, 3), name="source"), keras.Input((5, 4), name="target")
+    enc, h, c = L.LSTM(8, return_sequences=True, return_state=True, name="encoder")(s)
+    dec = L.LSTM(8, return_sequences=True, name="decoder")(t, initial_state=[h, c])
+    att, scores = L.Attention()([dec, enc], use_causal_mask=False, return_attention_scores=True)
+    y = L.Dense(2)(L.Concatenate()([dec, att]))
+    return keras.Model([s, t], [y, scores])
+
+
+@case(
+    "transformer_block",
+    {
+        "inputs": [{"shape": [10], "dtype": "int32"}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 50, "output_dim": 16},
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 8,
+                "inputs": ["embedding", "embedding"],
+                "use_causal_mask": True,
+            },
+            {"type": "Add", "inputs": ["embedding", "multi_head_attention"]},
+            {"type": "LayerNormalization"},
+            {"type": "Dense", "units": 32, "activation": "relu"},
+            {"type": "Dense", "units": 16},
+            {"type": "Add", "inputs": ["layer_normalization", "dense_1"]},
+            {"type": "LayerNormalization"},
+            {"type": "GlobalAveragePooling1D"},
+            {"type": "Dense", "units": 3, "activation": "softmax"},
+        ],
+    },
+)
+def _transformer(keras: Any, L: Any) -> Any:
+    x = keras.Input((10,), dtype="int32")
+    e = L.Embedding(50, 16)(x)
+    a = L.MultiHeadAttention(2, 8)(e, e, use_causal_mask=True)
+    n = L.LayerNormalization()(L.Add()([e, a]))
+    f = L.Dense(32, activation="relu")(n)
+    f = L.Dense(16)(f)
+    n2 = L.LayerNormalization()(L.Add()([n, f]))
+    return keras.Model(x, L.Dense(3, activation="softmax")(L.GlobalAveragePooling1D()(n2)))
+
+
+@case(
+    "siamese_shared_lstm_dot",
+    {
+        "inputs": [{"shape": [6, 3]}, {"shape": [6, 3]}],
+        "layers": [
+            {"type": "LSTM", "units": 4, "inputs": "input_layer", "name": "encoder"},
+            {"call": "encoder", "inputs": "input_layer_1"},
+            {
+                "type": "Dot",
+                "axes": 1,
+                "normalize": True,
+                "inputs": ["encoder[0][0]", "encoder[1][0]"],
+            },
+            {"type": "Subtract", "inputs": ["encoder[0][0]", "encoder[1][0]"]},
+            {"type": "Concatenate", "inputs": ["dot", "subtract"]},
+            {"type": "Dense", "units": 1, "activation": "sigmoid"},
+        ],
+    },
+)
+def _siamese_lstm(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((6, 3)), keras.Input((6, 3))
+    enc = L.LSTM(4, name="encoder")
+    x, y = enc(a), enc(b)
+    d = L.Dot(axes=1, normalize=True)([x, y])
+    s = L.Subtract()([x, y])
+    return keras.Model([a, b], L.Dense(1, activation="sigmoid")(L.Concatenate()([d, s])))
+
+
+@case(
+    "additive_attention_relu_shared_embedding",
+    {
+        "inputs": [{"shape": [5]}, {"shape": [7]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 20, "output_dim": 6, "inputs": "input_layer"},
+            {"call": "embedding", "inputs": "input_layer_1"},
+            {"type": "AdditiveAttention", "inputs": ["embedding[0][0]", "embedding[1][0]"]},
+            {"type": "ReLU", "max_value": 6.0},
+            {"type": "Maximum", "inputs": ["re_lu", "embedding[0][0]"]},
+            {"type": "GlobalMaxPooling1D"},
+        ],
+    },
+)
+def _additive(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((5,)), keras.Input((7,))
+    emb = L.Embedding(20, 6)
+    x, y = emb(a), emb(b)
+    r = L.AdditiveAttention()([x, y])
+    r = L.ReLU(max_value=6.0)(r)
+    m = L.Maximum()([r, x])
+    return keras.Model([a, b], L.GlobalMaxPooling1D()(m))
+
+
+@case(
+    "mixed_precision_mask_not_recorded",
+    {
+        "inputs": [{"shape": [6]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
+            {"type": "Dense", "units": 5, "dtype": "mixed_float16"},
+            {"type": "LSTM", "units": 3, "return_sequences": True},
+            {"type": "LSTM", "units": 2, "dtype": "mixed_float16"},
+        ],
+    },
+)
+def _mixed(keras: Any, L: Any) -> Any:
+    x = keras.Input((6,))
+    y = L.Embedding(10, 4, mask_zero=True)(x)
+    y = L.Dense(5, dtype="mixed_float16")(y)
+    y = L.LSTM(3, return_sequences=True)(y)
+    return keras.Model(x, L.LSTM(2, dtype="mixed_float16")(y))
+
+
+@case(
+    "bidirectional_no_merge_masks_both",
+    {
+        "inputs": [{"shape": [6]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 10, "output_dim": 4, "mask_zero": True},
+            {
+                "type": "Bidirectional",
+                "layer": {"type": "GRU", "units": 3, "return_sequences": True},
+                "merge_mode": None,
+            },
+            {"type": "SimpleRNN", "units": 2, "inputs": "bidirectional[0][1]"},
+            {"type": "SimpleRNN", "units": 2, "inputs": "bidirectional[0][0]"},
+        ],
+        "outputs": ["simple_rnn", "simple_rnn_1"],
+    },
+)
+def _bidi_none(keras: Any, L: Any) -> Any:
+    x = keras.Input((6,))
+    y = L.Embedding(10, 4, mask_zero=True)(x)
+    f, b = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None)(y)
+    return keras.Model(x, [L.SimpleRNN(2)(b), L.SimpleRNN(2)(f)])
+
+
+@case(
+    "unreachable_branch_and_repeated_output",
+    {
+        "inputs": [{"shape": [4]}],
+        "layers": [
+            {"type": "Dense", "units": 3, "name": "same"},
+            {"type": "Dense", "units": 3, "name": "same", "inputs": "input_layer"},
+            {"type": "Dense", "units": 2, "inputs": "same[0][0]"},
+        ],
+        "outputs": ["dense", "dense", "input_layer"],
+    },
+)
+def _unreachable(keras: Any, L: Any) -> Any:
+    x = keras.Input((4,))
+    y = L.Dense(3, name="same")(x)
+    L.Dense(3, name="same")(x)
+    z = L.Dense(2)(y)
+    return keras.Model(x, [z, z, x])
+
+
+@case(
+    "masks_through_shared_layer_and_gap",
+    {
+        "inputs": [{"shape": [6, 3]}, {"shape": [6, 3]}],
+        "layers": [
+            {"type": "Masking", "inputs": "input_layer"},
+            {"type": "Dense", "units": 4},
+            {"call": "dense", "inputs": "input_layer_1"},
+            {"type": "GlobalAveragePooling1D", "inputs": "dense[0][0]"},
+            {"type": "GlobalAveragePooling1D", "inputs": "dense[1][0]"},
+            {
+                "type": "Concatenate",
+                "inputs": ["global_average_pooling1d", "global_average_pooling1d_1"],
+            },
+        ],
+    },
+)
+def _mask_shared(keras: Any, L: Any) -> Any:
+    a, b = keras.Input((6, 3)), keras.Input((6, 3))
+    m = L.Masking()(a)
+    d = L.Dense(4)
+    x, y = d(m), d(b)
+    p, q = L.GlobalAveragePooling1D()(x), L.GlobalAveragePooling1D()(y)
+    return keras.Model([a, b], L.Concatenate()([p, q]))
+
+
+@case(
+    "masks_into_attention_layers",
+    {
+        "inputs": [{"shape": [6]}, {"shape": [6, 4]}],
+        "layers": [
+            {
+                "type": "Embedding",
+                "input_dim": 10,
+                "output_dim": 4,
+                "mask_zero": True,
+                "inputs": "input_layer",
+            },
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 3,
+                "inputs": ["embedding", "embedding"],
+            },
+            {"type": "LSTM", "units": 2, "return_sequences": True},
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 1,
+                "key_dim": 2,
+                "inputs": {"query": "input_layer_1", "value": "embedding"},
+                "return_attention_scores": True,
+            },
+            {"type": "GRU", "units": 2, "inputs": "multi_head_attention_1[0][0]"},
+            {"type": "Attention", "inputs": ["embedding", "input_layer_1"]},
+            {"type": "SimpleRNN", "units": 2},
+            {"type": "AdditiveAttention", "inputs": ["input_layer_1", "embedding"]},
+            {"type": "SimpleRNN", "units": 2},
+            {"type": "Dropout", "rate": 0.1, "inputs": "lstm"},
+        ],
+        "outputs": [
+            "dropout_2",
+            "gru",
+            "simple_rnn",
+            "simple_rnn_1",
+            "multi_head_attention_1[0][1]",
+        ],
+    },
+)
+def _masks_attention(keras: Any, L: Any) -> Any:
+    x, y = keras.Input((6,)), keras.Input((6, 4))
+    e = L.Embedding(10, 4, mask_zero=True)(x)
+    a = L.MultiHeadAttention(2, 3)(e, e)
+    a = L.LSTM(2, return_sequences=True)(a)
+    b, scores = L.MultiHeadAttention(1, 2)(query=y, value=e, return_attention_scores=True)
+    b = L.GRU(2)(b)
+    c = L.SimpleRNN(2)(L.Attention()([e, y]))
+    d = L.AdditiveAttention()([y, e])
+    d = L.SimpleRNN(2)(d)
+    return keras.Model([x, y], [L.Dropout(0.1)(a), b, c, d, scores])
+
+
+@case(
+    "masks_into_merges",
+    {
+        "inputs": [{"shape": [6]}, {"shape": [6, 4]}, {"shape": [6, 3]}],
+        "layers": [
+            {
+                "type": "Embedding",
+                "input_dim": 10,
+                "output_dim": 4,
+                "mask_zero": True,
+                "inputs": "input_layer",
+            },
+            {
+                "type": "Embedding",
+                "input_dim": 10,
+                "output_dim": 4,
+                "mask_zero": True,
+                "inputs": "input_layer",
+            },
+            {"type": "Add", "inputs": ["embedding", "embedding_1", "embedding"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Multiply", "inputs": ["embedding", "input_layer_1"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Concatenate", "inputs": ["input_layer_1", "embedding"]},
+            {"type": "GRU", "units": 2},
+            {"type": "Masking", "inputs": "input_layer_2"},
+            {"type": "Concatenate", "axis": 1, "inputs": ["masking", "masking"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Dot", "axes": 2, "inputs": ["embedding", "embedding_1"]},
+            {"type": "LSTM", "units": 2},
+            {"type": "Concatenate", "inputs": ["lstm", "lstm_1", "gru", "lstm_2", "lstm_3"]},
+        ],
+    },
+)
+def _masks_merges(keras: Any, L: Any) -> Any:
+    x, y, z = keras.Input((6,)), keras.Input((6, 4)), keras.Input((6, 3))
+    e = L.Embedding(10, 4, mask_zero=True)(x)
+    f = L.Embedding(10, 4, mask_zero=True)(x)
+    a = L.Add()([e, f, e])
+    a = L.LSTM(2)(a)
+    b = L.Multiply()([e, y])
+    b = L.LSTM(2)(b)
+    c = L.Concatenate()([y, e])
+    c = L.GRU(2)(c)
+    m = L.Masking()(z)
+    d = L.Concatenate(axis=1)([m, m])
+    d = L.LSTM(2)(d)
+    g = L.Dot(axes=2)([e, f])
+    g = L.LSTM(2)(g)
+    return keras.Model([x, y, z], L.Concatenate()([a, b, c, d, g]))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_graph_matches_keras(keras: Any, name: str) -> None:
     spec, build = CASES[name]
@@ -357,6 +763,8 @@ def test_graph_matches_keras(keras: Any, name: str) -> None:
     got = engine_facts(report)
     assert got == expected
     assert report.name == model.name
+    assert report.input_shape == model.input_shape
+    assert report.output_shape == model.output_shape
 
 
 def test_to_dict_and_counts() -> None:
@@ -579,3 +987,97 @@ def test_initial_state_on_a_layer_without_it() -> None:
         analyze(spec)
     assert error.value.path == "layers.0.initial_state"
     assert "unexpected keyword argument 'initial_state'" in error.value.message
+
+
+def _shared_lstm_spec(used: bool) -> dict[str, Any]:
+    return {
+        "inputs": [{"shape": [4, 5]}, {"shape": [4, 6]}],
+        "layers": [
+            {"type": "LSTM", "units": 3, "inputs": "input_layer"},
+            {"call": "lstm", "inputs": "input_layer_1"},
+        ],
+        "outputs": ["lstm[0][0]", "lstm[1][0]"] if used else ["lstm[0][0]"],
+    }
+
+
+@pytest.mark.parametrize("used", [True, False])
+def test_shared_layer_on_other_features_fails_on_first_call(keras: Any, used: bool) -> None:
+    def build(keras: Any, L: Any) -> Any:
+        a, b = keras.Input((4, 5)), keras.Input((4, 6))
+        lstm = L.LSTM(3)
+        x, y = lstm(a), lstm(b)
+        return keras.Model([a, b], [x, y] if used else [x])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras_error = _keras_predict_error(keras, build, [(4, 5), (4, 6)])
+    assert (keras_error is not None) == used
+    if used:
+        with pytest.raises(SpecError) as error:
+            analyze(_shared_lstm_spec(used))
+        assert error.value.path == "layers.1.inputs"
+        assert "fails on its first call" in error.value.message
+    else:
+        report = analyze(_shared_lstm_spec(used))
+        assert report.total_params == 4 * ((5 + 3) * 3 + 3)
+
+
+def test_a_deep_chain() -> None:
+    layers = [{"type": "Dense", "units": 2} for _ in range(500)]
+    report = analyze({"inputs": [{"shape": [2]}], "layers": layers})
+    assert len(report.layers) == 501
+    assert report.layers[-1].name == "dense_499"
+    assert report.sequential_like
+    assert report.total_params == 500 * 6
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        (
+            {"inputs": [{"shape": [3]}, {"shape": [3]}], "layers": [{"type": "Dense", "units": 1}]},
+            "layers.0.inputs",
+        ),
+        (
+            {"inputs": [{"shape": [3]}], "layers": [{"call": "input_layer"}]},
+            "layers.0.call",
+        ),
+        (
+            {
+                "inputs": [{"shape": [3]}],
+                "layers": [{"type": "Dense", "units": 1}, {"call": "dense", "units": 4}],
+            },
+            "layers.1.units",
+        ),
+        (
+            {"inputs": [{"shape": [3]}], "layers": [{"type": "Dense", "units": 1}], "outputs": "x"},
+            "outputs",
+        ),
+        (
+            {
+                "inputs": [{"shape": [3]}],
+                "layers": [{"type": "Dense", "units": 1}],
+                "outputs": ["dense", "dense[1][0]"],
+            },
+            "outputs.1",
+        ),
+        (
+            {
+                "inputs": [{"shape": [3]}],
+                "layers": [{"type": "Dense", "units": 1, "inputs": ["input_layer", "input_layer"]}],
+            },
+            "layers.0.inputs",
+        ),
+        (
+            {
+                "inputs": [{"shape": [4, 3]}],
+                "layers": [{"type": "Add", "inputs": ["input_layer", "nope"]}],
+            },
+            "layers.0.inputs.1",
+        ),
+    ],
+)
+def test_refusals_name_their_path(spec: dict[str, Any], path: str) -> None:
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == path

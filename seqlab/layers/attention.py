@@ -72,6 +72,9 @@ class BaseAttention(ListLayer):
     example: ClassVar[tuple[dict[str, Any], Any]] = ({}, [(6, 4), (8, 4)])
     list_inputs = (2, 3)
     call_args = ATTENTION_CALL_ARGS
+    supports_masking = True
+    #: attention.py compute_mask: ops.convert_to_tensor(mask[0]).
+    mask_combine = "convert"
 
     def refuse_one(self, input_shape: Any) -> None:
         raise SpecError(
@@ -106,6 +109,30 @@ class BaseAttention(ListLayer):
                 f"the key {tuple(key)!r} for its scores)."
             )
         return [output, (*query[:-1], key[-2])]
+
+    def call_failure(self, inputs: Any, options: Mapping[str, Any]) -> str | None:
+        # attention.py / additive_attention.py ``_calculate_scores`` and
+        # ``_apply_scores``: the scores are matmul(query, key^T) ("dot") or
+        # sum(tanh(query[..., None, :] + key[..., None, :, :])) ("concat",
+        # AdditiveAttention), then matmul(weights, value). Keras's symbolic
+        # build checks none of it; the sizes must agree when it runs.
+        query, value = inputs[0], inputs[1]
+        key = inputs[2] if len(inputs) > 2 else value
+        dq, dk = query[-1], key[-1]
+        added = self.type == "AdditiveAttention" or self.config.get("score_mode") == "concat"
+        if None not in (dq, dk) and dq != dk and not (added and 1 in (dq, dk)):
+            how = "Incompatible shapes" if added else "Matrix size-incompatible"
+            return (
+                f"{how}: the query's last axis ({dq}) and the key's ({dk}) must agree "
+                f"for the {'added' if added else 'dot-product'} scores"
+            )
+        tk, tv = key[-2], value[-2]
+        if None not in (tk, tv) and tk != tv:
+            return (
+                f"Matrix size-incompatible: the scores have {tk} key steps, the value "
+                f"{tv} steps (they are multiplied)"
+            )
+        return None
 
     def compute_list_output(self, shapes: Sequence[Shape]) -> Output:
         if not 2 <= len(shapes) <= 3:
@@ -234,6 +261,10 @@ class MultiHeadAttention(Wrapper):
     call_form = "query_value_key"
     list_inputs = (2, 3)
     call_args = ATTENTION_CALL_ARGS
+    supports_masking = True
+    #: No compute_mask of its own: the output keeps the query's mask.
+    mask_combine = "query"
+    build_names = (("softmax_name", "softmax"), ("dropout_name", "dropout"))
     args = (
         a.positive_int("num_heads"),
         a.positive_int("key_dim"),

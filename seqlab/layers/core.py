@@ -159,6 +159,7 @@ class Masking(Layer):
 @register
 class ReLU(Layer):
     type = "ReLU"
+    supports_masking = True
     example = ({"max_value": 6.0}, (20, 4))
     summary = (
         "Rectified linear unit: x above threshold (capped at max_value), "

@@ -72,6 +72,9 @@ class Merge(ListLayer):
     broadcasting of the non-batch shapes, right-aligned."""
 
     example: ClassVar[tuple[dict[str, Any], Any]] = ({}, [(5, 3), (5, 3)])
+    supports_masking = True
+    #: base_merge.py compute_mask: OR of the masks when all are given.
+    mask_combine = "or"
     #: The arithmetic of ``formula`` and the summary line's verb.
     args = ()
 
@@ -171,6 +174,8 @@ class Concatenate(ListLayer):
     type = "Concatenate"
     example = ({"axis": -1}, [(5, 3), (5, 2)])
     summary = "Joins a list of tensors along `axis`; the other axes must match."
+    supports_masking = True
+    mask_combine = "concatenate"
     args = (Arg("axis", Kind.INT, -1, doc="The axis to join along (-1: the features)."),)
 
     def refuse_one(self, input_shape: Shape) -> None:
