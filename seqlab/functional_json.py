@@ -539,45 +539,68 @@ def build_configs(doc: Mapping[str, Any]) -> dict[str, tuple[str, list[Any]]]:
     return out
 
 
+def _nested(shape: Any) -> bool:
+    """Whether ``shape`` is a list of shapes rather than one shape."""
+    return isinstance(shape, list) and bool(shape) and all(isinstance(s, list) for s in shape)
+
+
 def _same(built: Any, fed: Any) -> bool:
     """Whether a ``build_config`` shape and the graph's agree, batch aside
     (no weight depends on the batch size)."""
-    if built and all(isinstance(s, list) for s in built):
+    if _nested(built) or _nested(fed):
         return (
-            isinstance(fed, list)
+            _nested(built)
+            and _nested(fed)
             and len(built) == len(fed)
             and all(_same(b, f) for b, f in zip(built, fed, strict=True))
         )
-    if isinstance(fed, list):
-        return False
-    return list(built[1:]) == list(fed[1:])
+    return isinstance(fed, list) and list(built[1:]) == list(fed[1:])
 
 
 def check_build_configs(report: Any, built: Mapping[str, tuple[str, list[Any]]]) -> None:
     """Refuse a document whose ``build_config`` disagrees with its graph.
 
-    Keras would build the layer's weights from the ``build_config`` and so
-    count other parameters than the graph implies (or fail later); seqlab
-    refuses instead, naming the layer and both shapes. ``report`` is the
-    engine's ``GraphReport``.
+    Keras builds each layer's weights from its ``build_config`` before wiring
+    the graph; where that gives other weights than the shapes the graph feeds
+    the layer, Keras's model would count other parameters than the graph
+    implies (or fail later). seqlab refuses such a document instead, naming
+    the layer and both shapes. A ``build_config`` that gives the same weights
+    (a layer first called outside the model, on another batch size or rank)
+    is what Keras loads, and passes. ``report`` is the engine's ``GraphReport``.
     """
     for layer in report.layers:
         if layer.name not in built or layer.type == "InputLayer":
             continue
         path, shape = built[layer.name]
         fed = _as_lists(layer.input_shape)
-        if not _valid_shape(shape) or not _same(shape, fed):
-            raise SpecError(
-                f"The build_config of layer {layer.name!r} says it was built on input shape "
-                f"{_show(shape)}, but the graph feeds it {_show(fed)}. Keras would build its "
-                "weights from the build_config; seqlab refuses the disagreement.",
-                path,
-            )
+        if _valid_shape(shape) and (_same(shape, fed) or _same_weights(layer.layer, shape, fed)):
+            continue
+        raise SpecError(
+            f"The build_config of layer {layer.name!r} says it was built on input shape "
+            f"{_show(shape)}, but the graph feeds it {_show(fed)}, which gives other weights. "
+            "Keras would build its weights from the build_config; seqlab refuses the "
+            "disagreement.",
+            path,
+        )
+
+
+def _same_weights(layer: Any, built: Any, fed: Any) -> bool:
+    weights = _weights(layer, built)
+    return weights is not None and weights == _weights(layer, fed)
+
+
+def _weights(layer: Any, shape: Any) -> list[tuple[int, ...]] | None:
+    """The weight shapes ``layer`` builds on ``shape``; None if it cannot."""
+    as_tuples = [tuple(s) for s in shape] if _nested(shape) else tuple(shape)
+    try:
+        return [w.shape for w in layer.build_weights(as_tuples)]
+    except (ValueError, TypeError, IndexError, KeyError):  # SpecError is a ValueError
+        return None
 
 
 def _valid_shape(shape: Any) -> bool:
     """A shape (a list of ints or nulls) or a list of shapes."""
-    if isinstance(shape, list) and shape and all(isinstance(s, list) for s in shape):
+    if _nested(shape):
         return all(_valid_shape(s) for s in shape)
     return isinstance(shape, list) and all(
         d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape
@@ -595,6 +618,6 @@ def _as_lists(shape: Any) -> Any:
 def _show(shape: Any) -> str:
     if not isinstance(shape, list):
         return repr(shape)[:80]
-    if shape and all(isinstance(s, list) for s in shape):
+    if _nested(shape):
         return "[" + ", ".join(_show(s) for s in shape) + "]"
     return "(" + ", ".join("None" if d is None else repr(d)[:20] for d in shape) + ")"

@@ -348,15 +348,22 @@ def register(cls: L) -> L:
 def describe(layer: type[Layer]) -> dict[str, Any]:
     """A JSON-ready description of a registered layer, for documentation."""
     args, input_shape = layer.example
-    return {
+    several = layer.call_form != "one"
+    out = {
         "type": layer.type,
         "summary": layer.summary,
         "args": [describe_arg(arg) for arg in layer.all_args()],
         "example": {
-            "input_shape": list(input_shape),
+            # One shape per tensor of the call for layers of several tensors.
+            "input_shape": [list(s) for s in input_shape] if several else list(input_shape),
             "layer": {"type": layer.type, **args},
         },
     }
+    if several:
+        out["call_form"] = layer.call_form
+    if layer.call_args:
+        out["call_args"] = [describe_arg(arg) for arg in layer.call_args]
+    return out
 
 
 def describe_arg(arg: Arg) -> dict[str, Any]:

@@ -7,6 +7,14 @@ sizing, word wrapping and the ``…`` of words longer than their column, for a
 Sequential model before ``fit`` and for a Functional one (a report with
 ``rows``: its ``Connected to`` column, or the 3-column layout with the
 InputLayer row when Keras finds the graph sequential-like).
+
+Any ``line_length`` Keras accepts is drawn as Keras draws it (columns
+shrunk to their padding when narrow, header cells aligned to the bottom),
+and lines are cut at the console's width (80 when piped, ``COLUMNS`` when
+set). Names go through rich's markup as Keras sends them (``enc[fwd]`` in
+``Connected to`` prints as ``enc``) and are measured in terminal cells
+(``cells.py``). One thing is not reproduced: rich's emoji codes, which turn
+a name like ``a:fire:b`` into ``a🔥b`` (its table of 140 kB is not copied).
 """
 
 from __future__ import annotations
@@ -16,6 +24,11 @@ from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 
+from .cells import cell_len
+from .cells import chop_cells
+from .cells import crop
+from .cells import pad
+from .cells import set_cell_size
 from .engine import ModelReport
 from .registry import Output
 from .registry import format_output
@@ -37,6 +50,54 @@ GRAPH_HEADER = ("Layer (type)", "Output Shape", "Param #", "Connected to")
 GRAPH_RIGHT_ALIGNED = (False, False, True, False)
 
 _WORD = re.compile(r"\s*\S+\s*")
+#: rich's markup tags (``rich/markup.py``): ``[bold]``, ``[#ff0000]``, ``[/]``.
+_TAG = re.compile(r"(\\*)\[[a-z#/@][^[]*?]")
+
+
+def _markup_text(markup: str) -> str:
+    """The text rich prints for console markup: tags dropped, ``\\[`` as ``[``
+    (``rich.markup.render``, styles and emoji codes aside)."""
+    out, position = [], 0
+    for match in _TAG.finditer(markup):
+        start, end = match.span()
+        if start > position:
+            out.append(markup[position:start])
+        backslashes, escaped = divmod(len(match[1]), 2)
+        out.append("\\" * backslashes)
+        if escaped:
+            out.append(match[0][len(match[1]) :])  # an escaped tag is text
+        position = end
+    out.append(markup[position:])
+    return "".join(part.replace("\\[", "[") for part in out)
+
+
+def _escape(text: str) -> str:
+    """``rich.markup.escape``: what Keras does to names before printing them."""
+    text = _TAG.sub(lambda m: m[1] + m[1] + "\\" + m[0][len(m[1]) :], text)
+    if text.endswith("\\") and not text.endswith("\\\\"):
+        return text + "\\"
+    return text
+
+
+def printed_name(name: str) -> str:
+    """A layer or model name as Keras's summary prints it.
+
+    Keras escapes names for rich's markup, which still turns a ``\\[`` that
+    starts no tag into ``[`` and doubles a final backslash; plain names (the
+    hot path) are returned as they are.
+    """
+    if "[" not in name and "\\" not in name:
+        return name
+    return _markup_text(_escape(name))
+
+
+def printed_connections(refs: Sequence[str]) -> str:
+    """The ``Connected to`` cell: Keras does not escape the names there, so
+    a name like ``enc[fwd]`` loses its ``[fwd]`` as a markup tag."""
+    text = ", ".join(refs) or "-"
+    if "\\" in text or _TAG.search(text):
+        return _markup_text(text)
+    return text
 
 
 def _ratio_reduce(total: int, maximums: list[int], values: list[int]) -> list[int]:
@@ -83,42 +144,51 @@ def wrap(text: str, width: int, overflow: str = "fold") -> list[str]:
 
     A word longer than ``width`` is folded across lines (``"fold"``, what
     ``console.print`` does) or kept whole on its own line and cut to
-    ``width - 1`` characters and ``…`` (``"ellipsis"``, the overflow of a
-    table column). Lines keep their trailing spaces within ``width``.
+    ``width - 1`` cells and ``…`` (``"ellipsis"``, the overflow of a table
+    column). Lines keep their trailing spaces within ``width``. Widths are
+    terminal cells (a CJK character takes two).
     """
-    if len(text) <= width and "\n" not in text:
-        return [text]  # the common case, on the hot path of POST /params
+    if text.isascii():
+        if len(text) <= width and "\n" not in text:
+            return [text]  # the common case, on the hot path of POST /params
+        measure = len
+    else:
+        measure = cell_len
     breaks: list[int] = []
     offset = 0
     for match in _WORD.finditer(text):
         start, word = match.start(), match.group()
-        length = len(word.rstrip())
+        length = measure(word.rstrip())
         if width - offset >= length:
-            offset += len(word)
+            offset += measure(word)
         elif length > width:
             if overflow == "fold":
-                pieces = [word[i : i + width] for i in range(0, len(word), width)]
+                pieces = chop_cells(word, width)
                 for piece in pieces:
                     if start:
                         breaks.append(start)
                     start += len(piece)
-                offset = len(pieces[-1])
+                offset = measure(pieces[-1])
             else:
                 if start:
                     breaks.append(start)
-                offset = len(word)
+                offset = measure(word)
         elif offset and start:
             breaks.append(start)
-            offset = len(word)
+            offset = measure(word)
     lines = [text[a:b] for a, b in zip([0, *breaks], [*breaks, len(text)], strict=True)]
     out = []
     for line in lines:
         if len(line) > width:
-            # rich's rstrip_end: drop trailing whitespace beyond the width.
+            # rich's rstrip_end (in characters): drop trailing whitespace
+            # beyond the width.
             stripped = line.rstrip()
             line = line[: max(width, len(stripped))]
-        if len(line) > width and overflow == "ellipsis":
-            line = line[: width - 1] + "…"
+        if measure(line) > width:
+            if overflow == "ellipsis":
+                line = set_cell_size(line, width - 1) + "…"
+            else:
+                line = set_cell_size(line, width)
         out.append(line)
     return out
 
@@ -148,7 +218,7 @@ def _row(
         for lines, width, flush_right in zip(cells, widths, right, strict=True):
             j = i - (height - len(lines)) if bottom else i
             text = lines[j] if 0 <= j < len(lines) else ""
-            parts.append(f" {text.rjust(width) if flush_right else text.ljust(width)} ")
+            parts.append(f" {pad(text, width, flush_right)} ")
         out.append(rule + rule.join(parts) + rule)
     return out
 
@@ -177,7 +247,10 @@ def format_row_output(output: Output) -> str:
 def _layer_cells(report: ModelReport) -> Iterable[tuple[str, ...]]:
     """A Sequential report's rows: Layer (type), Output Shape, Param #."""
     for layer in report.layers:
-        name, shape = f"{layer.name} ({layer.type})", format_output(layer.output_shape)
+        name, shape = (
+            f"{printed_name(layer.name)} ({layer.type})",
+            format_output(layer.output_shape),
+        )
         yield (name, shape, f"{layer.params:,}")
 
 
@@ -189,18 +262,18 @@ def _graph_cells(rows: Iterable[Any], connected: bool) -> Iterable[tuple[str, ..
     """
     for name, class_name, output, params, connected_to in rows:
         cells: tuple[str, ...] = (
-            f"{name} ({class_name})",
+            f"{printed_name(name)} ({class_name})",
             format_row_output(output),
             f"{params:,}",
         )
         if connected:
-            cells += (", ".join(connected_to) or "-",)
+            cells += (printed_connections(connected_to),)
         yield cells
 
 
 def _console_lines(text: str, console_width: int) -> list[str]:
     """A line printed by rich's console itself (title, totals): folded."""
-    if len(text) <= console_width:
+    if cell_len(text) <= console_width:
         return [text]
     return wrap(text, console_width)
 
@@ -239,7 +312,7 @@ def render_summary(
         body = _graph_cells(rows, connected=True)
     # The title is printed by rich's console (80 columns when piped): a long
     # name wraps to a line of its own and folds.
-    out = _console_lines(f'Model: "{report.name}"', console_width)
+    out = _console_lines(f'Model: "{printed_name(report.name)}"', console_width)
     table = [_border("┏", "━", "┳", "┓", widths)]
     head = [_cell(h, w) for h, w in zip(header, widths, strict=True)]
     table += _row(head, widths, "┃", right, bottom=True)
@@ -251,7 +324,7 @@ def render_summary(
     table.append(_border("└", "─", "┴", "┘", widths))
     if line_length > console_width:
         # The console crops what does not fit (Segment.split_and_crop_lines).
-        table = [line[:console_width] for line in table]
+        table = [crop(line, console_width) for line in table]
     out += table
     for label, count, nbytes in (
         ("Total", report.total_params, report.param_bytes),

@@ -18,6 +18,7 @@ from seqlab import render_summary
 from seqlab.memory import train_memory
 from seqlab.registry import describe
 from seqlab.registry import describe_arg
+from seqlab.summary import CONSOLE_WIDTH
 from seqlab.summary import PIPED_LINE_LENGTH
 
 from .cache import LRUCache
@@ -119,7 +120,9 @@ def params_document(
         **report.to_dict(),
         "train_memory_bytes": memory.total,
         "train_memory": memory.to_dict(),
-        "summary": render_summary(report, line_length),
+        # As Keras prints it on a console at least that wide (COLUMNS), so
+        # that a width over the piped console's 80 columns is not cut.
+        "summary": render_summary(report, line_length, max(CONSOLE_WIDTH, line_length)),
     }
 
 

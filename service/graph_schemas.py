@@ -224,12 +224,16 @@ class InputSpecSchema(ma.Schema):
     dtype = fields.String(validate=validate.OneOf(DTYPES))
 
 
+#: The registered types, hashable or not (a request's ``type`` may be an object).
+_TYPES = tuple(LAYERS)
+
+
 def _entry_names(entries: list[Any]) -> dict[str, str]:
     """The explicit names of the creating entries: name → layer type."""
     return {
         e["name"]: e["type"]
         for e in entries
-        if isinstance(e, Mapping) and isinstance(e.get("name"), str) and "type" in e
+        if isinstance(e, Mapping) and isinstance(e.get("name"), str) and e.get("type") in _TYPES
     }
 
 
@@ -260,7 +264,9 @@ def _auto_names(entries: list[Any]) -> dict[str, str]:
     out: dict[str, str] = {}
 
     def name(spec: Any, depth: int) -> None:
-        if not isinstance(spec, Mapping) or spec.get("type") not in LAYERS or depth > MAX_NESTING:
+        if not isinstance(spec, Mapping) or depth > MAX_NESTING:
+            return
+        if not isinstance(spec.get("type"), str) or spec["type"] not in LAYERS:
             return
         for key in ("layer", "backward_layer"):
             name(spec.get(key), depth + 1)

@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 from openapi_check import validate_response
@@ -214,7 +216,8 @@ def test_keras_json_form(client):
             None,
         ),
         (["not", "an", "object"], "body", "object"),
-        ({"class_name": "Functional", "config": {}}, "class_name", "Sequential"),
+        ({"class_name": "Model", "config": {}}, "class_name", "Sequential and Functional"),
+        ({"class_name": "Functional", "config": {}}, "config.layers", "config.layers"),
     ],
 )
 def test_invalid_specs_are_422(client, spec, body, path, reason):
@@ -278,18 +281,61 @@ def test_layers_lists_the_registry(client, spec):
     assert lstm_args["recurrent_activation"]["default"] == "sigmoid"
 
 
+@pytest.mark.parametrize("layer_type", sorted(LAYERS))
+def test_layers_describes_each_call_interface(client, layer_type):
+    described = {x["type"]: x for x in client.get("/layers").get_json()["layers"]}[layer_type]
+    layer = LAYERS[layer_type]
+    assert described["call_form"] == layer.call_form
+    assert [a["name"] for a in described["call_args"]] == [a.name for a in layer.call_args]
+    if layer.call_form == "list":
+        low, high = layer.list_inputs
+        assert described["list_inputs"] == {"min": low, "max": high}
+    else:
+        assert "list_inputs" not in described
+    recurrent = layer_type in ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "Bidirectional")
+    assert described["initial_state"] is recurrent
+
+
+def test_layers_call_options_have_keras_defaults(client):
+    described = {x["type"]: x for x in client.get("/layers").get_json()["layers"]}
+    assert described["Subtract"]["list_inputs"] == {"min": 2, "max": 2}
+    assert described["MultiHeadAttention"]["call_form"] == "query_value_key"
+    options = {a["name"]: a for a in described["Attention"]["call_args"]}
+    assert options["use_causal_mask"]["default"] is False
+    assert options["return_attention_scores"]["kind"] == "bool"
+
+
 def test_openapi_layer_enum_is_the_registry(spec):
-    assert set(spec["components"]["schemas"]["Layer"]["properties"]["type"]["enum"]) == set(LAYERS)
+    assert set(spec["components"]["schemas"]["LayerType"]["enum"]) == set(LAYERS)
+
+
+def example_body(layer_type):
+    """A model of one layer on its registry example: Sequential for a layer
+    of one tensor, else a graph with one input per tensor of the call."""
+    layer = LAYERS[layer_type]
+    args, input_shape = layer.example
+    if layer.call_form == "one":
+        return {"input_shape": list(input_shape), "layers": [{"type": layer_type, **args}]}
+    inputs = [{"name": f"in_{i}", "shape": list(shape)} for i, shape in enumerate(input_shape)]
+    entry = {"type": layer_type, **args, "inputs": [x["name"] for x in inputs]}
+    return {"inputs": inputs, "layers": [entry]}
 
 
 @pytest.mark.parametrize("layer_type", sorted(LAYERS))
 def test_every_layer_example_is_served(client, spec, layer_type):
-    args, input_shape = LAYERS[layer_type].example
-    body = {"input_shape": list(input_shape), "layers": [{"type": layer_type, **args}]}
-    rv = post(client, body)
+    layer = LAYERS[layer_type]
+    if layer.call_form != "one":
+        # Several tensors: a Sequential spec of it is refused as Keras refuses
+        # it; the graph form serves it.
+        args, input_shape = layer.example
+        body = {"input_shape": list(input_shape[0]), "layers": [{"type": layer_type, **args}]}
+        rv = post(client, body)
+        assert rv.status_code == 422, rv.get_json()
+        validate_response(spec, "/params", "post", rv)
+    rv = post(client, example_body(layer_type))
     assert rv.status_code == 200, rv.get_json()
     validate_response(spec, "/params", "post", rv)
-    layer = rv.get_json()["layers"][0]
+    layer = rv.get_json()["layers"][-1]
     assert layer["type"] == layer_type
     assert layer["formula"].endswith(f"= {layer['params']}") or layer["params"] == 0
 
@@ -337,3 +383,203 @@ def test_layer_dtype_policies_set_bytes_and_weight_dtypes(client, spec):
     rv = post(client, body)
     assert rv.status_code == 422
     assert "layers.1.dtype" in rv.get_json()["errors"]
+
+
+# -- graphs (Functional models) -------------------------------------------------
+
+SEQ2SEQ = {
+    "name": "seq2seq",
+    "inputs": [{"name": "source", "shape": [7, 3]}, {"name": "target", "shape": [5, 4]}],
+    "layers": [
+        {"type": "LSTM", "units": 8, "return_state": True, "return_sequences": True,
+         "name": "encoder", "inputs": "source"},
+        {"type": "LSTM", "units": 8, "return_sequences": True, "name": "decoder",
+         "inputs": "target", "initial_state": ["encoder[0][1]", "encoder[0][2]"]},
+        {"type": "Attention", "inputs": ["decoder", "encoder"]},
+        {"type": "Concatenate", "inputs": ["decoder", "attention"]},
+        {"type": "Dense", "units": 2},
+    ],
+    "outputs": "dense",
+}  # fmt: skip
+
+
+def test_graph_answer(client, spec):
+    """Counts, connections, inputs and outputs: Keras's for the same program
+    (LSTM(8) on 3 features 384, on 4 features 416, Dense(16 → 2) 34)."""
+    rv = post(client, SEQ2SEQ)
+    assert rv.status_code == 200, rv.get_json()
+    validate_response(spec, "/params", "post", rv)
+    data = rv.get_json()
+    assert data["name"] == "seq2seq"
+    layers = {x["name"]: x for x in data["layers"]}
+    assert [x["name"] for x in data["layers"]] == [
+        "source", "target", "encoder", "decoder", "attention", "concatenate", "dense"
+    ]  # fmt: skip
+    assert [layers[n]["params"] for n in ("encoder", "decoder", "dense")] == [384, 416, 34]
+    assert data["total_params"] == data["trainable_params"] == 834
+    assert layers["decoder"]["connected_to"] == [
+        "target[0][0]", "encoder[0][1]", "encoder[0][2]"
+    ]  # fmt: skip
+    assert layers["source"]["connected_to"] == []
+    assert layers["encoder"]["output_shape"] == [[None, 7, 8], [None, 8], [None, 8]]
+    assert data["inputs"] == [
+        {"name": "source", "shape": [None, 7, 3]},
+        {"name": "target", "shape": [None, 5, 4]},
+    ]
+    assert data["outputs"] == [{"name": "dense", "shape": [None, 5, 2]}]
+    assert data["input_shape"] == [[None, 7, 3], [None, 5, 4]]
+    assert data["output_shape"] == [None, 5, 2]
+    assert "┃ Connected to" in data["summary"]
+    assert " Total params: 834 (3.26 KB)" in data["summary"]
+
+
+def test_shared_layer_counted_once(client, spec):
+    body = {
+        "inputs": [{"name": "a", "shape": [3]}, {"name": "b", "shape": [3]}],
+        "layers": [
+            {"type": "Dense", "units": 5, "name": "shared", "inputs": "a"},
+            {"call": "shared", "inputs": "b"},
+            {"type": "Add", "inputs": ["shared", "shared[1][0]"]},
+        ],
+    }
+    data = post(client, body).get_json()
+    shared = next(x for x in data["layers"] if x["name"] == "shared")
+    assert shared["params"] == data["total_params"] == 20
+    assert shared["connected_to"] == ["a[0][0]", "b[0][0]"]
+
+
+def test_graph_as_keras_to_json(client, spec):
+    """A Functional to_json (trimmed to what Keras reads), as an object and as text."""
+
+    def tensor(name, node=0, index=0):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, node, index]}}
+
+    doc = {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "config": {
+            "name": "pair",
+            "layers": [
+                {"class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+                 "config": {"batch_shape": [None, 4], "dtype": "float32", "name": "x"}},
+                {"module": "keras.layers", "class_name": "Dense", "name": "d",
+                 "config": {"name": "d", "units": 2}, "build_config": {"input_shape": [None, 4]},
+                 "inbound_nodes": [{"args": [tensor("x")], "kwargs": {}}]},
+            ],
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["d", 0, 0]],
+        },
+    }  # fmt: skip
+    for body in (doc, json.dumps(doc)):
+        rv = post(client, body)
+        assert rv.status_code == 200, rv.get_json()
+        validate_response(spec, "/params", "post", rv)
+        data = rv.get_json()
+        assert [x["name"] for x in data["layers"]] == ["x", "d"]
+        assert data["total_params"] == 10
+        assert data["output_shape"] == [None, 2]  # one output, though given in a list
+    doc["config"]["layers"][1]["build_config"]["input_shape"] = [None, 5]
+    rv = post(client, doc)
+    assert rv.status_code == 422
+    validate_response(spec, "/params", "post", rv)
+    assert "config.layers.1.build_config.input_shape" in rv.get_json()["errors"]
+
+
+def graph_with(**changes):
+    body = json.loads(json.dumps(SEQ2SEQ))
+    for path, value in changes.items():
+        where = body
+        keys = path.split("__")
+        for key in keys[:-1]:
+            where = where[int(key) if key.isdigit() else key]
+        where[keys[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "reason"),
+    [
+        # The schema's.
+        (graph_with(layers__4__inputs=["concatenate"]), "layers.4.inputs", "one tensor"),
+        (graph_with(layers__2__inputs="decoder"), "layers.2.inputs", "list"),
+        (graph_with(outputs="dense[0]"), "outputs", "reference"),
+        (graph_with(inputs__0__shape=[0]), "inputs.0.shape.0", "positive"),
+        # The engine's, in Keras's words where Keras has some.
+        (graph_with(layers__3__inputs=["decoder", "nope"]), "layers.3.inputs.1", "nope"),
+        (graph_with(layers__1__initial_state=["encoder[0][7]"]), "layers.1.initial_state",
+         "encoder"),
+        (graph_with(layers__3__inputs=["decoder", "source"]), "layers.3",
+         "requires inputs with matching shapes"),
+    ],
+)  # fmt: skip
+def test_graph_refusals_are_422_naming_the_field(client, spec, body, path, reason):
+    rv = post(client, body)
+    assert rv.status_code == 422, rv.get_json()
+    assert rv.content_type == "application/problem+json"
+    validate_response(spec, "/params", "post", rv)
+    errors = rv.get_json()["errors"]
+    assert any(key.startswith(path) for key in errors), errors
+    assert any(reason in message for messages in errors.values() for message in messages)
+
+
+@pytest.mark.parametrize("width", [40, 76, 100, 250])
+def test_line_length_sets_the_summary_width(client, spec, width):
+    for body in (SEQ2SEQ, MANY_TO_MANY):
+        rv = client.post(f"/params?line_length={width}", json=body)
+        assert rv.status_code == 200
+        validate_response(spec, "/params", "post", rv)
+        table = [line for line in rv.get_json()["summary"].splitlines() if line[:1] in "┏│└"]
+        assert {len(line) for line in table} == {width}
+
+
+def test_line_length_is_part_of_the_cache_key(client):
+    narrow = client.post("/params?line_length=60", json=SEQ2SEQ).get_json()["summary"]
+    default = client.post("/params", json=SEQ2SEQ).get_json()["summary"]
+    wide = client.post("/params?line_length=120", json=SEQ2SEQ).get_json()["summary"]
+    assert len({narrow, default, wide}) == 3
+    assert client.post("/params?line_length=76", json=SEQ2SEQ).get_json()["summary"] == default
+
+
+@pytest.mark.parametrize("value", ["39", "251", "0", "-80", "x", "76.0", "", "9" * 5000])
+def test_line_length_out_of_range_is_422(client, spec, value):
+    rv = client.post(f"/params?line_length={value}", json=SEQ2SEQ)
+    assert rv.status_code == 422
+    validate_response(spec, "/params", "post", rv)
+    assert rv.get_json()["errors"] == {"line_length": ["Must be an integer from 40 to 250."]}
+
+
+def readme_section(title):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return readme.split(f"\n### {title}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def test_readme_functional_examples_are_served_as_written(client):
+    """The README's graph requests load, count as it says, and its worked
+    summary is the API's."""
+    section = readme_section("Functional models")
+    blocks = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    requests = [json.loads(block) for block in blocks]
+    bodies = [r for r in requests if "total_params" not in r]
+    totals = []
+    for body in bodies:
+        rv = post(client, body)
+        assert rv.status_code == 200, rv.get_json()
+        totals.append(rv.get_json()["total_params"])
+    assert totals == [834, 36387, 2400]
+    summary = re.findall(r"and its `summary` is Keras's:\n\n```\n(.*?)```", section, re.DOTALL)
+    assert summary == [post(client, bodies[0]).get_json()["summary"]]
+    answer = next(r for r in requests if "total_params" in r)
+    data = post(client, bodies[0]).get_json()
+    for key in (
+        "input_shape",
+        "output_shape",
+        "inputs",
+        "outputs",
+        "total_params",
+        "macs",
+        "param_bytes",
+        "train_memory_bytes",
+    ):
+        assert answer[key] == data[key], key
+    for written, served in zip(answer["layers"], data["layers"], strict=True):
+        assert written == {k: served[k] for k in written}

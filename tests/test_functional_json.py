@@ -16,7 +16,9 @@ import keras_oracle
 import pytest
 
 from seqlab import SpecError
+from seqlab import analyze
 from seqlab import from_keras_json
+from service.schemas import load_model_spec
 
 keras = keras_oracle.import_keras()
 layers = keras.layers
@@ -354,3 +356,62 @@ def test_unused_layers_are_dropped():
     doc["config"]["layers"].append({**spare, "name": "spare", "inbound_nodes": [],
                                     "config": {**spare["config"], "name": "spare"}})  # fmt: skip
     assert [e["name"] for e in from_keras_json(doc)["layers"]] == ["d"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_documents_load_and_count_as_keras(case):
+    """The whole document through the request schema and the engine: Keras's
+    totals and ``model.layers`` names."""
+    model = CASES[case][0]()
+    report = analyze(load_model_spec(doc_of(model)))
+    assert report.total_params == model.count_params()
+    assert [layer.name for layer in report.layers] == [layer.name for layer in model.layers]
+
+
+@pytest.mark.parametrize(
+    ("edit", "layer", "built", "fed"),
+    [
+        # The LSTM Keras would load with 234 parameters instead of 218.
+        (lambda doc: doc["config"]["layers"][1]["build_config"].update(input_shape=[None, 5, 9]),
+         "lstm", "(None, 5, 9)", "(None, 5, 8)"),
+        (lambda doc: doc["config"]["layers"][2]["build_config"].update(input_shape=[None, 7]),
+         "dense", "(None, 7)", "(None, 6)"),
+    ],
+)  # fmt: skip
+def test_build_config_that_disagrees_is_refused(edit, layer, built, fed):
+    x = keras.Input((5, 8))
+    doc = doc_of(keras.Model(x, layers.Dense(2)(layers.LSTM(6)(x))))
+    assert analyze(load_model_spec(doc)).total_params == 360 + 14
+    edit(doc)
+    with pytest.raises(SpecError) as info:
+        load_model_spec(doc)
+    assert f"layer {layer!r} says it was built on input shape {built}" in info.value.message
+    assert f"the graph feeds it {fed}" in info.value.message
+    assert info.value.path.endswith(".build_config.input_shape")
+
+
+def test_build_config_batch_size_is_not_a_disagreement():
+    """A layer first called outside the model on another batch size has the
+    same weights; no weight depends on the batch."""
+    dense = layers.Dense(3)
+    dense(keras.Input((7,), batch_size=2))
+    x = keras.Input((7,))
+    doc = doc_of(keras.Model(x, dense(x)))
+    assert analyze(load_model_spec(doc)).total_params == 24
+
+
+def test_build_config_of_attention_and_initial_state():
+    """``shapes_dict`` build configs (MultiHeadAttention, an RNN with
+    initial_state) are compared too."""
+    doc = doc_of(encoder_decoder_attention())
+    load_model_spec(doc)
+    keras.backend.clear_session()
+    mha_doc = doc_of(attention_calls())
+    load_model_spec(mha_doc)
+    mha_doc["config"]["layers"][2]["build_config"]["shapes_dict"]["value_shape"] = [None, 12, 9]
+    with pytest.raises(SpecError, match="built on input shape"):
+        load_model_spec(mha_doc)
+    dec = next(obj for obj in doc["config"]["layers"] if obj["name"] == "dec")
+    dec["build_config"]["shapes_dict"]["sequences_shape"] = [None, 5, 5]
+    with pytest.raises(SpecError, match="'dec' says it was built on input shape"):
+        load_model_spec(doc)

@@ -22,6 +22,8 @@ from seqlab.examples import example_request
 JUNK = [
     None, True, False, 0, -1, 1, 2, 3, 7, 2**31, 2**63, -(2**40), 0.5, -0.5, 1e308, 1.0,
     "", "x", "LSTM", "same", "causal", "relu", "glorot_uniform", [], [0], [-1], [1, 2],
+    "encoder[0][1]", "emb[1][0]", "dense[9][0]", "input_layer", "a[0][0", ["a", "b"],
+    {"query": "a", "value": "b"}, {"call": "enc"}, ["tok", 0, 0], [["out", 0, 5]],
     [2, 1], [None], [3, -1], {}, {"type": "Dense"}, {"type": "LSTM", "units": 2},
     {"class_name": "L2", "config": {"l2": 0.1}}, {"class_name": "Lambda", "config": {}},
     # Integers JSON allows but a float cannot hold (OverflowError in float()).
@@ -59,6 +61,8 @@ def seeds():
     """One valid spec per registered layer (its example), plus stacks."""
     out = []
     for layer_type, layer_cls in sorted(LAYERS.items()):
+        if layer_cls.call_form != "one":
+            continue  # several tensors: not a Sequential model's layer
         args, shape = layer_cls.example
         out.append({"input_shape": list(shape), "layers": [{"type": layer_type, **args}]})
     out.append(
@@ -109,7 +113,13 @@ def junk(rng):
     return copy.deepcopy(rng.choice(JUNK))
 
 
-def mutate(spec, rng):
+#: Keys a mutation adds to an object of a Sequential spec, and of a graph.
+SPEC_KEYS = ["units", "padding", "layer", "bogus", "name", "axis"]
+GRAPH_KEYS = [*SPEC_KEYS, "inputs", "call", "initial_state", "outputs", "type", "mask",
+              "use_causal_mask", "keras_history", "inbound_nodes", "args", "kwargs"]  # fmt: skip
+
+
+def mutate(spec, rng, keys=SPEC_KEYS):
     spec = copy.deepcopy(spec)
     for _ in range(rng.randint(1, 3)):
         path = rng.choice(list(nodes(spec)))
@@ -124,10 +134,159 @@ def mutate(spec, rng):
         elif action < 0.75 and isinstance(parent, dict):
             del parent[key]
         elif action < 0.9 and isinstance(parent, dict):
-            parent[rng.choice(["units", "padding", "layer", "bogus", "name", "axis"])] = junk(rng)
+            parent[rng.choice(keys)] = junk(rng)
         elif isinstance(parent, list):
             parent.append(junk(rng))
     return spec
+
+
+def kt(name, node=0, tensor=0):
+    """A serialized KerasTensor, as ``to_json`` writes it."""
+    history = [name, node, tensor]
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": history}}
+
+
+def keras_layer(class_name, name, nodes, build=None, **config):
+    """A layer of a Functional ``to_json`` (configs trimmed to what matters)."""
+    obj = {"module": "keras.layers", "class_name": class_name,
+           "config": {"name": name, **config}, "name": name, "inbound_nodes": nodes}  # fmt: skip
+    if build is not None:
+        obj["build_config"] = {"input_shape": build}
+    return obj
+
+
+def functional_json():
+    """``to_json`` of Embedding(mask_zero) → LSTM with states → Dense, two inputs."""
+    tok = {"class_name": "InputLayer", "name": "tok", "inbound_nodes": [],
+           "config": {"batch_shape": [None, 6], "dtype": "int32", "name": "tok"}}  # fmt: skip
+    dec = {"class_name": "InputLayer", "name": "dec", "inbound_nodes": [],
+           "config": {"batch_shape": [None, 4, 3], "dtype": "float32", "name": "dec"}}  # fmt: skip
+    not_equal = {"module": "keras.src.ops.numpy", "class_name": "NotEqual", "name": "not_equal",
+                 "config": {"name": "not_equal"},
+                 "inbound_nodes": [{"args": [kt("tok"), 0], "kwargs": {}}]}  # fmt: skip
+    layers = [
+        tok,
+        dec,
+        keras_layer("Embedding", "emb", [{"args": [kt("tok")], "kwargs": {}}], [None, 6],
+                    input_dim=10, output_dim=4, mask_zero=True),
+        not_equal,
+        keras_layer("LSTM", "enc", [{"args": [kt("emb")], "kwargs": {
+            "training": False, "mask": kt("not_equal")}}], [None, 6, 4],
+            units=5, return_state=True),
+        keras_layer("GRU", "gru", [{"args": [kt("dec")], "kwargs": {
+            "initial_state": [kt("enc", 0, 1)]}}], None, units=5, return_sequences=True),
+        keras_layer("Dense", "out", [{"args": [kt("gru")], "kwargs": {}}], [None, 4, 5], units=2),
+    ]  # fmt: skip
+    config = {"name": "functional", "trainable": True, "layers": layers,
+              "input_layers": [["tok", 0, 0], ["dec", 0, 0]],
+              "output_layers": ["out", 0, 0]}  # fmt: skip
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "config": config, "registered_name": "Functional"}  # fmt: skip
+
+
+def graph_seeds():
+    """Valid graphs: each layer of several tensors on its example, and the
+    model families of Functional models (states, attention, shared layers,
+    keyword calls, several outputs), in the compact form and as to_json."""
+    out = []
+    for layer_type, layer_cls in sorted(LAYERS.items()):
+        if layer_cls.call_form == "one":
+            continue
+        args, shapes = layer_cls.example
+        inputs = [{"name": f"in_{i}", "shape": list(s)} for i, s in enumerate(shapes)]
+        entry = {"type": layer_type, **args, "inputs": [x["name"] for x in inputs]}
+        out.append({"inputs": inputs, "layers": [entry]})
+    out.append(
+        {
+            "name": "seq2seq",
+            "inputs": [{"name": "source", "shape": [7, 3]}, {"name": "target", "shape": [5, 4]}],
+            "layers": [
+                {
+                    "type": "LSTM",
+                    "units": 8,
+                    "return_state": True,
+                    "return_sequences": True,
+                    "name": "encoder",
+                    "inputs": "source",
+                },
+                {
+                    "type": "LSTM",
+                    "units": 8,
+                    "return_sequences": True,
+                    "name": "decoder",
+                    "inputs": "target",
+                    "initial_state": ["encoder[0][1]", "encoder[0][2]"],
+                },
+                {"type": "Attention", "inputs": ["decoder", "encoder"], "use_causal_mask": True},
+                {"type": "Concatenate", "inputs": ["decoder", "attention"]},
+                {"type": "Dense", "units": 2},
+            ],
+            "outputs": "dense",
+        }
+    )
+    out.append(
+        {
+            "inputs": [
+                {"name": "a", "shape": [5], "dtype": "int32"},
+                {"name": "b", "shape": [5], "dtype": "int32"},
+            ],
+            "layers": [
+                {
+                    "type": "Embedding",
+                    "input_dim": 20,
+                    "output_dim": 4,
+                    "mask_zero": True,
+                    "name": "emb",
+                    "inputs": "a",
+                },
+                {"type": "Bidirectional", "layer": {"type": "GRU", "units": 3}, "name": "enc"},
+                {"call": "emb", "inputs": "b"},
+                {"call": "enc", "inputs": "emb[1][0]"},
+                {"type": "Subtract", "inputs": ["enc", "enc[1][0]"]},
+            ],
+        }
+    )
+    out.append(
+        {
+            "inputs": [{"shape": [9, 16], "batch_size": 2}],
+            "layers": [
+                {
+                    "type": "MultiHeadAttention",
+                    "num_heads": 2,
+                    "key_dim": 8,
+                    "inputs": {"query": "input_layer", "value": "input_layer"},
+                    "return_attention_scores": True,
+                },
+                {"type": "Add", "inputs": ["input_layer", "multi_head_attention"]},
+                {"type": "LayerNormalization"},
+                {"type": "GlobalAveragePooling1D"},
+                {"type": "Dense", "units": 3, "trainable": False},
+            ],
+            "outputs": ["dense", "multi_head_attention[0][1]"],
+        }
+    )
+    out.append(functional_json())
+    out.append(json.dumps(functional_json()))
+    return out  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mutated_graphs_never_fail_the_server(client, spec, seed):
+    rng = random.Random(seed)
+    statuses = set()
+    for base in graph_seeds():
+        rv = client.post("/params", json=base)
+        assert rv.status_code == 200, (base, rv.get_json())
+        if isinstance(base, str):
+            continue
+        for _ in range(40):
+            body = mutate(base, rng, GRAPH_KEYS)
+            rv = client.post("/params", json=body)
+            assert rv.status_code in (200, 422), (body, rv.get_json())
+            statuses.add(rv.status_code)
+            if rv.status_code == 422 or rng.random() < 0.1:
+                validate_response(spec, "/params", "post", rv)
+    assert statuses == {200, 422}
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -419,6 +578,30 @@ def test_huge_integers_and_deep_nesting_anywhere_are_422(client, spec, make):
     for base in seeds():
         for path in places(base):
             rv = client.post("/params", json=replaced(base, path, make()))
+            assert rv.status_code == 422, (path, rv.get_json())
+            dotted = ".".join(map(str, path))
+            errors = rv.get_json()["errors"]
+            assert any(dotted.startswith(key) or key.startswith(dotted) for key in errors), (
+                dotted,
+                errors,
+            )
+    validate_response(spec, "/params", "post", rv)
+
+
+@pytest.mark.parametrize("make", [lambda: 10**400, lambda: 2**1024, *DEEP_JUNK])
+def test_huge_integers_and_deep_nesting_in_graphs_are_422(client, spec, make):
+    """The same at every place of every compact graph seed; in a Functional
+    ``to_json`` document, where Keras ignores some places (a tensor's stored
+    shape, ``training``), never a crash."""
+    for base in graph_seeds():
+        if isinstance(base, str):
+            continue
+        keras_json = "class_name" in base
+        for path in places(base):
+            rv = client.post("/params", json=replaced(base, path, make()))
+            if keras_json:
+                assert rv.status_code in (200, 422), (path, rv.get_json())
+                continue
             assert rv.status_code == 422, (path, rv.get_json())
             dotted = ".".join(map(str, path))
             errors = rv.get_json()["errors"]

@@ -125,10 +125,11 @@ def test_corpus_covers_every_layer_valid_and_invalid(cases: list[Case]) -> None:
     for case in cases:
         for type_ in corpus.types_in(case.spec):
             (valid_types if case.keras_valid else invalid_types)[type_] += 1
-    rare = {t: valid_types[t] + invalid_types[t] for t in LAYERS}
+    types = corpus.SEQUENTIAL_TYPES
+    rare = {t: valid_types[t] + invalid_types[t] for t in types}
     assert all(n >= 5 for n in rare.values()), rare
-    one_sided = [t for t in LAYERS if not valid_types[t] or not invalid_types[t]]
-    assert len(one_sided) <= len(LAYERS) // 10, one_sided
+    one_sided = [t for t in types if not valid_types[t] or not invalid_types[t]]
+    assert len(one_sided) <= len(types) // 10, one_sided
 
 
 @pytest.mark.keras
@@ -157,7 +158,8 @@ def test_corpus_varies_what_matters(cases: list[Case]) -> None:
         for top in case.spec["layers"]
         if top["type"] == "TimeDistributed"
     }
-    assert wrapped == set(LAYERS), sorted(set(LAYERS) - wrapped)
+    types = set(corpus.SEQUENTIAL_TYPES)
+    assert wrapped == types, sorted(types - wrapped)
     specs = [c.spec for c in cases]
     assert any(s.get("batch_size") for s in specs)
     assert any(s["dtype"] == "int32" for s in specs)
@@ -711,7 +713,10 @@ def test_golden_rows_cover_every_layer_type() -> None:
     for _, layer, *_ in GOLDEN:
         covered.add(layer["type"])
         covered.update(v["type"] for v in layer.values() if isinstance(v, dict))
-    assert covered >= set(LAYERS) - {"Dropout", "Activation", "Masking", "Embedding"}
+    # Weightless per-element layers aside; the layers of several tensors
+    # have their own tests (test_merging.py, test_attention.py).
+    weightless = {"Dropout", "Activation", "Masking", "Embedding", "ReLU"}
+    assert covered >= set(corpus.SEQUENTIAL_TYPES) - weightless
 
 
 # -- layer dtype policies -----------------------------------------------------

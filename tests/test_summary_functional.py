@@ -16,6 +16,7 @@ it.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -353,13 +354,18 @@ WIDTHS = [None, 19, 24, 30, 40, 52, 63, 76, 80, 81, 99, 108, 137, 200]
 
 @pytest.mark.parametrize("name", MODELS)
 def test_summary_as_keras_prints_it(name: str) -> None:
-    """Every width, one model at a time (the first difference is shown)."""
+    """Every width, one model at a time (the first difference is shown):
+    piped (the console is 80 columns), and on a console at least as wide as
+    the line (``COLUMNS``; what ``POST /params?line_length=`` shows)."""
     model = built(name)
     report = keras_rows(model)
     for width in WIDTHS:
         expected = keras_summary(model, width)
         text = render_summary(report) if width is None else render_summary(report, width)
         assert text == expected, f"line_length={width}"
+        if width is not None and width > 80:
+            expected = keras_summary(model, width, columns=width)
+            assert render_summary(report, width, width) == expected, f"COLUMNS={width}"
 
 
 @pytest.mark.parametrize(("columns", "width"), [(120, 120), (120, 76), (60, 100), (200, 200)])
@@ -681,3 +687,106 @@ def test_engine_summary_as_keras_prints_it(name: str) -> None:
     for width in ENGINE_WIDTHS:
         text = render_summary(report) if width is None else render_summary(report, width)
         assert text == keras_summary(model, width), f"line_length={width}"
+
+
+#: Names that rich's markup changes: Keras escapes names in the Layer (type)
+#: cell and the title, but a ``\[`` that starts no tag still becomes ``[`` and
+#: a final backslash doubles; in Connected to the names are not escaped, so
+#: ``[fwd]`` is a tag and disappears.
+MARKUP_NAMES = ["enc[fwd]", "x[0]", "a[b]c", "q\\[b]", "m[#ff0000]z", "e\\", "f\\[0",
+                "g\\\\[b]", "h[@x]", "i[b=1]j", "k[bold red] l", "a\\b"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MARKUP_NAMES)
+def test_names_as_rich_markup_prints_them(name: str) -> None:
+    x = keras.Input((4,), name="in[put]" + name)
+    y = layers.Dense(3, name=name)(x)
+    model = keras.Model(x, [layers.Dense(2)(y), layers.Add()([y, y])], name=name + "\\")
+    assert render_summary(keras_rows(model)) == keras_summary(model)
+    sequential = keras.Sequential([keras.Input((3,)), layers.Dense(2, name=name + "s")], name=name)
+    report = analyze(
+        {
+            "name": name,
+            "input_shape": [3],
+            "layers": [{"type": "Dense", "units": 2, "name": name + "s"}],
+        }
+    )
+    assert render_summary(report) == keras_summary(sequential)
+
+
+#: Names whose characters are not one cell each: rich measures, wraps, cuts
+#: and pads them in terminal cells.
+WIDE_NAMES = ["编码器", "解码器_层_非常长的名字_超过列宽", "naïve_café", "e\u0301t\u00e9",
+              "日本語の名前です", "한국어레이어", "x😀y", "ｆｕｌｌ", "аб_вгд_ежз"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", WIDE_NAMES)
+def test_wide_names_as_keras_prints_them(name: str) -> None:
+    x = keras.Input((4,), name="输入")
+    y = layers.Dense(3, name=name)(x)
+    z = layers.Dense(2, name=name + "_2" + name)(y)
+    model = keras.Model(x, [z, layers.Add(name="加" + name)([y, y])], name=name * 6)
+    report = keras_rows(model)
+    for width in (23, 31, 40, 47, 76, 90, 121):
+        expected = keras_summary(model, width)
+        assert render_summary(report, width) == expected, f"line_length={width}"
+        expected = keras_summary(model, width, columns=max(80, width))
+        assert render_summary(report, width, max(80, width)) == expected, f"COLUMNS={width}"
+
+
+def random_model(rng: random.Random) -> Any:
+    """A random valid graph over one time length: Dense, LSTM, merges of 2
+    to 6 tensors, MHA, shared layers called again, auto or long names, one
+    to three outputs; sometimes a plain chain (the 3-column layout)."""
+    steps = rng.choice([None, 3, 5])
+    width = rng.choice([4, 6])
+
+    def name(prefix: str) -> str | None:
+        if rng.random() < 0.6:
+            return None
+        letters = "abcdefghijklmnopqrstuvwxyz_" + ("0123456789" if rng.random() < 0.5 else "")
+        return prefix + "".join(rng.choice(letters) for _ in range(rng.randint(1, 40)))
+
+    chain = rng.random() < 0.25
+    count = 1 if chain else rng.randint(1, 3)
+    tensors = [keras.Input((steps, width), name=name("in_")) for _ in range(count)]
+    inputs = list(tensors)
+    shared: list[Any] = []
+    kinds = ["dense", "lstm"] if chain else ["dense", "lstm", "merge", "mha", "again"]
+    for _ in range(rng.randint(1, 9)):
+        x = tensors[-1] if chain else rng.choice(tensors)
+        kind = rng.choice(kinds)
+        if kind == "dense":
+            layer = layers.Dense(width, name=name("dense_"))
+            shared.append(layer)
+            y = layer(x)
+        elif kind == "lstm":
+            y = layers.LSTM(width, return_sequences=True, name=name("lstm_"))(x)
+        elif kind == "merge":
+            merge = rng.choice([layers.Add, layers.Concatenate, layers.Average, layers.Maximum])
+            y = merge(name=name("merge_"))([rng.choice(tensors) for _ in range(rng.randint(2, 6))])
+            if merge is layers.Concatenate:
+                y = layers.Dense(width)(y)
+        elif kind == "mha":
+            mha = layers.MultiHeadAttention(rng.randint(1, 3), 2, name=name("mha_"))
+            y = mha(x, rng.choice(tensors))
+        else:
+            y = rng.choice(shared)(x) if shared else layers.ReLU()(x)
+        tensors.append(y)
+    if chain:
+        return keras.Model(inputs[0], tensors[-1], name=name("m_") or "functional")
+    made = tensors[len(inputs) :]
+    outputs = rng.sample(made, min(len(made), rng.randint(1, 3)))
+    return keras.Model(inputs, outputs)  # inputs no output uses are rows too
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_as_keras_prints_them(seed: int) -> None:
+    rng = random.Random(seed)
+    model = random_model(rng)
+    report = keras_rows(model)
+    for width in [None, *rng.sample(range(21, 201), 4)]:  # 20 is too narrow
+        columns = rng.choice([None, max(80, width or 0)])
+        expected = keras_summary(model, width, columns=columns)
+        text = render_summary(report, width or 76, columns or 80)
+        assert text == expected, f"line_length={width} COLUMNS={columns}"

@@ -11,6 +11,16 @@ last axis.
 Their ``macs`` count the weight products (MHA's projections) and the two
 products of attention itself: the scores (query · key over the features)
 and the weighted sum of the values.
+
+Masks (Keras 3.15): the output of all three carries the query's mask.
+Attention and AdditiveAttention take ``mask`` in their call; a
+mask-consuming layer after them adds ``not_equal`` (before the attention
+row) and ``convert_to_tensor`` (after it) to the graph. After
+MultiHeadAttention, whose call takes ``query_mask``/``value_mask``/
+``key_mask`` rather than ``mask``, it adds ``not_equal`` after the
+attention row. MultiHeadAttention's build also creates a ``Softmax`` and a
+``Dropout`` that take the automatic names ``softmax`` and ``dropout`` (see
+the class).
 """
 
 from __future__ import annotations

@@ -159,6 +159,9 @@ class Masking(Layer):
 @register
 class ReLU(Layer):
     type = "ReLU"
+    #: As Dropout (``keras/src/layers/activations/relu.py``): no InputSpec,
+    #: the output shape is the input's, a list included.
+    passes_several_tensors = True
     supports_masking = True
     example = ({"max_value": 6.0}, (20, 4))
     summary = (

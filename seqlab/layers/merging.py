@@ -5,6 +5,15 @@ Keras sources: ``keras/src/layers/merging/{base_merge,concatenate,subtract,
 dot}.py``. Their checks live in ``build`` and ``compute_output_shape`` and
 quote the shapes as Python prints them (``(None, 5, 3)``, ``(None,)``), so
 the messages here use ``repr`` of tuples rather than :func:`format_shape`.
+
+Masks (observed in Keras 3.15 with two ``Embedding(mask_zero=True)``
+inputs): the element-wise merges pass on the OR of their inputs' masks
+(None if one is missing), Concatenate the concatenation of the masks
+(ones where one is missing), Dot none. Their ``call`` has no ``mask``
+parameter; a mask-consuming layer after them adds the mask ops to the
+graph: after Add ``not_equal``, ``not_equal_1``, ``logical_or``; after
+Concatenate ``expand_dims``, ``zeros_like`` (per input), ``logical_or``
+(per input), ``concatenate_<n>`` and ``any``.
 """
 
 from __future__ import annotations
