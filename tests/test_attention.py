@@ -353,3 +353,49 @@ def test_arguments_validate_in_the_request_schema(type_, args, refused) -> None:
         with pytest.raises(ma.ValidationError) as caught:
             schema.load({"type": type_, **args})
         assert set(caught.value.messages) == {refused}
+
+
+@pytest.mark.keras
+def test_multi_head_attention_build_takes_softmax_and_dropout_names() -> None:
+    """Keras's MHA build creates an unnamed Softmax and Dropout: they take
+    numbers from the counters the model's own layers use."""
+    spec = {
+        "inputs": [{"name": "x", "shape": [5, 4]}],
+        "layers": [
+            {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 2, "inputs": ["x", "x"]},
+            {"type": "Dropout", "rate": 0.1},
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 2,
+                "key_dim": 2,
+                "inputs": ["dropout_1", "x"],
+            },
+            {"type": "Dropout", "rate": 0.1},
+        ],
+    }
+    report = analyze(spec)
+    engine = (
+        [x.name for x in report.layers],
+        [[s.name for s in x.sublayers] for x in report.layers],
+    )
+    keras = oracle.import_keras()
+    keras.backend.clear_session()
+    x = keras.Input((5, 4), name="x")
+    # Each layer constructed, then called, in entry order (the compact form's
+    # program): the first call builds MHA before the next Dropout exists.
+    attended = keras.layers.MultiHeadAttention(2, 2)(x, x)
+    y = keras.layers.Dropout(0.1)(attended)
+    attended = keras.layers.MultiHeadAttention(2, 2)(y, x)
+    model = keras.Model(x, keras.layers.Dropout(0.1)(attended))
+    expected = (
+        [layer.name for layer in model.layers],
+        [[s.name for s in oracle._sublayers(layer)] for layer in model.layers],
+    )
+    assert engine == expected
+    assert engine[0] == [
+        "x",
+        "multi_head_attention",
+        "dropout_1",
+        "multi_head_attention_1",
+        "dropout_3",
+    ]
