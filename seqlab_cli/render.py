@@ -49,12 +49,17 @@ def sparkline(values: Sequence[float], width: int = SPARK_WIDTH) -> tuple[str, b
 
 
 def _count(value: Any) -> int:
+    # Predictions: nested lists, or an object of them by output name.
+    if isinstance(value, dict):
+        return sum(_count(v) for v in value.values())
     if isinstance(value, list):
         return sum(_count(v) for v in value)
     return 1
 
 
 def _round(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_round(v) for v in value]
     return float(f"{value:.4g}") if isinstance(value, float) else value

@@ -38,6 +38,12 @@ from . import auth
 from .data_checks import check_data
 from .datasets import check_validation_data
 from .datasets import resolve_train_data
+from .graph_data import check_graph_request
+from .graph_data import data_shapes
+from .graph_data import history_names
+from .graph_data import is_graph_report
+from .graph_data import refuse_graph_datasets
+from .graph_data import refuse_graph_forms
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
 from .limits import check_limits
@@ -132,13 +138,22 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     except SpecError as error:
         path = f"model.{error.path}" if error.path else "model"
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    graph = is_graph_report(report)
+    if graph:
+        refuse_graph_datasets(body)
+    else:
+        refuse_graph_forms(body)
     # A dataset's shapes stand in for its arrays from here on.
     dataset_refs = resolve_train_data(body)
-    if dataset_refs:
+    if graph:
+        check_graph_request(report, body)
+        check_early_stopping_monitor(body, history_names(report, body["compile"]))
+    elif dataset_refs:
         check_early_stopping_monitor(body)
     check_limits(report, body)
-    check_data(report, body)
-    check_validation_data(report, body)
+    if not graph:
+        check_data(report, body)
+        check_validation_data(report, body)
     job_id = new_job_id()
     if idempotent is not None:
         # Claimed before anything is written: of concurrent requests with
@@ -160,11 +175,12 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     return _accepted(record, replayed=False)
 
 
-def check_early_stopping_monitor(body: dict[str, Any]) -> None:
+def check_early_stopping_monitor(body: dict[str, Any], logged: list[str] | None = None) -> None:
     """``fit.early_stopping.monitor`` of a job on datasets, once it is known
-    whether they bring validation arrays (the schema checks the others)."""
+    whether they bring validation arrays, or of a graph model, whose
+    ``logged`` names depend on its outputs (the schema checks the others)."""
     options = body["fit"].get("early_stopping")
-    error = monitor_error(options["monitor"], body) if options else None
+    error = monitor_error(options["monitor"], body, logged) if options else None
     if error:
         path = "fit.early_stopping.monitor"
         raise ApiValidationError(f"{path}: {error}", {path: [error]})
@@ -184,7 +200,7 @@ def _create_and_queue(
     :raise 503: if it cannot be queued (and then nothing is left written).
     """
     tenant = auth.caller()
-    shapes: dict[str, Any] = {"x": body["data"]["x"]["shape"], "y": body["data"]["y"]["shape"]}
+    shapes: dict[str, Any] = {key: data_shapes(body["data"][key]) for key in ("x", "y")}
     data = stored_data(body) if dataset_refs is None or "dataset" not in dataset_refs else {}
     if dataset_refs:
         data.update(dataset_refs)

@@ -95,8 +95,12 @@ def _bytes(value: int | None) -> str:
 def _memory_of(report: ModelReport, body: Mapping[str, Any], batch: int) -> TrainMemory:
     """The estimate for this request: unknown lengths take the data's."""
     x_shape = body["data"]["x"]["shape"]
-    declared = body["model"]["input_shape"]
-    if None in report.input_shape[1:] and len(x_shape) == len(declared) + 1:
+    declared = body["model"].get("input_shape")  # None: a graph model's
+    if (
+        declared is not None
+        and None in report.input_shape[1:]
+        and len(x_shape) == len(declared) + 1
+    ):
         concrete = [d if d is not None else n for d, n in zip(declared, x_shape[1:], strict=True)]
         try:
             report = analyze({**body["model"], "input_shape": concrete})
@@ -148,11 +152,14 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
             "data.x",
             f"x holds {samples:,} samples, over the limit of {limit:,} (SEQLAB_MAX_SAMPLES).",
         )
-    per_sample, limit = math.prod(x_shape[1:]), _limit("SEQLAB_MAX_SAMPLE_VALUES")
+    # A graph model's sample is one item of each of its inputs.
+    shapes = [t["shape"] for t in body["data"]["x"].get("parts", [])] or [x_shape]
+    per_sample, limit = sum(math.prod(s[1:]) for s in shapes), _limit("SEQLAB_MAX_SAMPLE_VALUES")
     if per_sample > limit:
+        sizes = " + ".join(" × ".join(map(str, s[1:])) for s in shapes)
         refuse(
             "data.x",
-            f"Each sample of x holds {' × '.join(map(str, x_shape[1:]))} = {per_sample:,} "
+            f"Each sample of x holds {sizes} = {per_sample:,} "
             f"values, over the limit of {limit:,} (SEQLAB_MAX_SAMPLE_VALUES).",
         )
     epochs, limit = body["fit"]["epochs"], _limit("SEQLAB_MAX_EPOCH_SAMPLES")

@@ -132,8 +132,10 @@ def job_curves(job: Mapping[str, Any]) -> Curves | None:
     block = int(source.get("history_block") or 1)
     epochs = int(source.get("epochs_completed") or len(history["loss"]) * block)
     request_ = job.get("request") or {}
-    # The engine's name for a model without one (seqlab/engine.py).
-    model_name = (request_.get("model") or {}).get("name") or "sequential"
+    # The engine's name for a model without one (seqlab/engine.py): a
+    # graph's (it has inputs) is Keras's Functional default.
+    model = request_.get("model") or {}
+    model_name = model.get("name") or ("functional" if "inputs" in model else "sequential")
     asked = (request_.get("fit") or {}).get("epochs")
     words = [f"job {job['id'][:8]}"]
     if request_.get("example"):

@@ -31,6 +31,11 @@ from seqlab.registry import format_shape
 
 from .data_checks import check_input_values
 from .data_checks import fits
+from .graph_data import _tensor_error
+from .graph_data import arrange
+from .graph_data import input_names
+from .graph_data import is_graph_report
+from .graph_data import raise_errors
 
 # The same rules as a training request's data.x: its private helpers, as
 # they take a tensor and a field path, not a whole request.
@@ -38,7 +43,7 @@ from .jobs import get_job_or_404
 from .jobs import store
 from .problems import ApiValidationError
 from .requests import get_json_object
-from .train_schemas import Tensor
+from .train_schemas import Arrays
 
 bp = Blueprint("predict", __name__)
 
@@ -49,8 +54,14 @@ class PredictRequestSchema(ma.Schema):
     """``{"instances": [...]}`` (rows, TF Serving's format) or ``{"inputs":
     [...]}`` (columnar: for a model of one input, the very same list)."""
 
-    instances = Tensor(metadata={"description": "One input per instance, samples first."})
-    inputs = Tensor(metadata={"description": "The same, in TF Serving's columnar name."})
+    instances = Arrays(
+        metadata={
+            "description": "One input per instance, samples first; for a Functional model "
+            "with several inputs, a list of arrays in its inputs' order or an object by "
+            "input name."
+        }
+    )
+    inputs = Arrays(metadata={"description": "The same, in TF Serving's columnar name."})
 
     @ma.validates_schema
     def one_of(self, data: Mapping[str, Any], **kwargs: Any) -> None:
@@ -70,6 +81,8 @@ def check_instances(report: ModelReport, spec: Mapping[str, Any], path: str, x: 
         ApiValidationError: 422, naming ``path``.
     """
     errors: Errors = {}
+    if "by_name" in x or "by_position" in x:
+        raise_errors({path: _tensor_error(x)})
     model_in = report.input_shape[1:]
     dtype = spec.get("dtype") or "float32"
     if not fits(x["shape"][1:], model_in):
@@ -91,6 +104,42 @@ def check_instances(report: ModelReport, spec: Mapping[str, Any], path: str, x: 
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
 
 
+def check_graph_instances(report: ModelReport, path: str, x: Any) -> list[Any]:
+    """A graph model's instances (one array, a list in its inputs' order or
+    an object by input name) against each input, as ``POST /train`` checks
+    ``data.x``; returns each input's values, in the model's order.
+
+    Raises:
+        ApiValidationError: 422, naming ``path`` (and the input).
+    """
+    errors: Errors = {}
+    parts = arrange(x, path, input_names(report), "input", errors)
+    raise_errors(errors)
+    assert parts is not None
+    dtypes = report.input_dtypes  # type: ignore[attr-defined]
+    for (where, tensor), (name, shape), dtype in zip(
+        parts,
+        report.inputs,
+        dtypes,
+        strict=True,  # type: ignore[attr-defined]
+    ):
+        if not fits(tensor["shape"][1:], shape[1:]):
+            errors[where] = [
+                f"Shape {format_shape(tuple(tensor['shape']))} does not fit the model's input "
+                f"{name!r} {format_shape(shape)}."
+            ]
+        else:
+            check_input_values(report, dtype, where, tensor, errors, training=False)
+    counts = {where: tensor["shape"][0] for where, tensor in parts}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{where} {count}" for where, count in counts.items())
+        errors.setdefault(path, []).append(
+            f"Every input needs the same number of instances; received {listed}."
+        )
+    raise_errors(errors)
+    return [tensor["value"] for _, tensor in parts]
+
+
 @bp.post("/jobs/<job_id>/predict")
 def predict(job_id: str) -> dict[str, Any]:
     """The outputs of the job's trained model for new instances.
@@ -108,7 +157,12 @@ def predict(job_id: str) -> dict[str, Any]:
     body = predict_request_schema.load(get_json_object())
     path = "instances" if "instances" in body else "inputs"
     spec = job["request"]["model"]
-    check_instances(analyze(spec), spec, path, body[path])
+    report = analyze(spec)
+    if is_graph_report(report):
+        values = check_graph_instances(report, path, body[path])
+    else:
+        check_instances(report, spec, path, body[path])
+        values = body[path]["value"]
     timeout = float(current_app.config["PREDICT_TIMEOUT"])
     celery = current_app.extensions["celery"]
     try:
@@ -116,7 +170,7 @@ def predict(job_id: str) -> dict[str, Any]:
         # not run later for nobody.
         task = celery.send_task(
             "seqlab.predict",
-            args=[job_id, body[path]["value"]],
+            args=[job_id, values],
             queue=current_app.config["SEQLAB_QUEUE"],
             expires=timeout,
         )

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from seqlab import ModelReport
+from worker.store import prediction_samples
 
 #: A job document shows ``result.predictions`` for training sets of up to
 #: this many samples; ``GET /jobs/<id>/predictions`` has them all.
@@ -84,7 +85,7 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
         result = dict(job["result"])
         # Records the worker wrote before predictions were stored apart
         # may hold many: polls stay light.
-        if len(result.get("predictions") or ()) > INLINE_PREDICTIONS:
+        if prediction_samples(result.get("predictions") or ()) > INLINE_PREDICTIONS:
             del result["predictions"]
         result["timings"] = {
             "queued_seconds": _seconds_between(job["created_at"], job.get("started_at")),

@@ -112,13 +112,72 @@ class Tensor(fields.Field):
 
 #: Marshmallow's message for a missing required field, kept for x and y.
 MISSING = "Missing data for required field."
+#: At most this many arrays in a list or object of ``x``/``y`` (a graph
+#: model's inputs or outputs; the graph form allows 64 inputs).
+MAX_ARRAYS = 64
+
+
+class Arrays(Tensor):
+    """``x`` or ``y``: one array (a :class:`Tensor`), or, for a Functional
+    model with several inputs or outputs, a list of arrays (in the model's
+    order) or an object of arrays by input/output name.
+
+    Which one a list is depends on the model (a list of two arrays of one
+    shape is also one array), so it is decided once the model is known
+    (``service/graph_data.py``): a list loads as a Tensor when it is one,
+    else as ``{"by_position": [Tensor, ...], "error": why it is not one
+    array}`` when each item is an array; an object as ``{"by_name": {name:
+    Tensor}}``.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, Mapping):
+            if not 1 <= len(value) <= MAX_ARRAYS:
+                raise ma.ValidationError(f"Must hold 1 to {MAX_ARRAYS} arrays by name.")
+            return {"by_name": self._each(value.items())}
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ma.ValidationError as error:
+            if not (
+                isinstance(value, list)
+                and 1 < len(value) <= MAX_ARRAYS
+                and all(isinstance(v, list) for v in value)
+            ):
+                raise
+            try:
+                parts = self._each(enumerate(value))
+            except ma.ValidationError:
+                raise error from None
+            return {"by_position": list(parts.values()), "error": error.messages}
+
+    def _each(self, items: Any) -> dict[Any, Any]:
+        """Each array loaded as a Tensor; errors keyed by name or position."""
+        loaded, errors = {}, {}
+        for key, item in items:
+            try:
+                loaded[key] = super()._deserialize(item, None, None)
+            except ma.ValidationError as error:
+                errors[str(key)] = error.messages
+        if errors:
+            raise ma.ValidationError(errors)
+        return loaded
 
 
 class DataSchema(ma.Schema):
     """Inline ``x`` and ``y``, or ``dataset``: the id of an uploaded one."""
 
-    x = Tensor(metadata={"description": "Inputs, samples first."})
-    y = Tensor(metadata={"description": "Targets, samples first."})
+    x = Arrays(
+        metadata={
+            "description": "Inputs, samples first: one array, or for a Functional model "
+            "a list in its inputs' order or an object by input name."
+        }
+    )
+    y = Arrays(
+        metadata={
+            "description": "Targets, samples first: one array, or for a Functional model "
+            "a list in its outputs' order or an object by output name."
+        }
+    )
     dataset = fields.String(metadata={"description": "An uploaded dataset's id (POST /datasets)."})
 
     @ma.validates_schema
@@ -143,13 +202,70 @@ class ValidationSchema(ma.Schema):
     )
 
 
+class PerOutput(fields.Field):
+    """One value, or (for a Functional model's outputs) a list of values in
+    output order or an object by output name; each value loaded by ``inner``.
+    How many and which names are checked against the model
+    (``service/graph_data.py``)."""
+
+    def __init__(
+        self, inner: fields.Field, *, listed: bool = True, alone: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.inner = inner
+        #: A list holds one value per output (not so for metrics, whose
+        #: one value is itself a list).
+        self.listed = listed
+        #: One value alone is accepted (for every output).
+        self.alone = alone
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, Mapping):
+            if not 1 <= len(value) <= MAX_ARRAYS:
+                raise ma.ValidationError(f"Must hold 1 to {MAX_ARRAYS} values by output name.")
+            return self._each(value.items(), dict)
+        if isinstance(value, list) and self.listed:
+            if not 1 <= len(value) <= MAX_ARRAYS:
+                raise ma.ValidationError(f"Must hold 1 to {MAX_ARRAYS} values, one per output.")
+            return self._each(enumerate(value), lambda pairs: [v for _, v in pairs])
+        if not self.alone:
+            raise ma.ValidationError("Must be a list in output order, or an object by output name.")
+        return self.inner.deserialize(value)
+
+    def _each(self, items: Any, make: Any) -> Any:
+        loaded, errors = [], {}
+        for key, item in items:
+            try:
+                loaded.append((key, self.inner.deserialize(item)))
+            except ma.ValidationError as error:
+                errors[key] = error.messages
+        if errors:
+            raise ma.ValidationError(errors)
+        return make(loaded)
+
+
 class CompileSchema(ma.Schema):
     optimizer = fields.String(load_default="adam", validate=validate.OneOf(OPTIMIZERS))
-    loss = fields.String(load_default="mean_squared_error", validate=validate.OneOf(LOSSES))
-    metrics = fields.List(
-        fields.String(validate=validate.OneOf(METRICS)),
+    loss = PerOutput(
+        fields.String(validate=validate.OneOf(LOSSES)),
+        load_default="mean_squared_error",
+        metadata={"description": "One loss, or per output: a list or an object by name."},
+    )
+    loss_weights = PerOutput(
+        FiniteFloat(validate=validate.Range(min=0)),
+        alone=False,
+        metadata={"description": "Per output: a list or an object by name (graphs)."},
+    )
+    metrics = PerOutput(
+        fields.List(
+            fields.String(validate=validate.OneOf(METRICS)),
+            validate=validate.Length(max=8),
+        ),
+        listed=False,
         load_default=list,
-        validate=validate.Length(max=8),
+        metadata={
+            "description": "Metric names (for every output), or an object of lists by output name."
+        },
     )
     learning_rate = FiniteFloat(
         load_default=None, allow_none=True, validate=validate.Range(0, 10, min_inclusive=False)
@@ -183,12 +299,15 @@ class EarlyStoppingSchema(ma.Schema):
     start_from_epoch = StrictInt(load_default=0, validate=validate.Range(0, MAX_EPOCHS))
 
 
-def monitor_error(monitor: str, body: Mapping[str, Any]) -> str | None:
+def monitor_error(
+    monitor: str, body: Mapping[str, Any], logged: list[str] | None = None
+) -> str | None:
     """Why ``fit.early_stopping.monitor`` names nothing ``fit`` will log for
     this request, or None. Keras logs ``loss`` and each compiled metric under
     the name it was given, and the same with ``val_`` when there is
     validation data; any other name would warn at every epoch and never stop."""
-    names = ["loss", *body["compile"].get("metrics", [])]
+    # ``logged``: a graph model's names (``service/graph_data.history_names``).
+    names = logged if logged is not None else ["loss", *body["compile"].get("metrics", [])]
     # Validation data: a split, or arrays of their own (a dataset's x_val and
     # y_val, or a validation dataset: in ``body["validation"]`` once resolved).
     validated = bool(body["fit"].get("validation_split")) or "validation" in body
@@ -260,8 +379,10 @@ class TrainRequestSchema(ma.Schema):
     def check_monitor(self, body: Mapping[str, Any], **kwargs: Any) -> None:
         """``fit.early_stopping.monitor`` names a value ``fit`` will log."""
         options = body["fit"].get("early_stopping")
-        if not options or "dataset" in body["data"]:
-            return  # on a dataset: once its arrays are known (service/jobs.py)
+        if not options or "dataset" in body["data"] or "inputs" in body["model"]:
+            # On a dataset: once its arrays are known; a graph model's names
+            # depend on its outputs (service/jobs.py).
+            return
         error = monitor_error(options["monitor"], body)
         if error:
             raise ma.ValidationError({"fit": {"early_stopping": {"monitor": [error]}}})

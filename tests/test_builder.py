@@ -255,3 +255,18 @@ def test_attention_graph_matches_keras() -> None:
     keras.backend.clear_session()
     expected = describe(keras.models.model_from_json(attention_decoder().to_json()))
     assert describe(build_model(ATTENTION_DECODER)) == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [c[1] for c in CASES] + [ATTENTION_DECODER],
+    ids=[c[0] for c in CASES] + ["attention_decoder"],
+)
+def test_the_worker_agrees_with_the_engine(spec: dict[str, Any]) -> None:
+    """What a job checks before training (worker/agreement.py): the built
+    model's layers (InputLayers included, a shared layer once, with its last
+    call's output) and counts equal the engine's."""
+    from seqlab import analyze
+    from worker.agreement import differences
+
+    assert differences(build_model(spec), analyze(spec).counts()) == []

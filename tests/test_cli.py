@@ -41,7 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = shutil.which("seqlab", path=str(Path(sys.executable).parent))
 COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "seqlab_cli"]
 #: What each seed model counts (the article's and Keras's figures).
-TOTALS = {"one_to_one": 146, "many_to_one": 170, "many_to_many": 146}
+TOTALS = {
+    "one_to_one": 146,
+    "many_to_one": 170,
+    "many_to_many": 146,
+    "encoder_decoder": 2611,
+    "attention": 2659,
+}
 #: The NaN-loss job of test_jobs.py: it fails.
 NAN_JOB = {
     "model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]},
@@ -93,11 +99,21 @@ def test_params_counts_the_seed_models(tmp_path, name, source):
         rv = seqlab("params", "-", stdin=json.dumps(model))
     assert rv.returncode == 0, rv.stderr
     assert rv.stderr == ""
-    assert f"Total params: {TOTALS[name]} " in rv.stdout
+    assert f"Total params: {TOTALS[name]:,} " in rv.stdout
     report = analyze(model)
     assert table_rows(rv.stdout) == [layer.name for layer in report.layers]
     for layer in report.layers:  # the formula of each layer, sublayers included
         assert f"{layer.name} ({layer.type}): {layer.formula}" in rv.stdout
+
+
+def functional_report(spec):
+    """Keras's to_json and summary of a graph spec, built as the worker builds it."""
+    from worker.builder import build_model
+
+    model = build_model(spec)
+    lines = []
+    model.summary(print_fn=lines.append)
+    return {"json": model.to_json(), "summary": "".join(lines)}
 
 
 @pytest.mark.keras
@@ -106,10 +122,13 @@ def test_params_reads_keras_to_json_and_prints_keras_summary(tmp_path):
     from keras_oracle import keras_report
 
     for name in sorted(EXAMPLES):
-        keras = keras_report(EXAMPLES[name]["model"])
+        if "inputs" in EXAMPLES[name]["model"]:  # a Functional preset
+            keras = functional_report(EXAMPLES[name]["model"])
+        else:
+            keras = keras_report(EXAMPLES[name]["model"])
         rv = seqlab("params", write_json(tmp_path / f"{name}.json", json.loads(keras["json"])))
         assert rv.returncode == 0, rv.stderr
-        assert f"Total params: {TOTALS[name]} " in rv.stdout
+        assert f"Total params: {TOTALS[name]:,} " in rv.stdout
         # Keras's own table, byte for byte, is what seqlab prints first.
         assert rv.stdout.startswith(keras["summary"].rstrip("\n") + "\n")
 
@@ -563,3 +582,15 @@ def test_sparkline_draws_a_falling_loss_on_a_log_scale():
     assert sparkline([1.0, 2.0, 3.0]) == ("▁▅█", False)
     assert sparkline([0.5] * 3) == ("▁▁▁", False)
     assert sparkline([]) == ("", False)
+
+
+def test_job_text_counts_predictions_by_output_name():
+    """A Functional model's predictions (an object by output name) are few or
+    many by their numbers, as a list's are, and rounded the same way."""
+    from seqlab_cli.render import job_text
+
+    job = {"id": "j" * 32, "status": "succeeded",
+           "result": {"predictions": {"reg": [[0.123456]], "cls": [[0.5, 0.25]]}}}  # fmt: skip
+    assert 'predictions  {"reg": [[0.1235]], "cls": [[0.5, 0.25]]}' in job_text(job)
+    job["result"]["predictions"] = {"reg": [[0.5]] * 5000, "cls": [[0.5]] * 5000}
+    assert "10000 numbers" in job_text(job)

@@ -349,6 +349,40 @@ def train_seeds():
             "fit": {"batch_size": 2, "validation_split": 0.5},
         }
     )
+    # Functional models: data by input/output name and in order, a token
+    # input read by an Embedding, losses and loss weights per output.
+    graph = {
+        "inputs": [{"name": "tok", "shape": [3], "dtype": "int32"}, {"name": "vec", "shape": [2]}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 5, "output_dim": 2, "inputs": "tok"},
+            {"type": "Flatten"},
+            {"type": "Concatenate", "inputs": ["flatten", "vec"]},
+            {"type": "Dense", "units": 3, "activation": "softmax", "name": "cls"},
+            {"type": "Dense", "units": 1, "name": "reg", "inputs": "concatenate"},
+        ],
+        "outputs": ["cls", "reg"],
+    }
+    x = {"tok": [[0, 1, 4], [3, 2, 1]], "vec": [[0.5, 1.0], [2.0, -1.0]]}
+    out.append(
+        {
+            "model": graph,
+            "data": {"x": x, "y": {"cls": [[2], [0]], "reg": [[0.1], [0.2]]}},
+            "compile": {
+                "loss": {"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                "loss_weights": {"cls": 1.0, "reg": 0.5},
+                "metrics": {"cls": ["accuracy"]},
+            },
+            "fit": {"epochs": 2, "batch_size": 1},
+        }
+    )
+    out.append(
+        {
+            "model": graph,
+            "data": {"x": [x["tok"], x["vec"]], "y": [[[0, 1, 0]] * 2, [[0.1], [0.2]]]},
+            "compile": {"loss": ["categorical_crossentropy", "mse"], "loss_weights": [1, 2]},
+            "fit": {"epochs": 2, "batch_size": 1, "validation_split": 0.5},
+        }
+    )
     return out
 
 
@@ -406,7 +440,14 @@ def mutate_train(body, rng):
             section = rng.choice(["compile", "fit"])
             key = rng.choice(
                 {
-                    "compile": ["optimizer", "loss", "metrics", "learning_rate", "bogus"],
+                    "compile": [
+                        "optimizer",
+                        "loss",
+                        "loss_weights",
+                        "metrics",
+                        "learning_rate",
+                        "bogus",
+                    ],
                     "fit": ["epochs", "batch_size", "shuffle", "validation_split", "bogus"],
                 }[section]
             )

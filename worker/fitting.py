@@ -60,7 +60,14 @@ def batch_stream(
                 if order is None
                 else order[start : start + batch_size]
             )
-            yield take(x, part), take(y, part)
+            yield batch(x, part), batch(y, part)
+
+
+def batch(data: Any, part: Any) -> Any:
+    """One batch of an array, or of each array of a list, as a tuple:
+    ``tf.data`` (TensorFlow's generator adapter) reads a list as one tensor."""
+    taken = take(data, part)
+    return tuple(taken) if isinstance(taken, list) else taken
 
 
 def builds_on_a_batch(model: Any) -> bool:

@@ -19,6 +19,8 @@ from typing import Any
 
 from . import training
 from .backend import configure_backend
+from .builder import is_graph
+from .graph_arrays import input_arrays
 from .store import JobStore
 from .store import finite
 
@@ -96,8 +98,12 @@ def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]
             _cache.put(key, model)
         loaded = time.perf_counter()
         reset_states(model)
-        x = np.asarray(instances, dtype=spec.get("dtype") or "float32")
-        predictions = training.predict(model, x, spec.get("batch_size"))
+        if is_graph(spec):
+            # Each input's values, in the model's order (the API arranged them).
+            x = input_arrays(spec, instances)
+        else:
+            x = np.asarray(instances, dtype=spec.get("dtype") or "float32")
+        predictions = training.predict(model, x, training.model_batch_size(spec))
         done = time.perf_counter()
     return {
         "predictions": finite(predictions),

@@ -354,6 +354,14 @@ class Event(NamedTuple):
         return self.kind == "status" and json.loads(self.data)["status"] in TERMINAL
 
 
+def prediction_samples(predictions: Any) -> int:
+    """How many samples predictions hold: a list, or (a graph model's
+    several outputs) an object of lists by output name."""
+    if isinstance(predictions, Mapping):
+        return max((len(v) for v in predictions.values()), default=0)
+    return len(predictions)
+
+
 def finite(value: Any) -> Any:
     """``value`` with every non-finite float replaced by None: what JSON can
     carry (a metric may be NaN while the loss is not)."""

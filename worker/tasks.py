@@ -30,6 +30,7 @@ from .datasets import DatasetGone
 from .datasets import DatasetStore
 from .datasets import resolve
 from .store import JobStore
+from .store import prediction_samples
 
 logger = get_task_logger(__name__)
 
@@ -253,7 +254,7 @@ class Reporter:
         if "result" in fields and "predictions" in fields["result"]:
             result = dict(fields["result"])
             predictions = result["predictions"]
-            if len(predictions) > INLINE_PREDICTIONS:
+            if prediction_samples(predictions) > INLINE_PREDICTIONS:
                 del result["predictions"]
                 fields = {**fields, "result": result}
         while True:

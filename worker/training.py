@@ -177,11 +177,13 @@ def compile_model(model: Any, options: Mapping[str, Any]) -> None:
     if options.get("learning_rate") is not None:
         optimizer.learning_rate = options["learning_rate"]
     names = list(model.output_names)
-    metrics: Any = list(options.get("metrics") or [])
-    if isinstance(options.get("metrics"), Mapping):
-        metrics = [list(options["metrics"].get(name, [])) for name in names]
-    elif len(model.outputs) > 1:
+    metrics: Any = options.get("metrics") or []
+    if isinstance(metrics, Mapping):
+        metrics = [list(metrics.get(name, [])) for name in names]
+    else:
         metrics = [list(metrics) for _ in names]
+    if len(model.outputs) == 1:
+        metrics = metrics[0]  # Keras logs one output's metrics by their own names
     extra = {}
     if options.get("loss_weights") is not None:
         extra["loss_weights"] = by_output(options["loss_weights"], names)
