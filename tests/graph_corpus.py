@@ -609,7 +609,7 @@ def siamese(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
         broke = "call number"
         b = f"{enc}[2][0]"
     a = f"{enc}[0][0]" if rng.random() < 0.5 else enc
-    kind = rng.choice(["Subtract", "Concatenate", "Dot", "Multiply", "Add"])
+    kind = rng.choice(["Subtract", "Concatenate", "Dot", "Multiply", "Add", "Maximum", "Minimum"])
     args: Spec = {"axes": 1, "normalize": True} if kind == "Dot" else {}
     m = g.add(kind, [a, b], **args)
     g.outputs(g.add("Dense", m, units=1, activation="sigmoid"))
@@ -693,7 +693,7 @@ def multi_io(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
         vectors.append(g.add("GlobalAveragePooling1D", e) if entry["type"] == "Dense" else e)
     if rng.random() < 0.2:
         g.input([g.dim(1, 4)])  # an input no layer uses
-    merged = g.add(rng.choice(["Concatenate", "Add", "Average"]), vectors)
+    merged = g.add(rng.choice(["Concatenate", "Add", "Average", "Maximum", "Minimum"]), vectors)
     heads = [g.add("Dense", merged, units=g.dim(1, 5)) for _ in range(rng.randint(1, 3))]
     outs: list[str] = list(heads)
     if rng.random() < 0.3:
@@ -817,11 +817,13 @@ def generate_tagged(
 ) -> list[tuple[str, str | None, Spec]]:
     """``n`` (family, how broken or None, spec), the same for the same
     arguments and registry."""
-    rng = random.Random(seed)
     families = [f for f, w in WEIGHTS.items() for _ in range(w)]
     out = []
     for i in range(n):
         family = families[i % len(families)]
+        # Each spec draws from its own generator, so that one family's draws
+        # (the chains' depend on the registry) do not move the others.
+        rng = random.Random(seed * 1_000_003 + i)
         broken = rng.random() < INVALID_SHARE
         generic = broken and family != "chain" and rng.random() < 0.35
         spec, broke = FAMILIES[family](rng, broken and not generic)
