@@ -532,6 +532,14 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
                 f"{path}.name",
             )
         seen.add(layer.name)
+        if layer.call_form == "query_value_key":
+            # Sequential.add refuses a call of two required tensors outright.
+            raise SpecError(
+                "Layers added to a Sequential model can only have a single required "
+                f"positional argument, the input tensor. Layer {layer.type} has multiple "
+                'required positional arguments: [<Parameter "query">, <Parameter "value">]',
+                path,
+            )
         # A list layer (Add, Concatenate, Attention) takes several tensors
         # as Keras's Sequential hands them on, and judges them itself.
         several = isinstance(shape, list)

@@ -120,12 +120,26 @@ def engine_call(
         report = call_report(layer, shapes, {**defaults, **(options or {})})
     except SpecError as error:
         return f"SpecError: {error.message}"
+    check_formula_and_macs(report)
     return {
         "output": report.output_shape,
         "weights": [(w.name, w.shape, w.trainable, w.dtype) for w in report.weights],
         "sublayers": [s.name for s in report.sublayers],
         "params": report.params,
     }
+
+
+def check_formula_and_macs(report: LayerReport) -> None:
+    """The formula is exact arithmetic ending in the count; MACs are a
+    non-negative int, or None when a length is unknown."""
+    formula = report.formula
+    lhs, _, rhs = formula.rpartition(" = ")
+    code = (lhs or rhs).replace("×", "*")
+    assert set(code) <= set("0123456789+-*/() "), formula
+    value = eval(code, {"__builtins__": {}}, {})  # digits and operators only, checked above
+    assert value == int(rhs) == report.params, formula
+    macs = report.macs
+    assert macs is None or (isinstance(macs, int) and macs >= 0), macs
 
 
 def differences(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[str]:
@@ -143,3 +157,37 @@ def differences(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> li
         for key in engine
         if engine[key] != keras[key]
     ]
+
+
+def graph_spec(
+    type_: str,
+    args: Mapping[str, Any],
+    shapes: list[Shape],
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The compact graph form of the model ``inputs → layer(inputs)``."""
+    inputs = [
+        {"name": f"in{i}", "shape": list(s[1:]), "batch_size": s[0]} for i, s in enumerate(shapes)
+    ]
+    layer = {"type": type_, "name": NAME, **args, **(options or {})}
+    layer["inputs"] = [item["name"] for item in inputs]
+    return {"inputs": inputs, "layers": [layer]}
+
+
+def graph_answer(spec: Mapping[str, Any]) -> dict[str, Any] | str:
+    """What ``seqlab.analyze`` says of a one-layer graph, as ``keras_call``
+    reports it (the output shape(s), weights and sublayers of the layer)."""
+    from seqlab import analyze
+
+    try:
+        report = analyze(spec)
+    except SpecError as error:
+        return f"SpecError: {error.message}"
+    layer = report.layers[-1]
+    output = layer.output_shape
+    return {
+        "output": [tuple(s) for s in output] if isinstance(output, list) else tuple(output),
+        "weights": [(w.name, w.shape, w.trainable, w.dtype) for w in layer.weights],
+        "sublayers": [s.name for s in layer.sublayers],
+        "params": report.total_params,
+    }

@@ -17,6 +17,8 @@ import pytest
 from call_oracle import differences
 from call_oracle import engine_call
 from call_oracle import engine_layer
+from call_oracle import graph_answer
+from call_oracle import graph_spec
 from call_oracle import keras_call
 
 from seqlab import SpecError
@@ -90,6 +92,18 @@ def test_a_sweep_of_calls_agrees_with_keras() -> None:
     assert not problems, "\n".join(problems[:20])
     # The sweep must exercise both sides of the rules.
     assert verdicts["valid"] >= 60 and verdicts["invalid"] >= 25, verdicts
+
+
+@pytest.mark.keras
+def test_the_sweep_through_the_graph_engine_agrees_with_keras() -> None:
+    """The same calls as one-layer Functional models of the compact form."""
+    problems = []
+    for type_, args, shapes in SWEEP[:80]:
+        keras = keras_call(type_, args, shapes)
+        engine = graph_answer(graph_spec(type_, args, shapes))
+        for line in differences(engine, keras):
+            problems.append(f"{type_}({args}) on {shapes}: {line}")
+    assert not problems, "\n".join(problems[:20])
 
 
 # The reference's worked examples (keras-functional.md §3), hand-checked.

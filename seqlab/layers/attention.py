@@ -341,12 +341,11 @@ class MultiHeadAttention(Wrapper):
     # -- calls ---------------------------------------------------------------
 
     def output_shape(self, input_shape: Any) -> Output:
-        # Sequential.add refuses the layer before any shape is seen.
+        # Built on one shape (inside TimeDistributed): ``build(query_shape,
+        # value_shape, key_shape=None)`` misses its value. (A Sequential
+        # model refuses the layer before: ``seqlab.engine.analyze``.)
         raise SpecError(
-            "Layers added to a Sequential model can only have a single required "
-            "positional argument, the input tensor. Layer MultiHeadAttention has "
-            'multiple required positional arguments: [<Parameter "query">, '
-            '<Parameter "value">]'
+            "MultiHeadAttention.build() missing 1 required positional argument: 'value_shape'"
         )
 
     @staticmethod
