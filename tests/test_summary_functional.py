@@ -790,3 +790,55 @@ def test_random_graphs_as_keras_prints_them(seed: int) -> None:
         expected = keras_summary(model, width, columns=columns)
         text = render_summary(report, width or 76, columns or 80)
         assert text == expected, f"line_length={width} COLUMNS={columns}"
+
+
+def masks_into_merges() -> Any:
+    """Masks combined by merge and attention layers: Keras's mask ops
+    (``logical_or``, ``ones_like``, ``expand_dims``, ...) are rows too."""
+    tokens = keras.Input((6,), name="tokens")
+    series = keras.Input((6, 4), name="series")
+    e = layers.Embedding(20, 4, mask_zero=True)(tokens)
+    m = layers.Masking()(series)
+    s = layers.Add()([e, m])
+    c = layers.Concatenate()([e, m, s])
+    a = layers.Attention()([c, c])
+    return keras.Model([tokens, series], layers.LSTM(3)(a))
+
+
+MODELS["masks_into_merges"] = masks_into_merges
+SPECS["masks_into_merges"] = {
+    "inputs": [{"name": "tokens", "shape": [6]}, {"name": "series", "shape": [6, 4]}],
+    "layers": [
+        {
+            "type": "Embedding",
+            "input_dim": 20,
+            "output_dim": 4,
+            "mask_zero": True,
+            "inputs": "tokens",
+        },
+        {"type": "Masking", "inputs": "series"},
+        {"type": "Add", "inputs": ["embedding", "masking"]},
+        {"type": "Concatenate", "inputs": ["embedding", "masking", "add"]},
+        {"type": "Attention", "inputs": ["concatenate", "concatenate"]},
+        {"type": "LSTM", "units": 3},
+    ],
+}
+
+
+@pytest.mark.parametrize("example", ["one_to_one", "many_to_one", "many_to_many"])
+def test_sequential_summary_at_every_width(example: str) -> None:
+    """The Sequential layout obeys the same widths (the seed's models, built
+    by the worker's builder as the training jobs build them)."""
+    from seqlab.examples import example_request
+    from worker.builder import build_model
+
+    spec = example_request(example)["model"]
+    keras.backend.clear_session()
+    model = build_model(spec)
+    report = analyze(spec)
+    for width in (16, 19, 27, 40, 58, 76, 80, 97, 140, 200):
+        assert render_summary(report, width) == keras_summary(model, width), width
+        expected = keras_summary(model, width, columns=max(80, width))
+        assert render_summary(report, width, max(80, width)) == expected, width
+    with pytest.raises(ValueError, match="Insufficient console width"):
+        render_summary(report, 15)
