@@ -472,19 +472,29 @@ def graph_fields(model: Any) -> dict[str, Any]:
     }
 
 
-def zeros_for(spec: Mapping[str, Any]) -> list[Any]:
-    """A batch of zeros per input of a graph spec (unknown dims
-    ``RUN_LENGTH``; the batch the inputs fix, else 2)."""
+#: Lengths tried for unknown dimensions when a graph is run: a model whose
+#: windows and strides need a longer sequence than ``RUN_LENGTH`` is not
+#: refused for that.
+RUN_LENGTHS = (RUN_LENGTH, 64)
+
+
+def zeros_for(spec: Mapping[str, Any], length: int = RUN_LENGTH) -> list[Any]:
+    """A batch of zeros per input of a graph spec (unknown dims ``length``;
+    the batch the inputs fix, else 2)."""
     import numpy as np
 
     batch = next((i["batch_size"] for i in spec["inputs"] if i.get("batch_size")), 2)
     return [
         np.zeros(
-            (batch, *[RUN_LENGTH if d is None else d for d in entry["shape"]]),
+            (batch, *[length if d is None else d for d in entry["shape"]]),
             dtype=entry.get("dtype") or "float32",
         )
         for entry in spec["inputs"]
     ]
+
+
+def _unknown_dims(spec: Mapping[str, Any]) -> bool:
+    return any(d is None for entry in spec["inputs"] for d in entry["shape"])
 
 
 def first_call_error(model: Any, spec: Mapping[str, Any]) -> str | None:
@@ -495,11 +505,21 @@ def first_call_error(model: Any, spec: Mapping[str, Any]) -> str | None:
     Attention never checks that query and key sizes agree, TimeDistributed
     skips its layer's InputSpec. The model is called on zeros of its input
     shapes (eagerly, as ``predict`` runs the same ops), and each output's
-    shape is compared with the shape the model declares.
+    shape is compared with the shape the model declares. Unknown dimensions
+    are ``RUN_LENGTHS[0]`` long and, where that fails, ``RUN_LENGTHS[1]``:
+    the model is refused only if it fails on both.
     """
+    failure = _call_once(model, zeros_for(spec))
+    if failure is not None and _unknown_dims(spec):
+        if _call_once(model, zeros_for(spec, RUN_LENGTHS[1])) is None:
+            return None
+    return failure
+
+
+def _call_once(model: Any, xs: list[Any]) -> str | None:
+    """Call ``model`` on ``xs``: the failure, or None."""
     import numpy as np
 
-    xs = zeros_for(spec)
     try:
         declared = [tuple(t.shape) for t in model.outputs]
         y = model(xs[0] if len(xs) == 1 else xs, training=False)
