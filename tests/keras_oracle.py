@@ -9,11 +9,17 @@ can be compared key by key.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
+import pickle
 import shutil
 import warnings
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -657,3 +663,56 @@ def compare_graph(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> 
             return []
         return [f"refusal: engine {engine!r} / keras {keras_reason(keras)!r}"]
     return compare(engine, keras, keys=GRAPH_COMPARED)
+
+
+# -- a disk cache of Keras's answers --------------------------------------------
+
+#: Where Keras's answers on graphs are kept between test runs (git ignores
+#: ``.pytest_cache``); ``SEQLAB_ORACLE_CACHE=0`` turns the cache off.
+CACHE_DIR = Path(__file__).resolve().parent.parent / ".pytest_cache" / "seqlab-keras-graphs"
+
+#: The sources Keras's answer depends on besides the spec and Keras itself:
+#: the builder, this oracle, and the registry the builder reads.
+_SOURCES = ("worker/builder.py", "tests/keras_oracle.py", "seqlab/registry.py", "seqlab/args.py")
+
+
+@functools.cache
+def _code_version() -> str:
+    """A digest of Keras's version and of every source its answers depend on."""
+    keras = import_keras()
+    root = CACHE_DIR.parent.parent
+    digest = hashlib.sha256(f"{keras.__version__} {keras.backend.backend()}".encode())
+    layers = (str(p.relative_to(root)) for p in (root / "seqlab" / "layers").glob("*.py"))
+    for path in sorted([*_SOURCES, *layers]):
+        digest.update(path.encode())
+        digest.update((root / path).read_bytes())
+    return digest.hexdigest()
+
+
+def cached(kind: str, payload: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept on disk under a digest of ``kind``, ``payload``
+    (JSON-able) and ``_code_version()``."""
+    if os.environ.get("SEQLAB_ORACLE_CACHE", "1") == "0":
+        return compute()
+    text = json.dumps([kind, payload, _code_version()], sort_keys=True)
+    path = CACHE_DIR / f"{hashlib.sha256(text.encode()).hexdigest()}.pickle"
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        pass
+    value = compute()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(pickle.dumps(value))
+    partial.replace(path)  # atomic: a concurrent reader sees all or nothing
+    return value
+
+
+def cached_graph_build(spec: Mapping[str, Any]) -> GraphBuild:
+    """``keras_graph_build(spec)`` through the disk cache."""
+    return cached("graph_build", spec, lambda: keras_graph_build(spec))
+
+
+def cached_json_report(doc: str) -> dict[str, Any] | str:
+    """``keras_json_report(doc)`` through the disk cache."""
+    return cached("json_report", doc, lambda: keras_json_report(doc))

@@ -22,7 +22,10 @@ the schema, the ``build_config`` checks), as an object and as JSON text;
 and the compact form through that schema too. Lastly every registered layer, from its
 ``example``, inside a one-layer Functional model, in both forms.
 
-All disagreements are listed at once. These tests need Keras.
+All disagreements are listed at once. These tests need Keras. Keras's
+answers are kept on disk between runs (``keras_oracle.cached``: keyed by
+the spec, Keras's version and the sources of the builder, the oracle and
+the registry; ``SEQLAB_ORACLE_CACHE=0`` turns it off).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def cases() -> list[GraphCase]:
     """Every corpus spec with both reports (built once for the module)."""
     out = []
     for i, (family, broke, spec) in enumerate(graph_corpus.generate_tagged()):
-        keras = oracle.keras_graph_build(spec)
+        keras = oracle.cached_graph_build(spec)
         engine = oracle.engine_report(spec)
         differences = oracle.compare_build(engine, keras)
         out.append(GraphCase(i, family, broke, spec, keras, engine, differences))
@@ -155,7 +158,7 @@ def reloaded(cases: list[GraphCase]) -> dict[int, dict[str, Any] | str]:
     for case in cases:
         if case.built:
             assert isinstance(case.keras.report, dict)
-            out[case.index] = oracle.keras_json_report(case.keras.report["json"])
+            out[case.index] = oracle.cached_json_report(case.keras.report["json"])
     return out
 
 
