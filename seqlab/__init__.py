@@ -1,7 +1,7 @@
 """seqlab: Keras 3 parameter counts and output shapes, without Keras.
 
 Pure standard-library Python. ``analyze(spec)`` walks a Sequential model
-spec the way Keras builds it; ``render_summary`` prints what
+spec, or a graph (Functional) spec, the way Keras builds it; ``render_summary`` prints what
 ``model.summary()`` prints; ``from_keras_json`` reads ``model.to_json()``;
 ``train_memory`` estimates the memory of training the model.
 """
@@ -10,6 +10,8 @@ from .engine import LayerReport
 from .engine import ModelReport
 from .engine import analyze
 from .errors import SpecError
+from .graph import GraphReport
+from .graph import analyze_graph
 from .keras_json import from_keras_json
 from .keras_json import is_keras_json
 from .memory import TrainMemory
@@ -20,12 +22,14 @@ from .summary import render_summary
 
 __all__ = [
     "LAYERS",
+    "GraphReport",
     "Layer",
     "LayerReport",
     "ModelReport",
     "SpecError",
     "TrainMemory",
     "analyze",
+    "analyze_graph",
     "from_keras_json",
     "is_keras_json",
     "render_summary",

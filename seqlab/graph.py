@@ -750,13 +750,21 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
             report.connected_to = connected
             reports.append(report)
             rows.append((op.name, op.type, report.output_shape, report.params, connected))
+            if len(op.nodes) == 1:
+                calls.append(report)  # its one call: the report's own shapes
+                continue
+            shared = []
             for n in nodes:
                 o = [t.shape for t in n.outputs]
-                calls.append(
+                shared.append(
                     dataclasses.replace(
                         report, input_shape=n.shapes, output_shape=o[0] if len(o) == 1 else o
                     )
                 )
+            calls += shared
+            # A shared layer's multiply-accumulates: every call of it in the model.
+            macs = [c.macs for c in shared]
+            report._macs = None if None in macs else sum(macs)  # type: ignore[arg-type]
     input_shapes = [x.shape for x in inputs]
     single_input = len(inputs) == 1
     single_output = not isinstance(structure, list)

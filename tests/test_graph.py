@@ -796,6 +796,14 @@ def test_sequential_spec_unchanged() -> None:
     assert [layer.name for layer in report.layers] == ["lstm"]
 
 
+def test_shared_layer_macs_count_every_call() -> None:
+    report = analyze(CASES["shared_twice_same_input"][0])
+    dense = report.layers[1]
+    assert dense.params == 6
+    assert dense.macs == 3 * 5 * 2 * 2
+    assert report.macs == 3 * 5 * 2 * 2
+
+
 def test_train_memory_counts_shared_weights_once() -> None:
     report = analyze(CASES["shared_twice_same_input"][0])
     memory = train_memory(report, batch_size=1)
