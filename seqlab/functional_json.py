@@ -30,6 +30,7 @@ Names are all explicit in ``to_json``, so the compact form keeps every one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -211,29 +212,63 @@ def _replay_order(entries: list[_Entry]) -> list[tuple[_Entry, int]]:
     return order
 
 
+#: The operations Keras records to compute masks: Embedding's and Masking's
+#: (``not_equal``, ``any``), and how merge and attention layers combine the
+#: masks of their inputs (``logical_or`` chains; Concatenate's ``ones_like``,
+#: ``zeros_like``, ``expand_dims``, ``concatenate`` and ``any``; Attention's
+#: ``convert_to_tensor``).
+MASK_OPS = frozenset({"NotEqual", "Any", "LogicalOr", "LogicalAnd", "ExpandDims", "ZerosLike",
+                      "OnesLike", "Concatenate", "ConvertToTensor"})  # fmt: skip
+
+
 class _Masks:
     """The mask operations of the document, checked and resolved.
 
-    ``Embedding(mask_zero=True)`` records ``not_equal(x, 0)`` on its input
-    ``x``; ``Masking(mask_value=v)`` records ``any(not_equal(x, v), axis=-1)``.
-    A consumer's ``mask`` kwarg must be one of those final operations.
+    The engine derives masks again from the layers, so the operations that
+    compute them are dropped, provided they are only that: operations of
+    :data:`MASK_OPS` used by nothing but ``mask`` arguments and each other,
+    whose ``not_equal`` roots are those ``Embedding(mask_zero=True)`` (on its
+    input, against 0) and ``Masking`` (against its ``mask_value``) make. A
+    mask of any other origin is an explicit mask, which seqlab refuses.
     """
 
-    def __init__(self, entries: list[_Entry]) -> None:
+    def __init__(self, entries: list[_Entry], outputs: Any) -> None:
         self.by_name = {e.name: e for e in entries}
         # The input tensor of each call of each mask-making layer: (ref, value).
-        self.makers: list[tuple[Ref, Any, str]] = []
+        self.makers: list[tuple[Ref, Any]] = []
         for e in entries:
             cfg = e.obj["config"]
-            if e.kind != "layer":
-                continue
-            if e.class_name == "Embedding" and cfg.get("mask_zero") is True:
-                self.makers += [(r, 0, "Embedding") for r in self._first_args(e)]
-            elif e.class_name == "Masking":
-                value = cfg.get("mask_value", 0.0)
-                self.makers += [(r, value, "Masking") for r in self._first_args(e)]
-        #: The names of mask operations a consumer may take.
-        self.final: set[str] = set()
+            if e.kind == "layer" and e.class_name == "Embedding" and cfg.get("mask_zero") is True:
+                self.makers += [(r, 0) for r in self._first_args(e)]
+            elif e.kind == "layer" and e.class_name == "Masking":
+                self.makers += [(r, cfg.get("mask_value", 0.0)) for r in self._first_args(e)]
+        #: The operations used only to compute masks.
+        self.mask_only = self._mask_only(entries, outputs)
+
+    @staticmethod
+    def _mask_only(entries: list[_Entry], outputs: Any) -> set[str]:
+        ops = {e.name for e in entries if e.kind == "op" and e.class_name in MASK_OPS}
+        # Who uses each operation: (user, whether as a mask argument).
+        uses: dict[str, list[tuple[str, bool]]] = {}
+        for e in entries:
+            for k, node in enumerate(e.nodes):
+                path = f"{e.path}.inbound_nodes.{k}"
+                for where, (name, _, _) in _tensors(node, path):
+                    as_mask = where.startswith(f"{path}.kwargs.mask")
+                    uses.setdefault(name, []).append((e.name, as_mask))
+        for value in outputs if isinstance(outputs, list) else []:
+            if isinstance(value, list) and value and isinstance(value[0], str):
+                uses.setdefault(value[0], []).append(("", False))
+            elif isinstance(value, str):
+                uses.setdefault(value, []).append(("", False))
+        changed = True
+        while changed:
+            changed = False
+            for name in list(ops):
+                if any(not (as_mask or user in ops) for user, as_mask in uses.get(name, [])):
+                    ops.discard(name)
+                    changed = True
+        return ops
 
     @staticmethod
     def _first_args(entry: _Entry) -> list[Ref]:
@@ -246,43 +281,33 @@ class _Masks:
 
     def check_op(self, entry: _Entry) -> None:
         """Accept ``entry`` if it is one of the mask operations Keras makes, else refuse."""
-        cfg = entry.obj["config"]
-        nodes = entry.nodes
-        node = nodes[0] if len(nodes) == 1 and isinstance(nodes[0], Mapping) else {}
-        args, kwargs = node.get("args"), node.get("kwargs")
-        if entry.class_name == "NotEqual" and set(cfg) <= {"name"} and not kwargs:
-            if isinstance(args, list) and len(args) == 2 and _is_tensor(args[0]):
-                ref = _history(args[0], f"{entry.path}.inbound_nodes.0.args.0")
-                for source, value, maker in self.makers:
-                    if source == ref and args[1] == value and not isinstance(args[1], bool):
-                        if maker == "Embedding":
-                            self.final.add(entry.name)
-                        return
-        if (
-            entry.class_name == "Any"
-            and cfg.get("axis") == -1
-            and cfg.get("keepdims") is False
-            and set(cfg) <= {"name", "axis", "keepdims"}
-            and not kwargs
-            and isinstance(args, list)
-            and len(args) == 1
-            and _is_tensor(args[0])
-        ):
-            source = self.by_name.get(_history(args[0], f"{entry.path}.inbound_nodes.0.args.0")[0])
-            masking = {s for s, _, maker in self.makers if maker == "Masking"}
-            if source is not None and source.class_name == "NotEqual":
-                src_args = source.nodes[0].get("args") if source.nodes else None
-                if isinstance(src_args, list) and src_args and _is_tensor(src_args[0]):
-                    if _history(src_args[0], source.path) in masking:
-                        self.final.add(entry.name)
-                        return
+        if entry.name in self.mask_only and self._root_ok(entry):
+            return
         raise SpecError(
             f"Operation {entry.name!r} ({entry.class_name}, module "
             f"{entry.obj.get('module')!r}) is not supported: a Functional model may hold "
-            "layers only, apart from the masks Embedding(mask_zero=True) and Masking make. "
-            "Use a layer (Add, Concatenate, ...) instead of an operation on tensors.",
+            "layers only, apart from the masks Keras computes (Embedding(mask_zero=True), "
+            "Masking, and how merge and attention layers combine masks). Use a layer (Add, "
+            "Concatenate, ...) instead of an operation on tensors.",
             entry.path,
         )
+
+    def _root_ok(self, entry: _Entry) -> bool:
+        """A ``not_equal`` must be Embedding's or Masking's: on the layer's
+        input, against 0 or the ``mask_value``."""
+        if entry.class_name != "NotEqual":
+            return True
+        nodes = entry.nodes
+        node = nodes[0] if len(nodes) == 1 and isinstance(nodes[0], Mapping) else {}
+        args, kwargs = node.get("args"), node.get("kwargs")
+        if set(entry.obj["config"]) - {"name"} or kwargs:
+            return False
+        if not (isinstance(args, list) and len(args) == 2 and _is_tensor(args[0])):
+            return False
+        if isinstance(args[1], bool):
+            return False
+        ref = _history(args[0], f"{entry.path}.inbound_nodes.0.args.0")
+        return any(source == ref and args[1] == value for source, value in self.makers)
 
 
 def _call_form(class_name: str) -> str | None:
@@ -373,7 +398,7 @@ def _check_mask(value: Any, masks: _Masks, where: str) -> None:
     the engine derives it again); an explicit mask tensor is refused."""
     if value is None:
         return
-    if _is_tensor(value) and _history(value, where)[0] in masks.final:
+    if _is_tensor(value) and _history(value, where)[0] in masks.mask_only:
         return
     raise SpecError(
         "Explicit masks are not supported: masks come from Embedding(mask_zero=True) "
@@ -437,7 +462,7 @@ def from_functional_json(doc: Mapping[str, Any]) -> dict[str, Any]:
         raise SpecError("Expected `config`, an object.", "config")
     entries = _entries(config)
     by_name = {e.name: e for e in entries}
-    masks = _Masks(entries)
+    masks = _Masks(entries, config.get("output_layers"))
     order = _replay_order(entries)
     calls = {e.name: 1 if e.kind == "input" else 0 for e in entries}
     for entry, _ in order:
@@ -621,3 +646,50 @@ def _show(shape: Any) -> str:
     if _nested(shape):
         return "[" + ", ".join(_show(s) for s in shape) + "]"
     return "(" + ", ".join("None" if d is None else repr(d)[:20] for d in shape) + ")"
+
+
+#: Keras's duplicate-name error, naming the name.
+_DUPLICATE = re.compile(r'\AThe name "(.+)" is used \d+ times in the model\.')
+
+
+def with_session_names(spec: dict[str, Any], analyze: Any) -> tuple[dict[str, Any], Any]:
+    """Analyze a spec read from ``to_json``, keeping Keras's session names.
+
+    The compact form names mask operations afresh (``concatenate`` for the
+    mask Concatenate computes), while the document names every layer
+    explicitly; where a layer's stored name is the automatic one that
+    operation would have taken (a ``concatenate`` layer, its mask operation
+    ``concatenate_1`` in the session that wrote the document), the program
+    with explicit names meets a duplicate name that Keras's session did not.
+    Such layers are then left to the automatic names, and the result kept
+    only if every layer ends up with its stored name.
+
+    Returns the spec and ``analyze``'s report of it. Raises ``SpecError``.
+    """
+    try:
+        return spec, analyze(spec)
+    except SpecError as error:
+        match = _DUPLICATE.match(error.message)
+        if match is None:
+            raise
+        prefix = re.sub(r"_\d+\Z", "", match.group(1))
+        auto = re.compile(rf"\A{re.escape(prefix)}(_\d+)?\Z")
+        stored = [e["name"] for e in spec["layers"] if "name" in e and "type" in e]
+        renamed = {
+            **spec,
+            "layers": [
+                {k: v for k, v in e.items() if k != "name"}
+                if "type" in e
+                and auto.match(str(e.get("name", "")))
+                and LAYERS[e["type"]].name_prefix() == prefix
+                else e
+                for e in spec["layers"]
+            ],
+        }
+        try:
+            report = analyze(renamed)
+        except SpecError:
+            raise error from None
+        if not set(stored) <= {layer.name for layer in report.layers}:
+            raise error from None
+        return renamed, report

@@ -28,6 +28,7 @@ from seqlab.args import Arg
 from seqlab.args import Kind
 from seqlab.functional_json import build_configs
 from seqlab.functional_json import check_build_configs
+from seqlab.functional_json import with_session_names
 from seqlab.objects import KERAS_CLASSES
 
 #: Wrappers may nest (TimeDistributed(Bidirectional(LSTM))), but not deeply.
@@ -385,6 +386,7 @@ def load_model_spec(body: object) -> dict[str, Any]:
     from .graph_schemas import graph_spec_schema  # builds on this module's fields
 
     spec: dict[str, Any] = graph_spec_schema.load(body)
-    if built:
-        check_build_configs(analyze(spec), built)
+    if built is not None:
+        spec, report = with_session_names(spec, analyze)
+        check_build_configs(report, built)
     return spec

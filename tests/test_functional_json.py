@@ -415,3 +415,54 @@ def test_build_config_of_attention_and_initial_state():
     dec["build_config"]["shapes_dict"]["sequences_shape"] = [None, 5, 5]
     with pytest.raises(SpecError, match="'dec' says it was built on input shape"):
         load_model_spec(doc)
+
+
+def masked_into(merge):
+    """Embedding(mask_zero=True) outputs merged, then an LSTM that uses the mask."""
+
+    def build():
+        a = keras.Input((5,), dtype="int32", name="a")
+        b = keras.Input((5,), dtype="int32", name="b")
+        f = keras.Input((5, 4), name="f")
+        emb = layers.Embedding(10, 4, mask_zero=True, name="emb")
+        merged = merge(emb(a), emb(b), f)
+        return keras.Model([a, b, f], layers.LSTM(3, name="lstm")(merged))
+
+    return build
+
+
+MASKED_MERGES = {
+    "add": lambda x, y, f: layers.Add()([x, y]),
+    "concatenate": lambda x, y, f: layers.Concatenate()([x, f]),
+    "concatenate_time": lambda x, y, f: layers.Concatenate(axis=1)([x, f, y]),
+    "attention": lambda x, y, f: layers.Attention()([x, y]),
+    "multi_head_attention": lambda x, y, f: layers.MultiHeadAttention(2, 4)(x, y),
+}
+
+
+@pytest.mark.parametrize("merge", MASKED_MERGES)
+def test_mask_operations_of_merges_are_dropped(merge):
+    """The operations Keras records to combine masks (logical_or, ones_like,
+    concatenate, any, convert_to_tensor) are derived again, not refused."""
+    model = masked_into(MASKED_MERGES[merge])()
+    doc = doc_of(model)
+    assert any(obj["module"].startswith("keras.src.ops") for obj in doc["config"]["layers"])
+    spec = from_keras_json(doc)
+    assert all("type" in e or "call" in e for e in spec["layers"])
+    report = analyze(load_model_spec(doc))
+    assert report.total_params == model.count_params()
+    assert [layer.name for layer in report.layers] == [layer.name for layer in model.layers]
+    # The summary's rows, mask operations included, as Keras's reload has them
+    # (a Concatenate layer keeps its stored name; its mask op is concatenate_1).
+    keras.backend.clear_session()
+    reloaded = keras.models.model_from_json(json.dumps(doc))
+    assert [row[0] for row in report.rows] == [op.name for op in reloaded.operations]
+
+
+def test_a_mask_operation_used_as_a_tensor_is_refused():
+    """``not_equal`` used by a layer's input, not only as a mask, is an operation."""
+    doc = doc_of(siamese_masked())
+    dot = next(obj for obj in doc["config"]["layers"] if obj["name"] == "dot")
+    dot["inbound_nodes"][0]["args"][0][1]["config"]["keras_history"] = ["not_equal", 0, 0]
+    with pytest.raises(SpecError, match="Operation 'not_equal'"):
+        from_keras_json(doc)
