@@ -337,7 +337,6 @@ class _Builder:
                 self.check_built(op, layer, shapes, path)
             output = layer.call_output(shapes, options)
             if first:
-                layer.name_built_layers(self.namer.auto)  # Keras builds it now
                 op.report = report_layer(layer, shapes, output)
         except SpecError as error:
             raise error.at(path) from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 from typing import ClassVar
@@ -171,13 +170,6 @@ class Layer:
         order (``Embedding(mask_zero=True)``: ``NotEqual``; ``Masking``:
         ``NotEqual``, ``Any``); the last one's output is the mask."""
         return ()
-
-    def name_built_layers(self, auto_name: Callable[[str], str]) -> None:
-        """Name the layers that Keras's ``build`` creates with automatic
-        names (``auto_name(prefix)`` takes the next one). Called by the
-        graph engine on the layer's first call, where Keras builds it:
-        MultiHeadAttention's ``softmax`` and ``dropout`` take their numbers
-        from the same counters as the model's layers."""
 
     def built_input_spec(self, input_shape: Shape) -> tuple[int | None, dict[int, int]]:
         """The ``ndim`` and ``axes`` of the ``InputSpec`` Keras sets when it

@@ -26,7 +26,6 @@ the class).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -260,7 +259,7 @@ class MultiHeadAttention(Wrapper):
     Building it (its first call) creates a ``Softmax`` and a ``Dropout``
     that take Keras's automatic names: ``softmax_name`` and
     ``dropout_name`` say which (``softmax``, ``dropout`` in a fresh session);
-    the graph engine sets them from its counters (``name_built_layers``).
+    the graph engine sets them from its counters (``build_names``).
     """
 
     type = "MultiHeadAttention"
@@ -313,11 +312,6 @@ class MultiHeadAttention(Wrapper):
         super().__init__(config, name)
         self.softmax_name = "softmax"
         self.dropout_name = "dropout"
-
-    def name_built_layers(self, auto_name: Callable[[str], str]) -> None:
-        # _build_attention: Softmax(...) then Dropout(...), both unnamed.
-        self.softmax_name = auto_name("softmax")
-        self.dropout_name = auto_name("dropout")
 
     # -- arguments ---------------------------------------------------------
 
