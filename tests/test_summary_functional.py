@@ -368,8 +368,12 @@ def test_summary_as_keras_prints_it(name: str) -> None:
             assert render_summary(report, width, width) == expected, f"COLUMNS={width}"
 
 
-@pytest.mark.parametrize(("columns", "width"), [(120, 120), (120, 76), (60, 100), (200, 200)])
-@pytest.mark.parametrize("name", ["attention_decoder", "long_names", "sequential_chain"])
+@pytest.mark.parametrize(
+    ("columns", "width"), [(120, 120), (120, 76), (60, 100), (200, 200), (30, 40), (25, 60)]
+)
+@pytest.mark.parametrize(
+    "name", ["attention_decoder", "long_names", "sequential_chain", "big_counts"]
+)
 def test_console_width_is_columns(name: str, columns: int, width: int) -> None:
     """With ``COLUMNS`` set, rich's console is that wide: the title and the
     totals wrap there and the table is cut there."""
