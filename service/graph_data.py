@@ -349,19 +349,39 @@ def data_shapes(arrays: Mapping[str, Any]) -> Any:
     return shapes
 
 
-def refuse_graph_datasets(body: Mapping[str, Any]) -> None:
-    """An uploaded dataset holds one ``x`` and one ``y`` array; a Functional
-    model is trained on inline data (one array, a list or an object per
-    input and output)."""
+def refuse_graph_datasets(report: ModelReport, body: Mapping[str, Any]) -> None:
+    """An uploaded dataset holds one ``x`` and one ``y`` array: a Functional
+    model with one input and one output trains on it, one with several
+    inputs or outputs on inline data (a list or an object of arrays)."""
+    single = len(input_names(report)) == 1 and len(output_names(report)) == 1
+    if single:
+        return
     errors: Errors = {}
+    why = (
+        "an uploaded dataset holds one x and one y array, and this model has "
+        f"{len(input_names(report))} inputs and {len(output_names(report))} outputs"
+    )
     if "dataset" in body["data"]:
-        errors["data.dataset"] = [
-            "A Functional model (inputs/layers/outputs) trains on inline data.x and "
-            "data.y: an uploaded dataset holds one x and one y array."
-        ]
+        errors["data.dataset"] = [f"Give data.x and data.y inline: {why}."]
     if "validation" in body:
-        errors["validation.dataset"] = [
-            "A Functional model validates on fit.validation_split: an uploaded dataset "
-            "holds one x and one y array."
-        ]
+        errors["validation.dataset"] = [f"Validate with fit.validation_split: {why}."]
+    raise_errors(errors)
+
+
+def check_graph_validation(report: ModelReport, body: dict[str, Any]) -> None:
+    """A dataset's validation arrays against a one-input, one-output graph
+    model, as ``data`` is checked (errors under ``validation.x``/``.y``)."""
+    if "validation" not in body:
+        return
+    errors: Errors = {}
+    ins, outs = input_names(report), output_names(report)
+    validation = body["validation"]
+    x = arrange(validation["x"], "validation.x", ins, "input", errors)
+    y = arrange(validation["y"], "validation.y", outs, "output", errors)
+    raise_errors(errors)
+    assert x is not None and y is not None
+    pseudo = {**body, "fit": {**body["fit"], "validation_split": 0}}
+    check_graph_shapes(report, pseudo, x, y, errors)
+    raise_errors(errors)
+    check_graph_values(report, pseudo, x, y, errors)
     raise_errors(errors)

@@ -39,6 +39,7 @@ from .data_checks import check_data
 from .datasets import check_validation_data
 from .datasets import resolve_train_data
 from .graph_data import check_graph_request
+from .graph_data import check_graph_validation
 from .graph_data import data_shapes
 from .graph_data import history_names
 from .graph_data import is_graph_report
@@ -140,13 +141,14 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
     graph = is_graph_report(report)
     if graph:
-        refuse_graph_datasets(body)
+        refuse_graph_datasets(report, body)
     else:
         refuse_graph_forms(body)
     # A dataset's shapes stand in for its arrays from here on.
     dataset_refs = resolve_train_data(body)
     if graph:
         check_graph_request(report, body)
+        check_graph_validation(report, body)
         check_early_stopping_monitor(body, history_names(report, body["compile"]))
     elif dataset_refs:
         check_early_stopping_monitor(body)

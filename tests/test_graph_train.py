@@ -158,7 +158,9 @@ def refused(app, request):
          "categorical_crossentropy"),
         (lambda b: b["fit"].update(early_stopping={"monitor": "cls_mae"}),
          "fit.early_stopping.monitor", "reg_loss"),
-        (lambda b: b["data"].update(dataset="ds_x"), "data.dataset", "inline data"),
+        (lambda b: b["data"].update(dataset="ds_x"), "data.dataset",
+         "Give data.x and data.y inline: an uploaded dataset holds one x and one y array, "
+         "and this model has 2 inputs and 2 outputs."),
     ],
 )  # fmt: skip
 def test_graph_requests_are_refused_before_queuing(idle_app, change, path, fragment):
@@ -230,3 +232,45 @@ def test_per_output_histories_are_plotted_beside_the_loss():
         "request": {"model": {"inputs": [{"shape": [3]}], "layers": []}},
     }
     assert job_curves(job).title.startswith("functional · final loss")
+
+
+def test_a_one_input_one_output_graph_trains_on_a_dataset(backend_client):
+    """A dataset holds one x and one y: a Functional model with one input and
+    one output (given as a list of one) trains on it, validation arrays too."""
+    import io
+
+    import numpy as np
+
+    jobs_client = backend_client
+    x, y = arrays()
+    xs, ys = np.asarray(x["extra"], "float32"), np.asarray(y["reg"], "float32")
+    buffer = io.BytesIO()
+    np.savez(buffer, x=xs, y=ys, x_val=xs[:4], y_val=ys[:4])
+    rv = jobs_client.post(
+        "/datasets", data=buffer.getvalue(), headers={"Content-Type": "application/octet-stream"}
+    )
+    assert rv.status_code == 201, rv.get_json()
+    dataset = rv.get_json()["id"]
+    model = {
+        "inputs": [{"name": "extra", "shape": [3]}],
+        "layers": [{"type": "Dense", "units": 2, "name": "reg"}],
+        "outputs": ["reg"],
+    }
+    request = {
+        "model": model,
+        "data": {"dataset": dataset},
+        "fit": {"epochs": 3, "batch_size": 4, "early_stopping": {"monitor": "val_loss"}},
+    }
+    rv = jobs_client.post("/train", json=request)
+    assert rv.status_code == 202, rv.get_json()
+    job = wait(jobs_client, rv.headers["Location"])
+    assert job["status"] == "succeeded", job.get("error")
+    assert set(job["result"]["history"]) == {"loss", "val_loss"}
+    # One output, even listed: the list of its values, as Keras's predict.
+    assert len(job["result"]["predictions"]) == SAMPLES
+    assert job["request"]["data_shapes"]["x"] == {"extra": [SAMPLES, 3]}
+    # The validation arrays are checked against the model as data is.
+    model["inputs"][0]["shape"] = [4]
+    rv = jobs_client.post("/train", json=request)
+    assert rv.status_code == 422
+    assert "does not fit the model's input 'extra' (None, 4)" in rv.get_json()["detail"]

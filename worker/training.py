@@ -234,7 +234,9 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
     own = request["data"].get("validation")
     if own is not None:
         # Validation data of its own (a dataset's): Keras's validation_data.
-        validation = (np.asarray(own[0], dtype=x.dtype), np.asarray(own[1], dtype="float32"))
+        y_val = np.asarray(own[1], dtype="float32")
+        # A graph model whose outputs are a list of one takes y as a list.
+        validation = (np.asarray(own[0], dtype=x.dtype), [y_val] if isinstance(y, list) else y_val)
         x_fit, y_fit = x, y
     elif n_val:
         # Keras keeps the last samples for validation (validation_split).
@@ -295,10 +297,10 @@ def predict(model: Any, x: Any, batch_size: int | None) -> Any:
     inputs), in batches of the model's fixed batch size where it has one (a
     stateful model accepts no other).
 
-    A model whose outputs are a list (a Functional model's ``outputs``
-    given as a list) answers an object by output name (Keras's
+    A model with several outputs answers an object by output name (Keras's
     ``model.output_names``), or a list in output order where two outputs
-    share a name (two tensors of one layer).
+    share a name (two tensors of one layer); one output (even given as a
+    list of one, which Keras's ``predict`` unwraps) the list of its values.
     """
     import keras
     import numpy as np
