@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -357,3 +358,102 @@ def test_summary_width_as_keras_prints_it(cases: list[GraphCase], line_length: i
         if text != expected:
             failures.append(describe(case, [f"--- engine\n{text}--- keras\n{expected}"]))
     assert not failures, "\n\n".join(failures)
+
+
+# -- to_json documents edited: Keras's model_from_json against the reader ------
+
+MUTATIONS = ("shuffle", "unknown layer", "tensor index", "unknown output", "input not an input")
+
+
+def _history_refs(doc: dict[str, Any]) -> list[list[Any]]:
+    """Every ``keras_history`` list of the document's inbound nodes."""
+    out: list[list[Any]] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("class_name") == "__keras_tensor__":
+                out.append(value["config"]["keras_history"])
+                return
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for layer in doc["config"]["layers"]:
+        walk(layer.get("inbound_nodes", []))
+    return out
+
+
+def mutate(doc: dict[str, Any], kind: str, rng: random.Random) -> dict[str, Any] | None:
+    """``doc`` edited as ``kind`` says (None where it does not apply):
+    ``shuffle`` permutes ``config.layers`` (Keras recomputes the order: the
+    same model); the others break a reference as a hand-edited document
+    might (Keras refuses each: keras-functional.md §2)."""
+    doc = copy.deepcopy(doc)
+    config = doc["config"]
+    if kind == "shuffle":
+        rng.shuffle(config["layers"])
+        return doc
+    if kind in ("unknown layer", "tensor index"):
+        refs = _history_refs(doc)
+        if not refs:
+            return None
+        ref = rng.choice(refs)
+        if kind == "unknown layer":
+            ref[0] = "nope"
+        else:
+            ref[2] = 9
+        return doc
+    outputs = config["output_layers"]
+    target = outputs if isinstance(outputs[0], str) else rng.choice(outputs)
+    if kind == "unknown output":
+        target[0] = "zzz"
+        return doc
+    inputs = {layer["name"] for layer in config["layers"] if layer["class_name"] == "InputLayer"}
+    others = [layer["name"] for layer in config["layers"] if layer["name"] not in inputs]
+    if not others:
+        return None
+    ins = config["input_layers"]
+    (ins if isinstance(ins[0], str) else rng.choice(ins))[0] = rng.choice(others)
+    return doc
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_edited_to_json_documents_as_keras_reads_them(cases: list[GraphCase]) -> None:
+    """Documents edited by hand: a shuffled layer list reads as the same
+    model Keras rebuilds (names, order, counts, summary); a reference to no
+    layer or tensor and an unknown output are refused, as
+    ``model_from_json`` refuses them (verdicts compared: Keras's texts name
+    Python objects); an input that is not an InputLayer is refused."""
+    failures = []
+    tried: Counter[str] = Counter()
+    for case in cases:
+        if not case.valid:
+            continue
+        assert isinstance(case.keras.report, dict)
+        kind = MUTATIONS[case.index % len(MUTATIONS)]
+        doc = mutate(json.loads(case.keras.report["json"]), kind, random.Random(case.index))
+        if doc is None:
+            continue
+        tried[kind] += 1
+        text = json.dumps(doc)
+        keras = oracle.cached_json_report(text)
+        engine = engine_of_json(text, as_text=True)
+        if kind == "shuffle":
+            differences = oracle.compare_graph(engine, keras)
+        elif kind == "input not an input":
+            # Keras refuses this, or cuts the graph at that tensor with an
+            # InputLayer named after its process-wide tensor counter
+            # (``keras_tensor_5CLONE``), which no request can reproduce:
+            # the reader refuses it, on purpose.
+            differences = [] if isinstance(engine, str) else ["accepted an input that is a layer"]
+        elif isinstance(engine, str) != isinstance(keras, str):
+            differences = [f"verdict: engine {engine!r:.300} / keras {keras!r:.300}"]
+        else:
+            differences = []
+        if differences:
+            failures.append(describe(case, [f"edited: {kind}", *differences]))
+    assert all(tried[k] >= 5 for k in MUTATIONS), tried
+    assert not failures, f"{len(failures)} edited documents differ:\n\n" + "\n\n".join(failures)
