@@ -457,3 +457,13 @@ def test_edited_to_json_documents_as_keras_reads_them(cases: list[GraphCase]) ->
             failures.append(describe(case, [f"edited: {kind}", *differences]))
     assert all(tried[k] >= 5 for k in MUTATIONS), tried
     assert not failures, f"{len(failures)} edited documents differ:\n\n" + "\n\n".join(failures)
+
+
+def test_graph_corpus_is_seeded() -> None:
+    """The same seed gives the same specs; another seed others; each spec
+    is drawn on its own, so a shorter corpus is a prefix of a longer one."""
+    first = graph_corpus.generate(40, seed=7)
+    assert first == graph_corpus.generate(40, seed=7)
+    assert first != graph_corpus.generate(40, seed=8)
+    assert graph_corpus.generate(60, seed=7)[:40] == first
+    assert all("inputs" in spec and spec["layers"] for spec in first)
