@@ -88,6 +88,36 @@ def keras_call(
     }
 
 
+def keras_first_call_fails(
+    type_: str,
+    args: Mapping[str, Any],
+    shapes: list[Shape],
+    options: Mapping[str, Any] | None = None,
+) -> bool:
+    """Whether the one-layer model that Keras builds fails on its first
+    call (``predict`` on zeros, unknown sizes taken as 3): the graph engine
+    refuses such a call (``Layer.call_failure``), as the worker could not
+    train it."""
+    import numpy as np
+
+    keras = import_keras()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tensors = [keras.Input(shape=tuple(s[1:])) for s in shapes]
+        layer = getattr(keras.layers, type_)(name=NAME, **args)
+        if LAYERS[type_].call_form == "query_value_key":
+            output = layer(*tensors, **dict(options or {}))
+        else:
+            output = layer(tensors, **dict(options or {}))
+        model = keras.Model(tensors, output)
+        data = [np.zeros((2, *(3 if d is None else d for d in s[1:]))) for s in shapes]
+        try:
+            model.predict(data, verbose=0)
+        except Exception:  # noqa: BLE001 - any failure is Keras's verdict
+            return True
+    return False
+
+
 def engine_layer(type_: str, args: Mapping[str, Any]) -> Layer:
     """The registry's layer, configured as the engine configures it."""
     return configure_layer({"type": type_, "name": NAME, **args}, Namer(), "layers.0")

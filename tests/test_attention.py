@@ -22,6 +22,7 @@ from call_oracle import engine_layer
 from call_oracle import graph_answer
 from call_oracle import graph_spec
 from call_oracle import keras_call
+from call_oracle import keras_first_call_fails
 
 from seqlab import SpecError
 from seqlab import analyze
@@ -150,6 +151,13 @@ def test_the_sweeps_through_the_graph_engine_agree_with_keras(sweep: str) -> Non
     for type_, args, shapes, options in cases[:60]:
         keras = keras_call(type_, args, shapes, options)
         engine = graph_answer(graph_spec(type_, args, shapes, options))
+        if (
+            isinstance(engine, str)
+            and "fails on its first call" in engine
+            and not isinstance(keras, str)
+            and keras_first_call_fails(type_, args, shapes, options)
+        ):
+            continue  # Keras builds it but cannot run it: refused, as the worker could not
         for line in differences(engine, keras):
             problems.append(f"{type_}({args}) on {shapes} {options}: {line}")
     assert not problems, "\n".join(problems[:20])
