@@ -347,13 +347,22 @@ def _convert_call(entry: _Entry, k: int, masks: _Masks) -> dict[str, Any]:
     # it against the layer's ``call_form`` (a layer seqlab does not know is
     # refused there, by its type).
     keyword = {key: kwargs[key] for key in QVK if key in kwargs and form != "one"}
-    if keyword:
-        if args:
-            raise SpecError(
-                "A call that passes some tensors by position and others by keyword is not "
-                "supported: pass query, value and key all by position or all by keyword.",
-                path,
-            )
+    # Keras orders a call's tensors positional first, then by sorted keyword:
+    # mha(q, v, key=k) is mha(q, v, k), and mha(q, value=v) is mha(q, v).
+    order = [*("query", "value", "key")[: len(args)], *sorted(keyword)]
+    if keyword and args and order == ["query", "value", "key"][: len(order)]:
+        tensors = [*args, *(keyword[key] for key in sorted(keyword))]
+        where = [f"{path}.args.{i}" for i in range(len(args))]
+        where += [f"{path}.kwargs.{key}" for key in sorted(keyword)]
+        out["inputs"] = [one(v, w) for v, w in zip(tensors, where, strict=True)]
+    elif keyword and args:
+        raise SpecError(
+            f"This call's tensors come in the order {', '.join(order)}, which neither the "
+            "positional form (query, value, key) nor the keyword form (key, query, value) "
+            "gives: pass them all by position or all by keyword.",
+            path,
+        )
+    elif keyword:
         out["inputs"] = {key: one(v, f"{path}.kwargs.{key}") for key, v in keyword.items()}
     elif len(args) == 1 and isinstance(args[0], list) and form != "query_value_key":
         out["inputs"] = many(args[0], f"{path}.args.0")
@@ -373,8 +382,10 @@ def _convert_call(entry: _Entry, k: int, masks: _Masks) -> dict[str, Any]:
         where = f"{path}.kwargs.{key}"
         if key in keyword:
             continue
-        if key == "training":
-            continue  # injected, or a literal that changes no count or shape
+        if key == "training" and not _tensors(value, where):
+            # Injected, or the caller's literal: it changes no count or shape
+            # (a Dropout called with training=True trains as any Dropout).
+            continue
         if key == "mask":
             _check_mask(value, masks, where)
         elif key == "initial_state":

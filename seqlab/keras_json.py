@@ -32,7 +32,8 @@ def _keras_object(value: Any) -> bool:
 def _policy_name(value: Any) -> Any:
     """``{"class_name": "DTypePolicy", "config": {"name": "float64"}}`` → ``"float64"``;
     a plain string or anything else as it is."""
-    if _keras_object(value) and value["class_name"] in _POLICY_CLASSES:
+    # A class_name of any JSON type may come in: test membership on strings only.
+    if _keras_object(value) and str(value["class_name"]) in _POLICY_CLASSES:
         config = value["config"]
         if isinstance(config, Mapping) and set(config) == {"name"}:
             return config["name"]

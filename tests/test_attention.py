@@ -89,6 +89,12 @@ def mha_case(rng: random.Random) -> tuple[str, dict[str, Any], list[Any], dict[s
         args["output_shape"] = rng.choice((3, [2], [2, 3], 0, [4, -1]))
     if rng.random() < 0.15:
         args["dropout"] = 0.2
+    if rng.random() < 0.2:
+        # Identity refuses the 3-D kernels (not the 2-D biases), Orthogonal
+        # takes them: Keras's initializers run when the projections build.
+        args["kernel_initializer"] = rng.choice(("identity", "orthogonal", "he_uniform"))
+    if rng.random() < 0.1:
+        args["bias_initializer"] = rng.choice(("identity", "ones"))
     rank = rng.choice((3,) * 7 + (4, 2))
     dq = rng.choice((4, 6, 8) if rng.random() < 0.9 else (None,))
     tq, tv = rng.choice(DIMS), rng.choice(DIMS)

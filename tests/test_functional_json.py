@@ -13,11 +13,13 @@ import copy
 import json
 
 import keras_oracle
+import numpy as np
 import pytest
 
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import from_keras_json
+from seqlab import render_summary
 from service.schemas import load_model_spec
 
 keras = keras_oracle.import_keras()
@@ -466,3 +468,100 @@ def test_a_mask_operation_used_as_a_tensor_is_refused():
     dot["inbound_nodes"][0]["args"][0][1]["config"]["keras_history"] = ["not_equal", 0, 0]
     with pytest.raises(SpecError, match="Operation 'not_equal'"):
         from_keras_json(doc)
+
+
+def _gru_single_state():
+    x = keras.Input((6, 3), name="x")
+    seq, h = layers.GRU(4, return_sequences=True, return_state=True)(x)
+    return keras.Model(x, layers.GRU(4)(x, initial_state=h))
+
+
+def _bidirectional_no_merge():
+    x = keras.Input((6, 3))
+    fwd, bwd, h1, h2 = layers.Bidirectional(
+        layers.GRU(4, return_sequences=True, return_state=True), merge_mode=None
+    )(x)
+    return keras.Model(x, [layers.Subtract()([fwd, bwd]), layers.Multiply()([h1, h2])])
+
+
+def _conv_pool_frozen():
+    x = keras.Input((20, 3), batch_size=8)
+    c = layers.Conv1D(4, 3, padding="causal", trainable=False)(x)
+    p = layers.MaxPooling1D()(layers.BatchNormalization()(c))
+    t = layers.TimeDistributed(layers.Dense(2))(p)
+    return keras.Model(x, layers.GlobalMaxPooling1D()(t))
+
+
+def _explicit_training_and_unused_input():
+    a, unused, b = keras.Input((4,), name="a"), keras.Input((2,), name="u"), keras.Input((4,))
+    d = layers.Dropout(0.5)(layers.Maximum()([a, b]), training=True)
+    return keras.Model([a, unused, b], [d, d])
+
+
+def _dot_axes_and_keyed_attention():
+    q, k, v = keras.Input((5, 6)), keras.Input((7, 6)), keras.Input((7, 3))
+    att = layers.MultiHeadAttention(3, 2, value_dim=5, output_shape=4, use_bias=False)(q, v, key=k)
+    add = layers.AdditiveAttention()([q, v, k], return_attention_scores=True)
+    dot = layers.Dot(axes=(1, 1))([att, add[1]])
+    return keras.Model([q, k, v], [dot, layers.Average()([add[0], add[0]])])
+
+
+def _mixed_precision_frozen_model():
+    x = keras.Input((5, 3))
+    h = layers.LSTM(4, return_sequences=True, dtype="mixed_float16")(x)
+    y = layers.Dense(2, dtype="float64")(layers.LayerNormalization()(h))
+    model = keras.Model(x, y)
+    model.trainable = False
+    return model
+
+
+FAMILIES = {
+    "gru_single_state": _gru_single_state,
+    "bidirectional_no_merge": _bidirectional_no_merge,
+    "conv_pool_frozen": _conv_pool_frozen,
+    "explicit_training_and_unused_input": _explicit_training_and_unused_input,
+    "dot_axes_and_keyed_attention": _dot_axes_and_keyed_attention,
+    "mixed_precision_frozen_model": _mixed_precision_frozen_model,
+    **{name: build for name, (build, _) in CASES.items()},
+    **{f"masked_{name}": masked_into(merge) for name, merge in MASKED_MERGES.items()},
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_documents_read_as_keras_reloads_them(family, monkeypatch):
+    """to_json → compact → engine, against Keras's own reload of the same
+    document: layers, their output shapes and counts, the trainable split,
+    the summary's rows (operations included), the model's shapes and the
+    summary text, byte for byte (piped: no COLUMNS)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    model = FAMILIES[family]()
+    doc = doc_of(model)
+    report = analyze(load_model_spec(json.dumps(doc)))
+    keras.backend.clear_session()
+    reloaded = keras.models.model_from_json(json.dumps(doc))
+    assert [x.name for x in report.layers] == [x.name for x in reloaded.layers]
+    assert [x.params for x in report.layers] == [x.count_params() for x in reloaded.layers]
+    trainable = sum(int(np.prod(w.shape)) for w in reloaded.trainable_weights)
+    assert (report.total_params, report.trainable_params) == (reloaded.count_params(), trainable)
+    assert [row[0] for row in report.rows] == [op.name for op in reloaded.operations]
+    shape = reloaded.output_shape
+    expected = [tuple(s) for s in shape] if isinstance(shape, list) else tuple(shape)
+    assert report.output_shape == expected
+    printed = []
+    reloaded.summary(print_fn=lambda text, **kwargs: printed.append(text))
+    assert render_summary(report) == "".join(printed)
+
+
+def test_mixed_positional_and_keyword_tensors():
+    """mha(q, v, key=k) is Keras's positional order and reads as the list form;
+    mha(q, value=v, key=k) orders its tensors q, k, v, which neither form writes."""
+    q, k, v = keras.Input((5, 6), name="q"), keras.Input((7, 6), name="k"), keras.Input((7, 3))
+    mha = layers.MultiHeadAttention(2, 2, name="mha")
+    spec = from_keras_json(doc_of(keras.Model([q, k, v], mha(q, v, key=k))))
+    assert spec["layers"][0]["inputs"] == ["q", "input_layer", "k"]
+    keras.backend.clear_session()
+    q, k, v = keras.Input((5, 6)), keras.Input((7, 6)), keras.Input((7, 3))
+    doc = doc_of(keras.Model([q, k, v], layers.MultiHeadAttention(2, 2)(q, value=v, key=k)))
+    with pytest.raises(SpecError, match="in the order query, key, value") as info:
+        from_keras_json(doc)
+    assert info.value.path.endswith(".inbound_nodes.0")

@@ -175,7 +175,8 @@ def functional_json():
             units=5, return_state=True),
         keras_layer("GRU", "gru", [{"args": [kt("dec")], "kwargs": {
             "initial_state": [kt("enc", 0, 1)]}}], None, units=5, return_sequences=True),
-        keras_layer("Dense", "out", [{"args": [kt("gru")], "kwargs": {}}], [None, 4, 5], units=2),
+        keras_layer("Dense", "out", [{"args": [kt("gru")], "kwargs": {}}], [None, 4, 5], units=2,
+                    dtype={"class_name": "DTypePolicy", "config": {"name": "float32"}}),
     ]  # fmt: skip
     config = {"name": "functional", "trainable": True, "layers": layers,
               "input_layers": [["tok", 0, 0], ["dec", 0, 0]],

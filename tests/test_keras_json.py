@@ -46,6 +46,8 @@ def test_input_layer_gives_shape_batch_and_dtype():
         ({"class_name": "FloatDTypePolicy", "config": {"name": "mixed_float16"}}, "mixed_float16"),
         ("bfloat16", "bfloat16"),
         (None, None),
+        # Found by fuzzing: a class_name that is not a string.
+        (odd := {"class_name": ["DTypePolicy"], "config": {"name": "float32"}}, odd),
         # Left for the schema to refuse: a quantized policy is not a float one.
         (qp := {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8",
                 "source_name": "float32"}}, qp),

@@ -416,8 +416,14 @@ class MultiHeadAttention(Wrapper):
 
     def build_weights(self, input_shape: Any) -> list[Weight]:
         weights = super().build_weights(input_shape)
-        for w in weights:
+        for i, w in enumerate(weights):
             if any(d < 0 for d in w.shape):
+                if self.custom_initializers:
+                    # Keras initializes the weights created before this one
+                    # first: their initializers' refusals come first.
+                    from ..engine import check_initializers
+
+                    check_initializers(self, weights[:i])
                 raise SpecError(
                     f"Cannot convert '{w.shape!r}' to a shape. Negative dimensions are "
                     f"not allowed. (The {w.name} of layer '{self.name}': "
