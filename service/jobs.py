@@ -354,7 +354,8 @@ def download_model(job_id: str) -> Response:
 @bp.get("/examples")
 @auth.public
 def list_examples() -> dict[str, Any]:
-    """The seed article's three programs, usable as ``{"example": name}``."""
+    """The seed article's three programs and the Functional presets, usable
+    as ``{"example": name}``."""
     return {
         "examples": [
             {"name": name, **{k: v for k, v in preset.items()}} for name, preset in EXAMPLES.items()

@@ -270,3 +270,34 @@ def test_the_worker_agrees_with_the_engine(spec: dict[str, Any]) -> None:
     from worker.agreement import differences
 
     assert differences(build_model(spec), analyze(spec).counts()) == []
+
+
+@pytest.mark.parametrize("layer_type", sorted(LAYERS))
+def test_every_registered_layer_builds_in_a_graph_as_keras_calls_it(layer_type: str) -> None:
+    """Each registered layer on its example, called in a graph the way its
+    ``call_form`` says (one tensor, a list, or query/value/key positionally),
+    equals the plain Keras program making the same call."""
+    from worker.builder import build_layer
+
+    layer_cls = LAYERS[layer_type]
+    args, shapes = layer_cls.example
+    if layer_cls.call_form == "one":
+        shapes = [shapes]
+    names = [f"in_{i}" for i in range(len(shapes))]
+    entry = {"type": layer_type, **args}
+    entry["inputs"] = names[0] if layer_cls.call_form == "one" else names
+    spec = {"inputs": [{"name": n, "shape": list(s)} for n, s in zip(names, shapes, strict=True)]}
+    spec["layers"] = [entry]
+
+    keras.backend.clear_session()
+    ins = [keras.Input(tuple(s), name=n) for n, s in zip(names, shapes, strict=True)]
+    layer = build_layer({"type": layer_type, **args})
+    if layer_cls.call_form == "one":
+        out = layer(ins[0])
+    elif layer_cls.call_form == "list":
+        out = layer(ins)
+    else:
+        out = layer(*ins)
+    plain = keras.Model(ins[0] if len(ins) == 1 else ins, out)
+    expected = describe(keras.models.model_from_json(plain.to_json()))
+    assert describe(build_model(spec)) == expected

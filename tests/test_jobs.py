@@ -314,6 +314,9 @@ def test_examples_are_the_seed_programs(app, spec):
         "one_to_one": (1000, 5),
         "many_to_one": (500, 1),
         "many_to_many": (1000, 1),
+        # The Functional presets (tests/test_examples.py).
+        "encoder_decoder": (100, 32),
+        "attention": (100, 32),
     }
 
 

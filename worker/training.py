@@ -176,14 +176,18 @@ def compile_model(model: Any, options: Mapping[str, Any]) -> None:
     optimizer = keras.optimizers.get(options["optimizer"])
     if options.get("learning_rate") is not None:
         optimizer.learning_rate = options["learning_rate"]
-    names = list(model.output_names)
+    # A Sequential model has no output_names before it is compiled: one output.
+    names = list(getattr(model, "output_names", None) or [])
     metrics: Any = options.get("metrics") or []
-    if isinstance(metrics, Mapping):
-        metrics = [list(metrics.get(name, [])) for name in names]
+    if isinstance(metrics, Mapping) or len(names) > 1:
+        metrics = [
+            list(metrics.get(name, []) if isinstance(metrics, Mapping) else metrics)
+            for name in names
+        ]
+        if len(names) == 1:
+            metrics = metrics[0]  # Keras logs one output's metrics by their own names
     else:
-        metrics = [list(metrics) for _ in names]
-    if len(model.outputs) == 1:
-        metrics = metrics[0]  # Keras logs one output's metrics by their own names
+        metrics = list(metrics)
     extra = {}
     if options.get("loss_weights") is not None:
         extra["loss_weights"] = by_output(options["loss_weights"], names)
