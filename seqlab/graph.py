@@ -446,9 +446,9 @@ class _Builder:
         return COMPUTE_DTYPES.get(layer.config.get("dtype"), "float32")
 
     def output_dtype(self, layer: Layer) -> str:
-        # A wrapper's outputs are its (first) layer's.
-        subs = layer.sublayers
-        return self.compute_dtype(subs[0] if subs else layer)
+        # The layer's own compute dtype, a wrapper's too (not its layer's):
+        # TimeDistributed(Dense(2, dtype="float16")) gives float32 tensors.
+        return self.compute_dtype(layer)
 
     def initial_state(
         self, layer: Layer, entry: Mapping[str, Any], path: str, x: _Tensor

@@ -211,7 +211,7 @@ def _emb_mask(keras: Any, L: Any) -> Any:
         "inputs": [{"shape": [6, 3]}],
         "layers": [
             {"type": "Masking"},
-            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2}},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2, "dtype": "float16"}},
             {"type": "BatchNormalization"},
             {"type": "Bidirectional", "layer": {"type": "GRU", "units": 2}},
         ],
@@ -220,7 +220,7 @@ def _emb_mask(keras: Any, L: Any) -> Any:
 def _masking(keras: Any, L: Any) -> Any:
     x = keras.Input((6, 3))
     y = L.Masking()(x)
-    y = L.TimeDistributed(L.Dense(2))(y)
+    y = L.TimeDistributed(L.Dense(2, dtype="float16"))(y)
     y = L.BatchNormalization()(y)
     return keras.Model(x, L.Bidirectional(L.GRU(2))(y))
 
@@ -750,6 +750,24 @@ def _masks_merges(keras: Any, L: Any) -> Any:
     return keras.Model([x, y, z], L.Concatenate()([a, b, c, d, g]))
 
 
+@case(
+    "wrapper_dtype_is_its_own",
+    {
+        "inputs": [{"shape": [6], "dtype": "int32"}],
+        "layers": [
+            {"type": "Embedding", "input_dim": 14, "output_dim": 2, "mask_zero": True},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2}, "dtype": "float16"},
+            {"type": "BatchNormalization"},
+        ],
+    },
+)
+def _wrapper_dtype(keras: Any, L: Any) -> Any:
+    x = keras.Input((6,), dtype="int32")
+    y = L.Embedding(14, 2, mask_zero=True)(x)
+    y = L.TimeDistributed(L.Dense(2), dtype="float16")(y)
+    return keras.Model(x, L.BatchNormalization()(y))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_graph_matches_keras(keras: Any, name: str) -> None:
     spec, build = CASES[name]
@@ -1089,3 +1107,29 @@ def test_refusals_name_their_path(spec: dict[str, Any], path: str) -> None:
     with pytest.raises(SpecError) as error:
         analyze(spec)
     assert error.value.path == path
+
+
+def test_bidirectional_with_a_wider_backward_layer_fails_to_run(keras: Any) -> None:
+    def build(keras: Any, L: Any) -> Any:
+        x = keras.Input((5, 3))
+        y = L.Bidirectional(L.LSTM(4), backward_layer=L.LSTM(2, go_backwards=True))(x)
+        return keras.Model(x, L.Dense(1)(y))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _keras_predict_error(keras, build, [(5, 3)]) is not None
+    spec = {
+        "inputs": [{"shape": [5, 3]}],
+        "layers": [
+            {
+                "type": "Bidirectional",
+                "layer": {"type": "LSTM", "units": 4},
+                "backward_layer": {"type": "LSTM", "units": 2, "go_backwards": True},
+            },
+            {"type": "Dense", "units": 1},
+        ],
+    }
+    with pytest.raises(SpecError) as error:
+        analyze(spec)
+    assert error.value.path == "layers.0.inputs"
+    assert "fails on its first call" in error.value.message

@@ -191,6 +191,22 @@ class Bidirectional(Wrapper):
             return 0
         return 2 if self.config["merge_mode"] is None else 1
 
+    def call_failure(self, inputs: Any, options: Mapping[str, Any]) -> str | None:
+        # compute_output_shape reads the forward layer alone; a backward
+        # layer of other units gives other tensors when the model runs
+        # (a concat narrower than declared, a sum that cannot broadcast).
+        forward = self.forward.compute_output_shape(inputs)
+        backward = self.backward.compute_output_shape(inputs)
+        if forward == backward:
+            return None
+        first = forward[0] if isinstance(forward, list) else forward
+        other = backward[0] if isinstance(backward, list) else backward
+        return (
+            f"Bidirectional declares its output from the forward layer ({first} per "
+            f"direction) but runs the backward layer's ({other}): the tensors differ from "
+            "the shapes Keras built the model with"
+        )
+
     def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:
         # The forward layer's states, then the backward layer's.
         return [
