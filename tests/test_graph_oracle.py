@@ -326,18 +326,27 @@ def test_every_layer_in_a_graph_in_both_forms(type_: str) -> None:
     assert not schema, "\n".join(schema)
 
 
-@pytest.mark.keras
-@pytest.mark.slow
-@pytest.mark.parametrize("line_length", [60, 90, 120])
-def test_summary_width_as_keras_prints_it(cases: list[GraphCase], line_length: int) -> None:
-    """``render_summary(report, line_length)`` is ``model.summary(line_length)``
-    for a sample of valid graphs of every family."""
+def keras_summary(spec: dict[str, Any], line_length: int) -> str:
+    """Keras's ``model.summary(line_length=...)`` text of a graph spec."""
     import warnings
-
-    from seqlab import render_summary
 
     keras = oracle.import_keras()
     from worker.builder import build_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras.backend.clear_session(free_memory=False)
+        model = build_model(spec, fresh_session=False)
+        return oracle.summary_text(model, line_length=line_length)
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+@pytest.mark.parametrize("line_length", [44, 60, 90, 120, 200])
+def test_summary_width_as_keras_prints_it(cases: list[GraphCase], line_length: int) -> None:
+    """``render_summary(report, line_length)`` is ``model.summary(line_length)``
+    for a sample of valid graphs of every family."""
+    from seqlab import render_summary
 
     picked: dict[str, list[GraphCase]] = {}
     for case in cases:
@@ -346,11 +355,11 @@ def test_summary_width_as_keras_prints_it(cases: list[GraphCase], line_length: i
             picked[case.family].append(case)
     failures = []
     for case in (c for group in picked.values() for c in group):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            keras.backend.clear_session(free_memory=False)
-            model = build_model(case.spec, fresh_session=False)
-            expected = oracle.summary_text(model, line_length=line_length)
+        expected = oracle.cached(
+            "summary",
+            [case.spec, line_length],
+            lambda spec=case.spec: keras_summary(spec, line_length),
+        )
         try:
             text = render_summary(analyze(case.spec), line_length=line_length)
         except SpecError as error:
