@@ -34,7 +34,11 @@ worker backend) by the growth of peak memory between two batch sizes:
   ConvLSTM1D, 18·H for GRU (reset_after) and 4·H for SimpleRNN; plus
   its output;
 * TimeDistributed keeps its layer's values once per time step;
-  Bidirectional both layers' and the merged output.
+  Bidirectional both layers' and the merged output;
+* merging layers and ReLU their output; Attention and AdditiveAttention
+  the scores before and after the softmax and their output;
+  MultiHeadAttention each projection's output and the scores twice
+  (an estimate from the shapes, not calibrated on measurements).
 
 It is an estimate: it leaves out the framework (the CUDA context, XLA's
 compiled programs and workspace, allocator slack), which adds a few hundred
@@ -178,6 +182,32 @@ def _bidirectional(report: LayerReport) -> int | None:
     return sum(parts) + merged  # type: ignore[arg-type]
 
 
+def _attention(report: LayerReport) -> int | None:
+    # Attention and AdditiveAttention: the scores before and after the
+    # softmax, (*query[:-1], key steps), and the output.
+    query, value = report.input_shape[0], report.input_shape[1]  # type: ignore[index]
+    key = report.input_shape[2] if len(report.input_shape) > 2 else value  # type: ignore[index, arg-type]
+    out = values(_first(report.output_shape))
+    scores = values((*query[:-1], key[-2])) if len(key) > 1 else None
+    if out is None or scores is None:
+        return None
+    return (2 * scores + out) * compute_bytes(report)
+
+
+def _multi_head_attention(report: LayerReport) -> int | None:
+    # The query, key and value projections, the scores before and after the
+    # softmax, the heads' combined values and the output projection.
+    parts = [sub.output_shape for sub in report.sublayers]
+    kept = [values(_first(shape)) for shape in parts]  # type: ignore[arg-type]
+    if None in kept:
+        return None
+    return sum(kept) * compute_bytes(report)  # type: ignore[arg-type]
+
+
+def _first(output: Output) -> Output:
+    return output[0] if isinstance(output, list) else output
+
+
 #: Bytes each layer type keeps per sample for the backward pass (None when
 #: a length is unknown). Every registered layer has a rule: a test checks it.
 KEPT: dict[str, Callable[[LayerReport], int | None]] = {
@@ -202,6 +232,18 @@ KEPT: dict[str, Callable[[LayerReport], int | None]] = {
     "GRU": _recurrent,
     "LSTM": _recurrent,
     "ConvLSTM1D": _recurrent,
+    "ReLU": _times(1),
+    "Add": _times(1),
+    "Subtract": _times(1),
+    "Multiply": _times(1),
+    "Average": _times(1),
+    "Maximum": _times(1),
+    "Minimum": _times(1),
+    "Concatenate": _times(1),
+    "Dot": _times(1),
+    "Attention": _attention,
+    "AdditiveAttention": _attention,
+    "MultiHeadAttention": _multi_head_attention,
     "TimeDistributed": _time_distributed,
     "Bidirectional": _bidirectional,
 }
