@@ -476,3 +476,54 @@ def test_graph_corpus_is_seeded() -> None:
     assert first != graph_corpus.generate(40, seed=8)
     assert graph_corpus.generate(60, seed=7)[:40] == first
     assert all("inputs" in spec and spec["layers"] for spec in first)
+
+
+# -- POST /params's document ------------------------------------------------------
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_params_document_of_graphs_is_keras_or_a_422(cases: list[GraphCase]) -> None:
+    """``POST /params``'s computation (``service.api.params_document``, minus
+    HTTP) for every corpus spec in both forms: for a model Keras accepts and
+    the engine agrees on, the answer carries Keras's names in
+    ``model.layers`` order, counts, Connected to, inputs and outputs, totals
+    and summary; for any other, a 422 (``ApiValidationError`` or the
+    schema's ``ValidationError``), never another exception (a 500)."""
+    from service.api import params_document
+    from service.problems import ApiValidationError
+
+    failures = []
+    for case in cases:
+        bodies: list[Any] = [copy.deepcopy(case.spec)]
+        if case.built:
+            bodies.append(case.keras.report["json"])  # type: ignore[index]
+        for body in bodies:
+            try:
+                document = params_document(body)
+            except (ApiValidationError, ValidationError):
+                if case.valid and not case.differences:
+                    failures.append(describe(case, [f"422 for {type(body).__name__} body"]))
+                continue
+            except Exception as error:  # noqa: BLE001 - a 500: report it
+                failures.append(describe(case, [f"500: {oracle.error_text(error)}"]))
+                continue
+            if not case.valid or case.differences:
+                continue
+            keras = case.keras.report
+            assert isinstance(keras, dict)
+            layers = document["layers"]
+            got = {
+                "names": [layer["name"] for layer in layers],
+                "params": [layer["params"] for layer in layers],
+                "connected_to": [layer["connected_to"] for layer in layers],
+                "inputs": [(i["name"], tuple(i["shape"])) for i in document["inputs"]],
+                "outputs": [(o["name"], tuple(o["shape"])) for o in document["outputs"]],
+                "total": document["total_params"],
+                "trainable_total": document["trainable_params"],
+                "summary": document["summary"],
+            }
+            differences = oracle.compare(got, keras, keys=tuple(got))
+            if differences:
+                failures.append(describe(case, [f"{type(body).__name__} body", *differences]))
+    assert not failures, f"{len(failures)} answers differ:\n\n" + "\n\n".join(failures)
