@@ -385,3 +385,26 @@ def check_graph_validation(report: ModelReport, body: dict[str, Any]) -> None:
     raise_errors(errors)
     check_graph_values(report, pseudo, x, y, errors)
     raise_errors(errors)
+
+
+def check_early_stopping_mode(report: ModelReport, body: Mapping[str, Any]) -> None:
+    """With several outputs, Keras's ``EarlyStopping(mode="auto")`` finds the
+    direction of ``loss`` and ``val_loss`` only: for a per-output name
+    (``cls_loss``, ``val_reg_mae``) it raises when training starts ("Keras
+    isn't able to automatically determine whether that metric should be
+    maximized or minimized"), so the request is refused before queuing."""
+    options = body["fit"].get("early_stopping")
+    if not options or options["mode"] != "auto" or len(output_names(report)) < 2:
+        return
+    if options["monitor"] in ("loss", "val_loss"):
+        return
+    path = "fit.early_stopping.mode"
+    raise_errors(
+        {
+            path: [
+                f"Keras's EarlyStopping cannot tell whether {options['monitor']!r} should "
+                "fall or rise (mode auto knows only loss and val_loss of a model with several "
+                "outputs, and raises when training starts): set mode to min or max."
+            ]
+        }
+    )

@@ -38,6 +38,7 @@ from . import auth
 from .data_checks import check_data
 from .datasets import check_validation_data
 from .datasets import resolve_train_data
+from .graph_data import check_early_stopping_mode
 from .graph_data import check_graph_request
 from .graph_data import check_graph_validation
 from .graph_data import data_shapes
@@ -150,6 +151,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         check_graph_request(report, body)
         check_graph_validation(report, body)
         check_early_stopping_monitor(body, history_names(report, body["compile"]))
+        check_early_stopping_mode(report, body)
     elif dataset_refs:
         check_early_stopping_monitor(body)
     check_limits(report, body)

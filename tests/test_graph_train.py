@@ -158,6 +158,8 @@ def refused(app, request):
          "categorical_crossentropy"),
         (lambda b: b["fit"].update(early_stopping={"monitor": "cls_mae"}),
          "fit.early_stopping.monitor", "reg_loss"),
+        (lambda b: b["fit"].update(early_stopping={"monitor": "cls_loss"}),
+         "fit.early_stopping.mode", "cannot tell whether 'cls_loss' should fall or rise"),
         (lambda b: b["data"].update(dataset="ds_x"), "data.dataset",
          "Give data.x and data.y inline: an uploaded dataset holds one x and one y array, "
          "and this model has 2 inputs and 2 outputs."),
@@ -274,3 +276,64 @@ def test_a_one_input_one_output_graph_trains_on_a_dataset(backend_client):
     rv = jobs_client.post("/train", json=request)
     assert rv.status_code == 422
     assert "does not fit the model's input 'extra' (None, 4)" in rv.get_json()["detail"]
+
+
+def test_validation_and_early_stopping_per_output_equal_keras(backend_client):
+    """With validation_split and early stopping on a per-output validation
+    loss (Keras's own fit, epoch by epoch): the history is what Keras's plain
+    ``fit`` of the same program logs, and the downloaded model predicts, from
+    a list of inputs, what the job answered, by output name."""
+    import os
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from worker.builder import build_model
+    from worker.training import compile_model
+
+    jobs_client = backend_client
+    x, y = arrays()
+    request = body(x, y, loss_weights={"reg": 1.0, "cls": 0.5})
+    request["fit"] = {
+        "epochs": 12,
+        "batch_size": 4,
+        "shuffle": False,
+        "validation_split": 0.25,
+        "early_stopping": {"monitor": "val_cls_loss", "patience": 50, "mode": "min"},
+    }
+    rv = jobs_client.post("/train", json=request)
+    assert rv.status_code == 202, rv.get_json()
+    job = wait(jobs_client, rv.headers["Location"])
+    assert job["status"] == "succeeded", job.get("error")
+    history = job["result"]["history"]
+    names = {"loss", "reg_loss", "cls_loss", "cls_accuracy"}
+    assert set(history) == names | {f"val_{n}" for n in names}
+    assert job["result"]["stopped"]["monitor"] == "val_cls_loss"
+
+    # The same program in this process: Keras's plain fit on lists.
+    keras.utils.set_random_seed(0)
+    model = build_model(request["model"])
+    compile_model(model, job["request"]["compile"])
+    xs = [np.asarray(x["seq"], "float32"), np.asarray(x["extra"], "float32")]
+    ys = [np.asarray(y["reg"], "float32"), np.asarray(y["cls"], "float32")]
+    plain = model.fit(
+        xs, ys, epochs=12, batch_size=4, shuffle=False, validation_split=0.25, verbose=0
+    ).history
+    assert set(plain) == set(history)
+    # The same numbers where this process runs the worker's backend.
+    same_backend = keras.backend.backend() == backend_client.backend
+    for name, values in plain.items() if same_backend else ():
+        pairs = zip(history[name], values, strict=True)
+        assert all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5) for a, b in pairs), name
+
+    model_file = jobs_client.get(f"/jobs/{job['id']}/model").data
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        with open(path, "wb") as f:
+            f.write(model_file)
+        loaded = keras.saving.load_model(path)
+    reg, cls = loaded.predict(xs, verbose=0)
+    answered = job["result"]["predictions"]
+    assert np.allclose(reg, answered["reg"], rtol=1e-4, atol=1e-5)
+    assert np.allclose(cls, answered["cls"], rtol=1e-4, atol=1e-5)
