@@ -564,22 +564,23 @@ def merge(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
 
 
 def siamese(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
-    """One encoder applied to two inputs (shared weights), then compared."""
+    """One encoder applied to two inputs (shared weights), then compared;
+    sometimes a triplet (three inputs, three calls), sometimes inputs of
+    other lengths (a shared layer's summary shape is its last call's)."""
     g = Graph(rng)
     t, f = g.length(), g.dim(1, 6)
     embed = rng.random() < 0.2
+    triplet = rng.random() < 0.25
+    lengths = [t] + [t if rng.random() < 0.6 else g.length() for _ in range(2 if triplet else 1)]
     if embed:
-        a_in, b_in = g.input([t], "int32"), g.input([t], "int32")
+        ins = [g.input([n], "int32") for n in lengths]
     else:
-        a_in = g.input([t, f])
-        other = [t, f]
-        broke = None
+        ins = [g.input([n, f]) for n in lengths]
         if broken:
-            other = [t, f + rng.randint(1, 3)]
-        b_in = g.input(other)
+            g.spec["inputs"][1]["shape"] = [lengths[1], f + rng.randint(1, 3)]
     broke = "shared on another size" if broken and not embed else None
     chain_: list[str] = []
-    a = a_in
+    a = ins[0]
     if embed:
         emb = g.add("Embedding", a, input_dim=g.dim(5, 30), output_dim=g.dim(2, 6),
                     mask_zero=rng.random() < 0.4)  # fmt: skip
@@ -600,18 +601,25 @@ def siamese(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
         chain_.append(enc)
         enc = g.add("GlobalAveragePooling1D", enc)
     chain_.append(enc)
-    b = b_in
-    for layer in chain_:
-        g.call(layer, b)
-        b = f"{layer}[1][0]"
+    encoded = [f"{enc}[0][0]" if rng.random() < 0.5 else enc]
+    for call, x in enumerate(ins[1:], start=1):
+        for layer in chain_:
+            g.call(layer, x)
+            x = f"{layer}[{call}][0]"
+        encoded.append(x)
     if broken and embed:
         # Compare the first call with a call that does not exist.
         broke = "call number"
-        b = f"{enc}[2][0]"
-    a = f"{enc}[0][0]" if rng.random() < 0.5 else enc
+        encoded[1] = f"{enc}[{len(ins)}][0]"
     kind = rng.choice(["Subtract", "Concatenate", "Dot", "Multiply", "Add", "Maximum", "Minimum"])
     args: Spec = {"axes": 1, "normalize": True} if kind == "Dot" else {}
-    m = g.add(kind, [a, b], **args)
+    if triplet:
+        # The anchor's distance to the positive and to the negative.
+        pos = g.add(kind, [encoded[0], encoded[1]], **args)
+        neg = g.add(kind, [encoded[0], encoded[2]], **args)
+        m = g.add("Concatenate", [pos, neg])
+    else:
+        m = g.add(kind, encoded, **args)
     g.outputs(g.add("Dense", m, units=1, activation="sigmoid"))
     return g.spec, broke
 
