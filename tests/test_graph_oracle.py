@@ -527,3 +527,84 @@ def test_params_document_of_graphs_is_keras_or_a_422(cases: list[GraphCase]) -> 
             if differences:
                 failures.append(describe(case, [f"{type(body).__name__} body", *differences]))
     assert not failures, f"{len(failures)} answers differ:\n\n" + "\n\n".join(failures)
+
+
+# -- the disagreements found so far (prompts/oracle-findings.md), kept -----------
+
+FOUND: dict[str, dict[str, Any]] = {
+    "mask into a ConvLSTM1D that shortens the sequence": {
+        "inputs": [{"shape": [1, 6, 7]}],
+        "layers": [{"type": "Masking"}, {"type": "LayerNormalization"},
+                   {"type": "ConvLSTM1D", "filters": 1, "kernel_size": [5]}],
+    },
+    "a Dropout after a MultiHeadAttention is dropout_1": {
+        "inputs": [{"shape": [3, 6]}],
+        "layers": [{"type": "MultiHeadAttention", "num_heads": 3, "key_dim": 3,
+                    "inputs": ["input_layer", "input_layer"]},
+                   {"type": "Dropout", "rate": 0.1},
+                   {"type": "Add", "inputs": ["input_layer", "dropout_1"]}],
+    },
+    "a mask into MultiHeadAttention": {
+        "inputs": [{"shape": [None], "dtype": "int32"}],
+        "layers": [{"type": "Embedding", "input_dim": 7, "output_dim": 6, "mask_zero": True},
+                   {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 6,
+                    "inputs": ["embedding", "embedding"]},
+                   {"type": "Dense", "units": 1}],
+    },
+    "AdditiveAttention with a query of another size": {
+        "inputs": [{"shape": [8, 1]}, {"shape": [None, 3]}],
+        "layers": [{"type": "Dense", "units": 3, "inputs": "input_layer_1"},
+                   {"type": "Dense", "units": 6, "inputs": "input_layer"},
+                   {"type": "AdditiveAttention", "inputs": ["dense_1", "dense"]}],
+    },
+    "Attention with a key of another length": {
+        "inputs": [{"shape": [8, 5]}, {"shape": [11, 5]}],
+        "layers": [{"type": "Dense", "units": 7, "inputs": "input_layer"},
+                   {"type": "Dense", "units": 7, "inputs": "input_layer_1"},
+                   {"type": "Attention", "inputs": ["dense", "dense", "dense_1"]}],
+    },
+    "MultiHeadAttention on one tensor": {
+        "inputs": [{"shape": [5, 3]}],
+        "layers": [{"type": "MultiHeadAttention", "num_heads": 1, "key_dim": 4,
+                    "inputs": "input_layer"}],
+    },
+    "a float16 Masking (a Cast op)": {
+        "inputs": [{"shape": [None, 2]}],
+        "layers": [{"type": "Masking", "mask_value": -1.0, "dtype": "float16"},
+                   {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2}},
+                   {"type": "LSTM", "units": 3}],
+    },
+    "float16 TimeDistributed then float32 under a mask": {
+        "inputs": [{"shape": [8], "dtype": "int32"}],
+        "layers": [{"type": "Embedding", "input_dim": 19, "output_dim": 4, "mask_zero": True},
+                   {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2},
+                    "dtype": "float16"},
+                   {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2}},
+                   {"type": "GRU", "units": 4}],
+    },
+    "Bidirectional with a smaller backward layer": {
+        "inputs": [{"shape": [5, 3]}],
+        "layers": [{"type": "Bidirectional", "layer": {"type": "LSTM", "units": 8},
+                    "backward_layer": {"type": "LSTM", "units": 3, "go_backwards": True}},
+                   {"type": "Dense", "units": 2}],
+    },
+    "BatchNormalization(renorm=True)": {
+        "inputs": [{"shape": [11, 6]}],
+        "layers": [{"type": "BatchNormalization", "renorm": True}],
+    },
+}  # fmt: skip
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", sorted(FOUND))
+def test_found_disagreements_stay_fixed(name: str) -> None:
+    """Each spec that once showed a disagreement, in the compact form and
+    (where Keras builds it) the to_json form."""
+    spec = FOUND[name]
+    keras = oracle.cached_graph_build(spec)
+    differences = oracle.compare_build(oracle.engine_report(spec), keras)
+    if isinstance(keras.report, dict):
+        engine = engine_of_json(keras.report["json"], as_text=True)
+        reloaded = oracle.cached_json_report(keras.report["json"])
+        differences += oracle.compare_build(engine, oracle.GraphBuild(reloaded, keras.first_call))
+    assert not differences, "\n".join(differences)
