@@ -555,6 +555,14 @@ def merge(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
         # Encoders may have changed the feature sizes: make them equal.
         units = g.dim(2, 6)
         refs = [g.add("Dense", r, units=units) for r in refs]
+    if rng.random() < 0.15:
+        # A fixed batch size on every input; or, broken, two sizes
+        # (Keras: "Cannot merge tensors with different batch sizes").
+        batch = g.dim(1, 8)
+        for k, entry in enumerate(g.spec["inputs"]):
+            entry["batch_size"] = batch + (k if broken and broke != "one input" else 0)
+        if broken and broke != "one input" and len(g.spec["inputs"]) > 1:
+            broke = "batch sizes"
     m = g.add(kind, refs, **args)
     if rng.random() < 0.5:
         g.outputs(g.head(m, pool=0.0))
@@ -708,6 +716,8 @@ def multi_io(rng: random.Random, broken: bool) -> tuple[Spec, str | None]:
         outs.append(vectors[0])  # an intermediate tensor
     if rng.random() < 0.15:
         outs.append(refs[0])  # an input as an output
+    if rng.random() < 0.1:
+        outs.append(outs[0])  # one tensor twice
     rng.shuffle(outs)
     broke = None
     if broken:
