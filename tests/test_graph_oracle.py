@@ -608,3 +608,27 @@ def test_found_disagreements_stay_fixed(name: str) -> None:
         reloaded = oracle.cached_json_report(keras.report["json"])
         differences += oracle.compare_build(engine, oracle.GraphBuild(reloaded, keras.first_call))
     assert not differences, "\n".join(differences)
+
+
+@pytest.mark.keras
+def test_the_comparison_notices_what_it_compares() -> None:
+    """Every compared field, changed on the engine's side, is reported; a
+    refusal against an acceptance too; a first call's failure is compared
+    on the verdict only, a build refusal on Keras's reason."""
+    spec = layer_graph("MultiHeadAttention")
+    keras = oracle.cached_graph_build(spec)
+    engine = oracle.engine_report(spec)
+    assert isinstance(keras.report, dict) and isinstance(engine, dict)
+    assert oracle.compare_build(engine, keras) == []
+    for key in oracle.GRAPH_COMPARED:
+        changed = {**engine, key: "something else"}
+        assert [d for d in oracle.compare_build(changed, keras) if d.startswith(key)], key
+    assert oracle.compare_build("SpecError at layers.0: no", keras)
+    refused = oracle.GraphBuild("ValueError: Inputs have incompatible shapes. Received (5, 3)")
+    assert oracle.compare_build("SpecError at layers.0: Inputs have incompatible shapes. "
+                                "Received (5, 3) (a hint)", refused) == []  # fmt: skip
+    assert oracle.compare_build("SpecError at layers.0: another reason", refused)
+    assert oracle.compare_build(engine, refused)
+    failed = oracle.GraphBuild(keras.report, "InvalidArgumentError: Incompatible shapes")
+    assert oracle.compare_build("SpecError at layers.0: any words", failed) == []
+    assert oracle.compare_build(engine, failed)
