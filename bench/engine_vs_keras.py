@@ -6,6 +6,12 @@ schema load, analysis, summary text, JSON) against building the model with
 Keras (``worker.builder.build_model``, session cleared outside the timer)
 and calling ``count_params()``. Reported as the median of the per-spec
 ratios, so that one slow spec cannot move it.
+
+The same for Functional models: the valid graphs of the graph corpus
+(``tests/graph_corpus.py``: encoder-decoders, attention, Transformer
+blocks, merges, Siamese encoders, masks, several inputs and outputs), the
+engine against Keras building the same ``keras.Model``, in the same run;
+both medians are printed side by side at the end.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from seqlab import SpecError  # noqa: E402
 from seqlab import analyze  # noqa: E402
 from seqlab import render_summary  # noqa: E402
+from service.schemas import load_model_spec  # noqa: E402
 from service.schemas import model_spec_schema  # noqa: E402
 from tests.corpus import generate  # noqa: E402
+from tests.graph_corpus import generate as generate_graphs  # noqa: E402
 
 GOAL = 1000
 
@@ -45,30 +53,34 @@ def per_call(fn: Callable[[], object], budget: float = 0.02) -> float:
 
 
 def full_request(spec: dict) -> str:
-    """What POST /params computes for a body, minus HTTP."""
-    report = analyze(model_spec_schema.load(spec))
+    """What POST /params computes for a body, minus HTTP (and the memory
+    estimate). A graph goes through ``load_model_spec``'s graph schema; a
+    Sequential spec through its schema as before."""
+    loaded = load_model_spec(spec) if "inputs" in spec else model_spec_schema.load(spec)
+    report = analyze(loaded)
     return json.dumps({**report.to_dict(), "summary": render_summary(report)})
 
 
-def main(quick: bool = False) -> None:
-    import keras
-
-    from worker.builder import build_model
-
-    specs = []
-    for spec in generate(120 if quick else 500, seed=0):
+def valid_specs(specs: list[dict]) -> list[dict]:
+    """The specs the engine accepts (Keras accepts the same: the oracle
+    tests hold them equal)."""
+    out = []
+    for spec in specs:
         try:
             analyze(spec)
         except SpecError:
             continue
-        specs.append(spec)
+        out.append(spec)
+    return out
 
-    # The engine is timed first, for every spec, before Keras has run: once
-    # TensorFlow has run, its thread pools spin on the second core for a
-    # while after each build and would slow whatever is timed next.
-    engine = [per_call(lambda spec=spec: analyze(spec)) for spec in specs]
-    whole = [per_call(lambda spec=spec: full_request(spec)) for spec in specs]
-    kerases = []
+
+def keras_times(specs: list[dict]) -> list[float]:
+    """Median of three Keras builds + ``count_params()`` per spec."""
+    import keras
+
+    from worker.builder import build_model
+
+    out = []
     for spec in specs:
         runs = []
         for _ in range(3):
@@ -78,12 +90,20 @@ def main(quick: bool = False) -> None:
                 start = time.perf_counter()
                 build_model(spec, fresh_session=False).count_params()
                 runs.append(time.perf_counter() - start)
-        kerases.append(statistics.median(runs))
+        out.append(statistics.median(runs))
+    return out
+
+
+def report(
+    title: str, specs: list[dict], engine: list[float], whole: list[float], kerases: list[float]
+) -> float:
+    """Print one comparison; returns the median ratio Keras / analyze."""
+    import keras
 
     ratio = [k / e for k, e in zip(kerases, engine, strict=True)]
     ratio_whole = [k / w for k, w in zip(kerases, whole, strict=True)]
     us = 1e6
-    print(f"\n(a) engine vs Keras build + count_params(), {len(specs)} valid corpus specs")
+    print(f"\n{title}, {len(specs)} valid corpus specs")
     print(
         f"    Keras ({keras.backend.backend()} backend, keras {keras.__version__}): "
         f"median {statistics.median(kerases) * 1e3:8.2f} ms per spec"
@@ -103,6 +123,40 @@ def main(quick: bool = False) -> None:
         f"{'met' if statistics.median(ratio) >= GOAL else 'NOT met'}"
     )
     print(f"    ratio Keras / full computation: median {statistics.median(ratio_whole):,.0f}×")
+    return statistics.median(ratio)
+
+
+def main(quick: bool = False) -> None:
+    specs = valid_specs(generate(120 if quick else 500, seed=0))
+    graphs = valid_specs(generate_graphs(60 if quick else 240, seed=0))
+
+    # The engine is timed first, for every spec, before Keras has run: once
+    # TensorFlow has run, its thread pools spin on the second core for a
+    # while after each build and would slow whatever is timed next.
+    engine = [per_call(lambda spec=spec: analyze(spec)) for spec in specs]
+    whole = [per_call(lambda spec=spec: full_request(spec)) for spec in specs]
+    graph_engine = [per_call(lambda spec=spec: analyze(spec)) for spec in graphs]
+    graph_whole = [per_call(lambda spec=spec: full_request(spec)) for spec in graphs]
+    kerases = keras_times(specs)
+    graph_kerases = keras_times(graphs)
+
+    sequential = report(
+        "(a) engine vs Keras build + count_params(), Sequential", specs, engine, whole, kerases
+    )
+    if not graphs:
+        print("\n(a) Functional: the engine accepts none of the graph corpus")
+        return
+    functional = report(
+        "(a) engine vs Keras build + count_params(), Functional",
+        graphs,
+        graph_engine,
+        graph_whole,
+        graph_kerases,
+    )
+    print(
+        f"\n(a) median ratio Keras / analyze: Sequential {sequential:,.0f}×, "
+        f"Functional {functional:,.0f}× (goal ≥ {GOAL:,}× for both)"
+    )
 
 
 if __name__ == "__main__":

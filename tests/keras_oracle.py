@@ -9,10 +9,17 @@ can be compared key by key.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
+import pickle
 import shutil
 import warnings
+from collections.abc import Callable
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -88,10 +95,10 @@ def _weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool, str]]:
     return [(w.name, tuple(w.shape), bool(w.trainable), str(w.dtype)) for w in layer.weights]
 
 
-def summary_text(model: Any) -> str:
+def summary_text(model: Any, line_length: int | None = None) -> str:
     """``model.summary()`` text as printed to a pipe: the 76-column table.
 
-    ``line_length`` keeps its default; Keras then asks
+    Without ``line_length`` Keras picks its default; Keras then asks
     ``shutil.get_terminal_size``, which reads ``COLUMNS`` or the terminal of
     ``sys.__stdout__``, and rich's console (the ``Model:`` line) asks
     ``os.get_terminal_size`` of stdin, stdout and stderr. All are taken
@@ -110,7 +117,10 @@ def summary_text(model: Any) -> str:
         ),
         mock.patch.object(os, "get_terminal_size", no_terminal),
     ):
-        model.summary(print_fn=lambda text, *args, **kwargs: lines.append(text))
+        model.summary(
+            line_length=line_length,
+            print_fn=lambda text, *args, **kwargs: lines.append(text),
+        )
     return "".join(lines)
 
 
@@ -123,6 +133,8 @@ def keras_report(spec: Mapping[str, Any]) -> dict[str, Any] | str:
 
     Any exception while building is Keras refusing the model.
     """
+    if is_graph(spec):
+        return keras_graph_report(spec)
     keras = import_keras()
     from worker.builder import build_model
 
@@ -228,6 +240,8 @@ def report_fields(report: ModelReport) -> dict[str, Any]:
 
 def engine_report(spec: Mapping[str, Any]) -> dict[str, Any] | str:
     """What seqlab says about ``spec``, in the form of :func:`keras_report`."""
+    if is_graph(spec):
+        return engine_graph_report(spec)
     try:
         return report_fields(analyze(spec))
     except SpecError as error:
@@ -273,7 +287,12 @@ def refusal_differs(engine: str, keras: str) -> bool:
     return not message.startswith(keras_reason(keras))
 
 
-def compare(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[str]:
+def compare(
+    engine: dict[str, Any] | str,
+    keras: dict[str, Any] | str,
+    *,
+    keys: tuple[str, ...] = COMPARED,
+) -> list[str]:
     """The differences between two reports, as readable lines (empty: agree).
 
     Two refusals agree when the engine quotes Keras's reason
@@ -285,7 +304,7 @@ def compare(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[s
             return []
         return [f"verdict: engine {_verdict(engine)} / keras {_verdict(keras)}"]
     out = []
-    for key in COMPARED:
+    for key in keys:
         if engine[key] != keras[key]:
             if key == "summary":
                 out.append(f"summary:\n--- engine\n{engine[key]}--- keras\n{keras[key]}")
@@ -362,3 +381,338 @@ def keras_loads(doc: Mapping[str, Any]) -> Any:
         warnings.simplefilter("ignore")
         keras.backend.clear_session(free_memory=False)
         return keras.models.model_from_json(json.dumps(doc))
+
+
+# -- graphs (Functional models) -----------------------------------------------
+
+#: The keys of a graph report that both sides produce.
+GRAPH_COMPARED = (
+    "names",
+    "output_shapes",
+    "params",
+    "trainable",
+    "non_trainable",
+    "sublayer_names",
+    "weight_shapes",
+    "connected_to",
+    "inputs",
+    "outputs",
+    "single_output",
+    "total",
+    "trainable_total",
+    "summary",
+)
+
+#: The prefix of Keras's verdict on a model it builds but cannot call
+#: (``first_call_error``).
+FIRST_CALL = "FirstCall"
+
+#: Refusals of the graph builder itself rather than of Keras: a reference
+#: to no tensor (``KeyError``/``IndexError`` of the builder's lookups). The
+#: engine words these its own way (the path of the reference); only the
+#: verdict is compared.
+BUILDER_ERRORS = ("KeyError: ", "IndexError: ")
+
+
+def is_graph(spec: Mapping[str, Any]) -> bool:
+    """Whether ``spec`` is the compact graph form (design §1)."""
+    return "inputs" in spec
+
+
+def _node_shapes(tensors: list[Any]) -> Shape | list[Shape]:
+    shapes = [tuple(t.shape) for t in tensors]
+    return shapes[0] if len(shapes) == 1 else shapes
+
+
+def _connected_to(model: Any, layer: Any) -> list[str]:
+    """Every tensor of each of the layer's nodes in ``model``, as Keras's
+    summary writes them (``summary_utils.get_connections``)."""
+    relevant = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}
+    out = []
+    for node in layer._inbound_nodes:
+        if id(node) not in relevant:
+            continue
+        for tensor in node.input_tensors:
+            history = tensor._keras_history
+            out.append(f"{history.operation.name}[{history.node_index}][{history.tensor_index}]")
+    return out
+
+
+def _trainable_total(model: Any) -> int:
+    seen: set[int] = set()
+    weights = []
+    for w in model.trainable_weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            weights.append(w)
+    return _count(weights)
+
+
+def graph_fields(model: Any) -> dict[str, Any]:
+    """What Keras reports about a Functional model (``GRAPH_COMPARED`` and
+    its ``to_json``).
+
+    A layer's output shape is its last node's (a shared layer's last call,
+    as the summary shows it): one shape, or a list for several outputs.
+    """
+    layers = model.layers
+    outputs = model._outputs_struct
+    return {
+        "names": [layer.name for layer in layers],
+        "output_shapes": [
+            _node_shapes(layer._inbound_nodes[-1].output_tensors) for layer in layers
+        ],  # noqa: E501
+        "params": [layer.count_params() for layer in layers],
+        "trainable": [_count(layer.trainable_weights) for layer in layers],
+        "non_trainable": [_count(layer.non_trainable_weights) for layer in layers],
+        "sublayer_names": [[s.name for s in _sublayers(layer)] for layer in layers],
+        "weight_shapes": [_weights(layer) for layer in layers],
+        "connected_to": [_connected_to(model, layer) for layer in layers],
+        "inputs": [(t._keras_history.operation.name, tuple(t.shape)) for t in model.inputs],
+        "outputs": [(t._keras_history.operation.name, tuple(t.shape)) for t in model.outputs],
+        "single_output": not isinstance(outputs, list | tuple | dict),
+        "total": model.count_params(),
+        "trainable_total": _trainable_total(model),
+        "summary": summary_text(model),
+        "json": model.to_json(),
+    }
+
+
+#: Lengths tried for unknown dimensions when a graph is run: a model whose
+#: windows and strides need a longer sequence than ``RUN_LENGTH`` is not
+#: refused for that.
+RUN_LENGTHS = (RUN_LENGTH, 64)
+
+
+def zeros_for(spec: Mapping[str, Any], length: int = RUN_LENGTH) -> list[Any]:
+    """A batch of zeros per input of a graph spec (unknown dims ``length``;
+    the batch the inputs fix, else 2)."""
+    import numpy as np
+
+    batch = next((i["batch_size"] for i in spec["inputs"] if i.get("batch_size")), 2)
+    return [
+        np.zeros(
+            (batch, *[length if d is None else d for d in entry["shape"]]),
+            dtype=entry.get("dtype") or "float32",
+        )
+        for entry in spec["inputs"]
+    ]
+
+
+def _unknown_dims(spec: Mapping[str, Any]) -> bool:
+    return any(d is None for entry in spec["inputs"] for d in entry["shape"])
+
+
+def first_call_error(model: Any, spec: Mapping[str, Any]) -> str | None:
+    """Why the built model fails on its first call; None if it runs.
+
+    Keras builds some models it cannot run: an RNN's ``initial_state`` is
+    never checked symbolically (count and sizes: keras-functional.md §2),
+    Attention never checks that query and key sizes agree, TimeDistributed
+    skips its layer's InputSpec. The model is called on zeros of its input
+    shapes (eagerly, as ``predict`` runs the same ops), and each output's
+    shape is compared with the shape the model declares. Unknown dimensions
+    are ``RUN_LENGTHS[0]`` long and, where that fails, ``RUN_LENGTHS[1]``:
+    the model is refused only if it fails on both.
+    """
+    failure = _call_once(model, zeros_for(spec))
+    if failure is not None and _unknown_dims(spec):
+        if _call_once(model, zeros_for(spec, RUN_LENGTHS[1])) is None:
+            return None
+    return failure
+
+
+def _call_once(model: Any, xs: list[Any]) -> str | None:
+    """Call ``model`` on ``xs``: the failure, or None."""
+    import numpy as np
+
+    try:
+        declared = [tuple(t.shape) for t in model.outputs]
+        y = model(xs[0] if len(xs) == 1 else xs, training=False)
+        import keras
+
+        actual = [np.asarray(o).shape for o in keras.tree.flatten(y)]
+    except Exception as error:  # noqa: BLE001 - any failure counts
+        return error_text(error)
+    if len(actual) != len(declared) or any(
+        len(a) != len(d) or any(dd not in (None, aa) for dd, aa in zip(d, a, strict=True))
+        for a, d in zip(actual, declared, strict=False)
+    ):
+        return f"ShapeError: the model computes shapes {actual}, it declares {declared}"
+    return None
+
+
+@dataclass
+class GraphBuild:
+    """Keras on a graph spec: what it reports (``graph_fields``) or why it
+    refuses to build it, and why the built model fails its first call."""
+
+    report: dict[str, Any] | str
+    first_call: str | None = None
+
+    @property
+    def verdict(self) -> dict[str, Any] | str:
+        """The report, or the refusal (a first call's failure prefixed with
+        ``FIRST_CALL``)."""
+        if self.first_call is not None:
+            return f"{FIRST_CALL} {self.first_call}"
+        return self.report
+
+
+def keras_graph_build(spec: Mapping[str, Any], *, run: bool = True) -> GraphBuild:
+    """Build ``spec`` with the worker's builder in a fresh session and
+    extract ``graph_fields``; with ``run``, call it once on zeros."""
+    keras = import_keras()
+    from worker.builder import build_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras.backend.clear_session(free_memory=False)
+        try:
+            model = build_model(spec, fresh_session=False)
+        except Exception as error:  # noqa: BLE001 - any refusal counts
+            return GraphBuild(error_text(error))
+        report = graph_fields(model)
+        return GraphBuild(report, first_call_error(model, spec) if run else None)
+
+
+def keras_graph_report(spec: Mapping[str, Any], *, run: bool = True) -> dict[str, Any] | str:
+    """What Keras says about a graph spec: ``graph_fields``, or the error
+    text of building it, or (``run``) of its first call prefixed with
+    ``FIRST_CALL``."""
+    return keras_graph_build(spec, run=run).verdict
+
+
+def keras_json_report(doc: str | Mapping[str, Any]) -> dict[str, Any] | str:
+    """What Keras reports about the model ``model_from_json`` rebuilds."""
+    import json
+
+    keras = import_keras()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras.backend.clear_session(free_memory=False)
+        try:
+            model = keras.models.model_from_json(doc if isinstance(doc, str) else json.dumps(doc))
+        except Exception as error:  # noqa: BLE001 - any refusal counts
+            return error_text(error)
+        return graph_fields(model)
+
+
+def graph_report_fields(report: Any) -> dict[str, Any]:
+    """The fields of ``graph_fields`` computed from a seqlab GraphReport."""
+    fields = report_fields(report)
+    fields.update(
+        {
+            "output_shapes": [_output(layer.output_shape) for layer in report.layers],
+            "connected_to": [list(layer.connected_to) for layer in report.layers],
+            "inputs": [(name, tuple(shape)) for name, shape in report.inputs],
+            "outputs": [(name, _output(shape)) for name, shape in report.outputs],
+            "single_output": report.single_output,
+            "trainable_total": report.trainable_params,
+        }
+    )
+    return fields
+
+
+def _output(output: Any) -> Any:
+    if isinstance(output, list):
+        return [tuple(s) for s in output]
+    return tuple(output)
+
+
+def engine_graph_report(spec: Mapping[str, Any]) -> dict[str, Any] | str:
+    """What seqlab says about a graph spec, in the form of ``graph_fields``."""
+    try:
+        return graph_report_fields(analyze(spec))
+    except SpecError as error:
+        return f"SpecError at {error.path or '<spec>'}: {error.message}"
+
+
+def verdict_only(keras: str) -> bool:
+    """Whether only the verdict of a Keras refusal can be compared: a first
+    call's failure (TensorFlow's words), a builder lookup, or a Keras
+    internal failure."""
+    return (
+        keras.startswith(FIRST_CALL)
+        or keras.startswith(BUILDER_ERRORS)
+        or keras_reason(keras).startswith(KERAS_INTERNAL)
+    )
+
+
+def compare_build(engine: dict[str, Any] | str, keras: GraphBuild) -> list[str]:
+    """The differences between the engine's report and Keras's build.
+
+    One first-call failure leaves the engine free: a model that runs but
+    computes other shapes than it declares (MultiHeadAttention's scores
+    are declared ``(B, H, Tq, Tq)`` and computed ``(B, H, Tq, Tv)``). The
+    engine may refuse it, or describe it as Keras's summary does.
+    """
+    if (
+        keras.first_call is not None
+        and keras.first_call.startswith("ShapeError")
+        and not isinstance(engine, str)
+    ):
+        return compare_graph(engine, keras.report)
+    return compare_graph(engine, keras.verdict)
+
+
+def compare_graph(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[str]:
+    """The differences between a graph's two reports (empty: agree)."""
+    if isinstance(engine, str) and isinstance(keras, str):
+        if verdict_only(keras) or not refusal_differs(engine, keras):
+            return []
+        return [f"refusal: engine {engine!r} / keras {keras_reason(keras)!r}"]
+    return compare(engine, keras, keys=GRAPH_COMPARED)
+
+
+# -- a disk cache of Keras's answers --------------------------------------------
+
+#: Where Keras's answers on graphs are kept between test runs (git ignores
+#: ``.pytest_cache``); ``SEQLAB_ORACLE_CACHE=0`` turns the cache off.
+CACHE_DIR = Path(__file__).resolve().parent.parent / ".pytest_cache" / "seqlab-keras-graphs"
+
+#: The sources Keras's answer depends on besides the spec and Keras itself:
+#: the builder, this oracle, and the registry the builder reads.
+_SOURCES = ("worker/builder.py", "tests/keras_oracle.py", "seqlab/registry.py", "seqlab/args.py")
+
+
+@functools.cache
+def _code_version() -> str:
+    """A digest of Keras's version and of every source its answers depend on."""
+    keras = import_keras()
+    root = CACHE_DIR.parent.parent
+    digest = hashlib.sha256(f"{keras.__version__} {keras.backend.backend()}".encode())
+    layers = (str(p.relative_to(root)) for p in (root / "seqlab" / "layers").glob("*.py"))
+    for path in sorted([*_SOURCES, *layers]):
+        digest.update(path.encode())
+        digest.update((root / path).read_bytes())
+    return digest.hexdigest()
+
+
+def cached(kind: str, payload: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()``, kept on disk under a digest of ``kind``, ``payload``
+    (JSON-able) and ``_code_version()``."""
+    if os.environ.get("SEQLAB_ORACLE_CACHE", "1") == "0":
+        return compute()
+    text = json.dumps([kind, payload, _code_version()], sort_keys=True)
+    path = CACHE_DIR / f"{hashlib.sha256(text.encode()).hexdigest()}.pickle"
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        pass
+    value = compute()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(pickle.dumps(value))
+    partial.replace(path)  # atomic: a concurrent reader sees all or nothing
+    return value
+
+
+def cached_graph_build(spec: Mapping[str, Any]) -> GraphBuild:
+    """``keras_graph_build(spec)`` through the disk cache."""
+    return cached("graph_build", spec, lambda: keras_graph_build(spec))
+
+
+def cached_json_report(doc: str) -> dict[str, Any] | str:
+    """``keras_json_report(doc)`` through the disk cache."""
+    return cached("json_report", doc, lambda: keras_json_report(doc))
