@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import fields
 from typing import Any
 
 from . import layers as _layers  # noqa: F401  (fills LAYERS)
@@ -84,6 +85,20 @@ class LayerReport:
         self.param_bytes, self.model_trainable_bytes = total_bytes, trainable_bytes
         self.trainable_params = trainable if self.trainable else 0
 
+    def for_call(self, input_shape: Any, output_shape: Output) -> LayerReport:
+        """The same layer on another call's shapes (a shared layer in a
+        graph): ``dataclasses.replace`` without its cost, the counts copied
+        (the same weights), ``formula`` and ``macs`` left to compute on first
+        use from the new shapes."""
+        other = object.__new__(LayerReport)
+        for name in _COPIED_FIELDS:
+            setattr(other, name, getattr(self, name))
+        other.input_shape = input_shape
+        other.output_shape = output_shape
+        other._formula = None
+        other._macs = _UNSET
+        return other
+
     @property
     def formula(self) -> str:
         """The count as arithmetic with the numbers filled in."""
@@ -119,6 +134,14 @@ class LayerReport:
             ],
             **({"sublayers": [s.to_dict() for s in self.sublayers]} if self.sublayers else {}),
         }
+
+
+#: What ``LayerReport.for_call`` copies as is.
+_COPIED_FIELDS = tuple(
+    f.name
+    for f in fields(LayerReport)
+    if f.name not in ("input_shape", "output_shape", "_formula", "_macs")
+)
 
 
 @dataclass(slots=True)

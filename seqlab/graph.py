@@ -14,7 +14,6 @@ The request form is documented in the README (``"inputs"``, ``"layers"``,
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -194,6 +193,11 @@ class _Builder:
 
     def resolve(self, ref: Any, path: str) -> _Tensor:
         """The tensor a reference names (``"x"``, ``"x[n][t]"``)."""
+        if ref.__class__ is str and not ref.endswith("]"):
+            # The common case, a bare name: its first call's first output.
+            op = self.by_name.get(ref)
+            if op is not None and op.nodes and op.nodes[0].outputs:
+                return op.nodes[0].outputs[0]
         if not isinstance(ref, str):
             raise SpecError(f"A tensor reference is a string; got {ref!r}.", path)
         match = _REF.match(ref)
@@ -323,10 +327,24 @@ class _Builder:
             layer = configure_layer(entry, self.namer, path)
             op = _Op("layer", layer.name, layer.type, f"{path}.name", layer)
             self.by_name[layer.name] = op
-        given, flat, ordered = self.call_tensors(layer, entry, path, previous)
-        options = {a.name: entry.get(a.name, a.default) for a in layer.call_args}
-        states = self.initial_state(layer, entry, path, flat[0])
-        shapes: Any = given.shape if isinstance(given, _Tensor) else [t.shape for t in given]
+        form = layer.call_form
+        refs = entry.get("inputs", _MISSING)
+        # The common call, one tensor by name or the previous entry's output,
+        # skips call_tensors' checks (it would take the same branch).
+        if form == "one" and refs.__class__ is str:
+            x = self.resolve(refs, f"{path}.inputs")
+            given: Any = x
+            flat = ordered = [x]
+        elif form == "one" and refs is _MISSING and previous is not None:
+            x = given = previous
+            flat = ordered = [x]
+        else:
+            given, flat, ordered = self.call_tensors(layer, entry, path, previous)
+            x = flat[0]
+        call_args = layer.call_args
+        options = {a.name: entry.get(a.name, a.default) for a in call_args} if call_args else {}
+        states = self.initial_state(layer, entry, path, x) if "initial_state" in entry else None
+        shapes: Any = given.shape if given.__class__ is _Tensor else [t.shape for t in given]
 
         first = not op.nodes
         try:
@@ -339,18 +357,20 @@ class _Builder:
             raise error.at(path) from None
 
         # Keras records the input's mask as a `mask` keyword only for a call
-        # of one tensor, no keywords, of the layer's own dtype.
-        compute = self.compute_dtype(layer)
-        x = flat[0]
+        # of one tensor, no keywords, of the layer's own dtype. The outputs
+        # have the layer's compute dtype, a wrapper's too (not its layer's):
+        # TimeDistributed(Dense(2, dtype="float16")) gives float32 tensors.
+        compute = COMPUTE_DTYPES.get(layer.config.get("dtype"), "float32")
         tensors = list(ordered)
         if states is not None:
             tensors += states
         elif layer.call_mask and x.mask is not None and x.dtype == compute:
             tensors.append(x.mask)
         node = _Node(op, tensors, shapes)
-        out_shapes = output if isinstance(output, list) else [output]
-        out_dtype = self.output_dtype(layer)
-        node.outputs = [_Tensor(node, t, s, out_dtype) for t, s in enumerate(out_shapes)]
+        if isinstance(output, list):
+            node.outputs = [_Tensor(node, t, s, compute) for t, s in enumerate(output)]
+        else:
+            node.outputs = [_Tensor(node, 0, output, compute)]
 
         failure = layer.call_failure(shapes, options)
         if failure is not None:
@@ -369,17 +389,18 @@ class _Builder:
             self.check_states(layer, shapes, states, node, path)
 
         # The output masks (Layer._set_mask_metadata with compute_mask).
-        mask_ops = layer.mask_ops()
-        if layer.call_form != "one":
+        if form != "one":
             if layer.supports_masking:
                 mask = self.combine_masks(layer, flat, path)
                 if mask is not None:
                     node.outputs[0].mask = mask
-        elif mask_ops:
-            node.outputs[0].mask = self.make_mask(mask_ops, x, path)
-        elif layer.supports_masking and x.mask is not None:
-            for t in node.outputs[: layer.mask_outputs()]:
-                t.mask = x.mask
+        else:
+            mask_ops = layer.mask_ops()
+            if mask_ops:
+                node.outputs[0].mask = self.make_mask(mask_ops, x, path)
+            elif x.mask is not None and layer.supports_masking:
+                for t in node.outputs[: layer.mask_outputs()]:
+                    t.mask = x.mask
         return node
 
     def add_op(self, kind: str, inputs: list[_Tensor], shape: Shape, path: str) -> _Tensor:
@@ -627,33 +648,45 @@ def _map_graph(
     for output in outputs:
         if output.node in finished:
             continue
-        # An iterative DFS (graphs may be 512 layers deep).
-        stack: list[tuple[_Node, int]] = [(output.node, 0)]
-        indices.setdefault(output.node.op, len(indices))
-        while stack:
-            node, k = stack[-1]
+        # An iterative DFS (graphs may be 512 layers deep): the nodes on the
+        # path, and for each the next of its inputs to visit.
+        path = [output.node]
+        nexts = [0]
+        if output.node.op not in indices:
+            indices[output.node.op] = len(indices)
+        while path:
+            node = path[-1]
+            k = nexts[-1]
             if k < len(node.inputs):
-                stack[-1] = (node, k + 1)
+                nexts[-1] = k + 1
                 child = node.inputs[k].node
                 if child in finished:
                     continue
-                indices.setdefault(child.op, len(indices))
-                stack.append((child, 0))
+                if child.op not in indices:
+                    indices[child.op] = len(indices)
+                path.append(child)
+                nexts.append(0)
             else:
-                stack.pop()
+                path.pop()
+                nexts.pop()
                 finished.add(node)
                 order.append(node)
-    in_graph = set(order)
     node_depth: dict[_Node, int] = {}
     op_depth: dict[_Op, int] = {}
     for node in reversed(order):
-        depth = max(node_depth.setdefault(node, 0), op_depth.get(node.op, 0))
-        op_depth[node.op] = depth
+        op = node.op
+        depth = node_depth.get(node, 0)
+        above = op_depth.get(op, 0)
+        if above > depth:
+            depth = above
+        op_depth[op] = depth
         node_depth[node] = depth
+        depth += 1
         for t in node.inputs:
             parent = t.node
-            if parent in in_graph:
-                node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
+            # `finished` holds the nodes of `order`: the graph's.
+            if parent in finished and node_depth.get(parent, 0) < depth:
+                node_depth[parent] = depth
     for x in inputs:  # unused inputs
         if x.node.op not in op_depth:
             op_depth[x.node.op] = 0
@@ -664,21 +697,23 @@ def _map_graph(
         by_depth.setdefault(depth, []).append(op)
     ops: list[_Op] = []
     for depth in sorted(by_depth, reverse=True):
-        ops.extend(sorted(by_depth[depth], key=indices.__getitem__))
+        group = by_depth[depth]
+        if len(group) > 1:
+            group.sort(key=indices.__getitem__)
+        ops += group
     return ops, node_depth, op_depth
 
 
 def _sequential_like(node_depth: dict[_Node, int]) -> bool:
     """``summary_utils.py``: one node per depth, each with at most one input
     tensor, and no layer called twice in the model."""
-    by_depth: dict[int, list[_Node]] = {}
-    for node, depth in node_depth.items():
-        by_depth.setdefault(depth, []).append(node)
-    for nodes in by_depth.values():
-        if len(nodes) > 1 or len(nodes[0].inputs) > 1:
+    count = len(node_depth)
+    if len(set(node_depth.values())) < count:
+        return False  # two nodes at one depth
+    for node in node_depth:
+        if len(node.inputs) > 1:
             return False
-    ops = [node.op for node in node_depth]
-    return len(ops) == len(set(ops))
+    return len({node.op for node in node_depth}) == count
 
 
 def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
@@ -707,17 +742,17 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
     ops, node_depth, _ = _map_graph(inputs, outputs)
     # Names must be unique among the model's operations (map_graph).
     names = [op.name for op in ops]
-    seen: dict[str, _Op] = {}
-    for op in ops:
-        if op.name in seen:
-            count = names.count(op.name)
-            raise SpecError(
-                f'The name "{op.name}" is used {count} times in the model. '
-                "All operation names should be unique.",
-                op.path,
-            )
-        seen[op.name] = op
-    in_model = set(node_depth)
+    if len(set(names)) < len(names):
+        seen: set[str] = set()
+        for op in ops:
+            if op.name in seen:
+                raise SpecError(
+                    f'The name "{op.name}" is used {names.count(op.name)} times in the model. '
+                    "All operation names should be unique.",
+                    op.path,
+                )
+            seen.add(op.name)
+    in_model = node_depth  # the model's nodes (a dict: membership only)
     for node, path, message in builder.deferred:
         if node in in_model:
             raise SpecError(message, path)
@@ -726,8 +761,11 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
     calls: list[LayerReport] = []
     rows: list[Row] = []
     for op in ops:
-        nodes = [n for n in op.nodes if n in in_model]
-        connected = [t.ref for n in nodes for t in n.inputs]
+        # An operation of the model with one node: that node is in the model.
+        nodes = op.nodes if len(op.nodes) == 1 else [n for n in op.nodes if n in in_model]
+        connected = [
+            f"{t.node.op.name}[{t.node.index}][{t.index}]" for n in nodes for t in n.inputs
+        ]
         if op.kind == "input":
             shape = op.nodes[0].outputs[0].shape
             assert op.layer is not None
@@ -752,11 +790,7 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
             shared = []
             for n in nodes:
                 o = [t.shape for t in n.outputs]
-                shared.append(
-                    dataclasses.replace(
-                        report, input_shape=n.shapes, output_shape=o[0] if len(o) == 1 else o
-                    )
-                )
+                shared.append(report.for_call(n.shapes, o[0] if len(o) == 1 else o))
             calls += shared
             # A shared layer's multiply-accumulates: every call of it in the model.
             macs = [c.macs for c in shared]
