@@ -14,6 +14,7 @@ The request form is documented in the README (``"inputs"``, ``"layers"``,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -542,7 +543,6 @@ class _Builder:
         needed = layer.initial_state_shapes(shape) or []
         got = [t.shape[1:] for t in states]
         n = len(needed)
-        want = ", ".join(format_shape(s) for s in needed)
         spath = f"{path}.initial_state"
         reason = None
         # GRU uses initial_state[0] alone (gru.py inner_loop): more are ignored.
@@ -566,6 +566,7 @@ class _Builder:
                     break
         if reason is None:
             return
+        want = ", ".join(format_shape(s) for s in needed)
         self.deferred.append(
             (
                 node,
@@ -602,6 +603,7 @@ class _Builder:
         return outs, outs
 
 
+@functools.cache
 def _snake(kind: str) -> str:
     """An op's name prefix: ``LogicalOr`` → ``logical_or``."""
     return to_snake_case(kind)
