@@ -329,6 +329,9 @@ class _Builder:
         shapes: Any = given.shape if isinstance(given, _Tensor) else [t.shape for t in given]
 
         first = not op.nodes
+        if first:
+            for attr, prefix in layer.build_names:
+                setattr(layer, attr, self.namer.auto(prefix))
         try:
             if not first:
                 self.check_built(op, layer, shapes, path)

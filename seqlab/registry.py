@@ -157,6 +157,9 @@ class Layer:
     #: ``"concatenate"``: Concatenate's ``OnesLike``/``ExpandDims``/
     #: ``ZerosLike``/``LogicalOr``, ``Concatenate`` and ``Any`` ops.
     mask_combine: ClassVar[str | None] = None
+    #: Layers Keras creates when it builds this one, which take automatic
+    #: names then: (attribute that holds the name, name prefix), in order.
+    build_names: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def mask_outputs(self) -> int:
         """How many leading outputs carry the input's mask (``compute_mask``)."""
