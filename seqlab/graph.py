@@ -328,6 +328,10 @@ class _Builder:
         states = self.initial_state(layer, entry, path, flat[0])
         shapes: Any = given.shape if isinstance(given, _Tensor) else [t.shape for t in given]
 
+        # Layer.__call__ casts float inputs of another dtype first (named ops;
+        # only Masking's is kept, under its mask). Then the build.
+        compute = self.compute_dtype(layer)
+        cast = self.autocast(layer, flat, states, compute, path)
         first = not op.nodes
         if first:
             for attr, prefix in layer.build_names:
@@ -343,7 +347,6 @@ class _Builder:
 
         # Keras records the input's mask as a `mask` keyword only for a call
         # of one tensor, no keywords, of the layer's own dtype.
-        compute = self.compute_dtype(layer)
         x = flat[0]
         tensors = list(ordered)
         if states is not None:
@@ -379,7 +382,7 @@ class _Builder:
                 if mask is not None:
                     node.outputs[0].mask = mask
         elif mask_ops:
-            node.outputs[0].mask = self.make_mask(mask_ops, x, path)
+            node.outputs[0].mask = self.make_mask(mask_ops, cast or x, path)
         elif layer.supports_masking and x.mask is not None:
             for t in node.outputs[: layer.mask_outputs()]:
                 t.mask = x.mask
@@ -392,6 +395,31 @@ class _Builder:
         node = _Node(op, inputs, [t.shape for t in inputs])
         node.outputs.append(_Tensor(node, 0, shape, "bool"))
         return node.outputs[0]
+
+    def autocast(
+        self,
+        layer: Layer,
+        flat: list[_Tensor],
+        states: list[_Tensor] | None,
+        compute: str,
+        path: str,
+    ) -> _Tensor | None:
+        """Keras's ``convert_input``: each float input of a dtype other than
+        the layer's compute dtype is cast by an ``ops.cast``, which takes the
+        next ``cast`` name. Returns the first input's cast as an op when the
+        layer computes a mask from it (Masking: ``not_equal(cast(x))``)."""
+        if not layer.autocast:
+            return None
+        first: _Tensor | None = None
+        for j, t in enumerate([*flat, *(states or [])]):
+            if t.dtype == compute or "float" not in t.dtype:
+                continue
+            if j == 0 and layer.mask_ops():
+                first = self.add_op("Cast", [t], t.shape, path)
+                first.dtype = compute
+            else:
+                self.namer.auto("cast")
+        return first
 
     def make_mask(self, kinds: tuple[str, ...], x: _Tensor, path: str) -> _Tensor:
         """Create the mask ops (named now, as Keras names them when the layer

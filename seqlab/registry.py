@@ -157,6 +157,9 @@ class Layer:
     #: ``"concatenate"``: Concatenate's ``OnesLike``/``ExpandDims``/
     #: ``ZerosLike``/``LogicalOr``, ``Concatenate`` and ``Any`` ops.
     mask_combine: ClassVar[str | None] = None
+    #: Keras's ``Layer.autocast``: ``__call__`` casts a float input of another
+    #: dtype to the layer's compute dtype (a ``cast`` op, which takes a name).
+    autocast: ClassVar[bool] = True
     #: Layers Keras creates when it builds this one, which take automatic
     #: names then: (attribute that holds the name, name prefix), in order.
     build_names: ClassVar[tuple[tuple[str, str], ...]] = ()

@@ -768,6 +768,33 @@ def _wrapper_dtype(keras: Any, L: Any) -> Any:
     return keras.Model(x, L.BatchNormalization()(y))
 
 
+@case(
+    "masking_of_another_dtype_casts_its_input",
+    {
+        "inputs": [{"shape": [None, 2]}],
+        "layers": [
+            # A float16 LayerNormalization does not cast its float32 input
+            # (autocast=False); each Dense casts (`cast`, `cast_1`).
+            {"type": "LayerNormalization", "dtype": "float16"},
+            {"type": "Dense", "units": 2},
+            {"type": "Dense", "units": 2, "dtype": "float16"},
+            # float32 Masking on a float16 tensor: not_equal(cast_2(x)).
+            {"type": "Masking", "mask_value": -1.0},
+            {"type": "Dense", "units": 2},
+            {"type": "LSTM", "units": 3},
+        ],
+    },
+)
+def _masking_cast(keras: Any, L: Any) -> Any:
+    x = keras.Input((None, 2))
+    y = L.LayerNormalization(dtype="float16")(x)
+    y = L.Dense(2)(y)
+    y = L.Dense(2, dtype="float16")(y)
+    y = L.Masking(-1.0)(y)
+    y = L.Dense(2)(y)
+    return keras.Model(x, L.LSTM(3)(y))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_graph_matches_keras(keras: Any, name: str) -> None:
     spec, build = CASES[name]
