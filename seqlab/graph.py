@@ -359,6 +359,9 @@ class _Builder:
         node.outputs = [_Tensor(node, t, s, out_dtype) for t, s in enumerate(out_shapes)]
 
         failure = layer.call_failure(shapes, options)
+        if failure is None and x.mask is not None and layer.call_mask:
+            # When the model runs, the mask reaches the call whatever the dtypes.
+            failure = layer.mask_failure(x.shape, x.mask.shape)
         if failure is not None:
             self.deferred.append(
                 (

@@ -187,6 +187,12 @@ class Layer:
         is part of the model."""
         return None
 
+    def mask_failure(self, input_shape: Shape, mask_shape: Shape) -> str | None:
+        """Why a call on a tensor that carries a Keras mask of ``mask_shape``
+        fails when the model first runs, or None (ConvLSTM1D: the mask keeps
+        the input's length, the state has the output's)."""
+        return None
+
     def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:
         """The states an ``initial_state`` must give (batch excluded), or
         None when the layer's call takes no ``initial_state``."""

@@ -1160,3 +1160,66 @@ def test_bidirectional_with_a_wider_backward_layer_fails_to_run(keras: Any) -> N
         analyze(spec)
     assert error.value.path == "layers.0.inputs"
     assert "fails on its first call" in error.value.message
+
+
+@pytest.mark.parametrize("form", ["graph", "sequential"])
+@pytest.mark.parametrize(
+    ("make_mask", "conv"),
+    [
+        ("Masking", {"kernel_size": [5]}),  # length 6 → 2: fails
+        ("Masking", {"kernel_size": [3], "strides": [2], "padding": "same"}),  # 6 → 3
+        ("Masking", {"kernel_size": [3], "padding": "same"}),  # 6 → 6: runs
+        ("Masking", {"kernel_size": [1]}),  # 6 → 6: runs
+        ("Embedding", {"kernel_size": [2], "strides": [3]}),  # 6 → 2: fails
+        ("Bidirectional", {"kernel_size": [5]}),  # both directions get the mask
+    ],
+)
+def test_mask_into_conv_lstm1d_that_changes_the_length(
+    keras: Any, form: str, make_mask: str, conv: dict[str, Any]
+) -> None:
+    """Keras builds a masked ConvLSTM1D whose output length differs from its
+    input's, and fails on the first call (the mask keeps the input's
+    length): the engine refuses exactly those, on both paths."""
+    import numpy as np
+
+    first: dict[str, Any] = {"type": "Masking"}
+    shape = [3, 6, 4]
+    dtype = "float32"
+    if make_mask == "Embedding":
+        first = {"type": "Embedding", "input_dim": 5, "output_dim": 4, "mask_zero": True}
+        shape, dtype = [3, 6], "int32"
+    layer: dict[str, Any] = {"type": "ConvLSTM1D", "filters": 2, **conv}
+    if make_mask == "Bidirectional":
+        layer = {"type": "Bidirectional", "layer": layer}
+    layers = [first, {"type": "LayerNormalization"}, layer]
+    if form == "graph":
+        spec: dict[str, Any] = {"inputs": [{"shape": shape, "dtype": dtype}], "layers": layers}
+    else:
+        spec = {"input_shape": shape, "input_dtype": dtype, "layers": layers}
+    try:
+        analyze(spec)
+        engine = None
+    except SpecError as error:
+        engine = error.message
+
+    keras.backend.clear_session()
+    L = keras.layers
+    made = [
+        L.Masking() if make_mask != "Embedding" else L.Embedding(5, 4, mask_zero=True),
+        L.LayerNormalization(),
+    ]
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in conv.items()}
+    cell = L.ConvLSTM1D(2, **args)
+    made.append(L.Bidirectional(cell) if make_mask == "Bidirectional" else cell)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = keras.Sequential([keras.Input(tuple(shape), dtype=dtype), *made])
+        try:
+            model(np.ones((2, *shape), dtype=dtype))
+            keras_fails = False
+        except Exception:  # noqa: BLE001 - any failure of the first call
+            keras_fails = True
+    assert (engine is not None) == keras_fails, engine
+    if engine is not None:
+        assert "must be broadcastable [Op:SelectV2]" in engine
+        assert "fails on its first call" in engine
