@@ -28,6 +28,7 @@ from .engine import configure_layer
 from .engine import report_layer
 from .engine import shape_to_json
 from .errors import SpecError
+from .errors import duplicate_name
 from .registry import Layer
 from .registry import Output
 from .registry import Shape
@@ -321,6 +322,8 @@ class _Builder:
                     )
         else:
             layer = configure_layer(entry, self.namer, path)
+            if layer.name in self.by_name:
+                raise duplicate_name(layer.name, f"{path}.name")
             op = _Op("layer", layer.name, layer.type, f"{path}.name", layer)
             self.by_name[layer.name] = op
         given, flat, ordered = self.call_tensors(layer, entry, path, previous)

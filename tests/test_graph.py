@@ -602,8 +602,10 @@ def _bidi_none(keras: Any, L: Any) -> Any:
     {
         "inputs": [{"shape": [4]}],
         "layers": [
+            # A name given twice is refused even outside the model (README):
+            # the unreachable branch has a name of its own.
             {"type": "Dense", "units": 3, "name": "same"},
-            {"type": "Dense", "units": 3, "name": "same", "inputs": "input_layer"},
+            {"type": "Dense", "units": 3, "name": "other", "inputs": "input_layer"},
             {"type": "Dense", "units": 2, "inputs": "same[0][0]"},
         ],
         "outputs": ["dense", "dense", "input_layer"],
@@ -612,7 +614,7 @@ def _bidi_none(keras: Any, L: Any) -> Any:
 def _unreachable(keras: Any, L: Any) -> Any:
     x = keras.Input((4,))
     y = L.Dense(3, name="same")(x)
-    L.Dense(3, name="same")(x)
+    L.Dense(3, name="other")(x)
     z = L.Dense(2)(y)
     return keras.Model(x, [z, z, x])
 
