@@ -511,6 +511,32 @@ def input_shape_of(spec: Mapping[str, Any]) -> Shape:
     return (spec.get("batch_size"), *spec["input_shape"])
 
 
+def _mask_after(layer: Layer, shape: Output, mask: Shape | None, path: str) -> Shape | None:
+    """The mask after ``layer`` (as the graph engine's masks: made by
+    Masking/Embedding, passed on by a layer that supports masking), having
+    refused a call that its input's mask makes fail on the first run."""
+    if isinstance(shape, list):
+        return None
+    if mask is not None and layer.call_mask:
+        failure = layer.mask_failure(shape, mask)
+        if failure is not None:
+            raise SpecError(
+                f"{failure}. Keras builds the model, but it fails on its first call "
+                f'(fit or predict): layer "{layer.name}" ({layer.type}) on input '
+                f"{tuple(shape)} with a mask {tuple(mask)}.",
+                path,
+            )
+    kinds = layer.mask_ops()
+    if kinds:
+        made: Shape = shape
+        for kind in kinds:
+            made = made if kind == "NotEqual" else made[:-1]
+        return made
+    if mask is not None and layer.call_form == "one" and layer.mask_outputs() > 0:
+        return mask
+    return None
+
+
 def analyze(spec: Mapping[str, Any]) -> ModelReport:
     """Analyze a model spec as Keras 3 would build it.
 
@@ -545,6 +571,9 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
     model_input = input_shape_of(spec)
     shape: Output = model_input
     reports = []
+    # The shape of the Keras mask the running tensor carries, or None: only
+    # to refuse a call that fails on it when the model runs.
+    mask: Shape | None = None
     for i, layer in enumerate(built):
         path = f"layers.{i}"
         if layer.name in seen:
@@ -578,5 +607,6 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
         except SpecError as error:
             raise error.at(path) from None
         reports.append(report)
+        mask = _mask_after(layer, shape, mask, path)
         shape = report.output_shape
     return ModelReport(spec.get("name") or "sequential", model_input, reports)

@@ -218,7 +218,7 @@ def _replay_order(entries: list[_Entry]) -> list[tuple[_Entry, int]]:
 #: ``zeros_like``, ``expand_dims``, ``concatenate`` and ``any``; Attention's
 #: ``convert_to_tensor``).
 MASK_OPS = frozenset({"NotEqual", "Any", "LogicalOr", "LogicalAnd", "ExpandDims", "ZerosLike",
-                      "OnesLike", "Concatenate", "ConvertToTensor"})  # fmt: skip
+                      "OnesLike", "Concatenate", "ConvertToTensor", "Cast"})  # fmt: skip
 
 
 class _Masks:
@@ -307,7 +307,24 @@ class _Masks:
         if isinstance(args[1], bool):
             return False
         ref = _history(args[0], f"{entry.path}.inbound_nodes.0.args.0")
+        # Masking of another dtype than its float input compares the input
+        # cast to its compute dtype (Layer.__call__'s autocast): not_equal(cast(x)).
+        cast = self.by_name.get(ref[0])
+        if cast is not None and cast.kind == "op" and cast.class_name == "Cast":
+            ref = self._cast_input(cast) or ref
         return any(source == ref and args[1] == value for source, value in self.makers)
+
+    @staticmethod
+    def _cast_input(entry: _Entry) -> Ref | None:
+        """The tensor a ``cast`` op of one plain call casts, else None."""
+        nodes = entry.nodes
+        node = nodes[0] if len(nodes) == 1 and isinstance(nodes[0], Mapping) else {}
+        args, kwargs = node.get("args"), node.get("kwargs")
+        if set(entry.obj["config"]) - {"name", "dtype"} or kwargs:
+            return None
+        if not (isinstance(args, list) and len(args) == 1 and _is_tensor(args[0])):
+            return None
+        return _history(args[0], f"{entry.path}.inbound_nodes.0.args.0")
 
 
 def _call_form(class_name: str) -> str | None:

@@ -28,6 +28,7 @@ from .engine import configure_layer
 from .engine import report_layer
 from .engine import shape_to_json
 from .errors import SpecError
+from .errors import duplicate_name
 from .registry import Layer
 from .registry import Output
 from .registry import Shape
@@ -326,6 +327,8 @@ class _Builder:
                     )
         else:
             layer = configure_layer(entry, self.namer, path)
+            if layer.name in self.by_name:
+                raise duplicate_name(layer.name, f"{path}.name")
             op = _Op("layer", layer.name, layer.type, f"{path}.name", layer)
             self.by_name[layer.name] = op
         form = layer.call_form
@@ -347,7 +350,14 @@ class _Builder:
         states = self.initial_state(layer, entry, path, x) if "initial_state" in entry else None
         shapes: Any = given.shape if given.__class__ is _Tensor else [t.shape for t in given]
 
+        # Layer.__call__ casts float inputs of another dtype first (named ops;
+        # only Masking's is kept, under its mask). Then the build.
+        compute = self.compute_dtype(layer)
+        cast = self.autocast(layer, flat, states, compute, path)
         first = not op.nodes
+        if first:
+            for attr, prefix in layer.build_names:
+                setattr(layer, attr, self.namer.auto(prefix))
         try:
             if not first:
                 self.check_built(op, layer, shapes, path)
@@ -361,7 +371,6 @@ class _Builder:
         # of one tensor, no keywords, of the layer's own dtype. The outputs
         # have the layer's compute dtype, a wrapper's too (not its layer's):
         # TimeDistributed(Dense(2, dtype="float16")) gives float32 tensors.
-        compute = COMPUTE_DTYPES.get(layer.config.get("dtype"), "float32")
         tensors = list(ordered)
         if states is not None:
             tensors += states
@@ -374,6 +383,9 @@ class _Builder:
             node.outputs = [_Tensor(node, 0, output, compute)]
 
         failure = layer.call_failure(shapes, options)
+        if failure is None and x.mask is not None and layer.call_mask:
+            # When the model runs, the mask reaches the call whatever the dtypes.
+            failure = layer.mask_failure(x.shape, x.mask.shape)
         if failure is not None:
             self.deferred.append(
                 (
@@ -398,7 +410,7 @@ class _Builder:
         else:
             mask_ops = layer.mask_ops()
             if mask_ops:
-                node.outputs[0].mask = self.make_mask(mask_ops, x, path)
+                node.outputs[0].mask = self.make_mask(mask_ops, cast or x, path)
             elif x.mask is not None and layer.supports_masking:
                 for t in node.outputs[: layer.mask_outputs()]:
                     t.mask = x.mask
@@ -411,6 +423,31 @@ class _Builder:
         node = _Node(op, inputs, [t.shape for t in inputs])
         node.outputs.append(_Tensor(node, 0, shape, "bool"))
         return node.outputs[0]
+
+    def autocast(
+        self,
+        layer: Layer,
+        flat: list[_Tensor],
+        states: list[_Tensor] | None,
+        compute: str,
+        path: str,
+    ) -> _Tensor | None:
+        """Keras's ``convert_input``: each float input of a dtype other than
+        the layer's compute dtype is cast by an ``ops.cast``, which takes the
+        next ``cast`` name. Returns the first input's cast as an op when the
+        layer computes a mask from it (Masking: ``not_equal(cast(x))``)."""
+        if not layer.autocast:
+            return None
+        first: _Tensor | None = None
+        for j, t in enumerate([*flat, *(states or [])]):
+            if t.dtype == compute or "float" not in t.dtype:
+                continue
+            if j == 0 and layer.mask_ops():
+                first = self.add_op("Cast", [t], t.shape, path)
+                first.dtype = compute
+            else:
+                self.namer.auto("cast")
+        return first
 
     def make_mask(self, kinds: tuple[str, ...], x: _Tensor, path: str) -> _Tensor:
         """Create the mask ops (named now, as Keras names them when the layer
@@ -466,11 +503,6 @@ class _Builder:
     @staticmethod
     def compute_dtype(layer: Layer) -> str:
         return COMPUTE_DTYPES.get(layer.config.get("dtype"), "float32")
-
-    def output_dtype(self, layer: Layer) -> str:
-        # The layer's own compute dtype, a wrapper's too (not its layer's):
-        # TimeDistributed(Dense(2, dtype="float16")) gives float32 tensors.
-        return self.compute_dtype(layer)
 
     def initial_state(
         self, layer: Layer, entry: Mapping[str, Any], path: str, x: _Tensor

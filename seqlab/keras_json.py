@@ -40,6 +40,12 @@ def _policy_name(value: Any) -> Any:
     return value
 
 
+#: Arguments whose empty default Keras's get_config writes as ``{}`` where
+#: the layer was given None: BatchNormalization(renorm=True) stores
+#: ``renorm_clipping or {}``. Read back as the null the schema accepts.
+_EMPTY_MEANS_NULL = {("BatchNormalization", "renorm_clipping")}
+
+
 def convert_layer(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
     """One serialized layer → ``{"type": ..., <its config>}``."""
     return _convert_layer(obj, path)
@@ -52,6 +58,8 @@ def _convert_layer(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
     for key, value in obj["config"].items():
         if key == "dtype":
             spec[key] = _policy_name(value)
+        elif (str(obj["class_name"]), key) in _EMPTY_MEANS_NULL and value == {}:
+            spec[key] = None
         elif key in ("layer", "backward_layer") and value is not None:
             spec[key] = _convert_layer(value, f"{path}.{key}")
         elif _keras_object(value):

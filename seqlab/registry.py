@@ -157,6 +157,12 @@ class Layer:
     #: ``"concatenate"``: Concatenate's ``OnesLike``/``ExpandDims``/
     #: ``ZerosLike``/``LogicalOr``, ``Concatenate`` and ``Any`` ops.
     mask_combine: ClassVar[str | None] = None
+    #: Keras's ``Layer.autocast``: ``__call__`` casts a float input of another
+    #: dtype to the layer's compute dtype (a ``cast`` op, which takes a name).
+    autocast: ClassVar[bool] = True
+    #: Layers Keras creates when it builds this one, which take automatic
+    #: names then: (attribute that holds the name, name prefix), in order.
+    build_names: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def mask_outputs(self) -> int:
         """How many leading outputs carry the input's mask (``compute_mask``)."""
@@ -179,6 +185,12 @@ class Layer:
         or predict), or None. ``inputs`` and ``options`` as for
         :meth:`call_output`; the graph engine refuses such a call when it
         is part of the model."""
+        return None
+
+    def mask_failure(self, input_shape: Shape, mask_shape: Shape) -> str | None:
+        """Why a call on a tensor that carries a Keras mask of ``mask_shape``
+        fails when the model first runs, or None (ConvLSTM1D: the mask keeps
+        the input's length, the state has the output's)."""
         return None
 
     def initial_state_shapes(self, input_shape: Shape) -> list[Shape] | None:

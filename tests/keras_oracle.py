@@ -33,6 +33,7 @@ from seqlab import render_summary  # noqa: E402
 from seqlab.args import Kind  # noqa: E402
 from seqlab.engine import LayerReport  # noqa: E402
 from seqlab.engine import ModelReport  # noqa: E402
+from seqlab.errors import DUPLICATE_BY_DESIGN  # noqa: E402
 
 #: The keys of a report that both sides produce (``json`` is Keras's only).
 COMPARED = (
@@ -414,6 +415,16 @@ FIRST_CALL = "FirstCall"
 BUILDER_ERRORS = ("KeyError: ", "IndexError: ")
 
 
+#: The prefix of the verdict on a spec that seqlab refuses by design where
+#: Keras builds it: a layer name given twice, one of them on a layer the
+#: outputs do not reach (Keras checks names only in the model's graph). The
+#: compact form cannot say which layer a reference to that name means, so
+#: the worker's builder refuses it (``seqlab.errors.duplicate_name``) and the
+#: engine must refuse it with the same words. Not a skip: an engine that
+#: accepts such a spec disagrees.
+BY_DESIGN = "RefusedBySeqlabByDesign"
+
+
 def is_graph(spec: Mapping[str, Any]) -> bool:
     """Whether ``spec`` is the compact graph form (design §1)."""
     return "inputs" in spec
@@ -570,6 +581,10 @@ def keras_graph_build(spec: Mapping[str, Any], *, run: bool = True) -> GraphBuil
         keras.backend.clear_session(free_memory=False)
         try:
             model = build_model(spec, fresh_session=False)
+        except SpecError as error:
+            if DUPLICATE_BY_DESIGN in error.message:
+                return GraphBuild(f"{BY_DESIGN} {error.message}")
+            return GraphBuild(error_text(error))
         except Exception as error:  # noqa: BLE001 - any refusal counts
             return GraphBuild(error_text(error))
         report = graph_fields(model)
@@ -658,6 +673,10 @@ def compare_build(engine: dict[str, Any] | str, keras: GraphBuild) -> list[str]:
 
 def compare_graph(engine: dict[str, Any] | str, keras: dict[str, Any] | str) -> list[str]:
     """The differences between a graph's two reports (empty: agree)."""
+    if isinstance(keras, str) and keras.startswith(BY_DESIGN):
+        if isinstance(engine, str) and DUPLICATE_BY_DESIGN in engine:
+            return []
+        return [f"refused by seqlab by design ({keras[:200]!r}); engine: {engine!r:.300}"]
     if isinstance(engine, str) and isinstance(keras, str):
         if verdict_only(keras) or not refusal_differs(engine, keras):
             return []

@@ -301,3 +301,34 @@ def test_every_registered_layer_builds_in_a_graph_as_keras_calls_it(layer_type: 
     plain = keras.Model(ins[0] if len(ins) == 1 else ins, out)
     expected = describe(keras.models.model_from_json(plain.to_json()))
     assert describe(build_model(spec)) == expected
+
+
+@pytest.mark.parametrize(
+    ("layers", "path"),
+    [
+        # The first `d` is outside the model (the Add reads the latest `d`):
+        # Keras would build it; seqlab refuses the name given twice.
+        (
+            [
+                {"type": "Dense", "units": 2, "name": "d"},
+                {"type": "Dense", "units": 2, "name": "d", "inputs": "input_layer"},
+                {"type": "Add", "inputs": ["d", "d"]},
+            ],
+            "layers.1.name",
+        ),
+        ([{"type": "Dense", "units": 2, "name": "input_layer"}], "layers.0.name"),
+    ],
+)
+def test_a_duplicate_name_is_refused_as_the_engine_refuses_it(
+    layers: list[dict[str, Any]], path: str
+) -> None:
+    from seqlab import SpecError
+    from seqlab import analyze
+
+    spec = {"inputs": [{"shape": [3]}], "layers": layers}
+    with pytest.raises(SpecError) as built:
+        build_model(spec)
+    with pytest.raises(SpecError) as analyzed:
+        analyze(spec)
+    assert (built.value.path, built.value.message) == (analyzed.value.path, analyzed.value.message)
+    assert "seqlab refuses a layer name given twice anywhere in a graph" in built.value.message

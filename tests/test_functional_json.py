@@ -565,3 +565,20 @@ def test_mixed_positional_and_keyword_tensors():
     with pytest.raises(SpecError, match="in the order query, key, value") as info:
         from_keras_json(doc)
     assert info.value.path.endswith(".inbound_nodes.0")
+
+
+@pytest.mark.parametrize("form", ["Sequential", "Functional"])
+def test_batch_normalization_renorm_clipping_default_reads_as_null(form):
+    """Keras's get_config writes ``renorm_clipping: {}`` for
+    ``BatchNormalization(renorm=True)`` (None becomes ``{}``): the reader
+    takes that empty default as the null the schema accepts, in both forms."""
+    keras.backend.clear_session()
+    if form == "Sequential":
+        model = keras.Sequential([keras.Input((11, 6)), layers.BatchNormalization(renorm=True)])
+    else:
+        x = keras.Input((11, 6))
+        model = keras.Model(x, layers.BatchNormalization(renorm=True)(x))
+    doc = doc_of(model)
+    assert doc["config"]["layers"][-1]["config"]["renorm_clipping"] == {}
+    report = analyze(load_model_spec(doc))
+    assert report.total_params == model.count_params()

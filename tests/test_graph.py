@@ -602,8 +602,10 @@ def _bidi_none(keras: Any, L: Any) -> Any:
     {
         "inputs": [{"shape": [4]}],
         "layers": [
+            # A name given twice is refused even outside the model (README):
+            # the unreachable branch has a name of its own.
             {"type": "Dense", "units": 3, "name": "same"},
-            {"type": "Dense", "units": 3, "name": "same", "inputs": "input_layer"},
+            {"type": "Dense", "units": 3, "name": "other", "inputs": "input_layer"},
             {"type": "Dense", "units": 2, "inputs": "same[0][0]"},
         ],
         "outputs": ["dense", "dense", "input_layer"],
@@ -612,7 +614,7 @@ def _bidi_none(keras: Any, L: Any) -> Any:
 def _unreachable(keras: Any, L: Any) -> Any:
     x = keras.Input((4,))
     y = L.Dense(3, name="same")(x)
-    L.Dense(3, name="same")(x)
+    L.Dense(3, name="other")(x)
     z = L.Dense(2)(y)
     return keras.Model(x, [z, z, x])
 
@@ -766,6 +768,33 @@ def _wrapper_dtype(keras: Any, L: Any) -> Any:
     y = L.Embedding(14, 2, mask_zero=True)(x)
     y = L.TimeDistributed(L.Dense(2), dtype="float16")(y)
     return keras.Model(x, L.BatchNormalization()(y))
+
+
+@case(
+    "masking_of_another_dtype_casts_its_input",
+    {
+        "inputs": [{"shape": [None, 2]}],
+        "layers": [
+            # A float16 LayerNormalization does not cast its float32 input
+            # (autocast=False); each Dense casts (`cast`, `cast_1`).
+            {"type": "LayerNormalization", "dtype": "float16"},
+            {"type": "Dense", "units": 2},
+            {"type": "Dense", "units": 2, "dtype": "float16"},
+            # float32 Masking on a float16 tensor: not_equal(cast_2(x)).
+            {"type": "Masking", "mask_value": -1.0},
+            {"type": "Dense", "units": 2},
+            {"type": "LSTM", "units": 3},
+        ],
+    },
+)
+def _masking_cast(keras: Any, L: Any) -> Any:
+    x = keras.Input((None, 2))
+    y = L.LayerNormalization(dtype="float16")(x)
+    y = L.Dense(2)(y)
+    y = L.Dense(2, dtype="float16")(y)
+    y = L.Masking(-1.0)(y)
+    y = L.Dense(2)(y)
+    return keras.Model(x, L.LSTM(3)(y))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -1133,3 +1162,66 @@ def test_bidirectional_with_a_wider_backward_layer_fails_to_run(keras: Any) -> N
         analyze(spec)
     assert error.value.path == "layers.0.inputs"
     assert "fails on its first call" in error.value.message
+
+
+@pytest.mark.parametrize("form", ["graph", "sequential"])
+@pytest.mark.parametrize(
+    ("make_mask", "conv"),
+    [
+        ("Masking", {"kernel_size": [5]}),  # length 6 → 2: fails
+        ("Masking", {"kernel_size": [3], "strides": [2], "padding": "same"}),  # 6 → 3
+        ("Masking", {"kernel_size": [3], "padding": "same"}),  # 6 → 6: runs
+        ("Masking", {"kernel_size": [1]}),  # 6 → 6: runs
+        ("Embedding", {"kernel_size": [2], "strides": [3]}),  # 6 → 2: fails
+        ("Bidirectional", {"kernel_size": [5]}),  # both directions get the mask
+    ],
+)
+def test_mask_into_conv_lstm1d_that_changes_the_length(
+    keras: Any, form: str, make_mask: str, conv: dict[str, Any]
+) -> None:
+    """Keras builds a masked ConvLSTM1D whose output length differs from its
+    input's, and fails on the first call (the mask keeps the input's
+    length): the engine refuses exactly those, on both paths."""
+    import numpy as np
+
+    first: dict[str, Any] = {"type": "Masking"}
+    shape = [3, 6, 4]
+    dtype = "float32"
+    if make_mask == "Embedding":
+        first = {"type": "Embedding", "input_dim": 5, "output_dim": 4, "mask_zero": True}
+        shape, dtype = [3, 6], "int32"
+    layer: dict[str, Any] = {"type": "ConvLSTM1D", "filters": 2, **conv}
+    if make_mask == "Bidirectional":
+        layer = {"type": "Bidirectional", "layer": layer}
+    layers = [first, {"type": "LayerNormalization"}, layer]
+    if form == "graph":
+        spec: dict[str, Any] = {"inputs": [{"shape": shape, "dtype": dtype}], "layers": layers}
+    else:
+        spec = {"input_shape": shape, "input_dtype": dtype, "layers": layers}
+    try:
+        analyze(spec)
+        engine = None
+    except SpecError as error:
+        engine = error.message
+
+    keras.backend.clear_session()
+    L = keras.layers
+    made = [
+        L.Masking() if make_mask != "Embedding" else L.Embedding(5, 4, mask_zero=True),
+        L.LayerNormalization(),
+    ]
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in conv.items()}
+    cell = L.ConvLSTM1D(2, **args)
+    made.append(L.Bidirectional(cell) if make_mask == "Bidirectional" else cell)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = keras.Sequential([keras.Input(tuple(shape), dtype=dtype), *made])
+        try:
+            model(np.ones((2, *shape), dtype=dtype))
+            keras_fails = False
+        except Exception:  # noqa: BLE001 - any failure of the first call
+            keras_fails = True
+    assert (engine is not None) == keras_fails, engine
+    if engine is not None:
+        assert "must be broadcastable [Op:SelectV2]" in engine
+        assert "fails on its first call" in engine

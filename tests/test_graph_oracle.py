@@ -529,6 +529,17 @@ def test_params_document_of_graphs_is_keras_or_a_422(cases: list[GraphCase]) -> 
     assert not failures, f"{len(failures)} answers differ:\n\n" + "\n\n".join(failures)
 
 
+#: Finding 9: ``flatten`` twice, the Activation outside the model (the output
+#: names the Flatten layer in Keras's builder, the Activation in a lookup by
+#: the latest name: a reference cannot say which).
+DUPLICATE_OUTSIDE: dict[str, Any] = {
+    "inputs": [{"shape": [9], "dtype": "float16"}],
+    "layers": [{"type": "Flatten"}, {"type": "Permute", "dims": [1]},
+               {"type": "Activation", "activation": "relu", "name": "flatten"}],
+    "outputs": ["flatten"],
+}  # fmt: skip
+
+
 # -- the disagreements found so far (prompts/oracle-findings.md), kept -----------
 
 FOUND: dict[str, dict[str, Any]] = {
@@ -588,6 +599,9 @@ FOUND: dict[str, dict[str, Any]] = {
                     "backward_layer": {"type": "LSTM", "units": 3, "go_backwards": True}},
                    {"type": "Dense", "units": 2}],
     },
+    # Refused by seqlab by design (oracle.BY_DESIGN): Keras builds it, the
+    # Activation named "flatten" being outside the model.
+    "a duplicate name on a layer the outputs do not reach": DUPLICATE_OUTSIDE,
     "BatchNormalization(renorm=True)": {
         "inputs": [{"shape": [11, 6]}],
         "layers": [{"type": "BatchNormalization", "renorm": True}],
@@ -632,3 +646,27 @@ def test_the_comparison_notices_what_it_compares() -> None:
     failed = oracle.GraphBuild(keras.report, "InvalidArgumentError: Incompatible shapes")
     assert oracle.compare_build("SpecError at layers.0: any words", failed) == []
     assert oracle.compare_build(engine, failed)
+
+
+@pytest.mark.keras
+def test_duplicate_names_outside_the_model_are_refused_by_design() -> None:
+    """Keras builds a model with a duplicate name outside its graph; seqlab
+    refuses it on purpose (README, Functional models), and the oracle names
+    that exception: its verdict is ``BY_DESIGN``, which the engine's refusal
+    meets and an acceptance does not."""
+    keras = oracle.import_keras()
+    keras.backend.clear_session()
+    x = keras.Input((9,), dtype="float16")
+    flat = keras.layers.Flatten()(x)
+    keras.layers.Activation("relu", name="flatten")(keras.layers.Permute((1,))(flat))
+    assert keras.Model(x, flat).count_params() == 0  # Keras builds it
+
+    build = oracle.keras_graph_build(DUPLICATE_OUTSIDE)
+    assert isinstance(build.report, str) and build.report.startswith(oracle.BY_DESIGN)
+    engine = oracle.engine_report(DUPLICATE_OUTSIDE)
+    assert isinstance(engine, str) and "seqlab refuses a layer name given twice" in engine
+    assert oracle.compare_build(engine, build) == []
+    first_only = {**DUPLICATE_OUTSIDE, "layers": DUPLICATE_OUTSIDE["layers"][:1]}
+    accepted = oracle.engine_report(first_only)
+    assert isinstance(accepted, dict)
+    assert oracle.compare_build(accepted, build) != []

@@ -15,6 +15,7 @@ from typing import Any
 
 from seqlab import LAYERS
 from seqlab.args import Kind
+from seqlab.errors import duplicate_name
 from seqlab.registry import Layer
 
 if TYPE_CHECKING:
@@ -102,6 +103,8 @@ class GraphBuilder:
         #: ``{"call": name}`` entries.
         self.objects: dict[str, tuple[Any, type[Layer]]] = {}
         self.last: list[Any] = []
+        #: The entry being applied (for the path of a refusal).
+        self.index = 0
 
     def tensor(self, ref: str) -> Any:
         """The Keras tensor a reference names."""
@@ -132,7 +135,8 @@ class GraphBuilder:
             self.calls[tensor._keras_history[0].name] = [[tensor]]
         # With one input, the first entry may leave its ``inputs`` out.
         self.last = inputs if len(inputs) == 1 else []
-        for entry in self.spec["layers"]:
+        for index, entry in enumerate(self.spec["layers"]):
+            self.index = index
             self.apply(entry)
         outputs = self.spec.get("outputs")
         if outputs is None:
@@ -150,6 +154,9 @@ class GraphBuilder:
             layer, layer_cls = self.objects[entry["call"]]
         else:
             layer, layer_cls = build_layer(entry), LAYERS[entry["type"]]
+            if layer.name in self.calls or layer.name in self.objects:
+                # As the engine: a reference could not say which layer it means.
+                raise duplicate_name(layer.name, f"layers.{self.index}.name")
             self.objects[layer.name] = (layer, layer_cls)
         refs = entry.get("inputs")
         if refs is None:

@@ -274,6 +274,7 @@ class MultiHeadAttention(Wrapper):
     supports_masking = True
     #: No compute_mask of its own: the output keeps the query's mask.
     mask_combine = "query"
+    build_names = (("softmax_name", "softmax"), ("dropout_name", "dropout"))
     args = (
         a.positive_int("num_heads"),
         a.positive_int("key_dim"),

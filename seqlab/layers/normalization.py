@@ -113,6 +113,8 @@ class LayerNormalization(Layer):
     example = ({}, (20, 4))
     summary = "Normalizes each sample over `axis`; gamma and beta per feature."
     supports_masking = True
+    #: Keras sets ``self.autocast = False``: float16 inputs are not cast.
+    autocast = False
     args = (
         Arg("axis", Kind.AXIS, -1),
         Arg("epsilon", Kind.FLOAT, 0.001, minimum=0.0),

@@ -270,6 +270,24 @@ class ConvLSTM1D(RNN):
         out = conv_length(step, self.length(input_shape), kernel, c)
         return (input_shape[0], f, out) if self.channels_first else (input_shape[0], out, f)
 
+    def mask_failure(self, input_shape: Shape, mask_shape: Shape) -> str | None:
+        # The RNN loop selects each step's new state where the step's mask is
+        # set: a mask of the input's length (batch, steps, length) cannot
+        # broadcast with a state of another length (verified on Keras 3.15:
+        # `model(zeros)` fails; channels_first is not modelled).
+        if self.channels_first or len(mask_shape) != 3:
+            return None
+        f = self.config["filters"]
+        out, got = self.step_output(input_shape)[1], mask_shape[2]
+        if out is None or got is None or out == got:
+            return None
+        return (
+            f"Exception encountered when calling {self.type}.call(): condition "
+            f"[batch,{got},{f}], then [batch,{out},{f}], and else [batch,{out},{f}] must be "
+            f"broadcastable [Op:SelectV2]: the input's mask keeps its length {got}, the "
+            f"state has the output's length {out}"
+        )
+
     def build_weights(self, input_shape: Shape) -> list[Weight]:
         c = self.config
         k, f, ch = c["kernel_size"][0], c["filters"], self.channels(input_shape)

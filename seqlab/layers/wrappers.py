@@ -191,6 +191,12 @@ class Bidirectional(Wrapper):
             return 0
         return 2 if self.config["merge_mode"] is None else 1
 
+    def mask_failure(self, input_shape: Shape, mask_shape: Shape) -> str | None:
+        # Both directions get the mask.
+        return self.forward.mask_failure(input_shape, mask_shape) or self.backward.mask_failure(
+            input_shape, mask_shape
+        )
+
     def call_failure(self, inputs: Any, options: Mapping[str, Any]) -> str | None:
         # compute_output_shape reads the forward layer alone; a backward
         # layer of other units gives other tensors when the model runs
