@@ -352,8 +352,13 @@ class _Builder:
 
         # Layer.__call__ casts float inputs of another dtype first (named ops;
         # only Masking's is kept, under its mask). Then the build.
-        compute = self.compute_dtype(layer)
-        cast = self.autocast(layer, flat, states, compute, path)
+        compute = COMPUTE_DTYPES.get(layer.config.get("dtype"), "float32")
+        cast = (
+            self.autocast(layer, flat, states, compute, path)
+            # One input of the layer's dtype (the common call): nothing to cast.
+            if layer.autocast and (states is not None or len(flat) > 1 or x.dtype != compute)
+            else None
+        )
         first = not op.nodes
         if first:
             for attr, prefix in layer.build_names:
@@ -439,7 +444,7 @@ class _Builder:
         if not layer.autocast:
             return None
         first: _Tensor | None = None
-        for j, t in enumerate([*flat, *(states or [])]):
+        for j, t in enumerate(flat if states is None else [*flat, *states]):
             if t.dtype == compute or "float" not in t.dtype:
                 continue
             if j == 0 and layer.mask_ops():
@@ -795,26 +800,27 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
     calls: list[LayerReport] = []
     rows: list[Row] = []
     for op in ops:
-        # An operation of the model with one node: that node is in the model.
-        nodes = op.nodes if len(op.nodes) == 1 else [n for n in op.nodes if n in in_model]
-        connected = [
-            f"{t.node.op.name}[{t.node.index}][{t.index}]" for n in nodes for t in n.inputs
-        ]
-        if op.kind == "input":
+        kind = op.kind
+        if kind == "input":
             shape = op.nodes[0].outputs[0].shape
             assert op.layer is not None
             report = LayerReport(op.name, "InputLayer", shape, [], op.layer, shape)
             reports.append(report)
             rows.append((op.name, "InputLayer", shape, 0, []))
-        elif op.kind == "op":
+            continue
+        # An operation of the model with one node: that node is in the model.
+        nodes = op.nodes if len(op.nodes) == 1 else [n for n in op.nodes if n in in_model]
+        connected = [
+            f"{t.node.op.name}[{t.node.index}][{t.index}]" for n in nodes for t in n.inputs
+        ]
+        if kind == "op":
             shape = op.nodes[0].outputs[0].shape
             rows.append((op.name, op.type, shape, 0, connected))
         else:
             report = op.report
             assert report is not None
-            last = op.nodes[-1]  # the summary shows the last call's shapes
-            outs = [t.shape for t in last.outputs]
-            report.output_shape = outs[0] if len(outs) == 1 else outs
+            outs = op.nodes[-1].outputs  # the summary shows the last call's shapes
+            report.output_shape = outs[0].shape if len(outs) == 1 else [t.shape for t in outs]
             report.connected_to = connected
             reports.append(report)
             rows.append((op.name, op.type, report.output_shape, report.params, connected))
