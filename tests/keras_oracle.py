@@ -260,6 +260,8 @@ KERAS_INTERNAL = (
     "axis -1 is out of bounds for an array with dimension 0",
     "Shapes used to initialize variables must be fully-defined",
     "Cannot convert '",
+    # A layer after a return_state stack handed Keras's tuple (Reshape.call).
+    "'tuple' object has no attribute",
 )
 
 

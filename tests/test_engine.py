@@ -146,3 +146,25 @@ def test_counts_are_what_a_job_records():
             {"name": "dense", "type": "Dense", "output_shape": [None, 1], "params": 6},
         ],
     }
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(("shape", "filters", "kernel"), [((9, 9, 6), 8, 1), ((4, 7, 3), 5, 2)])
+def test_time_distributed_conv_lstm1d_on_3d_steps_is_keras_kernel_error(shape, filters, kernel):
+    """TimeDistributed calls its layer without the InputSpec check: a
+    ConvLSTM1D given 3-D steps fails in one step's convolution, as Keras says."""
+    import warnings
+
+    import keras_oracle as oracle
+
+    keras = oracle.import_keras()
+    layer = keras.layers.TimeDistributed(keras.layers.ConvLSTM1D(filters, kernel))
+    with warnings.catch_warnings(), pytest.raises(ValueError) as keras_error:
+        warnings.simplefilter("ignore")
+        keras.Sequential([keras.Input(shape), layer])
+    reason = str(keras_error.value).split("\x1b[1m")[-1].split("\x1b[0m")[0]
+    inner = {"type": "ConvLSTM1D", "filters": filters, "kernel_size": [kernel]}
+    spec = {"input_shape": list(shape), "layers": [{"type": "TimeDistributed", "layer": inner}]}
+    with pytest.raises(SpecError) as engine_error:
+        analyze(spec)
+    assert engine_error.value.message == reason

@@ -338,9 +338,11 @@ _BUILT: dict[str, Any] = {}
 
 
 def built(name: str) -> Any:
-    """Each model is built once per session (Keras names need no reset: the
-    rows are read from the same model that prints its summary)."""
+    """Each model is built once per test session, in a fresh Keras session:
+    its names are those of a fresh session whatever was built before
+    (``functional``, ``lstm_1`` ...), as the texts quoted below expect."""
     if name not in _BUILT:
+        keras.backend.clear_session()
         _BUILT[name] = MODELS[name]()
     return _BUILT[name]
 

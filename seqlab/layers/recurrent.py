@@ -247,6 +247,16 @@ class ConvLSTM1D(RNN):
         """One time step's input, as the cell sees it (and Keras quotes it)."""
         return (input_shape[0], *input_shape[2:])
 
+    def output_shape(self, input_shape: Shape) -> Output:
+        # Keras builds the cell's weights before it computes the output
+        # length: a bfloat16 Orthogonal recurrent kernel fails first (Qr).
+        self.check_input(input_shape)
+        if self.variable_dtype == "bfloat16":
+            from ..engine import check_bfloat16_initializers  # the engine imports layers
+
+            check_bfloat16_initializers(self, self.variables(input_shape))
+        return self.compute_output_shape(input_shape)
+
     def check_input(self, input_shape: Shape) -> None:
         super().check_input(input_shape)
         if self.length(input_shape) is None:

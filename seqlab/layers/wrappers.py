@@ -85,7 +85,19 @@ class TimeDistributed(Wrapper):
         return [(self.layer, self.child_shape(input_shape))]
 
     def compute_output_shape(self, input_shape: Shape) -> Output:
-        child = self.layer.output_shape(self.child_shape(input_shape))
+        shape = self.child_shape(input_shape)
+        inner = self.layer
+        if inner.type == "ConvLSTM1D" and len(shape) == 3 and inner.ndim == 4:
+            # Keras's TimeDistributed builds and calls its layer without the
+            # InputSpec check: a ConvLSTM1D given 3-D steps fails in the
+            # convolution of one 2-D step, with one gate's kernel.
+            c = inner.config
+            kernel = (c["kernel_size"][0], shape[-1], c["filters"])
+            raise SpecError(
+                "Kernel shape must have the same length as input, but received kernel of "
+                f"shape {format_shape(kernel)} and input of shape {format_shape(shape[::2])}."
+            )
+        child = self.layer.output_shape(shape)
         if isinstance(child, list):
             raise SpecError(
                 f"`TimeDistributed` cannot wrap layer {self.layer.name!r}: it "
