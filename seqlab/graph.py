@@ -29,24 +29,12 @@ from .engine import report_layer
 from .engine import shape_to_json
 from .errors import SpecError
 from .errors import duplicate_name
+from .registry import COMPUTE_DTYPES
 from .registry import Layer
 from .registry import Output
 from .registry import Shape
 from .registry import format_shape
 from .registry import to_snake_case
-
-#: The compute dtype of each dtype policy (the ``mixed_*`` ones compute in
-#: 16 bits); a layer's outputs have it, and Keras converts an input of
-#: another dtype (``Layer.__call__``, step 1).
-COMPUTE_DTYPES = {
-    None: "float32",
-    "mixed_float16": "float16",
-    "mixed_bfloat16": "bfloat16",
-    "float16": "float16",
-    "bfloat16": "bfloat16",
-    "float32": "float32",
-    "float64": "float64",
-}
 
 #: Keys a ``{"call": ...}`` entry may hold besides the layer's call_args.
 _CALL_KEYS = frozenset({"call", "inputs", "initial_state"})

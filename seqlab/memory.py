@@ -56,6 +56,7 @@ from typing import Any
 
 from .engine import LayerReport
 from .engine import ModelReport
+from .registry import COMPUTE_DTYPES
 from .registry import DTYPE_BYTES
 from .registry import Output
 
@@ -78,17 +79,6 @@ OPTIMIZER_SLOTS = {
 #: Bytes per value of each model input dtype (``spec["dtype"]``).
 INPUT_DTYPE_BYTES = {**DTYPE_BYTES, "int32": 4, "int64": 8, "uint8": 1, "bool": 1}
 
-#: The compute dtype of each dtype policy: the ``mixed_*`` policies compute
-#: in 16 bits (their variables are float32); None is the global float32.
-COMPUTE_DTYPES = {
-    None: "float32",
-    "mixed_float16": "float16",
-    "mixed_bfloat16": "bfloat16",
-    "float16": "float16",
-    "bfloat16": "bfloat16",
-    "float32": "float32",
-    "float64": "float64",
-}
 
 #: Values a recurrent layer keeps per time step and unit (see the module).
 RECURRENT_RESIDUALS = {"SimpleRNN": 4, "GRU": 18, "LSTM": 13, "ConvLSTM1D": 17}

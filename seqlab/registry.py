@@ -42,6 +42,20 @@ VARIABLE_DTYPES = {
     "float64": "float64",
 }
 
+#: The compute dtype of each dtype policy: the ``mixed_*`` policies compute
+#: in 16 bits (their variables are float32); None is the global float32. A
+#: layer's outputs have it, and Keras converts an input of another float
+#: dtype to it (``Layer.__call__``).
+COMPUTE_DTYPES = {
+    None: "float32",
+    "mixed_float16": "float16",
+    "mixed_bfloat16": "bfloat16",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float64": "float64",
+}
+
 
 class Weight(NamedTuple):
     """One variable a layer creates when Keras builds it."""

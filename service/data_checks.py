@@ -19,6 +19,7 @@ from seqlab import ModelReport
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab.engine import LayerReport
+from seqlab.registry import COMPUTE_DTYPES
 from seqlab.registry import format_shape
 
 from .problems import ApiValidationError
@@ -232,10 +233,6 @@ def _embedding_inputs(
             return
 
 
-#: The dtype a layer computes in, by its ``dtype`` policy (null: float32).
-COMPUTE_DTYPES = {None: "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
-
-
 def _float_casts(report: ModelReport) -> list[tuple[str, str]]:
     """The compute dtypes that float values of ``x`` are cast to on their way
     in, with the layer that casts: each layer casts its floating inputs
@@ -249,7 +246,7 @@ def _float_casts(report: ModelReport) -> list[tuple[str, str]]:
             if layer.type == "Embedding":
                 return casts
             policy = layer.layer.config.get("dtype")
-            casts.append((path, COMPUTE_DTYPES.get(policy, policy)))
+            casts.append((path, COMPUTE_DTYPES[policy]))
             if layer.type != "TimeDistributed":
                 break
             layer, path = layer.sublayers[0], f"{path}.layer"

@@ -377,8 +377,11 @@ def test_ctrl_c_stops_watching_and_the_job_keeps_running(api_url, tmp_path):
                 seen.append(lines.get(timeout=120))
             job_id = seen[-1].split()[1]
             process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=30) == 130
+            status = process.wait(timeout=30)
+            # On a failure, show what the command printed: it tells whether
+            # the job ended before the signal or the signal was lost.
             reader.join(timeout=10)
+            assert status == 130, "".join(seen + list(lines.queue))
             seen += list(lines.queue)
             assert process.stdout.read() == ""
         finally:
