@@ -7,11 +7,15 @@ PY := $(VENV)/bin/python
 
 install: $(VENV)/.installed
 
-# Reinstall whenever the dependency list changes.
-$(VENV)/.installed: pyproject.toml
+# Reinstall whenever the dependency list or the pinned versions change. The
+# pins (docker/constraints.txt, the images' versions) keep a fresh clone on
+# the versions the tests pass with: a new release of a dependency (ml_dtypes
+# 0.7 converts integers past int64 to bfloat16 where 0.6 raised) changes
+# what Keras accepts, and so what the API must refuse.
+$(VENV)/.installed: pyproject.toml docker/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[worker,test,cli]"
+	$(PY) -m pip install --quiet --constraint docker/constraints.txt -e ".[worker,test,cli]"
 	touch $@
 
 lint: install

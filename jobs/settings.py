@@ -1,0 +1,88 @@
+"""Settings shared by the worker and the API, from environment variables."""
+
+from __future__ import annotations
+
+import os
+
+#: Seven days.
+DEFAULT_JOB_TTL = 7 * 24 * 3600
+
+
+def redis_url() -> str:
+    """``REDIS_URL``: broker, result store and job records."""
+    return os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+
+
+def queue() -> str:
+    """``SEQLAB_QUEUE``: the Celery queue of training jobs."""
+    return os.environ.get("SEQLAB_QUEUE", "gpu")
+
+
+def job_ttl() -> int:
+    """``SEQLAB_JOB_TTL``: seconds a job and its results are kept."""
+    return int(os.environ.get("SEQLAB_JOB_TTL", str(DEFAULT_JOB_TTL)))
+
+
+def final_write_seconds() -> float:
+    """``SEQLAB_FINAL_WRITE_SECONDS``: how long a worker retries storing a
+    job's outcome while Redis is unreachable (default 120)."""
+    return float(os.environ.get("SEQLAB_FINAL_WRITE_SECONDS", "120"))
+
+
+#: One hour.
+DEFAULT_JOB_TIME_LIMIT = 3600
+#: Seconds past a job's time limit at which Celery raises SoftTimeLimitExceeded
+#: in the task (the training loop stops it first, within a second, unless one
+#: step or the final predict and save outlast the limit), and at which it kills
+#: the pool process outright.
+SOFT_LIMIT_GRACE = 15
+HARD_LIMIT_GRACE = 45
+
+
+def job_time_limit() -> int:
+    """``SEQLAB_JOB_TIME_LIMIT``: the most seconds a job may run (one hour);
+    a request may ask for less (``fit.time_limit_seconds``)."""
+    return int(os.environ.get("SEQLAB_JOB_TIME_LIMIT", str(DEFAULT_JOB_TIME_LIMIT)))
+
+
+def job_retries() -> int:
+    """``SEQLAB_JOB_RETRIES``: how many times a job whose worker was lost is
+    queued again before it ends ``failed`` with ``WorkerLost`` (default 1)."""
+    return int(os.environ.get("SEQLAB_JOB_RETRIES", "1"))
+
+
+def lease_seconds() -> float:
+    """``SEQLAB_LEASE_SECONDS``: the lifetime of a running job's lease, which
+    its worker renews every third of it (default 30)."""
+    return float(os.environ.get("SEQLAB_LEASE_SECONDS", "30"))
+
+
+def reaper_interval() -> float:
+    """``SEQLAB_REAPER_SECONDS``: how often each worker's main process looks
+    for running jobs whose lease has expired (default 10)."""
+    return float(os.environ.get("SEQLAB_REAPER_SECONDS", "10"))
+
+
+def heartbeat_seconds() -> float:
+    """``SEQLAB_HEARTBEAT_SECONDS``: how often a worker says it is alive
+    (default 5); it counts as gone three times that long after its last word."""
+    return float(os.environ.get("SEQLAB_HEARTBEAT_SECONDS", "5"))
+
+
+def effective_time_limit(requested: int | None) -> int:
+    """The time limit of a job: the request's, capped by the server's."""
+    limit = job_time_limit()
+    return limit if requested is None else min(int(requested), limit)
+
+
+def celery_time_limits(requested: int | None) -> dict[str, int]:
+    """Celery's ``soft_time_limit`` and ``time_limit`` for a job: backstops
+    behind the training loop's own clean stop at the limit."""
+    limit = effective_time_limit(requested)
+    return {"soft_time_limit": limit + SOFT_LIMIT_GRACE, "time_limit": limit + HARD_LIMIT_GRACE}
+
+
+def visibility_timeout() -> int:
+    """The Redis transport's visibility timeout: longer than any job may run,
+    so that Redis never hands a message that a worker holds to another."""
+    return job_time_limit() + HARD_LIMIT_GRACE + 600

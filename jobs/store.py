@@ -1,0 +1,778 @@
+"""Job records in Redis, shared by the API (writes, reads, cancels, deletes)
+and the worker (progress, results). Imports redis only: no Celery, no Keras.
+
+A job is the hash ``seqlab:job:<id>``, whose fields are JSON values; its
+training data ``seqlab:job:<id>:data`` (JSON), apart so that polls and
+listings never read it; once trained, ``seqlab:job:<id>:model`` (the
+``.keras`` file) and ``seqlab:job:<id>:predictions`` (the model's outputs
+for the training inputs, JSON: apart, as they grow with the data); and
+its membership in the sorted set ``seqlab:jobs``
+(score: creation time) for listing, and in its tenant's
+``seqlab:tenant:<name>:jobs`` when it has one (the API key that made it:
+the record's ``tenant``). Every key of a job carries the job's TTL; each
+index carries it too, refreshed and pruned by age on each create.
+State changes that depend on the current state run in Lua, so a cancel and
+a worker starting or ending the job cannot both win, and each answer
+describes one moment.
+
+Every state change and every progress write also appends an event to the
+Redis Stream ``seqlab:job:<id>:events`` in the same atomic step (a reader
+never sees a state without its event): ``status`` events (``{"status",
+"at", "attempt"?, "error"?, "final_metrics"?}``) and ``progress`` events
+(the progress object as stored). The stream keeps about the last
+``EVENTS_MAXLEN`` events and expires with the record. ``GET
+/jobs/<id>/events`` (service/events.py) serves it as Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import NamedTuple
+
+import redis
+
+PREFIX = "seqlab"
+INDEX = f"{PREFIX}:jobs"
+TERMINAL = ("succeeded", "failed", "cancelled")
+#: Running jobs (score: when they started), for the reaper's sweeps.
+RUNNING = f"{PREFIX}:running"
+#: Jobs given back to the queue whose task is not yet known to be published
+#: (score: when), so that a reaper that dies between the two is made good.
+REQUEUE = f"{PREFIX}:requeue"
+STATUSES = ("queued", "running", *TERMINAL)
+
+#: Events a job's stream keeps, about (Redis trims whole nodes of entries):
+#: some 15 minutes of progress at two reports a second, and every state change
+#: of a shorter job.
+EVENTS_MAXLEN = 2000
+
+# What new_job_id makes: anything else names no job (and must never be
+# spliced into a key, where "<id>:model" would reach another job's model).
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+# Prepended to every script that changes a job's state or progress: the
+# event goes into the job's stream in the same atomic step, and the stream
+# expires when the record does. An event's data is JSON built from JSON
+# fragments (cjson would round numbers to 14 digits).
+_EMIT = """
+local function emit(job, stream, kind, data)
+  redis.call('XADD', stream, 'MAXLEN', '~', 'EVENTS_MAXLEN', '*', 'event', kind, 'data', data)
+  local ttl = redis.call('PTTL', job)
+  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+end
+-- A status event; at: a JSON string, extra: JSON members to add ('' for none).
+local function emit_status(job, stream, status, at, extra)
+  local data = '{"status":' .. cjson.encode(status) .. ',"at":' .. at
+  local attempt = redis.call('HGET', job, 'attempt')
+  if attempt then data = data .. ',"attempt":' .. attempt end
+  if extra ~= '' then data = data .. ',' .. extra end
+  emit(job, stream, 'status', data .. '}')
+end
+-- Set field/value pairs from ARGV[first]; a progress write is an event too.
+local function set_fields(job, stream, first)
+  for i = first, #ARGV, 2 do
+    redis.call('HSET', job, ARGV[i], ARGV[i + 1])
+    if ARGV[i] == 'progress' then emit(job, stream, 'progress', ARGV[i + 1]) end
+  end
+end
+""".replace("EVENTS_MAXLEN", str(EVENTS_MAXLEN))
+
+# KEYS = job hash, events. ARGV = expected status, new status, the field of
+# its time, the time (JSON), the status event's extra members, then
+# field/value pairs to set. Returns 1 if the job was in the expected status.
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current or cjson.decode(current) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]), ARGV[3], ARGV[4])
+set_fields(KEYS[1], KEYS[2], 6)
+emit_status(KEYS[1], KEYS[2], ARGV[2], ARGV[4], ARGV[5])
+return 1
+"""
+
+# KEYS = job hash, events. Set fields only while the job exists and is not
+# finished (progress from a worker must not resurrect an expired job or
+# overwrite a final state).
+_UPDATE_LIVE = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 0 end
+local status = cjson.decode(current)
+if status ~= 'queued' and status ~= 'running' then return 0 end
+set_fields(KEYS[1], KEYS[2], 1)
+return 1
+"""
+
+
+# KEYS = job hash, events. ARGV[1] = finished_at (JSON). Cancels a queued job,
+# asks a running one to stop, leaves a finished one alone; returns the
+# outcome ("cancelled", "cancelling", "ended") and the record as it is left,
+# or nil if there is no job.
+_CANCEL = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return false end
+local status = cjson.decode(current)
+local outcome = 'ended'
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[1])
+  emit_status(KEYS[1], KEYS[2], 'cancelled', ARGV[1], '')
+  outcome = 'cancelled'
+elseif status == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', 'true')
+  outcome = 'cancelling'
+end
+return {outcome, redis.call('HGETALL', KEYS[1])}
+"""
+
+# KEYS = job hash, data, model, events, predictions, then the indexes that list it.
+# ARGV[1] = job id, ARGV[2..] = the final statuses. Deletes a finished job
+# whole; returns its status, or nil.
+_REMOVE_FINISHED = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return false end
+local status = cjson.decode(current)
+for i = 2, #ARGV do
+  if status == ARGV[i] then
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+    for k = 6, #KEYS do redis.call('ZREM', KEYS[k], ARGV[1]) end
+  end
+end
+return status
+"""
+
+# KEYS = job hash, model. ARGV[1] = the file. Stores it for the record's
+# remaining lifetime, and not at all once the record is gone (expired or
+# deleted), so a late worker leaves no orphan behind.
+_PUT_MODEL = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+if ttl == -1 then
+  redis.call('SET', KEYS[2], ARGV[1])
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+end
+return 1
+"""
+
+
+# KEYS = job hash, predictions. ARGV = token, the predictions (JSON). Stores
+# them for the record's remaining lifetime while the job runs under the
+# token (a worker that lost its job writes nothing); 0 otherwise.
+_PUT_PREDICTIONS = """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
+
+# -- leases: a running job belongs to the holder of its lease token ---------
+#
+# A worker claims a queued job with a fresh token; the record keeps the token
+# (``lease_token``) and the key ``<job>:lease`` holds it with a TTL that the
+# worker keeps renewing. Every write of a worker names its token and is a
+# no-op once the record holds another (the job was given back and claimed
+# again) or none: a worker that was merely slow cannot touch a re-run.
+
+# KEYS = job hash, lease, RUNNING, REQUEUE, events. ARGV = job id, token,
+# lease ms, started_at (JSON), worker (JSON), queue (JSON), score. Returns
+# the attempt number (1 for a first run), 0 if the job is not queued.
+_CLAIM = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current or cjson.decode(current) ~= 'queued' then return 0 end
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') + 1
+redis.call('HSET', KEYS[1], 'status', cjson.encode('running'), 'started_at', ARGV[4],
+           'worker', ARGV[5], 'queue', ARGV[6], 'attempt', tostring(attempt),
+           'lease_token', cjson.encode(ARGV[2]))
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+emit_status(KEYS[1], KEYS[5], 'running', ARGV[4], '')
+return attempt
+"""
+
+# Whether the job runs under this token: prepended to the three scripts below.
+_HOLDS = """
+local function holds(key, token)
+  local current = redis.call('HGET', key, 'status')
+  if not current or cjson.decode(current) ~= 'running' then return false end
+  local held = redis.call('HGET', key, 'lease_token')
+  return held ~= false and cjson.decode(held) == token
+end
+"""
+
+# KEYS = job hash, lease. ARGV = token, lease ms. Renews the lease (setting
+# it again if it lapsed while no reaper came); 0 if the job is not ours.
+_RENEW = """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS = job hash, events. ARGV = token, then field/value pairs (progress).
+_UPDATE_LEASED = """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
+set_fields(KEYS[1], KEYS[2], 2)
+return 1
+"""
+
+# KEYS = job hash, lease, model, RUNNING, events. ARGV = job id, token, final
+# status, finished_at (JSON), "1" with a model file in ARGV[6] (else "0",
+# ""), the status event's extra members, then field/value pairs. The
+# outcome, its event and the model are stored together or not at all; the
+# model for the record's remaining lifetime.
+_FINISH_LEASED = """
+if not holds(KEYS[1], ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[3]), 'finished_at', ARGV[4])
+set_fields(KEYS[1], KEYS[5], 8)
+emit_status(KEYS[1], KEYS[5], ARGV[3], ARGV[4], ARGV[7])
+if ARGV[5] == '1' then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    redis.call('SET', KEYS[3], ARGV[6], 'PX', ttl)
+  else
+    redis.call('SET', KEYS[3], ARGV[6])
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 1
+"""
+
+# KEYS = job hash, lease, RUNNING, REQUEUE, events. ARGV = job id, retries,
+# now (JSON), score, worker ("" to act only if the lease has expired; a name to
+# act at once if that worker holds the job: it heard its process die), and
+# the reason for the error message, and an error (JSON) to fail the job with
+# at once ("" for none). Otherwise a lost running job is cancelled if a
+# cancel was asked for, queued again while its attempts do not exceed the
+# retries, failed with WorkerLost otherwise. Returns what was done:
+# "alive" (nothing), "gone", "not_running", "cancelled", "requeued" or "failed",
+# each change with its status event (a job given back emits "queued" again).
+_REAP = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 'gone'
+end
+if cjson.decode(current) ~= 'running' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 'not_running'
+end
+local raw = redis.call('HGET', KEYS[1], 'worker')
+local worker = raw and cjson.decode(raw) or '?'
+if ARGV[5] == '' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 'alive' end
+elseif worker ~= ARGV[5] then
+  return 'alive'
+end
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '1')
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[1], 'lease_token')
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
+             'error', ARGV[7])
+  local err = cjson.decode(ARGV[7])
+  local shown = cjson.encode({type = err.type, message = err.message})
+  emit_status(KEYS[1], KEYS[5], 'failed', ARGV[3], '"error":' .. shown)
+  return 'failed'
+end
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[3])
+  emit_status(KEYS[1], KEYS[5], 'cancelled', ARGV[3], '')
+  return 'cancelled'
+end
+if attempt <= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('queued'), 'requeued_at', ARGV[3])
+  redis.call('HDEL', KEYS[1], 'started_at', 'worker', 'progress')
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+  emit_status(KEYS[1], KEYS[5], 'queued', ARGV[3], '')
+  return 'requeued'
+end
+local message = 'The worker running this job (' .. worker .. ') was lost: ' .. ARGV[6] ..
+  '. It ran ' .. attempt .. ' time(s), the most allowed (SEQLAB_JOB_RETRIES=' .. ARGV[2] .. ').'
+local err = cjson.encode({type = 'WorkerLost', message = message})
+redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
+           'error', err)
+emit_status(KEYS[1], KEYS[5], 'failed', ARGV[3], '"error":' .. err)
+return 'failed'
+"""
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    """A fresh job id; also the Celery task id."""
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` has the form of a job id (32 lowercase hex digits)."""
+    return JOB_ID.fullmatch(value) is not None
+
+
+def index_key(tenant: str | None) -> str:
+    """The sorted set that lists a tenant's jobs; every job's for None."""
+    return INDEX if tenant is None else f"{PREFIX}:tenant:{tenant}:jobs"
+
+
+def _indexes(tenant: str | None) -> list[str]:
+    """The indexes that list a job of ``tenant``."""
+    return [INDEX] if tenant is None else [INDEX, index_key(tenant)]
+
+
+def _decode(names: tuple[str, ...], values: list[bytes | None]) -> dict[str, Any]:
+    return {n: json.loads(v) for n, v in zip(names, values, strict=True) if v is not None}
+
+
+class Event(NamedTuple):
+    """One entry of a job's event stream."""
+
+    #: The stream entry id (``<ms>-<seq>``), the SSE ``id``.
+    id: str
+    #: ``"status"`` or ``"progress"``.
+    kind: str
+    #: The event's data: one line of JSON.
+    data: str
+
+    @property
+    def terminal(self) -> bool:
+        """Whether this is the status event of a final state (the last one)."""
+        return self.kind == "status" and json.loads(self.data)["status"] in TERMINAL
+
+
+def prediction_samples(predictions: Any) -> int:
+    """How many samples predictions hold: a list, or (a graph model's
+    several outputs) an object of lists by output name."""
+    if isinstance(predictions, Mapping):
+        return max((len(v) for v in predictions.values()), default=0)
+    return len(predictions)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None: what JSON can
+    carry (a metric may be NaN while the loss is not)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def outcome_members(fields: Mapping[str, Any]) -> str:
+    """The members a final status event adds for a job's outcome fields:
+    ``error`` (its type and message, no traceback) and ``final_metrics``;
+    JSON members without braces, "" for none."""
+    members: dict[str, Any] = {}
+    error = fields.get("error")
+    if error:
+        members["error"] = {"type": error["type"], "message": error["message"]}
+    result = fields.get("result")
+    if result and "final_metrics" in result:
+        members["final_metrics"] = finite(result["final_metrics"])
+    return json.dumps(members, allow_nan=False)[1:-1]
+
+
+class JobStore:
+    """Reads and writes job records.
+
+    Args:
+        client: a ``redis.Redis`` with ``decode_responses=False``.
+        ttl: seconds a job (record, data, model file, listing) is kept.
+    """
+
+    def __init__(self, client: redis.Redis, ttl: int) -> None:
+        self.redis = client
+        self.ttl = ttl
+        self._transition = client.register_script(_EMIT + _TRANSITION)
+        self._update_live = client.register_script(_EMIT + _UPDATE_LIVE)
+        self._cancel = client.register_script(_EMIT + _CANCEL)
+        self._remove_finished = client.register_script(_REMOVE_FINISHED)
+        self._put_model = client.register_script(_PUT_MODEL)
+        self._claim = client.register_script(_EMIT + _CLAIM)
+        self._renew = client.register_script(_HOLDS + _RENEW)
+        self._update_leased = client.register_script(_EMIT + _HOLDS + _UPDATE_LEASED)
+        self._finish_leased = client.register_script(_EMIT + _HOLDS + _FINISH_LEASED)
+        self._reap = client.register_script(_EMIT + _REAP)
+        self._put_predictions = client.register_script(_HOLDS + _PUT_PREDICTIONS)
+
+    @classmethod
+    def from_url(cls, url: str, ttl: int) -> JobStore:
+        """A store on the Redis at ``url``."""
+        return cls(redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30), ttl)
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}"
+
+    @staticmethod
+    def data_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:data"
+
+    @staticmethod
+    def model_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:model"
+
+    @staticmethod
+    def predictions_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:predictions"
+
+    @staticmethod
+    def lease_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:lease"
+
+    @staticmethod
+    def events_key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}:events"
+
+    # -- the API side -------------------------------------------------------
+
+    def create(
+        self,
+        job_id: str,
+        fields: Mapping[str, Any],
+        data: Mapping[str, Any],
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """Write a new queued job and its training data; returns the record.
+
+        A job of a ``tenant`` records it and is listed in its index too.
+        """
+        record = {"id": job_id, "status": "queued", "created_at": now(), **fields}
+        if tenant is not None:
+            record["tenant"] = tenant
+        key, created = self.key(job_id), time.time()
+        queued = {"status": "queued", "at": record["created_at"]}
+        with self.redis.pipeline() as pipe:  # MULTI/EXEC: all or nothing
+            pipe.hset(key, mapping={k: json.dumps(v) for k, v in record.items()})
+            pipe.expire(key, self.ttl)
+            pipe.set(self.data_key(job_id), json.dumps(data), ex=self.ttl)
+            events = self.events_key(job_id)
+            pipe.xadd(events, {"event": "status", "data": json.dumps(queued)},
+                      maxlen=EVENTS_MAXLEN, approximate=True)  # fmt: skip
+            pipe.expire(events, self.ttl)
+            for index in _indexes(tenant):
+                pipe.zadd(index, {job_id: created})
+                # Members older than a job's lifetime name expired jobs; and with
+                # the TTL refreshed here an index outlives its newest job only.
+                pipe.zremrangebyscore(index, "-inf", f"({created - self.ttl!r}")
+                pipe.expire(index, self.ttl)
+            pipe.execute()
+        return record
+
+    def delete(self, job_id: str, tenant: str | None = None) -> None:
+        """Remove every trace of a job (used when queueing it failed)."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(self.key(job_id), self.data_key(job_id), self.model_key(job_id),
+                        self.events_key(job_id), self.predictions_key(job_id))  # fmt: skip
+            for index in _indexes(tenant):
+                pipe.zrem(index, job_id)
+            pipe.execute()
+
+    def remove_finished(self, job_id: str, tenant: str | None = None) -> str | None:
+        """Delete a finished job with its data, model, events and index
+        entries (``tenant``: the record's).
+
+        Returns the job's status (a live job is left as it is), or None if
+        there is no such job.
+        """
+        keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id),
+                self.events_key(job_id), self.predictions_key(job_id)]  # fmt: skip
+        keys += _indexes(tenant)
+        status = self._remove_finished(keys=keys, args=[job_id, *TERMINAL])
+        return status.decode() if status is not None else None
+
+    def get(self, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+        """The job record (or some of its fields), None if there is none.
+
+        The training data is not part of it (see :meth:`start`).
+        """
+        key = self.key(job_id)
+        if fields is None:
+            raw = self.redis.hgetall(key)
+            if not raw:
+                return None
+            return {k.decode(): json.loads(v) for k, v in raw.items()}
+        values = self.redis.hmget(key, ["status", *fields])
+        if values[0] is None:
+            return None
+        return _decode(("status", *fields), values)
+
+    def page(
+        self,
+        limit: int,
+        after: tuple[float, str] | None,
+        fields: tuple[str, ...],
+        tenant: str | None = None,
+    ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+        """Jobs newest first: up to ``limit`` records (``status`` and
+        ``fields``) strictly after the cursor ``after``, in (creation desc,
+        id desc) order; and the cursor after the last of them, None if no
+        more follow. Only ``tenant``'s jobs if given, else every job.
+
+        A cursor is the (creation score, id) of a job, so jobs created
+        meanwhile, being newer, neither repeat nor shift a page. Ids whose
+        record expired are pruned from the index on the way.
+        """
+        names, index = ("status", *fields), index_key(tenant)
+        page: list[tuple[tuple[float, str], dict[str, Any]]] = []
+        while len(page) <= limit:
+            candidates = self._after(index, after, limit + 1 - len(page))
+            if not candidates:
+                break
+            with self.redis.pipeline(transaction=False) as pipe:
+                for _, job_id in candidates:
+                    pipe.hmget(self.key(job_id), names)
+                found = list(zip(candidates, pipe.execute(), strict=True))
+            gone = [job_id for (_, job_id), values in found if values[0] is None]
+            if gone:
+                self.redis.zrem(index, *gone)
+            page += [(at, _decode(names, values)) for at, values in found if values[0] is not None]
+            after = candidates[-1]
+        more = len(page) > limit
+        return [record for _, record in page[:limit]], page[limit - 1][0] if more else None
+
+    def _after(
+        self, index: str, after: tuple[float, str] | None, count: int
+    ) -> list[tuple[float, str]]:
+        """Up to ``count`` (score, id) entries of ``index`` after a cursor."""
+        if after is None:
+            entries = self.redis.zrevrange(index, 0, count - 1, withscores=True)
+            return [(score, m.decode()) for m, score in entries]
+        score, last = after
+        # Jobs created at the same instant (rare) are ordered by id; then
+        # come the strictly older ones.
+        tied = self.redis.zrevrangebyscore(index, score, score, withscores=True)
+        older = self.redis.zrevrangebyscore(
+            index, f"({score!r}", "-inf", start=0, num=count, withscores=True
+        )
+        entries = [(s, m.decode()) for m, s in tied if m.decode() < last]
+        entries += [(s, m.decode()) for m, s in older]
+        return entries[:count]
+
+    def count(self, tenant: str | None = None) -> int:
+        """How many jobs an index lists (``tenant``'s, or every job's)."""
+        return int(self.redis.zcard(index_key(tenant)))
+
+    def cancel(self, job_id: str) -> tuple[str, dict[str, Any]] | None:
+        """Cancel a job: a queued one at once, a running one at its next epoch.
+
+        Returns the outcome, ``"cancelled"`` (it was queued), ``"cancelling"``
+        (it runs, with ``cancel_requested`` set) or ``"ended"`` (it had
+        finished: nothing changed), with the record as the cancel left it,
+        read in the same atomic step; None if there is no such job.
+        """
+        keys = [self.key(job_id), self.events_key(job_id)]
+        answer = self._cancel(keys=keys, args=[json.dumps(now())])
+        if answer is None:
+            return None
+        outcome, flat = answer
+        record = {flat[i].decode(): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return outcome.decode(), record
+
+    # -- events: what GET /jobs/<id>/events serves ----------------------------
+
+    def events(
+        self, job_id: str, after: str = "0", *, block_ms: int | None = None, count: int = 500
+    ) -> list[Event]:
+        """Up to ``count`` of the job's events strictly after the stream id
+        ``after`` (``"0"``: from the first one kept), oldest first. With
+        ``block_ms``, waits up to that long for one when none follows (the
+        client's socket timeout must be longer); [] if none came."""
+        reply = self.redis.xread({self.events_key(job_id): after}, count=count, block=block_ms)
+        if not reply:
+            return []
+        [(_, entries)] = reply
+        return [
+            Event(entry_id.decode(), fields[b"event"].decode(), fields[b"data"].decode())
+            for entry_id, fields in entries
+        ]
+
+    def has_events(self, job_id: str) -> bool:
+        """Whether the job has an event stream (one made before streams
+        existed has none)."""
+        return bool(self.redis.exists(self.events_key(job_id)))
+
+    # -- the worker side ----------------------------------------------------
+
+    def start(self, job_id: str, worker: str) -> dict[str, Any] | None:
+        """Move a queued job to running; None if it was cancelled or is gone.
+
+        Returns the whole record, its ``request`` with the training ``data``.
+        Workers use :meth:`claim`: a job started here holds no lease, and
+        the first reaper that sees it settles it as lost.
+        """
+        started = self._transition(
+            keys=[self.key(job_id), self.events_key(job_id)],
+            args=["queued", "running", "started_at", json.dumps(now()), "",
+                  "worker", json.dumps(worker)],
+        )  # fmt: skip
+        if not started:
+            return None
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key(job_id))
+            pipe.get(self.data_key(job_id))
+            raw, data = pipe.execute()
+        job = {k.decode(): json.loads(v) for k, v in raw.items()}
+        if data is not None:  # a job queued before the data had a key of its own has it inline
+            job["request"]["data"] = json.loads(data)
+        return job
+
+    def update(self, job_id: str, **fields: Any) -> bool:
+        """Set fields of a live (queued or running) job (``progress``: an event too)."""
+        args = [x for k, v in fields.items() for x in (k, json.dumps(v))]
+        keys = [self.key(job_id), self.events_key(job_id)]
+        return bool(self._update_live(keys=keys, args=args))
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.redis.hget(self.key(job_id), "cancel_requested") is not None
+
+    def finish(self, job_id: str, status: str, **fields: Any) -> bool:
+        """Move a running job to a final status with its results."""
+        if status not in TERMINAL:
+            raise ValueError(f"not a final status: {status}")
+        args = ["running", status, "finished_at", json.dumps(now()), outcome_members(fields)]
+        args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
+        keys = [self.key(job_id), self.events_key(job_id)]
+        return bool(self._transition(keys=keys, args=args))
+
+    def put_model(self, job_id: str, data: bytes) -> bool:
+        """Keep the trained ``.keras`` file for the job's remaining lifetime;
+        False (and nothing stored) if the job's record is gone."""
+        keys = [self.key(job_id), self.model_key(job_id)]
+        return bool(self._put_model(keys=keys, args=[data]))
+
+    def get_model(self, job_id: str) -> bytes | None:
+        value = self.redis.get(self.model_key(job_id))
+        return bytes(value) if value is not None else None
+
+    def get_predictions(self, job_id: str) -> list[Any] | None:
+        """The predictions on the training inputs stored apart, None if none are."""
+        value = self.redis.get(self.predictions_key(job_id))
+        return json.loads(value) if value is not None else None
+
+    # -- leases: the worker side --------------------------------------------
+
+    def claim(
+        self, job_id: str, worker: str, queue: str, lease_seconds: float
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Move a queued job to running under a fresh lease.
+
+        Returns the lease token, which every later write must name, and the
+        whole record with its training data (its ``attempt``: 1 on a first
+        run); None if the job is not queued (cancelled, gone, or already
+        claimed: a duplicate delivery of its task).
+        """
+        token = uuid.uuid4().hex
+        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE,
+                self.events_key(job_id)]  # fmt: skip
+        args = [job_id, token, int(lease_seconds * 1000), json.dumps(now()),
+                json.dumps(worker), json.dumps(queue), time.time()]  # fmt: skip
+        if not self._claim(keys=keys, args=args):
+            return None
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key(job_id))
+            pipe.get(self.data_key(job_id))
+            raw, data = pipe.execute()
+        job = {k.decode(): json.loads(v) for k, v in raw.items()}
+        if data is not None:
+            job["request"]["data"] = json.loads(data)
+        return token, job
+
+    def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
+        """Extend the lease; False once the job is no longer ours (given back,
+        ended, cancelled by a reaper, deleted)."""
+        keys = [self.key(job_id), self.lease_key(job_id)]
+        return bool(self._renew(keys=keys, args=[token, int(lease_seconds * 1000)]))
+
+    def update_leased(self, job_id: str, token: str, **fields: Any) -> bool:
+        """Set fields (progress: an event too) of the job while it runs under ``token``."""
+        args = [token, *(x for k, v in fields.items() for x in (k, json.dumps(v)))]
+        keys = [self.key(job_id), self.events_key(job_id)]
+        return bool(self._update_leased(keys=keys, args=args))
+
+    def finish_leased(
+        self, job_id: str, token: str, status: str, model: bytes | None = None, **fields: Any
+    ) -> bool:
+        """End the job running under ``token`` with its outcome and model
+        file, in one step; False (nothing written) if it is not ours."""
+        if status not in TERMINAL:
+            raise ValueError(f"not a final status: {status}")
+        keys = [self.key(job_id), self.lease_key(job_id), self.model_key(job_id), RUNNING,
+                self.events_key(job_id)]  # fmt: skip
+        args: list[Any] = [job_id, token, status, json.dumps(now())]
+        args += ["1", model] if model is not None else ["0", ""]
+        args.append(outcome_members(fields))
+        args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
+        return bool(self._finish_leased(keys=keys, args=args))
+
+    def put_predictions_leased(self, job_id: str, token: str, predictions: list[Any]) -> bool:
+        """Store the predictions on the training inputs apart from the record
+        (for its remaining lifetime) while the job runs under ``token``;
+        False (nothing written) if it is not ours."""
+        keys = [self.key(job_id), self.predictions_key(job_id)]
+        data = json.dumps(finite(predictions), allow_nan=False)
+        return bool(self._put_predictions(keys=keys, args=[token, data]))
+
+    # -- leases: the reaper side ----------------------------------------------
+
+    def running_ids(self) -> list[str]:
+        """The jobs that were running at their last state change."""
+        return [m.decode() for m in self.redis.zrange(RUNNING, 0, -1)]
+
+    def leases_alive(self, job_ids: list[str]) -> list[bool]:
+        """Whether each job's lease is held now (one round trip)."""
+        if not job_ids:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(self.lease_key(job_id))
+            return [bool(n) for n in pipe.execute()]
+
+    def reap(
+        self,
+        job_id: str,
+        retries: int,
+        *,
+        worker: str = "",
+        reason: str,
+        error: Mapping[str, str] | None = None,
+    ) -> str:
+        """Settle a running job whose worker is gone: fail it with ``error``
+        if given, else cancel it (a cancel was asked for), queue it again
+        (while ``attempt <= retries``) or fail it with ``WorkerLost``. Acts
+        only if its lease has expired, or, given a ``worker``, at once if
+        that worker holds it. Atomic: of any number of reapers, one acts.
+        Returns ``"alive"``, ``"gone"``, ``"not_running"``, ``"cancelled"``,
+        ``"requeued"`` or ``"failed"``.
+        """
+        keys = [self.key(job_id), self.lease_key(job_id), RUNNING, REQUEUE,
+                self.events_key(job_id)]  # fmt: skip
+        failed = json.dumps(dict(error)) if error is not None else ""
+        args = [job_id, retries, json.dumps(now()), time.time(), worker, reason, failed]
+        return bytes(self._reap(keys=keys, args=args)).decode()
+
+    def requeue_pending(self, older_than: float) -> list[str]:
+        """Jobs given back to the queue ``older_than`` seconds ago or more
+        whose task was not seen published (their reaper died meanwhile)."""
+        members = self.redis.zrangebyscore(REQUEUE, "-inf", time.time() - older_than)
+        return [m.decode() for m in members]
+
+    def requeue_published(self, job_id: str) -> None:
+        """The task of a job given back is in the queue."""
+        self.redis.zrem(REQUEUE, job_id)

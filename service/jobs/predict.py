@@ -1,0 +1,226 @@
+"""Predictions: ``POST /jobs/<id>/predict`` (new inputs, answered by a
+worker from the job's trained model) and ``GET /jobs/<id>/predictions``
+(the outputs on the training inputs, stored apart from the job record).
+
+The API never loads the model: it checks the instances against the job's
+model spec, sends the task ``seqlab.predict`` to the job queue, and waits
+for its result (``PREDICT_TIMEOUT`` seconds, then 504). Workers take
+predictions from the queue they train from, so a worker busy with a long
+job answers only once that job ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+import redis
+from celery.exceptions import TimeoutError as CeleryTimeout
+from flask import Blueprint
+from flask import current_app
+from werkzeug.exceptions import BadGateway
+from werkzeug.exceptions import Conflict
+from werkzeug.exceptions import GatewayTimeout
+from werkzeug.exceptions import ServiceUnavailable
+
+from modelspec.errors import ApiValidationError
+from seqlab import ModelReport
+from seqlab import analyze
+from seqlab.registry import format_shape
+
+from ..datasets.checks import check_input_values
+from ..datasets.checks import fits
+from ..datasets.graph_checks import arrange
+from ..datasets.graph_checks import input_names
+from ..datasets.graph_checks import is_graph_report
+from ..datasets.graph_checks import raise_errors
+from ..datasets.graph_checks import tensor_error
+from ..requests import get_json_object
+from .schemas import Arrays
+
+# The same rules as a training request's data.x: its private helpers, as
+# they take a tensor and a field path, not a whole request.
+from .views import get_job_or_404
+from .views import store
+
+bp = Blueprint("predict", __name__)
+
+Errors = dict[str, list[str]]
+
+
+class PredictRequestSchema(ma.Schema):
+    """``{"instances": [...]}`` (rows, TF Serving's format) or ``{"inputs":
+    [...]}`` (columnar: for a model of one input, the very same list)."""
+
+    instances = Arrays(
+        metadata={
+            "description": "One input per instance, samples first; for a Functional model "
+            "with several inputs, a list of arrays in its inputs' order or an object by "
+            "input name."
+        }
+    )
+    inputs = Arrays(metadata={"description": "The same, in TF Serving's columnar name."})
+
+    @ma.validates_schema
+    def one_of(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if ("instances" in data) == ("inputs" in data):
+            raise ma.ValidationError("Give either instances or inputs (one of them).")
+
+
+predict_request_schema = PredictRequestSchema()
+
+
+def check_instances(report: ModelReport, spec: Mapping[str, Any], path: str, x: Any) -> None:
+    """Refuse instances the model cannot take, as ``POST /train`` refuses such
+    a ``data.x``: the shape, the values its dtype and Embeddings take, and
+    for a stateful model a number of them that is a multiple of its batch.
+
+    Raises:
+        ApiValidationError: 422, naming ``path``.
+    """
+    errors: Errors = {}
+    if "by_name" in x or "by_position" in x:
+        raise_errors({path: tensor_error(x)})
+    model_in = report.input_shape[1:]
+    dtype = spec.get("dtype") or "float32"
+    if not fits(x["shape"][1:], model_in):
+        errors[path] = [
+            f"Shape {format_shape(tuple(x['shape']))} does not fit the model's input "
+            f"{format_shape((None, *model_in))}: give a list of instances, each of shape "
+            f"{format_shape(model_in)}."
+        ]
+    else:
+        check_input_values(report, dtype, path, x, errors, training=False)
+        batch = spec.get("batch_size")
+        if batch and x["shape"][0] % batch:
+            errors[path] = [
+                f"The model has a fixed batch_size of {batch}: the number of instances "
+                f"must be a multiple of it; {path} has {x['shape'][0]}."
+            ]
+    if errors:
+        first = next(iter(errors))
+        raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
+
+
+def check_graph_instances(report: ModelReport, path: str, x: Any) -> list[Any]:
+    """A graph model's instances (one array, a list in its inputs' order or
+    an object by input name) against each input, as ``POST /train`` checks
+    ``data.x``; returns each input's values, in the model's order.
+
+    Raises:
+        ApiValidationError: 422, naming ``path`` (and the input).
+    """
+    errors: Errors = {}
+    parts = arrange(x, path, input_names(report), "input", errors)
+    raise_errors(errors)
+    assert parts is not None
+    dtypes = report.input_dtypes  # type: ignore[attr-defined]
+    for (where, tensor), (name, shape), dtype in zip(
+        parts,
+        report.inputs,
+        dtypes,
+        strict=True,  # type: ignore[attr-defined]
+    ):
+        if not fits(tensor["shape"][1:], shape[1:]):
+            errors[where] = [
+                f"Shape {format_shape(tuple(tensor['shape']))} does not fit the model's input "
+                f"{name!r} {format_shape(shape)}."
+            ]
+        else:
+            check_input_values(report, dtype, where, tensor, errors, training=False)
+    counts = {where: tensor["shape"][0] for where, tensor in parts}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{where} {count}" for where, count in counts.items())
+        errors.setdefault(path, []).append(
+            f"Every input needs the same number of instances; received {listed}."
+        )
+    raise_errors(errors)
+    return [tensor["value"] for _, tensor in parts]
+
+
+@bp.post("/jobs/<job_id>/predict")
+def predict(job_id: str) -> dict[str, Any]:
+    """The outputs of the job's trained model for new instances.
+
+    409 unless the job has succeeded (a cancelled or timed-out job's
+    partial model is for downloading, not serving); 422 for instances that
+    do not fit its input; 504 if no worker answers in time.
+    """
+    job = get_job_or_404(job_id, fields=("request",))
+    if job["status"] != "succeeded":
+        raise Conflict(
+            f"Job {job_id} is {job['status']}; predictions come from the model of a job "
+            "that has succeeded."
+        )
+    body = predict_request_schema.load(get_json_object())
+    path = "instances" if "instances" in body else "inputs"
+    spec = job["request"]["model"]
+    report = analyze(spec)
+    if is_graph_report(report):
+        values = check_graph_instances(report, path, body[path])
+    else:
+        check_instances(report, spec, path, body[path])
+        values = body[path]["value"]
+    timeout = float(current_app.config["PREDICT_TIMEOUT"])
+    celery = current_app.extensions["celery"]
+    try:
+        # Expiring with the wait: a task no worker took in time is dropped,
+        # not run later for nobody.
+        task = celery.send_task(
+            "seqlab.predict",
+            args=[job_id, values],
+            queue=current_app.config["SEQLAB_QUEUE"],
+            expires=timeout,
+        )
+    except Exception as error:
+        current_app.logger.warning("could not queue predictions of %s: %s", job_id, error)
+        unavailable = ServiceUnavailable("The job queue is unreachable; try again shortly.")
+        unavailable.retry_after = 5  # type: ignore[assignment]
+        raise unavailable from error
+    try:
+        answer = task.get(timeout=timeout, interval=0.01)
+    except CeleryTimeout:
+        raise GatewayTimeout(
+            f"No worker answered within {timeout:g} s (SEQLAB_PREDICT_TIMEOUT): the workers "
+            "of this queue are busy training or not running; try again later."
+        ) from None
+    except (redis.exceptions.RedisError, OSError) as error:
+        # Redis went away while we waited: the answer cannot be read.
+        unavailable = ServiceUnavailable("The job store (Redis) is unreachable; try again shortly.")
+        unavailable.retry_after = 5  # type: ignore[assignment]
+        raise unavailable from error
+    finally:
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            task.forget()  # an answer is read once: its key goes now, not in a day
+    if "error" in answer:
+        if answer["error"]["type"] == "NoModel":
+            raise Conflict(f"Job {job_id} has no model file (anymore).")
+        error = answer["error"]
+        raise BadGateway(
+            f"The worker could not compute the predictions: {error['type']}: {error['message']}"
+        )
+    return {
+        "predictions": answer["predictions"],
+        "model_cached": answer["model_cached"],
+        "model_load_seconds": answer["model_load_seconds"],
+        "predict_seconds": answer["predict_seconds"],
+    }
+
+
+@bp.get("/jobs/<job_id>/predictions")
+def training_predictions(job_id: str) -> dict[str, Any]:
+    """The model's outputs for every training input, stored apart from the
+    job record so that polls stay light (``GET /jobs/<id>`` carries them
+    only for a training set of at most 1,000 samples)."""
+    job = get_job_or_404(job_id, fields=("result",))
+    predictions = store().get_predictions(job_id)
+    if predictions is None:  # a job finished before they were stored apart
+        predictions = job.get("result", {}).get("predictions")
+    if predictions is None:
+        raise Conflict(
+            f"Job {job_id} is {job['status']}; predictions on the training inputs exist "
+            "once it has succeeded (or was cancelled after training started)."
+        )
+    return {"predictions": predictions}
