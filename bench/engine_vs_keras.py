@@ -25,11 +25,11 @@ from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from modelspec.model import load_model_spec  # noqa: E402
+from modelspec.model import model_spec_schema  # noqa: E402
 from seqlab import SpecError  # noqa: E402
 from seqlab import analyze  # noqa: E402
 from seqlab import render_summary  # noqa: E402
-from service.schemas import load_model_spec  # noqa: E402
-from service.schemas import model_spec_schema  # noqa: E402
 from tests.corpus import generate  # noqa: E402
 from tests.graph_corpus import generate as generate_graphs  # noqa: E402
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from worker import settings
+from jobs import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds the API and the worker get to stop before they are killed.

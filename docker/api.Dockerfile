@@ -33,8 +33,9 @@ COPY --from=deps /opt/seqlab /opt/seqlab
 WORKDIR /app
 COPY openapi.yaml ./
 COPY seqlab seqlab
+COPY modelspec modelspec
+COPY jobs jobs
 COPY service service
-COPY worker worker
 
 USER seqlab
 EXPOSE 8000

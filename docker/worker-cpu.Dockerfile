@@ -27,7 +27,7 @@ COPY --from=deps /opt/seqlab /opt/seqlab
 WORKDIR /app
 COPY openapi.yaml ./
 COPY seqlab seqlab
-COPY service service
+COPY jobs jobs
 COPY worker worker
 
 USER seqlab

@@ -26,7 +26,7 @@ WORKDIR /app
 COPY ${WHEELHOUSE} /tmp/wheelhouse/
 COPY pyproject.toml README.md openapi.yaml ./
 COPY seqlab seqlab
-COPY service service
+COPY jobs jobs
 COPY worker worker
 # The image's TensorFlow serves the worker extra's `tensorflow==2.21.0`: the
 # constraint makes pip keep it (and fail rather than replace it). With wheels

@@ -21,7 +21,7 @@ never sees a state without its event): ``status`` events (``{"status",
 "at", "attempt"?, "error"?, "final_metrics"?}``) and ``progress`` events
 (the progress object as stored). The stream keeps about the last
 ``EVENTS_MAXLEN`` events and expires with the record. ``GET
-/jobs/<id>/events`` (service/events.py) serves it as Server-Sent Events.
+/jobs/<id>/events`` (service/jobs/events.py) serves it as Server-Sent Events.
 """
 
 from __future__ import annotations

@@ -76,6 +76,10 @@ OPTIMIZER_SLOTS = {
     "sgd": 0,
 }
 
+#: The optimizers a job may name (``compile.optimizer``), in the order
+#: messages list them.
+OPTIMIZERS = ("adam", "adamw", "adamax", "nadam", "rmsprop", "sgd", "adagrad", "adadelta", "lion")
+
 #: Bytes per value of each model input dtype (``spec["dtype"]``).
 INPUT_DTYPE_BYTES = {**DTYPE_BYTES, "int32": 4, "int64": 8, "uint8": 1, "bool": 1}
 

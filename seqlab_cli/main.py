@@ -137,13 +137,13 @@ def params(
     # imported here so that the other commands do not pay for them.
     from marshmallow import ValidationError
 
+    from modelspec.errors import ApiValidationError
+    from modelspec.errors import flatten_errors
+    from modelspec.errors import summarize_errors
+    from modelspec.fields import MAX_INT
+    from modelspec.params import params_document
     from seqlab.examples import EXAMPLES
-    from service.api import params_document
-    from service.problems import ApiValidationError
-    from service.problems import flatten_errors
-    from service.problems import summarize_errors
-    from service.schemas import MAX_INT
-    from service.train_schemas import OPTIMIZERS
+    from seqlab.memory import OPTIMIZERS
 
     if (spec is None) == (example is None):
         raise click.UsageError("Give a SPEC file (or - for stdin), or --example NAME.")

@@ -1,6 +1,11 @@
-"""The seqlab REST API: Keras parameter counts over HTTP.
+"""The seqlab REST API: Keras parameter counts over HTTP, and training jobs.
 
-Gunicorn runs ``service:create_app()``; there is no module-level app.
+Gunicorn runs ``service:create_app()``; there is no module-level app. The
+routes live in one blueprint package per feature: :mod:`service.params`
+(``/params``, ``/layers``), :mod:`service.jobs` (``/train``, ``/jobs``,
+``/examples``) and :mod:`service.datasets` (``/datasets``); this package's
+own modules are what every feature shares (auth, problem documents, request
+helpers, limits, health and docs).
 """
 
 import os
@@ -8,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from worker import settings
+from jobs import settings
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -62,74 +67,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.update(test_config)
 
-    from celery import Celery
-
-    from worker.datasets import DatasetStore
-    from worker.reaper import Reaper
-    from worker.reaper import send_train_task
-    from worker.store import JobStore
-
-    from . import api
     from . import auth
-    from . import datasets
     from . import docs
-    from . import events
     from . import health
-    from . import jobs
-    from . import plots
-    from . import predict
     from . import problems
-    from . import ratelimit
-    from .cache import LRUCache
+    from .datasets import init_app as init_datasets
+    from .jobs import init_app as init_jobs
+    from .jobs import init_queue
+    from .params import init_app as init_params
+    from .params import views as params
 
-    app.extensions["params_cache"] = LRUCache(int(app.config["PARAMS_CACHE_SIZE"]))
     # Both connect lazily: the API starts, and /params works, without Redis.
-    app.extensions["jobs"] = JobStore.from_url(app.config["REDIS_URL"], int(app.config["JOB_TTL"]))
-    # Uploads on the jobs' Redis connection pool.
-    app.extensions["datasets"] = DatasetStore(
-        app.extensions["jobs"].redis, int(app.config["DATASET_TTL"])
-    )
-    # A producer only: it sends tasks by name and never imports the worker's
-    # code. Its result backend is where it reads the answers of predictions.
-    app.extensions["celery"] = Celery(
-        "seqlab",
-        broker=app.config["REDIS_URL"],
-        backend=app.config["REDIS_URL"],
-        set_as_current=False,
-    )
-    app.extensions["celery"].conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        # Fail fast (503) rather than hold the request while Redis is away.
-        broker_connection_timeout=3,
-        broker_connection_max_retries=1,
-        task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2},
-        # Celery's Redis transport uses the shortest visibility timeout of
-        # the apps that share it: the producer's must be the worker's.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout()},
-    )
-    # The API settles the jobs of lost workers it reads (see worker/reaper.py).
-    app.extensions["reaper"] = Reaper(
-        app.extensions["jobs"],
-        lambda job_id, queue, limit: send_train_task(
-            app.extensions["celery"], job_id, queue, limit
-        ),
-        int(app.config["JOB_RETRIES"]),
-        app.config["SEQLAB_QUEUE"],
-    )
+    init_queue(app)
     problems.init_app(app)
-    # Every route needs an API key (when keys are set) but api's (/params,
-    # /layers, /healthz, ...), health's (/readyz), docs' (/docs) and views
-    # marked @auth.public.
-    auth.init_app(app, open_blueprints=[api.bp, health.bp, docs.bp])
-    ratelimit.init_app(app)
+    # Every route needs an API key (when keys are set) but params' (/params,
+    # /layers), health's (/healthz, /readyz), docs' (/docs, /openapi.yaml)
+    # and views marked @auth.public.
+    auth.init_app(app, open_blueprints=[params.bp, health.bp, docs.bp])
     health.init_app(app)
     limits.init_app(app)
-    app.register_blueprint(api.bp)
+    init_params(app)
     app.register_blueprint(docs.bp)
-    app.register_blueprint(jobs.bp)
-    app.register_blueprint(datasets.bp)
-    events.init_app(app)
-    app.register_blueprint(plots.bp)
-    app.register_blueprint(predict.bp)
+    init_jobs(app)
+    init_datasets(app)
     return app

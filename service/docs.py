@@ -27,6 +27,9 @@ from werkzeug.exceptions import NotFound
 
 bp = Blueprint("docs", __name__, template_folder="templates")
 
+#: The API contract, committed at the repository root.
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+
 #: Everything the page may load: scripts, styles, images and requests of
 #: this server only (``data:`` images are Swagger UI's inline icons).
 CONTENT_SECURITY_POLICY = (
@@ -88,3 +91,14 @@ def asset(asset: str) -> Response:
     response.close()
     response.set_data(body)
     return _secured(response)
+
+
+@cache
+def _openapi_document() -> bytes:
+    return OPENAPI_PATH.read_bytes()
+
+
+@bp.get("/openapi.yaml")
+def get_openapi() -> Response:
+    """Serve the OpenAPI document that describes this API."""
+    return Response(_openapi_document(), mimetype="application/yaml")

@@ -20,6 +20,7 @@ from flask import current_app
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from modelspec.errors import ApiValidationError
 from seqlab import ModelReport
 from seqlab import SpecError
 from seqlab import analyze
@@ -27,7 +28,6 @@ from seqlab.fit import split_samples
 from seqlab.memory import TrainMemory
 from seqlab.memory import train_memory
 
-from .problems import ApiValidationError
 from .problems import problem
 
 GiB = 1024**3

@@ -8,8 +8,8 @@ from flask import request
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import UnsupportedMediaType
 
-from .problems import BODY
-from .problems import ApiValidationError
+from modelspec.errors import BODY
+from modelspec.errors import ApiValidationError
 
 
 def get_json_body() -> object:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.train_schemas import METRICS  # noqa: E402  (pure: no Keras)
+from service.jobs.schemas import METRICS  # noqa: E402  (pure: no Keras)
 
 EPOCHS = 4
 SAMPLES = 10
@@ -167,7 +167,7 @@ def run_early_stopping() -> dict:
     import keras
     import numpy as np
 
-    from service.train_schemas import EarlyStoppingSchema
+    from service.jobs.schemas import EarlyStoppingSchema
     from worker import training
     from worker.monitor import Monitor
 

@@ -358,7 +358,7 @@ def test_the_corpus_passes_the_schema(client):
     # such: the schema refuses none that the engine and Keras judge.
     from corpus import generate
 
-    from service.schemas import load_model_spec
+    from modelspec.model import load_model_spec
 
     for body in generate(200, seed=1):
         load_model_spec(body)

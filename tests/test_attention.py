@@ -339,7 +339,7 @@ def test_training_memory_rule(type_, args, shapes) -> None:
     assert kept_bytes(unknown) is None
 
 
-# -- the request schema (service/schemas.py derives it from the registry) -----
+# -- the request schema (modelspec/fields.py derives it from the registry) -----
 
 SCHEMA = [
     (
@@ -375,7 +375,7 @@ SCHEMA = [
 def test_arguments_validate_in_the_request_schema(type_, args, refused) -> None:
     import marshmallow as ma
 
-    from service.schemas import layer_schema_class
+    from modelspec.fields import layer_schema_class
 
     schema = layer_schema_class(type_)()
     if refused is None:

@@ -1,9 +1,9 @@
 import json
 
 from service import create_app
-from service.api import MAX_CACHED_BYTES
-from service.cache import KEY_BYTES
-from service.cache import LRUCache
+from service.params.cache import KEY_BYTES
+from service.params.cache import LRUCache
+from service.params.views import MAX_CACHED_BYTES
 
 BODY = {"input_shape": [5, 1], "layers": [{"type": "LSTM", "units": 5}]}
 

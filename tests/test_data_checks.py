@@ -1,5 +1,5 @@
 """The checks of a POST /train request's data against its model
-(service/data_checks.py, service/value_domains.py).
+(service/datasets/checks.py, service/datasets/domains.py).
 
 Each refused case is posted to the API, which must answer 422 naming the
 field and queue nothing, and run through real Keras the way the worker
@@ -21,9 +21,9 @@ import keras_oracle as oracle
 import pytest
 from openapi_check import validate_response
 
-from service.train_schemas import train_request_schema
-from service.value_domains import OVERFLOW
-from service.value_domains import stored
+from service.datasets.domains import OVERFLOW
+from service.datasets.domains import stored
+from service.jobs.schemas import train_request_schema
 
 DENSE3 = {"input_shape": [2], "layers": [{"type": "Dense", "units": 3, "activation": "softmax"}]}
 SPARSE = {"loss": "sparse_categorical_crossentropy"}

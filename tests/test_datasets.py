@@ -11,11 +11,11 @@ import redis
 from openapi_check import validate_response
 from tenants import Tenants
 
-from worker.datasets import DatasetGone
-from worker.datasets import DatasetStore
-from worker.datasets import index_key
-from worker.datasets import resolve
-from worker.reaper import send_train_task
+from jobs.datasets import DatasetGone
+from jobs.datasets import DatasetStore
+from jobs.datasets import index_key
+from jobs.datasets import resolve
+from jobs.reaper import send_train_task
 
 OCTET = {"Content-Type": "application/octet-stream"}
 #: A small model on (50, 4) windows that trains fast on a CPU.

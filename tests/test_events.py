@@ -1,4 +1,4 @@
-"""``GET /jobs/<id>/events`` (service/events.py): a job's status and progress
+"""``GET /jobs/<id>/events`` (service/jobs/events.py): a job's status and progress
 as Server-Sent Events.
 
 The streams are read over a real gunicorn, started as ``make up`` starts it
@@ -25,8 +25,8 @@ from conftest import start_redis
 from openapi_check import validate_response
 from tenants import Tenants
 
+from jobs.store import TERMINAL
 from service import create_app
-from worker.store import TERMINAL
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANTS = Tenants("alice", "bob")

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
+from jobs.store import TERMINAL
 from seqlab import analyze
 from seqlab.examples import EXAMPLES
 from seqlab.examples import LENGTH
 from seqlab.examples import SEED_EXAMPLES
 from seqlab.examples import SYMBOLS
 from seqlab.examples import reversal_data
-from worker.store import TERMINAL
 
 GRAPH_EXAMPLES = sorted(set(EXAMPLES) - set(SEED_EXAMPLES))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service.train_schemas import METRICS
+from service.jobs.schemas import METRICS
 
 SCRIPT = Path(__file__).with_name("fit_compare.py")
 

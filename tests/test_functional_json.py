@@ -16,11 +16,11 @@ import keras_oracle
 import numpy as np
 import pytest
 
+from modelspec.model import load_model_spec
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import from_keras_json
 from seqlab import render_summary
-from service.schemas import load_model_spec
 
 keras = keras_oracle.import_keras()
 layers = keras.layers

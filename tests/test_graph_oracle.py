@@ -17,7 +17,7 @@ reports: names in ``model.layers`` order, output shapes, per-layer counts,
 the trainable split, weights, ``Connected to``, inputs and outputs, totals
 and the ``model.summary()`` text. Then the same in the other request form:
 ``model.to_json()`` of the built model, read back as ``POST /params``
-reads it (``service.schemas.load_model_spec``: ``seqlab.from_keras_json``,
+reads it (``modelspec.model.load_model_spec``: ``seqlab.from_keras_json``,
 the schema, the ``build_config`` checks), as an object and as JSON text;
 and the compact form through that schema too. Lastly every registered layer, from its
 ``example``, inside a one-layer Functional model, in both forms.
@@ -42,10 +42,10 @@ import keras_oracle as oracle
 import pytest
 from marshmallow import ValidationError
 
+from modelspec.model import load_model_spec
 from seqlab import LAYERS
 from seqlab import SpecError
 from seqlab import analyze
-from service.schemas import load_model_spec
 
 #: Keys compared in the to_json form: all (names are explicit there).
 JSON_KEYS = oracle.GRAPH_COMPARED
@@ -484,14 +484,14 @@ def test_graph_corpus_is_seeded() -> None:
 @pytest.mark.keras
 @pytest.mark.slow
 def test_params_document_of_graphs_is_keras_or_a_422(cases: list[GraphCase]) -> None:
-    """``POST /params``'s computation (``service.api.params_document``, minus
+    """``POST /params``'s computation (``modelspec.params.params_document``, minus
     HTTP) for every corpus spec in both forms: for a model Keras accepts and
     the engine agrees on, the answer carries Keras's names in
     ``model.layers`` order, counts, Connected to, inputs and outputs, totals
     and summary; for any other, a 422 (``ApiValidationError`` or the
     schema's ``ValidationError``), never another exception (a 500)."""
-    from service.api import params_document
-    from service.problems import ApiValidationError
+    from modelspec.errors import ApiValidationError
+    from modelspec.params import params_document
 
     failures = []
     for case in cases:

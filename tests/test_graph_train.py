@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from worker.store import TERMINAL
+from jobs.store import TERMINAL
 
 #: Two inputs (a sequence and a vector), two outputs (a regression and a
 #: 3-class softmax), a merge: what list and dict data must reach in order.
@@ -217,8 +217,8 @@ def test_one_array_for_a_single_input_graph(idle_app):
 
 
 def test_per_output_histories_are_plotted_beside_the_loss():
-    from service.plots import job_curves
-    from service.plots import panels
+    from service.jobs.plots import job_curves
+    from service.jobs.plots import panels
 
     names = ["loss", "reg_loss", "cls_loss", "cls_accuracy", "val_loss", "val_cls_loss"]
     assert panels(names) == [

@@ -1,4 +1,4 @@
-"""Idempotent submits (service/idempotency.py): POST /train with an
+"""Idempotent submits (service/jobs/idempotency.py): POST /train with an
 Idempotency-Key, on the real Redis, with real concurrent requests."""
 
 import threading
@@ -9,8 +9,8 @@ from openapi_check import validate_response
 from tenants import Tenants
 
 from service import create_app
-from service.idempotency import REPLAY_SECONDS
-from service.idempotency import IdempotentRequest
+from service.jobs.idempotency import REPLAY_SECONDS
+from service.jobs.idempotency import IdempotentRequest
 
 BODY = {"example": "one_to_one", "fit": {"epochs": 3}}
 

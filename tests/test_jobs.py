@@ -10,11 +10,11 @@ import zipfile
 import pytest
 from openapi_check import validate_response
 
+from jobs.store import INDEX
+from jobs.store import JobStore
 from seqlab.examples import EXAMPLES
 from seqlab.examples import SEED_EXAMPLES
 from service import create_app
-from worker.store import INDEX
-from worker.store import JobStore
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 LONG = {"example": "many_to_one", "fit": {"epochs": 100_000}}

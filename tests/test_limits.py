@@ -14,9 +14,9 @@ from seqlab import analyze
 from seqlab.examples import example_request
 from seqlab.memory import train_memory
 from service import create_app
+from service.jobs.schemas import MAX_VALUES
 from service.limits import DEFAULTS
 from service.limits import from_environ
-from service.train_schemas import MAX_VALUES
 
 ROOT = Path(__file__).resolve().parent.parent
 

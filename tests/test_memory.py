@@ -18,9 +18,9 @@ from seqlab import LAYERS
 from seqlab import analyze
 from seqlab.memory import KEPT
 from seqlab.memory import OPTIMIZER_SLOTS
+from seqlab.memory import OPTIMIZERS
 from seqlab.memory import kept_bytes
 from seqlab.memory import train_memory
-from service.train_schemas import OPTIMIZERS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,6 +25,7 @@ import keras_oracle as oracle
 import marshmallow as ma
 import pytest
 
+from modelspec.fields import object_config_schema
 from seqlab.args import REQUIRED
 from seqlab.args import Arg
 from seqlab.args import Kind
@@ -32,7 +33,6 @@ from seqlab.objects import CONSTRAINT_CLASSES
 from seqlab.objects import INITIALIZER_CLASSES
 from seqlab.objects import REGULARIZER_CLASSES
 from seqlab.objects import KerasClass
-from service.schemas import object_config_schema
 
 FAMILIES = {
     "initializers": INITIALIZER_CLASSES,

@@ -18,10 +18,10 @@ from test_jobs import LONG
 from test_jobs import submit
 from test_jobs import wait_for
 
-from service.plots import block_middles
-from service.plots import job_curves
-from service.plots import panels
-from service.plots import use_log_scale
+from service.jobs.plots import block_middles
+from service.jobs.plots import job_curves
+from service.jobs.plots import panels
+from service.jobs.plots import use_log_scale
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

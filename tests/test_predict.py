@@ -14,12 +14,12 @@ from tenants import Tenants
 from test_jobs import submit
 from test_jobs import wait_for
 
+from jobs.store import JobStore
+from jobs.store import new_job_id
 from seqlab.examples import example_request
 from service import create_app
-from service.submission import INLINE_PREDICTIONS
-from service.submission import job_document
-from worker.store import JobStore
-from worker.store import new_job_id
+from service.jobs.submission import INLINE_PREDICTIONS
+from service.jobs.submission import job_document
 
 SEQUENCE = [[[0.0], [0.2], [0.4], [0.6], [0.8]]]
 NEW = [[[0.1], [0.3], [0.5], [0.7], [0.9]], [[0.8], [0.6], [0.4], [0.2], [0.0]]]

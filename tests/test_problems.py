@@ -5,9 +5,9 @@ import pytest
 from flask import Blueprint
 from werkzeug.exceptions import ServiceUnavailable
 
+from modelspec.errors import ApiValidationError
+from modelspec.errors import flatten_errors
 from service import create_app
-from service.problems import ApiValidationError
-from service.problems import flatten_errors
 from service.requests import get_json_body
 from service.requests import get_json_object
 

@@ -1,4 +1,4 @@
-"""The rate limit of POST /train (service/ratelimit.py): per tenant or
+"""The rate limit of POST /train (service/jobs/ratelimit.py): per tenant or
 client address, counted in the real Redis and shared by every app on it."""
 
 import time

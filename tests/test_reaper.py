@@ -1,4 +1,4 @@
-"""Lost workers' jobs (worker/reaper.py): given back to the queue or failed,
+"""Lost workers' jobs (jobs/reaper.py): given back to the queue or failed,
 by the API on reads and by every worker's sweeps, never left ``running``.
 
 The fault tests SIGKILL a real worker's whole process group mid-job, with
@@ -19,8 +19,8 @@ from openapi_check import validate_response
 from test_jobs import submit
 from test_jobs import wait_for
 
+from jobs.reaper import LEASE_EXPIRED
 from service import create_app
-from worker.reaper import LEASE_EXPIRED
 
 #: Fast leases, sweeps and heartbeats, for workers under test.
 FAST = {

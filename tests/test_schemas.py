@@ -1,14 +1,14 @@
-"""The request schemas of service/schemas.py, loaded directly."""
+"""The request schemas of modelspec/fields.py, loaded directly."""
 
 import marshmallow as ma
 import pytest
 
+from modelspec.errors import flatten_errors
+from modelspec.fields import MAX_LAYERS
+from modelspec.graph import MAX_INPUTS
+from modelspec.graph import takes_initial_state
+from modelspec.model import load_model_spec
 from seqlab import LAYERS
-from service.graph_schemas import MAX_INPUTS
-from service.graph_schemas import takes_initial_state
-from service.problems import flatten_errors
-from service.schemas import MAX_LAYERS
-from service.schemas import load_model_spec
 
 DENSE = {"type": "Dense", "units": 1}
 

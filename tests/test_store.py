@@ -1,4 +1,4 @@
-"""The job store (worker/store.py) on a real Redis: where a job's parts
+"""The job store (jobs/store.py) on a real Redis: where a job's parts
 live, how long they last, and the state changes that must be atomic.
 
 Jobs are queued through ``POST /train`` of an app whose queue no worker
@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from jobs.store import EVENTS_MAXLEN
+from jobs.store import INDEX
+from jobs.store import index_key
+from jobs.store import new_job_id
 from seqlab.examples import EXAMPLES
-from worker.store import EVENTS_MAXLEN
-from worker.store import INDEX
-from worker.store import index_key
-from worker.store import new_job_id
 
 RESULT = {"history": {"loss": [0.5, 0.25]}, "epochs_completed": 2}
 

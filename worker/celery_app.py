@@ -13,7 +13,7 @@ import os
 
 from celery import Celery
 
-from . import settings
+from jobs import settings
 
 celery_app = Celery("seqlab", include=["worker.tasks", "worker.maintenance"])
 celery_app.conf.update(
@@ -40,7 +40,7 @@ celery_app.conf.update(
     # Early acknowledgement: a message leaves Redis as its task starts, so
     # Redis never hands a running job to a second worker, however long it
     # runs. A job whose worker dies is not lost with its message: its lease
-    # lapses and a reaper queues it again (worker/reaper.py). Late
+    # lapses and a reaper queues it again (jobs/reaper.py). Late
     # acknowledgement would add redeliveries after `visibility_timeout`
     # (duplicates that the lease would have to turn away) and nothing else.
     task_acks_late=False,

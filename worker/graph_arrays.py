@@ -3,7 +3,7 @@ takes them: one array per input and per output, in the model's order.
 
 The API resolves ``data.x``/``data.y`` (one array, a list, or an object by
 input/output name) to lists in the model's input and output order before it
-queues a job (``service/graph_data.py``); a dataset's arrays arrive as one
+queues a job (``service/datasets/graph_checks.py``); a dataset's arrays arrive as one
 array. Here they become NumPy arrays of each input's dtype, passed to Keras
 as a list where the model was built on a list, else as the one array.
 """

@@ -1,8 +1,8 @@
 """The worker's main process keeps the fleet honest, from a thread of its own.
 
 Every ``SEQLAB_HEARTBEAT_SECONDS`` it says the worker is alive (for
-``GET /readyz``, :mod:`worker.presence`), and every ``SEQLAB_REAPER_SECONDS``
-it sweeps for running jobs whose lease has expired (:mod:`worker.reaper`),
+``GET /readyz``, :mod:`jobs.presence`), and every ``SEQLAB_REAPER_SECONDS``
+it sweeps for running jobs whose lease has expired (:mod:`jobs.reaper`),
 so that the job of a dead worker is settled even when no one reads it. The
 main process never trains, so this thread runs whatever the jobs do. It
 starts once the worker is ready and stops with it; no Keras here.
@@ -19,12 +19,13 @@ import redis
 from celery.signals import worker_ready
 from celery.signals import worker_shutdown
 
-from . import presence
-from . import settings
-from .reaper import Reaper
-from .reaper import default_reaper
-from .reaper import send_train_task
-from .store import JobStore
+from jobs import presence
+from jobs import settings
+from jobs.presence import worker_name
+from jobs.reaper import Reaper
+from jobs.reaper import default_reaper
+from jobs.reaper import send_train_task
+from jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ class Maintenance:
 @worker_ready.connect
 def _start(sender: Any = None, **_: Any) -> None:
     """The worker is consuming: start its heartbeat and sweeps."""
-    from .tasks import worker_name
 
     node = sender.hostname
     queues = sorted(queue.name for queue in sender.task_consumer.queues)

@@ -17,12 +17,13 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from jobs.store import JobStore
+from jobs.store import finite
+
 from . import training
 from .backend import configure_backend
 from .builder import is_graph
 from .graph_arrays import input_arrays
-from .store import JobStore
-from .store import finite
 
 #: Models a worker process keeps loaded (``SEQLAB_PREDICT_CACHE_SIZE``).
 CACHE_SIZE = int(os.environ.get("SEQLAB_PREDICT_CACHE_SIZE", "4"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import time
 import traceback
@@ -25,12 +24,13 @@ from celery.signals import task_failure
 from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 
-from . import settings
-from .datasets import DatasetGone
-from .datasets import DatasetStore
-from .datasets import resolve
-from .store import JobStore
-from .store import prediction_samples
+from jobs import settings
+from jobs.datasets import DatasetGone
+from jobs.datasets import DatasetStore
+from jobs.datasets import resolve
+from jobs.presence import worker_name
+from jobs.store import JobStore
+from jobs.store import prediction_samples
 
 logger = get_task_logger(__name__)
 
@@ -44,11 +44,6 @@ INLINE_PREDICTIONS = 1000
 def store() -> JobStore:
     """The job store of this process (one Redis connection pool)."""
     return JobStore.from_url(settings.redis_url(), settings.job_ttl())
-
-
-def worker_name(node: str | None) -> str:
-    """How a job record names the worker that runs it: host and Celery node."""
-    return f"{socket.gethostname()}:{node or ''}"
 
 
 @shared_task(name="seqlab.train", bind=True, ignore_result=True)

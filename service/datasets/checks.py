@@ -184,7 +184,7 @@ def refuse_bool(errors: Errors, path: str, tensor: Mapping[str, Any], why: str) 
 
 def check_tensor(errors: Errors, path: str, tensor: Mapping[str, Any], domain: Domain) -> None:
     """File the first value outside ``domain`` under ``path``."""
-    if "array" in tensor:  # an uploaded dataset's NumPy array (service/datasets.py)
+    if "array" in tensor:  # an uploaded dataset's NumPy array (service/datasets/views.py)
         from .domains import first_outside_array
 
         found = first_outside_array(domain, tensor["array"])

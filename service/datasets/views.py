@@ -5,7 +5,7 @@ needs of one (:func:`resolve_train_data`).
 An upload is streamed to a temporary file in chunks, within
 ``SEQLAB_MAX_DATASET_BYTES`` (413), then loaded with numpy
 ``allow_pickle=False`` and checked (422, nothing stored) before its arrays
-go to Redis (worker/datasets.py). Each dataset belongs to the tenant that
+go to Redis (jobs/datasets.py). Each dataset belongs to the tenant that
 uploaded it: another tenant's id is answered as an unknown one.
 """
 

@@ -1,7 +1,7 @@
 """Live progress of a job: ``GET /jobs/<id>/events``, Server-Sent Events.
 
 The worker's store appends an event to the job's Redis Stream with every
-state change and progress write (worker/store.py); this view replays the
+state change and progress write (jobs/store.py); this view replays the
 stream and then follows it with ``XREAD BLOCK``, one SSE message per entry
 (``id:`` the entry id, ``event: status|progress``, one ``data:`` line of
 JSON), and closes the response after the final status event. A client that
@@ -132,7 +132,7 @@ STATUS_TIMES = {"queued": ("requeued_at", "created_at"), "running": ("started_at
 
 def synthesized(record: dict[str, Any]) -> Event:
     """The status event of a job without a stream, made up from its record
-    as the store writes it (worker/store.py)."""
+    as the store writes it (jobs/store.py)."""
     status = record["status"]
     times = STATUS_TIMES.get(status, ("finished_at",))
     at = next((record[name] for name in times if record.get(name)), record["created_at"])

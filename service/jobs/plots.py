@@ -9,7 +9,7 @@ matplotlib is imported by the first plot only, so that the API's start and
 
 A job with no history yet (queued, or running before its first epoch ended)
 is a 409, as its model is: a client can tell "not yet" from a picture.
-Guarded and owned like every job route (:func:`service.jobs.get_job_or_404`).
+Guarded and owned like every job route (:func:`service.jobs.views.get_job_or_404`).
 """
 
 from __future__ import annotations

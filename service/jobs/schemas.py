@@ -115,7 +115,7 @@ class Arrays(Tensor):
 
     Which one a list is depends on the model (a list of two arrays of one
     shape is also one array), so it is decided once the model is known
-    (``service/graph_data.py``): a list loads as a Tensor when it is one,
+    (``service/datasets/graph_checks.py``): a list loads as a Tensor when it is one,
     else as ``{"by_position": [Tensor, ...], "error": why it is not one
     array}`` when each item is an array; an object as ``{"by_name": {name:
     Tensor}}``.
@@ -197,7 +197,7 @@ class PerOutput(fields.Field):
     """One value, or (for a Functional model's outputs) a list of values in
     output order or an object by output name; each value loaded by ``inner``.
     How many and which names are checked against the model
-    (``service/graph_data.py``)."""
+    (``service/datasets/graph_checks.py``)."""
 
     def __init__(
         self, inner: fields.Field, *, listed: bool = True, alone: bool = True, **kwargs: Any
@@ -297,7 +297,7 @@ def monitor_error(
     this request, or None. Keras logs ``loss`` and each compiled metric under
     the name it was given, and the same with ``val_`` when there is
     validation data; any other name would warn at every epoch and never stop."""
-    # ``logged``: a graph model's names (``service/graph_data.history_names``).
+    # ``logged``: a graph model's names (``service/datasets/graph_checks.history_names``).
     names = logged if logged is not None else ["loss", *body["compile"].get("metrics", [])]
     # Validation data: a split, or arrays of their own (a dataset's x_val and
     # y_val, or a validation dataset: in ``body["validation"]`` once resolved).
@@ -372,7 +372,7 @@ class TrainRequestSchema(ma.Schema):
         options = body["fit"].get("early_stopping")
         if not options or "dataset" in body["data"] or "inputs" in body["model"]:
             # On a dataset: once its arrays are known; a graph model's names
-            # depend on its outputs (service/jobs.py).
+            # depend on its outputs (service/jobs/views.py).
             return
         error = monitor_error(options["monitor"], body)
         if error:

@@ -1,0 +1,45 @@
+"""The document of ``POST /params``, built from a request body: what the API
+answers and what ``seqlab params`` prints offline, with no web server."""
+
+from typing import Any
+
+from seqlab import SpecError
+from seqlab import analyze
+from seqlab import render_summary
+from seqlab.memory import train_memory
+from seqlab.summary import CONSOLE_WIDTH
+from seqlab.summary import PIPED_LINE_LENGTH
+
+from .errors import ApiValidationError
+from .model import load_model_spec
+
+
+def params_document(
+    body: object,
+    batch_size: int | None = None,
+    optimizer: str = "adam",
+    line_length: int = PIPED_LINE_LENGTH,
+) -> dict[str, Any]:
+    """The document of ``POST /params`` for a request body (any form):
+    the counts, the training memory estimate for ``batch_size`` and
+    ``optimizer``, and the summary ``line_length`` wide. The ``seqlab
+    params`` command prints it too.
+
+    :raise marshmallow.ValidationError: for a body the schema refuses.
+    :raise ApiValidationError: for a model Keras would refuse, naming the layer.
+    """
+    try:
+        spec = load_model_spec(body)
+        report = analyze(spec)
+    except SpecError as error:
+        path = error.path or "body"
+        raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    memory = train_memory(report, batch_size, optimizer, spec.get("dtype"))
+    return {
+        **report.to_dict(),
+        "train_memory_bytes": memory.total,
+        "train_memory": memory.to_dict(),
+        # As Keras prints it on a console at least that wide (COLUMNS), so
+        # that a width over the piped console's 80 columns is not cut.
+        "summary": render_summary(report, line_length, max(CONSOLE_WIDTH, line_length)),
+    }
