@@ -17,8 +17,8 @@ from typing import Any
 
 from . import layers as _layers  # noqa: F401  (fills LAYERS)
 from .args import ACTIVATIONS
-from .args import Arg
-from .args import Kind
+from .argspec import Arg
+from .argspec import Kind
 from .errors import SpecError
 from .layers.wrappers import Wrapper
 from .registry import DTYPE_BYTES

@@ -24,8 +24,8 @@ from seqlab import Layer
 from seqlab import analyze
 from seqlab import from_keras_json
 from seqlab import is_keras_json
-from seqlab.args import Arg
-from seqlab.args import Kind
+from seqlab.argspec import Arg
+from seqlab.argspec import Kind
 from seqlab.functional_json import build_configs
 from seqlab.functional_json import check_build_configs
 from seqlab.functional_json import with_session_names

@@ -25,9 +25,9 @@ import keras_oracle as oracle
 import marshmallow as ma
 import pytest
 
-from seqlab.args import REQUIRED
-from seqlab.args import Arg
-from seqlab.args import Kind
+from seqlab.argspec import REQUIRED
+from seqlab.argspec import Arg
+from seqlab.argspec import Kind
 from seqlab.objects import CONSTRAINT_CLASSES
 from seqlab.objects import INITIALIZER_CLASSES
 from seqlab.objects import REGULARIZER_CLASSES

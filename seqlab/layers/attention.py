@@ -32,8 +32,8 @@ from typing import Any
 from typing import ClassVar
 
 from .. import args as a
-from ..args import Arg
-from ..args import Kind
+from ..argspec import Arg
+from ..argspec import Kind
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .. import args as a
-from ..args import Arg
+from ..argspec import Arg
+from ..argspec import Kind
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
@@ -214,7 +215,7 @@ class ConvLSTM1D(RNN):
     states = 2
     args = (
         a.positive_int("filters"),
-        Arg("kernel_size", a.Kind.INT_TUPLE, minimum=1, length=1),
+        Arg("kernel_size", Kind.INT_TUPLE, minimum=1, length=1),
         *conv_options(causal=False, groups=False),
         *cell_args(recurrent_activation=True, forget_bias=True),
         *RNN_FLAGS,
