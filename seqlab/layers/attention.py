@@ -34,6 +34,7 @@ from typing import ClassVar
 from .. import args as a
 from ..argspec import Arg
 from ..argspec import Kind
+from ..checks import check_initializers
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
@@ -422,8 +423,6 @@ class MultiHeadAttention(Wrapper):
                 if self.custom_initializers:
                     # Keras initializes the weights created before this one
                     # first: their initializers' refusals come first.
-                    from ..engine import check_initializers
-
                     check_initializers(self, weights[:i])
                 raise SpecError(
                     f"Cannot convert '{w.shape!r}' to a shape. Negative dimensions are "

@@ -10,6 +10,7 @@ from typing import ClassVar
 from .. import args as a
 from ..argspec import Arg
 from ..argspec import Kind
+from ..checks import check_bfloat16_initializers
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
@@ -253,8 +254,6 @@ class ConvLSTM1D(RNN):
         # length: a bfloat16 Orthogonal recurrent kernel fails first (Qr).
         self.check_input(input_shape)
         if self.variable_dtype == "bfloat16":
-            from ..engine import check_bfloat16_initializers  # the engine imports layers
-
             check_bfloat16_initializers(self, self.variables(input_shape))
         return self.compute_output_shape(input_shape)
 
