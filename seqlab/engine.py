@@ -1,8 +1,11 @@
 """Walk a Sequential model spec the way Keras builds it, without Keras.
 
-``analyze(spec)`` names every layer as a fresh Keras session would, checks
-each layer against its input exactly where Keras raises, and returns the
-output shapes, weights and parameter counts that ``model.summary()`` shows.
+``analyze_sequential(spec)`` names every layer as a fresh Keras session
+would, checks each layer against its input exactly where Keras raises, and
+returns the output shapes, weights and parameter counts that
+``model.summary()`` shows. The reports, the naming, and the configuring and
+building of one layer are the graph engine's (``seqlab.graph``) building
+blocks too; ``seqlab.analyze`` picks the engine a spec needs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from dataclasses import field
 from dataclasses import fields
 from typing import Any
 
-from . import layers as _layers  # noqa: F401  (fills LAYERS)
 from .argspec import Arg
 from .argspec import Kind
 from .checks import check_activations
@@ -384,16 +386,15 @@ def _mask_after(layer: Layer, shape: Output, mask: Shape | None, path: str) -> S
     return None
 
 
-def analyze(spec: Mapping[str, Any]) -> ModelReport:
-    """Analyze a model spec as Keras 3 would build it.
+def analyze_sequential(spec: Mapping[str, Any]) -> ModelReport:
+    """Analyze a Sequential model spec as Keras 3 would build it.
 
-    A spec with ``inputs`` is a graph (a Functional model, see
-    :func:`seqlab.graph.analyze_graph`, which returns a ``GraphReport``);
-    any other is a Sequential spec.
+    (:func:`seqlab.analyze` dispatches a spec here, or a graph spec to
+    :func:`seqlab.graph.analyze_graph`.)
 
     Args:
         spec: ``{"input_shape": [...], "layers": [...], "batch_size"?: int,
-            "name"?: str}``, validated by the schema; or a graph spec.
+            "name"?: str}``, validated by the schema.
 
     Returns:
         The per-layer report and totals.
@@ -401,16 +402,7 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
     Raises:
         SpecError: where Keras would refuse the model; its ``path`` names
             the layer (``layers.2``) or argument.
-
-    >>> r = analyze({"input_shape": [1, 1], "layers": [
-    ...     {"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}]})
-    >>> [(x.name, x.output_shape, x.params) for x in r.layers]
-    [('lstm', (None, 5), 140), ('dense', (None, 1), 6)]
     """
-    if "inputs" in spec:
-        from .graph import analyze_graph  # the graph engine builds on this module
-
-        return analyze_graph(spec)
     namer = Namer()
     built = [configure_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
     # The InputLayer that keras.Input adds is a layer of the model too.

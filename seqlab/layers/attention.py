@@ -338,7 +338,7 @@ class MultiHeadAttention(Wrapper):
     def output_shape(self, input_shape: Any) -> Output:
         # Built on one shape (inside TimeDistributed): ``build(query_shape,
         # value_shape, key_shape=None)`` misses its value. (A Sequential
-        # model refuses the layer before: ``seqlab.engine.analyze``.)
+        # model refuses the layer before: ``seqlab.engine.analyze_sequential``.)
         raise SpecError(
             "MultiHeadAttention.build() missing 1 required positional argument: 'value_shape'"
         )
