@@ -20,8 +20,8 @@ from marshmallow import validate
 
 from seqlab import LAYERS
 from seqlab import Layer
-from seqlab.args import Arg
-from seqlab.args import Kind
+from seqlab.argspec import Arg
+from seqlab.argspec import Kind
 from seqlab.objects import KERAS_CLASSES
 
 #: Wrappers may nest (TimeDistributed(Bidirectional(LSTM))), but not deeply.

@@ -6,9 +6,11 @@ spec, or a graph (Functional) spec, the way Keras builds it; ``render_summary`` 
 ``train_memory`` estimates the memory of training the model.
 """
 
+# Importing the layers fills the registry (LAYERS) before anything uses it.
+from . import layers  # noqa: F401
+from .analysis import analyze
 from .engine import LayerReport
 from .engine import ModelReport
-from .engine import analyze
 from .errors import SpecError
 from .graph import GraphReport
 from .graph import analyze_graph

@@ -1,8 +1,11 @@
 """Walk a Sequential model spec the way Keras builds it, without Keras.
 
-``analyze(spec)`` names every layer as a fresh Keras session would, checks
-each layer against its input exactly where Keras raises, and returns the
-output shapes, weights and parameter counts that ``model.summary()`` shows.
+``analyze_sequential(spec)`` names every layer as a fresh Keras session
+would, checks each layer against its input exactly where Keras raises, and
+returns the output shapes, weights and parameter counts that
+``model.summary()`` shows. The reports, the naming, and the configuring and
+building of one layer are the graph engine's (``seqlab.graph``) building
+blocks too; ``seqlab.analyze`` picks the engine a spec needs.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from dataclasses import field
 from dataclasses import fields
 from typing import Any
 
-from . import layers as _layers  # noqa: F401  (fills LAYERS)
-from .args import ACTIVATIONS
-from .args import Arg
-from .args import Kind
+from .argspec import Arg
+from .argspec import Kind
+from .checks import check_activations
+from .checks import check_bfloat16_initializers
+from .checks import check_constant_initializers
+from .checks import check_initializers
+from .checks import initializer_args
 from .errors import SpecError
 from .layers.wrappers import Wrapper
 from .registry import DTYPE_BYTES
@@ -28,7 +34,6 @@ from .registry import Output
 from .registry import Shape
 from .registry import Weight
 from .registry import default_config
-from .registry import to_snake_case
 
 _UNSET: Any = object()
 
@@ -319,7 +324,7 @@ def _plan(cls: type[Layer]) -> _Plan:
         special,
         frozenset(a.name for a in special),
         cls.name_prefix(),
-        frozenset(_initializer_args(cls)),
+        frozenset(initializer_args(cls)),
     )
 
 
@@ -348,162 +353,6 @@ def report_layer(layer: Layer, input_shape: Any, output: Output | None = None) -
     return LayerReport(
         layer.name, layer.type, output, weights, layer, input_shape, sublayers, trainable
     )
-
-
-#: Keras's initializers that refuse some weight ranks when a layer is built,
-#: by the class names (and aliases) the registry accepts.
-_INIT_RANKS = {
-    "identity": (
-        lambda rank: rank == 2,
-        "Identity matrix initializer can only be used for 2D matrices.",
-    ),
-    "orthogonal": (
-        lambda rank: rank >= 2,
-        "The tensor to initialize must be at least two-dimensional.",
-    ),
-}
-
-
-def _initializer_name(value: Any) -> str | None:
-    """``GlorotUniform``, ``glorot_uniform`` or ``{"class_name": ...}`` → snake case."""
-    if isinstance(value, dict):
-        value = value.get("class_name")
-    return _snake(value) if isinstance(value, str) else None
-
-
-@functools.lru_cache(maxsize=256)
-def _snake(name: str) -> str:
-    return to_snake_case(name)
-
-
-@functools.cache
-def _initializer_args(cls: type[Layer]) -> tuple[str, ...]:
-    return tuple(a.name for a in cls.all_args() if a.name.endswith("_initializer"))
-
-
-def check_constant_initializers(layer_type: str, config: Mapping[str, Any]) -> None:
-    """Raise where a ``Constant`` initializer has no ``value``.
-
-    Keras's ``initializers.get("constant")`` deserializes the class with an
-    empty config and ``Constant.from_config`` reads ``config["value"]``
-    (``keras/src/initializers/constant_initializers.py``): the layer's
-    constructor raises ``KeyError: 'value'``.
-    """
-    cls = LAYERS[layer_type]
-    defaults = default_config(cls)
-    for arg in _initializer_args(cls):
-        value = config[arg]
-        # Keras's own defaults are never Constant (the common case: fast).
-        if value is defaults[arg] or _initializer_name(value) != "constant":
-            continue
-        if not isinstance(value, Mapping) or "value" not in (value.get("config") or {}):
-            raise SpecError(
-                f"KeyError: 'value': {layer_type} cannot create its {arg} "
-                f"{value!r}: a Constant initializer needs a value, as in "
-                '{"class_name": "Constant", "config": {"value": 1.0}}.',
-                arg,
-            )
-
-
-def check_initializers(layer: Layer, weights: list[Weight]) -> None:
-    """Raise where Keras's initializer of a weight refuses its rank.
-
-    The initializer of weight ``w`` is the ``<w>_initializer`` argument
-    (``recurrent_initializer`` for ``recurrent_kernel``). ``Identity`` wants
-    a 2-D weight and ``Orthogonal`` at least 2-D
-    (``keras/src/initializers/random_initializers.py``), and Keras calls
-    them when the layer is built.
-    """
-    rules = {}
-    defaults = default_config(type(layer))
-    for arg in _initializer_args(type(layer)):
-        value = layer.config[arg]
-        if value is defaults[arg]:
-            continue  # Keras's defaults fit the weights they initialize
-        rule = _INIT_RANKS.get(_initializer_name(value) or "")
-        if rule:
-            rules[arg] = rule
-    if not rules:
-        return
-    for w in weights:
-        arg = _initializer_arg(w)
-        rule = rules.get(arg)
-        shape = layer.initializer_shape(w)
-        if rule and not rule[0](len(shape)):
-            raise SpecError(
-                f"{rule[1]} Received: shape={shape} of rank {len(shape)}. "
-                f'It is the {arg} of layer "{layer.name}".'
-            )
-
-
-@functools.cache
-def _activation_args(cls: type[Layer]) -> tuple[str, ...]:
-    return tuple(
-        a.name for a in cls.all_args() if a.kind is Kind.CHOICE and a.choices == ACTIVATIONS
-    )
-
-
-def check_activations(layer: Layer, output: Output) -> None:
-    """Raise where an activation cannot run: Keras builds these models, and
-    fails on their first call (a fit), so the worker must never get them.
-
-    * ``threshold`` needs ``threshold`` and ``default_value`` arguments
-      that a layer cannot pass (``keras/src/activations/activations.py``);
-    * ``glu`` splits the last axis in two halves (``ops.glu``): an odd size
-      cannot be split, and in a recurrent cell it halves the gates, so
-      that the recurrence never runs whatever the units.
-    """
-    for arg in _activation_args(type(layer)):
-        name = layer.config[arg]
-        if name == "threshold":
-            raise SpecError(
-                "threshold() missing 2 required positional arguments: 'threshold' and "
-                "'default_value'. Keras's `threshold` activation cannot be named by a "
-                "layer: it needs arguments that a layer does not pass.",
-                arg,
-            )
-        if name != "glu":
-            continue
-        if not layer.activations_on_output:
-            raise SpecError(
-                f"A `glu` {arg} halves the last axis it is applied to: a "
-                f"{layer.type} cell applies it to its gates, whose halves no longer "
-                "match its state, so the layer fails on its first call.",
-                arg,
-            )
-        shape = output[0] if isinstance(output, list) else output
-        if shape[-1] is not None and shape[-1] % 2:
-            raise SpecError(
-                f"axis size must be divisible by 2. Received: x.shape={tuple(shape)} with axis=-1",
-                arg,
-            )
-
-
-def _initializer_arg(weight: Weight) -> str:
-    """The argument that initializes ``weight`` (``recurrent_kernel`` →
-    ``recurrent_initializer``, ``kernel`` → ``kernel_initializer``)."""
-    base = weight.name.rsplit("/", 1)[-1]
-    return "recurrent_initializer" if base == "recurrent_kernel" else f"{base}_initializer"
-
-
-def check_bfloat16_initializers(layer: Layer, weights: list[Weight]) -> None:
-    """Raise where an ``Orthogonal`` initializer must make a bfloat16 variable.
-
-    It takes a QR decomposition, and TensorFlow's ``Qr`` op has no bfloat16
-    kernel: Keras on the TensorFlow backend refuses to build the layer (JAX
-    builds it). The worker may run either backend, so the engine refuses it;
-    ``orthogonal`` is the RNNs' default ``recurrent_initializer``.
-    """
-    for w in weights:
-        arg = _initializer_arg(w)
-        if w.dtype == "bfloat16" and _initializer_name(layer.config.get(arg)) == "orthogonal":
-            raise SpecError(
-                "Value for attr 'T' of bfloat16 is not in the list of allowed values: "
-                "double, float, half, complex64, complex128 (TensorFlow's Qr op, for the "
-                f'Orthogonal {arg} of layer "{layer.name}" under the bfloat16 policy). '
-                "Choose another initializer, or the mixed_bfloat16 policy (float32 variables).",
-                arg,
-            )
 
 
 def input_shape_of(spec: Mapping[str, Any]) -> Shape:
@@ -537,16 +386,15 @@ def _mask_after(layer: Layer, shape: Output, mask: Shape | None, path: str) -> S
     return None
 
 
-def analyze(spec: Mapping[str, Any]) -> ModelReport:
-    """Analyze a model spec as Keras 3 would build it.
+def analyze_sequential(spec: Mapping[str, Any]) -> ModelReport:
+    """Analyze a Sequential model spec as Keras 3 would build it.
 
-    A spec with ``inputs`` is a graph (a Functional model, see
-    :func:`seqlab.graph.analyze_graph`, which returns a ``GraphReport``);
-    any other is a Sequential spec.
+    (:func:`seqlab.analyze` dispatches a spec here, or a graph spec to
+    :func:`seqlab.graph.analyze_graph`.)
 
     Args:
         spec: ``{"input_shape": [...], "layers": [...], "batch_size"?: int,
-            "name"?: str}``, validated by the schema; or a graph spec.
+            "name"?: str}``, validated by the schema.
 
     Returns:
         The per-layer report and totals.
@@ -554,16 +402,7 @@ def analyze(spec: Mapping[str, Any]) -> ModelReport:
     Raises:
         SpecError: where Keras would refuse the model; its ``path`` names
             the layer (``layers.2``) or argument.
-
-    >>> r = analyze({"input_shape": [1, 1], "layers": [
-    ...     {"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}]})
-    >>> [(x.name, x.output_shape, x.params) for x in r.layers]
-    [('lstm', (None, 5), 140), ('dense', (None, 1), 6)]
     """
-    if "inputs" in spec:
-        from .graph import analyze_graph  # the graph engine builds on this module
-
-        return analyze_graph(spec)
     namer = Namer()
     built = [configure_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
     # The InputLayer that keras.Input adds is a layer of the model too.

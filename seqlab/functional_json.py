@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import SpecError
-from .keras_json import convert_layer
+from .keras_layer_json import convert_layer
 from .registry import LAYERS
 
 #: Keras's error when replaying nodes makes no progress (functional.py).

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .args import REQUIRED
-from .args import Arg
-from .args import Kind
+from .argspec import REQUIRED
+from .argspec import Arg
+from .argspec import Kind
 
 
 @dataclass(frozen=True, slots=True)

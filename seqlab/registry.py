@@ -20,7 +20,7 @@ from typing import NamedTuple
 from typing import TypeVar
 
 from .args import COMMON
-from .args import Arg
+from .argspec import Arg
 from .errors import SpecError
 
 #: A tensor shape; ``None`` stands for an unknown dimension (the batch, say).

@@ -291,7 +291,7 @@ def render_summary(
     A report with ``rows`` (a Functional model) gets Keras's Functional
     layout. Raises ``ValueError`` as Keras does for a line too narrow.
 
-    >>> from seqlab.engine import analyze
+    >>> from seqlab import analyze
     >>> text = render_summary(analyze({"input_shape": [1, 1], "layers": [
     ...     {"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}]}))
     >>> print(text.splitlines()[4])

@@ -2,7 +2,7 @@
 
 ``generate(n, seed)`` returns ``n`` compact specs (the ``POST /params`` form)
 of 1-5 layers. Layer types come from ``seqlab.LAYERS`` and argument values
-from each layer's :class:`~seqlab.args.Arg` list (kind, bounds, choices,
+from each layer's :class:`~seqlab.argspec.Arg` list (kind, bounds, choices,
 nullable), so a newly registered layer is in the corpus without any change
 here. A small table of sensible values for well-known argument names
 (``units``, ``kernel_size``, ``target_shape`` ...) and a few cross-argument
@@ -37,8 +37,8 @@ from seqlab import LAYERS
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab.args import DTYPE_POLICIES
-from seqlab.args import Arg
-from seqlab.args import Kind
+from seqlab.argspec import Arg
+from seqlab.argspec import Kind
 
 #: The registered types the corpus draws: those a Sequential model can hold
 #: (called on one tensor, ``call_form == "one"``). ReLU (issue 11) is left

@@ -30,7 +30,7 @@ from seqlab import LAYERS  # noqa: E402
 from seqlab import SpecError  # noqa: E402
 from seqlab import analyze  # noqa: E402
 from seqlab import render_summary  # noqa: E402
-from seqlab.args import Kind  # noqa: E402
+from seqlab.argspec import Kind  # noqa: E402
 from seqlab.engine import LayerReport  # noqa: E402
 from seqlab.engine import ModelReport  # noqa: E402
 from seqlab.errors import DUPLICATE_BY_DESIGN  # noqa: E402
@@ -694,7 +694,13 @@ CACHE_DIR = Path(__file__).resolve().parent.parent / ".pytest_cache" / "seqlab-k
 
 #: The sources Keras's answer depends on besides the spec and Keras itself:
 #: the builder, this oracle, and the registry the builder reads.
-_SOURCES = ("worker/builder.py", "tests/keras_oracle.py", "seqlab/registry.py", "seqlab/args.py")
+_SOURCES = (
+    "worker/builder.py",
+    "tests/keras_oracle.py",
+    "seqlab/registry.py",
+    "seqlab/args.py",
+    "seqlab/argspec.py",
+)
 
 
 @functools.cache

@@ -26,9 +26,9 @@ import marshmallow as ma
 import pytest
 
 from modelspec.fields import object_config_schema
-from seqlab.args import REQUIRED
-from seqlab.args import Arg
-from seqlab.args import Kind
+from seqlab.argspec import REQUIRED
+from seqlab.argspec import Arg
+from seqlab.argspec import Kind
 from seqlab.objects import CONSTRAINT_CLASSES
 from seqlab.objects import INITIALIZER_CLASSES
 from seqlab.objects import REGULARIZER_CLASSES

@@ -30,13 +30,13 @@ from seqlab import LAYERS
 from seqlab import analyze
 from seqlab import from_keras_json
 from seqlab.args import ACTIVATIONS
-from seqlab.args import CONSTRAINTS
-from seqlab.args import INITIALIZERS
-from seqlab.args import REGULARIZERS
-from seqlab.args import Arg
-from seqlab.args import Kind
+from seqlab.argspec import Arg
+from seqlab.argspec import Kind
 from seqlab.engine import Namer
 from seqlab.engine import configure_layer
+from seqlab.objects import CONSTRAINTS
+from seqlab.objects import INITIALIZERS
+from seqlab.objects import REGULARIZERS
 
 TYPES = sorted(LAYERS)
 #: get_config keys that are not constructor arguments of the layer itself.

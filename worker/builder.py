@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from seqlab import LAYERS
-from seqlab.args import Kind
+from seqlab.argspec import Kind
 from seqlab.errors import duplicate_name
 from seqlab.registry import Layer
 

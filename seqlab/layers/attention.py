@@ -32,8 +32,9 @@ from typing import Any
 from typing import ClassVar
 
 from .. import args as a
-from ..args import Arg
-from ..args import Kind
+from ..argspec import Arg
+from ..argspec import Kind
+from ..checks import check_initializers
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
@@ -337,7 +338,7 @@ class MultiHeadAttention(Wrapper):
     def output_shape(self, input_shape: Any) -> Output:
         # Built on one shape (inside TimeDistributed): ``build(query_shape,
         # value_shape, key_shape=None)`` misses its value. (A Sequential
-        # model refuses the layer before: ``seqlab.engine.analyze``.)
+        # model refuses the layer before: ``seqlab.engine.analyze_sequential``.)
         raise SpecError(
             "MultiHeadAttention.build() missing 1 required positional argument: 'value_shape'"
         )
@@ -422,8 +423,6 @@ class MultiHeadAttention(Wrapper):
                 if self.custom_initializers:
                     # Keras initializes the weights created before this one
                     # first: their initializers' refusals come first.
-                    from ..engine import check_initializers
-
                     check_initializers(self, weights[:i])
                 raise SpecError(
                     f"Cannot convert '{w.shape!r}' to a shape. Negative dimensions are "

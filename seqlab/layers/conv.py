@@ -12,8 +12,9 @@ from typing import Any
 from typing import ClassVar
 
 from .. import args as a
-from ..args import Arg
-from ..args import Kind
+from ..argspec import REQUIRED
+from ..argspec import Arg
+from ..argspec import Kind
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
@@ -232,7 +233,7 @@ class AveragePooling1D(Pooling1D):
     type = "AveragePooling1D"
     example = ({"pool_size": 3}, (20, 4))
     summary = "Mean over windows of pool_size steps."
-    args = Pooling1D.pooling_args(a.REQUIRED)
+    args = Pooling1D.pooling_args(REQUIRED)
 
 
 class GlobalPooling1D(ChannelsMixin):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 from .. import args as a
-from ..args import Arg
-from ..args import Kind
+from ..argspec import Arg
+from ..argspec import Kind
 from ..registry import Layer
 from ..registry import Output
 from ..registry import Shape

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .. import args as a
-from ..args import Arg
+from ..argspec import Arg
+from ..argspec import Kind
+from ..checks import check_bfloat16_initializers
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
@@ -214,7 +216,7 @@ class ConvLSTM1D(RNN):
     states = 2
     args = (
         a.positive_int("filters"),
-        Arg("kernel_size", a.Kind.INT_TUPLE, minimum=1, length=1),
+        Arg("kernel_size", Kind.INT_TUPLE, minimum=1, length=1),
         *conv_options(causal=False, groups=False),
         *cell_args(recurrent_activation=True, forget_bias=True),
         *RNN_FLAGS,
@@ -252,8 +254,6 @@ class ConvLSTM1D(RNN):
         # length: a bfloat16 Orthogonal recurrent kernel fails first (Qr).
         self.check_input(input_shape)
         if self.variable_dtype == "bfloat16":
-            from ..engine import check_bfloat16_initializers  # the engine imports layers
-
             check_bfloat16_initializers(self, self.variables(input_shape))
         return self.compute_output_shape(input_shape)
 

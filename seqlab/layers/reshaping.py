@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import args as a
-from ..args import Arg
-from ..args import Kind
+from ..argspec import Arg
+from ..argspec import Kind
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output

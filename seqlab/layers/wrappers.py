@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 from typing import ClassVar
 
-from ..args import Arg
-from ..args import Kind
+from ..argspec import Arg
+from ..argspec import Kind
 from ..errors import SpecError
 from ..registry import Layer
 from ..registry import Output
