@@ -11,9 +11,10 @@ its membership in the sorted set ``seqlab:jobs``
 ``seqlab:tenant:<name>:jobs`` when it has one (the API key that made it:
 the record's ``tenant``). Every key of a job carries the job's TTL; each
 index carries it too, refreshed and pruned by age on each create.
-State changes that depend on the current state run in Lua, so a cancel and
-a worker starting or ending the job cannot both win, and each answer
-describes one moment.
+State changes that depend on the current state run in Lua (the scripts in
+``jobs/lua/``, registered by :mod:`jobs.scripts`), so a cancel and a worker
+starting or ending the job cannot both win, and each answer describes one
+moment.
 
 Every state change and every progress write also appends an event to the
 Redis Stream ``seqlab:job:<id>:events`` in the same atomic step (a reader
@@ -39,6 +40,8 @@ from typing import NamedTuple
 
 import redis
 
+from jobs import scripts
+
 PREFIX = "seqlab"
 INDEX = f"{PREFIX}:jobs"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -57,256 +60,6 @@ EVENTS_MAXLEN = 2000
 # What new_job_id makes: anything else names no job (and must never be
 # spliced into a key, where "<id>:model" would reach another job's model).
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-
-# Prepended to every script that changes a job's state or progress: the
-# event goes into the job's stream in the same atomic step, and the stream
-# expires when the record does. An event's data is JSON built from JSON
-# fragments (cjson would round numbers to 14 digits).
-_EMIT = """
-local function emit(job, stream, kind, data)
-  redis.call('XADD', stream, 'MAXLEN', '~', 'EVENTS_MAXLEN', '*', 'event', kind, 'data', data)
-  local ttl = redis.call('PTTL', job)
-  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
-end
--- A status event; at: a JSON string, extra: JSON members to add ('' for none).
-local function emit_status(job, stream, status, at, extra)
-  local data = '{"status":' .. cjson.encode(status) .. ',"at":' .. at
-  local attempt = redis.call('HGET', job, 'attempt')
-  if attempt then data = data .. ',"attempt":' .. attempt end
-  if extra ~= '' then data = data .. ',' .. extra end
-  emit(job, stream, 'status', data .. '}')
-end
--- Set field/value pairs from ARGV[first]; a progress write is an event too.
-local function set_fields(job, stream, first)
-  for i = first, #ARGV, 2 do
-    redis.call('HSET', job, ARGV[i], ARGV[i + 1])
-    if ARGV[i] == 'progress' then emit(job, stream, 'progress', ARGV[i + 1]) end
-  end
-end
-""".replace("EVENTS_MAXLEN", str(EVENTS_MAXLEN))
-
-# KEYS = job hash, events. ARGV = expected status, new status, the field of
-# its time, the time (JSON), the status event's extra members, then
-# field/value pairs to set. Returns 1 if the job was in the expected status.
-_TRANSITION = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current or cjson.decode(current) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]), ARGV[3], ARGV[4])
-set_fields(KEYS[1], KEYS[2], 6)
-emit_status(KEYS[1], KEYS[2], ARGV[2], ARGV[4], ARGV[5])
-return 1
-"""
-
-# KEYS = job hash, events. Set fields only while the job exists and is not
-# finished (progress from a worker must not resurrect an expired job or
-# overwrite a final state).
-_UPDATE_LIVE = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 0 end
-local status = cjson.decode(current)
-if status ~= 'queued' and status ~= 'running' then return 0 end
-set_fields(KEYS[1], KEYS[2], 1)
-return 1
-"""
-
-
-# KEYS = job hash, events. ARGV[1] = finished_at (JSON). Cancels a queued job,
-# asks a running one to stop, leaves a finished one alone; returns the
-# outcome ("cancelled", "cancelling", "ended") and the record as it is left,
-# or nil if there is no job.
-_CANCEL = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return false end
-local status = cjson.decode(current)
-local outcome = 'ended'
-if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[1])
-  emit_status(KEYS[1], KEYS[2], 'cancelled', ARGV[1], '')
-  outcome = 'cancelled'
-elseif status == 'running' then
-  redis.call('HSET', KEYS[1], 'cancel_requested', 'true')
-  outcome = 'cancelling'
-end
-return {outcome, redis.call('HGETALL', KEYS[1])}
-"""
-
-# KEYS = job hash, data, model, events, predictions, then the indexes that list it.
-# ARGV[1] = job id, ARGV[2..] = the final statuses. Deletes a finished job
-# whole; returns its status, or nil.
-_REMOVE_FINISHED = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return false end
-local status = cjson.decode(current)
-for i = 2, #ARGV do
-  if status == ARGV[i] then
-    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-    for k = 6, #KEYS do redis.call('ZREM', KEYS[k], ARGV[1]) end
-  end
-end
-return status
-"""
-
-# KEYS = job hash, model. ARGV[1] = the file. Stores it for the record's
-# remaining lifetime, and not at all once the record is gone (expired or
-# deleted), so a late worker leaves no orphan behind.
-_PUT_MODEL = """
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then return 0 end
-if ttl == -1 then
-  redis.call('SET', KEYS[2], ARGV[1])
-else
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
-end
-return 1
-"""
-
-
-# KEYS = job hash, predictions. ARGV = token, the predictions (JSON). Stores
-# them for the record's remaining lifetime while the job runs under the
-# token (a worker that lost its job writes nothing); 0 otherwise.
-_PUT_PREDICTIONS = """
-if not holds(KEYS[1], ARGV[1]) then return 0 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
-else
-  redis.call('SET', KEYS[2], ARGV[2])
-end
-return 1
-"""
-
-
-# -- leases: a running job belongs to the holder of its lease token ---------
-#
-# A worker claims a queued job with a fresh token; the record keeps the token
-# (``lease_token``) and the key ``<job>:lease`` holds it with a TTL that the
-# worker keeps renewing. Every write of a worker names its token and is a
-# no-op once the record holds another (the job was given back and claimed
-# again) or none: a worker that was merely slow cannot touch a re-run.
-
-# KEYS = job hash, lease, RUNNING, REQUEUE, events. ARGV = job id, token,
-# lease ms, started_at (JSON), worker (JSON), queue (JSON), score. Returns
-# the attempt number (1 for a first run), 0 if the job is not queued.
-_CLAIM = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current or cjson.decode(current) ~= 'queued' then return 0 end
-local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') + 1
-redis.call('HSET', KEYS[1], 'status', cjson.encode('running'), 'started_at', ARGV[4],
-           'worker', ARGV[5], 'queue', ARGV[6], 'attempt', tostring(attempt),
-           'lease_token', cjson.encode(ARGV[2]))
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-emit_status(KEYS[1], KEYS[5], 'running', ARGV[4], '')
-return attempt
-"""
-
-# Whether the job runs under this token: prepended to the three scripts below.
-_HOLDS = """
-local function holds(key, token)
-  local current = redis.call('HGET', key, 'status')
-  if not current or cjson.decode(current) ~= 'running' then return false end
-  local held = redis.call('HGET', key, 'lease_token')
-  return held ~= false and cjson.decode(held) == token
-end
-"""
-
-# KEYS = job hash, lease. ARGV = token, lease ms. Renews the lease (setting
-# it again if it lapsed while no reaper came); 0 if the job is not ours.
-_RENEW = """
-if not holds(KEYS[1], ARGV[1]) then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
-# KEYS = job hash, events. ARGV = token, then field/value pairs (progress).
-_UPDATE_LEASED = """
-if not holds(KEYS[1], ARGV[1]) then return 0 end
-set_fields(KEYS[1], KEYS[2], 2)
-return 1
-"""
-
-# KEYS = job hash, lease, model, RUNNING, events. ARGV = job id, token, final
-# status, finished_at (JSON), "1" with a model file in ARGV[6] (else "0",
-# ""), the status event's extra members, then field/value pairs. The
-# outcome, its event and the model are stored together or not at all; the
-# model for the record's remaining lifetime.
-_FINISH_LEASED = """
-if not holds(KEYS[1], ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[3]), 'finished_at', ARGV[4])
-set_fields(KEYS[1], KEYS[5], 8)
-emit_status(KEYS[1], KEYS[5], ARGV[3], ARGV[4], ARGV[7])
-if ARGV[5] == '1' then
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then
-    redis.call('SET', KEYS[3], ARGV[6], 'PX', ttl)
-  else
-    redis.call('SET', KEYS[3], ARGV[6])
-  end
-end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[4], ARGV[1])
-return 1
-"""
-
-# KEYS = job hash, lease, RUNNING, REQUEUE, events. ARGV = job id, retries,
-# now (JSON), score, worker ("" to act only if the lease has expired; a name to
-# act at once if that worker holds the job: it heard its process die), and
-# the reason for the error message, and an error (JSON) to fail the job with
-# at once ("" for none). Otherwise a lost running job is cancelled if a
-# cancel was asked for, queued again while its attempts do not exceed the
-# retries, failed with WorkerLost otherwise. Returns what was done:
-# "alive" (nothing), "gone", "not_running", "cancelled", "requeued" or "failed",
-# each change with its status event (a job given back emits "queued" again).
-_REAP = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  return 'gone'
-end
-if cjson.decode(current) ~= 'running' then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  return 'not_running'
-end
-local raw = redis.call('HGET', KEYS[1], 'worker')
-local worker = raw and cjson.decode(raw) or '?'
-if ARGV[5] == '' then
-  if redis.call('EXISTS', KEYS[2]) == 1 then return 'alive' end
-elseif worker ~= ARGV[5] then
-  return 'alive'
-end
-local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '1')
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[1], 'lease_token')
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
-             'error', ARGV[7])
-  local err = cjson.decode(ARGV[7])
-  local shown = cjson.encode({type = err.type, message = err.message})
-  emit_status(KEYS[1], KEYS[5], 'failed', ARGV[3], '"error":' .. shown)
-  return 'failed'
-end
-if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
-  redis.call('HSET', KEYS[1], 'status', cjson.encode('cancelled'), 'finished_at', ARGV[3])
-  emit_status(KEYS[1], KEYS[5], 'cancelled', ARGV[3], '')
-  return 'cancelled'
-end
-if attempt <= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'status', cjson.encode('queued'), 'requeued_at', ARGV[3])
-  redis.call('HDEL', KEYS[1], 'started_at', 'worker', 'progress')
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
-  emit_status(KEYS[1], KEYS[5], 'queued', ARGV[3], '')
-  return 'requeued'
-end
-local message = 'The worker running this job (' .. worker .. ') was lost: ' .. ARGV[6] ..
-  '. It ran ' .. attempt .. ' time(s), the most allowed (SEQLAB_JOB_RETRIES=' .. ARGV[2] .. ').'
-local err = cjson.encode({type = 'WorkerLost', message = message})
-redis.call('HSET', KEYS[1], 'status', cjson.encode('failed'), 'finished_at', ARGV[3],
-           'error', err)
-emit_status(KEYS[1], KEYS[5], 'failed', ARGV[3], '"error":' .. err)
-return 'failed'
-"""
 
 
 def now() -> str:
@@ -399,17 +152,8 @@ class JobStore:
     def __init__(self, client: redis.Redis, ttl: int) -> None:
         self.redis = client
         self.ttl = ttl
-        self._transition = client.register_script(_EMIT + _TRANSITION)
-        self._update_live = client.register_script(_EMIT + _UPDATE_LIVE)
-        self._cancel = client.register_script(_EMIT + _CANCEL)
-        self._remove_finished = client.register_script(_REMOVE_FINISHED)
-        self._put_model = client.register_script(_PUT_MODEL)
-        self._claim = client.register_script(_EMIT + _CLAIM)
-        self._renew = client.register_script(_HOLDS + _RENEW)
-        self._update_leased = client.register_script(_EMIT + _HOLDS + _UPDATE_LEASED)
-        self._finish_leased = client.register_script(_EMIT + _HOLDS + _FINISH_LEASED)
-        self._reap = client.register_script(_EMIT + _REAP)
-        self._put_predictions = client.register_script(_HOLDS + _PUT_PREDICTIONS)
+        #: The Lua scripts (jobs/lua/), by name: ``self.scripts.claim(keys=..., args=...)``.
+        self.scripts = scripts.register(client, {"EVENTS_MAXLEN": EVENTS_MAXLEN})
 
     @classmethod
     def from_url(cls, url: str, ttl: int) -> JobStore:
@@ -494,7 +238,7 @@ class JobStore:
         keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id),
                 self.events_key(job_id), self.predictions_key(job_id)]  # fmt: skip
         keys += _indexes(tenant)
-        status = self._remove_finished(keys=keys, args=[job_id, *TERMINAL])
+        status = self.scripts.remove_finished(keys=keys, args=[job_id, *TERMINAL])
         return status.decode() if status is not None else None
 
     def get(self, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any] | None:
@@ -578,7 +322,7 @@ class JobStore:
         read in the same atomic step; None if there is no such job.
         """
         keys = [self.key(job_id), self.events_key(job_id)]
-        answer = self._cancel(keys=keys, args=[json.dumps(now())])
+        answer = self.scripts.cancel(keys=keys, args=[json.dumps(now())])
         if answer is None:
             return None
         outcome, flat = answer
@@ -617,7 +361,7 @@ class JobStore:
         Workers use :meth:`claim`: a job started here holds no lease, and
         the first reaper that sees it settles it as lost.
         """
-        started = self._transition(
+        started = self.scripts.transition(
             keys=[self.key(job_id), self.events_key(job_id)],
             args=["queued", "running", "started_at", json.dumps(now()), "",
                   "worker", json.dumps(worker)],
@@ -637,7 +381,7 @@ class JobStore:
         """Set fields of a live (queued or running) job (``progress``: an event too)."""
         args = [x for k, v in fields.items() for x in (k, json.dumps(v))]
         keys = [self.key(job_id), self.events_key(job_id)]
-        return bool(self._update_live(keys=keys, args=args))
+        return bool(self.scripts.update_live(keys=keys, args=args))
 
     def cancel_requested(self, job_id: str) -> bool:
         return self.redis.hget(self.key(job_id), "cancel_requested") is not None
@@ -649,13 +393,13 @@ class JobStore:
         args = ["running", status, "finished_at", json.dumps(now()), outcome_members(fields)]
         args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
         keys = [self.key(job_id), self.events_key(job_id)]
-        return bool(self._transition(keys=keys, args=args))
+        return bool(self.scripts.transition(keys=keys, args=args))
 
     def put_model(self, job_id: str, data: bytes) -> bool:
         """Keep the trained ``.keras`` file for the job's remaining lifetime;
         False (and nothing stored) if the job's record is gone."""
         keys = [self.key(job_id), self.model_key(job_id)]
-        return bool(self._put_model(keys=keys, args=[data]))
+        return bool(self.scripts.put_model(keys=keys, args=[data]))
 
     def get_model(self, job_id: str) -> bytes | None:
         value = self.redis.get(self.model_key(job_id))
@@ -667,6 +411,14 @@ class JobStore:
         return json.loads(value) if value is not None else None
 
     # -- leases: the worker side --------------------------------------------
+    #
+    # A running job belongs to the holder of its lease token. A worker claims
+    # a queued job with a fresh token; the record keeps the token
+    # (``lease_token``) and the key ``<job>:lease`` holds it with a TTL that
+    # the worker keeps renewing. Every write of a worker names its token and
+    # is a no-op once the record holds another (the job was given back and
+    # claimed again) or none: a worker that was merely slow cannot touch a
+    # re-run.
 
     def claim(
         self, job_id: str, worker: str, queue: str, lease_seconds: float
@@ -683,7 +435,7 @@ class JobStore:
                 self.events_key(job_id)]  # fmt: skip
         args = [job_id, token, int(lease_seconds * 1000), json.dumps(now()),
                 json.dumps(worker), json.dumps(queue), time.time()]  # fmt: skip
-        if not self._claim(keys=keys, args=args):
+        if not self.scripts.claim(keys=keys, args=args):
             return None
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.key(job_id))
@@ -698,13 +450,13 @@ class JobStore:
         """Extend the lease; False once the job is no longer ours (given back,
         ended, cancelled by a reaper, deleted)."""
         keys = [self.key(job_id), self.lease_key(job_id)]
-        return bool(self._renew(keys=keys, args=[token, int(lease_seconds * 1000)]))
+        return bool(self.scripts.renew(keys=keys, args=[token, int(lease_seconds * 1000)]))
 
     def update_leased(self, job_id: str, token: str, **fields: Any) -> bool:
         """Set fields (progress: an event too) of the job while it runs under ``token``."""
         args = [token, *(x for k, v in fields.items() for x in (k, json.dumps(v)))]
         keys = [self.key(job_id), self.events_key(job_id)]
-        return bool(self._update_leased(keys=keys, args=args))
+        return bool(self.scripts.update_leased(keys=keys, args=args))
 
     def finish_leased(
         self, job_id: str, token: str, status: str, model: bytes | None = None, **fields: Any
@@ -719,7 +471,7 @@ class JobStore:
         args += ["1", model] if model is not None else ["0", ""]
         args.append(outcome_members(fields))
         args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
-        return bool(self._finish_leased(keys=keys, args=args))
+        return bool(self.scripts.finish_leased(keys=keys, args=args))
 
     def put_predictions_leased(self, job_id: str, token: str, predictions: list[Any]) -> bool:
         """Store the predictions on the training inputs apart from the record
@@ -727,7 +479,7 @@ class JobStore:
         False (nothing written) if it is not ours."""
         keys = [self.key(job_id), self.predictions_key(job_id)]
         data = json.dumps(finite(predictions), allow_nan=False)
-        return bool(self._put_predictions(keys=keys, args=[token, data]))
+        return bool(self.scripts.put_predictions(keys=keys, args=[token, data]))
 
     # -- leases: the reaper side ----------------------------------------------
 
@@ -765,7 +517,7 @@ class JobStore:
                 self.events_key(job_id)]  # fmt: skip
         failed = json.dumps(dict(error)) if error is not None else ""
         args = [job_id, retries, json.dumps(now()), time.time(), worker, reason, failed]
-        return bytes(self._reap(keys=keys, args=args)).decode()
+        return bytes(self.scripts.reap(keys=keys, args=args)).decode()
 
     def requeue_pending(self, older_than: float) -> list[str]:
         """Jobs given back to the queue ``older_than`` seconds ago or more

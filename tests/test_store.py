@@ -395,7 +395,7 @@ def test_the_stream_is_trimmed_to_about_its_maximum(idle_app, store):
     token, _ = store.claim(job_id, "host:a", "gpu", lease_seconds=30)
     with store.redis.pipeline(transaction=False) as pipe:
         for epoch in range(EVENTS_MAXLEN + 500):
-            store._update_leased(
+            store.scripts.update_leased(
                 keys=[store.key(job_id), store.events_key(job_id)],
                 args=[token, "progress", json.dumps({"epoch": epoch})],
                 client=pipe,

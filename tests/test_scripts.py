@@ -1,0 +1,128 @@
+"""The job store's Lua scripts (jobs/lua/, jobs/scripts.py): every file is
+used, every script's fragments exist, each file says what it takes and
+returns. No Redis server needed: registering a script only hashes it."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import redis
+
+from jobs import scripts
+from jobs.store import EVENTS_MAXLEN
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = scripts.lua_files()
+FRAGMENTS = sorted(set(FILES) - set(scripts.SCRIPTS))
+CONSTANTS = {"EVENTS_MAXLEN": EVENTS_MAXLEN}
+
+
+def header(name):
+    """The leading comment lines of a file, without their ``--``."""
+    lines = []
+    for line in scripts.source(name).splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line.removeprefix("--").strip())
+    return " ".join(lines)
+
+
+def body(name):
+    """The code of a file: its lines that are not comments."""
+    lines = scripts.source(name).splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+
+
+def defined(name):
+    return set(re.findall(r"local function (\w+)", scripts.source(name)))
+
+
+def called(name):
+    return set(re.findall(r"\b(\w+)\(", body(name)))
+
+
+def test_there_are_scripts_and_fragments():
+    assert len(scripts.SCRIPTS) >= 10
+    assert FRAGMENTS == ["emit", "holds"]
+
+
+def test_every_file_is_part_of_some_script():
+    used = {part for name in scripts.SCRIPTS for part in scripts.parts(name)}
+    assert set(FILES) == used
+
+
+@pytest.mark.parametrize("name", sorted(scripts.SCRIPTS))
+def test_every_part_of_a_script_is_a_file(name):
+    parts = scripts.parts(name)
+    assert parts[-1] == name
+    assert set(parts) <= set(FILES)
+    assert set(parts[:-1]) <= set(FRAGMENTS), "a script is prepended with fragments only"
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_each_file_begins_with_what_it_takes_and_returns(name):
+    assert scripts.source(name).startswith("-- ")
+    text = header(name)
+    assert text.startswith(f"{name}: ")
+    for word in ("KEYS", "ARGV", "Returns"):
+        assert word in text, f"{name}.lua: its first comment names no {word}"
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_header_names_every_key_and_argument_used(name):
+    for array in ("KEYS", "ARGV"):
+        used = set(re.findall(rf"{array}\[(\d+)\]", body(name)))
+        named = set(re.findall(rf"{array}\[(\d+)", header(name)))
+        assert used <= named, f"{name}.lua: {array} {sorted(used - named)} not in its comment"
+
+
+@pytest.mark.parametrize("name", sorted(scripts.SCRIPTS))
+def test_a_script_has_the_fragments_it_calls_and_no_others(name):
+    *fragments, own = scripts.parts(name)
+    for i, fragment in enumerate(fragments):
+        later = [*fragments[i + 1 :], own]
+        assert defined(fragment) & set().union(*map(called, later)), f"{fragment} unused"
+    for i, part in enumerate(scripts.parts(name)):
+        for fragment in FRAGMENTS:
+            if fragment != part and called(part) & defined(fragment):
+                assert fragment in fragments[:i], f"{part}.lua calls {fragment}.lua's functions"
+    if fragments:
+        assert f"Prepended: {', '.join(f + '.lua' for f in fragments)}." in header(name)
+
+
+@pytest.mark.parametrize("name", sorted(scripts.SCRIPTS))
+def test_a_script_is_its_files_with_the_constants_filled_in(name):
+    text = scripts.compose(name, CONSTANTS)
+    assert "{{" not in text
+    for part in scripts.parts(name):
+        assert scripts.source(part).replace("{{EVENTS_MAXLEN}}", str(EVENTS_MAXLEN)) in text
+    if "emit" in scripts.parts(name):
+        assert f"'MAXLEN', '~', '{EVENTS_MAXLEN}'" in text
+        with pytest.raises(ValueError, match="EVENTS_MAXLEN"):
+            scripts.compose(name)
+
+
+def test_the_store_uses_every_script():
+    source = (ROOT / "jobs" / "store.py").read_text(encoding="utf-8")
+    for name in scripts.SCRIPTS:
+        assert f"self.scripts.{name}(" in source
+
+
+def test_registered_scripts_are_had_by_name():
+    client = redis.Redis()  # never connected: register_script only hashes
+    registered = scripts.register(client, CONSTANTS)
+    assert sorted(registered) == sorted(scripts.SCRIPTS)
+    assert registered.claim is registered["claim"]
+    assert registered.claim.script == scripts.compose("claim", CONSTANTS)
+    with pytest.raises(AttributeError):
+        _ = registered.no_such_script
+    with pytest.raises(KeyError):
+        _ = registered["no_such_script"]
+
+
+def test_a_built_package_ships_the_files():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["jobs"]
+    shipped = {p.stem for pattern in patterns for p in (ROOT / "jobs").glob(pattern)}
+    assert shipped == set(FILES)
