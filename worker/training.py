@@ -38,8 +38,9 @@ from .monitor import finite_or_none
 
 SUMMARY_LINE_LENGTH = 76
 
-#: One model at a time per process: Keras's session state is global.
-_lock = threading.Lock()
+#: One model at a time per process: Keras's session state is global. The
+#: prediction endpoint (:mod:`worker.predicting`) holds it too.
+keras_lock = threading.Lock()
 
 
 class Cancelled(Exception):  # noqa: N818 (a signal, not an error)
@@ -99,7 +100,7 @@ def train(
     :class:`TimeLimitReached` (with the partial result and model as
     arguments), or :class:`TrainingFailed`.
     """
-    with _lock:
+    with keras_lock:
         started = time.perf_counter()
         backend = configure_backend()
         import keras
