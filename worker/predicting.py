@@ -87,7 +87,7 @@ def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]
         return {"error": {"type": "NoModel", "message": f"Job {job_id} has no model file."}}
     spec: Mapping[str, Any] = job["request"]["model"]
     key = (job_id, hashlib.sha256(model_file).hexdigest())
-    with training._lock:  # Keras's session state is global: one model at a time
+    with training.keras_lock:  # Keras's session state is global: one model at a time
         configure_backend()
         import numpy as np
 

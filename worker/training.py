@@ -1,5 +1,11 @@
-"""Train a validated job request with Keras: build, check, compile, fit,
-predict, save. The only module (with its helpers) that imports Keras.
+"""Train a validated job request with Keras, in four phases run in order by
+:func:`train`: :func:`build` (backend, seed, model, engine agreement,
+compile), :func:`fit` (the epochs), :func:`predict_training_inputs` (the
+result's predictions) and :func:`save` (the ``.keras`` file). Each phase is
+one function whose inputs determine its cost, so that its memory and time
+can be estimated and bounded on its own; state passes between them as
+arguments and return values (:class:`Built`), never through globals. The
+only module (with its helpers) that imports Keras.
 
 Imported inside the task, in the pool's child process, never in the worker's
 main process (TensorFlow and XLA are not fork-safe) nor in the API. How the
@@ -16,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from seqlab.fit import split_samples
@@ -38,8 +45,9 @@ from .monitor import finite_or_none
 
 SUMMARY_LINE_LENGTH = 76
 
-#: One model at a time per process: Keras's session state is global.
-_lock = threading.Lock()
+#: One model at a time per process: Keras's session state is global. The
+#: prediction endpoint (:mod:`worker.predicting`) holds it too.
+keras_lock = threading.Lock()
 
 
 class Cancelled(Exception):  # noqa: N818 (a signal, not an error)
@@ -80,6 +88,19 @@ def _never() -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Built:
+    """What :func:`build` hands to the later phases."""
+
+    #: The compiled ``keras.Model`` (its optimizer's variables are made by
+    #: the first training step, in :func:`fit`).
+    model: Any
+    #: The summary Keras prints for the model (the result's ``summary``).
+    summary: str
+    #: The Keras backend in use (``jax`` or ``tensorflow``).
+    backend: str
+
+
 def train(
     request: Mapping[str, Any],
     *,
@@ -89,7 +110,8 @@ def train(
     deadline: float | None = None,
     on_history: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
-    """Build, compile and fit the model of a validated train request.
+    """Build, compile and fit the model of a validated train request, then
+    predict its training inputs and save it.
 
     ``expected`` holds the engine's counts (a job's ``params``); the built
     model must agree with them. ``deadline`` (``time.monotonic()``) is the
@@ -98,16 +120,17 @@ def train(
     and the trained model as ``.keras`` bytes. Raises :class:`Cancelled` or
     :class:`TimeLimitReached` (with the partial result and model as
     arguments), or :class:`TrainingFailed`.
-    """
-    with _lock:
-        started = time.perf_counter()
-        backend = configure_backend()
-        import keras
 
-        keras.utils.set_random_seed(int(request.get("seed", 0)))
-        model, summary = build_checked(request["model"], expected)
-        compile_model(model, request["compile"])
-        built = time.perf_counter()
+    The orchestrator: it runs the phases in order (:func:`build`,
+    :func:`fit`, :func:`predict_training_inputs`, :func:`save`), holds the
+    clock and wires the job's callbacks into the fit's
+    :class:`~worker.monitor.Monitor`; the phases read no clock and know
+    nothing of the job beyond their arguments.
+    """
+    with keras_lock:
+        started = time.perf_counter()
+        built = build(request, expected)
+        built_at = time.perf_counter()
         monitor = Monitor(
             epochs=int(request["fit"]["epochs"]),
             steps_per_epoch=steps_per_epoch(request),
@@ -116,37 +139,48 @@ def train(
             deadline=deadline,
             on_history=on_history,
         )
-        stopper = fit(model, request, monitor)
+        stopper = fit(built.model, request, monitor)
         trained = time.perf_counter()
-        x, _ = job_arrays(request, model)
-        predictions = predict(model, x, model_batch_size(request["model"]))
-        model_file = save(model)
-        result = {
-            "history": monitor.history.result(),
-            "history_block": monitor.history.block,
-            "epochs_completed": monitor.epochs_done,
-            "final_metrics": {k: finite_or_none(v) for k, v in monitor.last_epoch.items()},
-            "stopped": stopped(monitor, stopper, request["fit"].get("early_stopping")),
-            "predictions": predictions,
-            "summary": summary,
-            "keras_params": int(model.count_params()),
-            "peak_rss_bytes": monitor.peak_rss_bytes,
-            "device": device_name(),
-            "backend": backend,
-            "keras_version": keras.__version__,
-            "timings": {
-                "build_seconds": round(built - started, 4),
-                "train_seconds": round(trained - built, 4),
-                "predict_and_save_seconds": round(time.perf_counter() - trained, 4),
-            },
+        # Whatever stopped the fit, the model is predicted and saved: a
+        # cancelled or timed-out job keeps its partial result and model.
+        predictions = predict_training_inputs(built.model, request)
+        model_file = save(built.model)
+        result = result_document(request, built, monitor, stopper, predictions)
+        # Read last, as the whole document once was: predict_and_save_seconds
+        # also covers assembling the result.
+        result["timings"] = {
+            "build_seconds": round(built_at - started, 4),
+            "train_seconds": round(trained - built_at, 4),
+            "predict_and_save_seconds": round(time.perf_counter() - trained, 4),
         }
-    if monitor.stopped_by == "cancelled":
-        raise Cancelled(result, model_file)
-    if monitor.stopped_by == "time_limit":
-        raise TimeLimitReached(result, model_file)
-    if monitor.stopped_by:
-        raise TrainingFailed(monitor.stopped_by)
+    raise_if_stopped(monitor, result, model_file)
     return result, model_file
+
+
+def build(request: Mapping[str, Any], expected: Mapping[str, Any]) -> Built:
+    """Phase 1: the compiled Keras model of ``request``, seeded, checked
+    against the engine's counts ``expected``.
+
+    Picks the backend (:func:`~worker.backend.configure_backend`, before
+    Keras is first imported), seeds Keras's generators with the request's
+    ``seed`` (the weights' initial values, dropout and the fit's shuffling
+    follow from it), builds the model, checks it against the
+    engine (:class:`TrainingFailed` where they disagree) and compiles it.
+
+    Cost: time, importing Keras and its backend on a process's first job
+    (seconds; :func:`warm_up` pays it at the worker's start), then building
+    the layers (milliseconds to a second); memory, the weights
+    (``ModelReport.param_bytes``) beside the backend's own runtime. No XLA
+    program is compiled and no optimizer variable made yet: the first
+    training step does both (:func:`fit`).
+    """
+    backend = configure_backend()
+    import keras
+
+    keras.utils.set_random_seed(int(request.get("seed", 0)))
+    model, summary = build_checked(request["model"], expected)
+    compile_model(model, request["compile"])
+    return Built(model=model, summary=summary, backend=backend)
 
 
 def build_checked(spec: Mapping[str, Any], expected: Mapping[str, Any]) -> tuple[Any, str]:
@@ -204,13 +238,6 @@ def by_output(value: Any, names: list[str]) -> Any:
     return value
 
 
-def model_batch_size(spec: Mapping[str, Any]) -> int | None:
-    """The model's fixed batch size (a stateful model's), or None."""
-    if is_graph(spec):
-        return spec["inputs"][0].get("batch_size")
-    return spec.get("batch_size")
-
-
 def steps_per_epoch(request: Mapping[str, Any]) -> int:
     """Optimizer steps per epoch: training samples over the batch size."""
     fit_args = request["fit"]
@@ -221,33 +248,32 @@ def steps_per_epoch(request: Mapping[str, Any]) -> int:
 
 
 def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
-    """Fit the compiled model on the request's data, reporting to ``monitor``.
+    """Phase 2: fit the compiled model on the request's data, reporting to
+    ``monitor`` (which may stop it: cancelled, time limit, NaN loss).
 
-    Returns the Keras ``EarlyStopping`` callback that ran, or None.
+    Returns the Keras ``EarlyStopping`` callback that ran, or None; the
+    history is the monitor's. Without validation data nor early stopping,
+    all epochs run as one fused ``fit``
+    (:func:`~worker.fitting.fit_fused`), else as Keras's own ``fit``
+    (:func:`~worker.fitting.fit_per_epoch`).
+
+    Cost: memory, the request's ``x`` and ``y`` as arrays (:func:`fit_data`)
+    beside the request's own lists, plus one training step's peak
+    (weights, gradients, optimizer state and one batch's activations:
+    :func:`seqlab.memory.train_memory`), plus the history (at most
+    :data:`~worker.monitor.MAX_HISTORY` points a metric); time, compiling
+    the train step (and the validation step, with validation data) on the
+    first batch, then ``epochs × steps_per_epoch(request)`` steps, plus a
+    validation pass at each epoch's end where there is validation data.
     """
-    import numpy as np
-
     fit_args = request["fit"]
     x, y = job_arrays(request, model)
-    n, n_val = split_samples(samples(x), fit_args.get("validation_split") or 0.0)
+    x_fit, y_fit, validation = fit_data(request, x, y)
     options = {
         "batch_size": int(fit_args["batch_size"]),
         "epochs": int(fit_args["epochs"]),
         "shuffle": bool(fit_args["shuffle"]),
     }
-    own = request["data"].get("validation")
-    if own is not None:
-        # Validation data of its own (a dataset's): Keras's validation_data.
-        y_val = np.asarray(own[1], dtype="float32")
-        # A graph model whose outputs are a list of one takes y as a list.
-        validation = (np.asarray(own[0], dtype=x.dtype), [y_val] if isinstance(y, list) else y_val)
-        x_fit, y_fit = x, y
-    elif n_val:
-        # Keras keeps the last samples for validation (validation_split).
-        validation = (take(x, slice(n, None)), take(y, slice(n, None)))
-        x_fit, y_fit = take(x, slice(None, n)), take(y, slice(None, n))
-    else:
-        validation, x_fit, y_fit = None, x, y
     stopper = None
     if fit_args.get("early_stopping"):
         # Keras's own EarlyStopping in Keras's own fit: exact by construction
@@ -264,6 +290,31 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
     else:
         fit_fused(model, x, y, monitor=monitor, **options)
     return stopper
+
+
+def fit_data(request: Mapping[str, Any], x: Any, y: Any) -> tuple[Any, Any, tuple[Any, Any] | None]:
+    """The samples to fit on and the validation data (or None), from the
+    job's arrays ``x`` and ``y`` (:func:`~worker.graph_arrays.job_arrays`).
+
+    The request's own validation data (a dataset's) becomes new arrays;
+    ``validation_split`` keeps the last samples for validation, as Keras
+    does, as views of ``x`` and ``y`` (no copy).
+    """
+    import numpy as np
+
+    own = request["data"].get("validation")
+    if own is not None:
+        # Validation data of its own (a dataset's): Keras's validation_data.
+        y_val = np.asarray(own[1], dtype="float32")
+        # A graph model whose outputs are a list of one takes y as a list.
+        validation = (np.asarray(own[0], dtype=x.dtype), [y_val] if isinstance(y, list) else y_val)
+        return x, y, validation
+    n, n_val = split_samples(samples(x), request["fit"].get("validation_split") or 0.0)
+    if n_val:
+        # Keras keeps the last samples for validation (validation_split).
+        validation = (take(x, slice(n, None)), take(y, slice(n, None)))
+        return take(x, slice(None, n)), take(y, slice(None, n)), validation
+    return x, y, None
 
 
 def stopped(monitor: Monitor, stopper: Any, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -294,6 +345,29 @@ def stopped(monitor: Monitor, stopper: Any, options: Mapping[str, Any] | None) -
             ),
         )
     return document
+
+
+def predict_training_inputs(model: Any, request: Mapping[str, Any]) -> Any:
+    """Phase 3: the trained model's outputs for every training input (the
+    result's ``predictions``), as :func:`predict` answers them.
+
+    Cost: memory, the request's ``x`` (and ``y``) as arrays again (the
+    fit's are not kept), the outputs for all samples at once, and those
+    outputs again as Python lists (about 32 bytes a value, against 4 for
+    float32). Without a fixed batch size, the forward pass runs on all the
+    samples in one batch: its activations grow with the number of samples,
+    outside any training step's (batch-sized) peak. Time: one forward pass
+    over the samples, after compiling the predict step for that shape.
+    """
+    x, _ = job_arrays(request, model)
+    return predict(model, x, model_batch_size(request["model"]))
+
+
+def model_batch_size(spec: Mapping[str, Any]) -> int | None:
+    """The model's fixed batch size (a stateful model's), or None."""
+    if is_graph(spec):
+        return spec["inputs"][0].get("batch_size")
+    return spec.get("batch_size")
 
 
 def predict(model: Any, x: Any, batch_size: int | None) -> Any:
@@ -327,9 +401,58 @@ def predict(model: Any, x: Any, batch_size: int | None) -> Any:
 
 
 def save(model: Any) -> bytes:
-    """The model as the bytes of a ``.keras`` file."""
+    """Phase 4: the model as the bytes of a ``.keras`` file (its config,
+    its weights and its optimizer's state).
+
+    Cost: the file, written to a temporary directory then read into
+    memory: about the weights plus the optimizer's variables (Adam keeps
+    two a trainable weight: some three times the weights in all); time,
+    writing and reading it.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         model.save(path)
         with open(path, "rb") as f:
             return f.read()
+
+
+def result_document(
+    request: Mapping[str, Any],
+    built: Built,
+    monitor: Monitor,
+    stopper: Any,
+    predictions: Any,
+) -> dict[str, Any]:
+    """The job's result from what the phases gave (all but ``timings``,
+    the orchestrator's): history, metrics, why it stopped, predictions,
+    summary and where it ran."""
+    import keras
+
+    model = built.model
+    return {
+        "history": monitor.history.result(),
+        "history_block": monitor.history.block,
+        "epochs_completed": monitor.epochs_done,
+        "final_metrics": {k: finite_or_none(v) for k, v in monitor.last_epoch.items()},
+        "stopped": stopped(monitor, stopper, request["fit"].get("early_stopping")),
+        "predictions": predictions,
+        "summary": built.summary,
+        "keras_params": int(model.count_params()),
+        "peak_rss_bytes": monitor.peak_rss_bytes,
+        "device": device_name(),
+        "backend": built.backend,
+        "keras_version": keras.__version__,
+    }
+
+
+def raise_if_stopped(monitor: Monitor, result: dict[str, Any], model_file: bytes) -> None:
+    """Raise :class:`Cancelled` or :class:`TimeLimitReached` (with the
+    partial result and model) or :class:`TrainingFailed` where the monitor
+    stopped the fit before its end; nothing where it ran to its end (or
+    early stopping ended it)."""
+    if monitor.stopped_by == "cancelled":
+        raise Cancelled(result, model_file)
+    if monitor.stopped_by == "time_limit":
+        raise TimeLimitReached(result, model_file)
+    if monitor.stopped_by:
+        raise TrainingFailed(monitor.stopped_by)
