@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,22 +93,54 @@ def _bytes(value: int | None) -> str:
     return "unknown" if value is None else f"{value:,} bytes"
 
 
-def _memory_of(report: ModelReport, body: Mapping[str, Any], batch: int) -> TrainMemory:
-    """The estimate for this request: unknown lengths take the data's."""
-    x_shape = body["data"]["x"]["shape"]
-    declared = body["model"].get("input_shape")  # None: a graph model's
-    if (
-        declared is not None
-        and None in report.input_shape[1:]
-        and len(x_shape) == len(declared) + 1
-    ):
-        concrete = [d if d is not None else n for d, n in zip(declared, x_shape[1:], strict=True)]
+def concrete_model(model: Mapping[str, Any], x: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``model`` with each unknown input length (``null``) set to the data's,
+    for Sequential and graph models alike; None when none is unknown or the
+    data's rank differs (the data checks then say why)."""
+    if "inputs" not in model:  # Sequential: one input
+        declared = model["input_shape"]
+        shape = x["shape"]
+        if None not in declared or len(shape) != len(declared) + 1:
+            return None
+        concrete = [d if d is not None else n for d, n in zip(declared, shape[1:], strict=True)]
+        return {**model, "input_shape": concrete}
+    # A graph's x is in its inputs' order once check_graph_request arranged
+    # it; a dataset's (one-input models only) is one array.
+    shapes = [t["shape"] for t in x["parts"]] if "parts" in x else [x["shape"]]
+    if len(shapes) != len(model["inputs"]):
+        return None
+    inputs, changed = [], False
+    for spec, shape in zip(model["inputs"], shapes, strict=True):
+        declared = spec["shape"]
+        if None in declared and len(shape) == len(declared) + 1:
+            concrete = [d if d is not None else n for d, n in zip(declared, shape[1:], strict=True)]
+            spec, changed = {**spec, "shape": concrete}, True
+        inputs.append(spec)
+    return {**model, "inputs": inputs} if changed else None
+
+
+def _memory_of(
+    report: ModelReport, body: Mapping[str, Any], batch: int, data: Mapping[str, Any]
+) -> TrainMemory:
+    """The estimate for this request on ``data`` (its training or its
+    validation arrays): unknown lengths take the data's."""
+    model = concrete_model(body["model"], data["x"])
+    if model is not None:
         try:
-            report = analyze({**body["model"], "input_shape": concrete})
+            report = analyze(model)
         except SpecError:
-            pass  # the data does not fit the model: check_data says why
+            pass  # the data does not fit the model: the data checks say why
     optimizer = body["compile"]["optimizer"]
     return train_memory(report, batch, optimizer, body["model"].get("dtype"))
+
+
+def _larger(a: TrainMemory, b: TrainMemory) -> TrainMemory:
+    """Of two estimates of one model (training and validation batches), the
+    one with more activations (a known one where the other is unknown: data
+    that does not fit the model is the data checks' refusal)."""
+    if a.activations is None or (b.activations is not None and b.activations > a.activations):
+        return b
+    return a
 
 
 def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
@@ -115,8 +148,9 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
 
     Raises:
         ApiValidationError: 422 with the reasons by field: ``model`` (its
-            parameters, its training memory), ``data.x`` (samples, values
-            per sample), ``fit.epochs`` (epochs × samples).
+            parameters, its training memory at the training and the
+            validation data's lengths), ``data.x`` and ``validation.x``
+            (samples, values per sample), ``fit.epochs`` (epochs × samples).
     """
     errors: dict[str, list[str]] = {}
 
@@ -133,7 +167,16 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
     x_shape = body["data"]["x"]["shape"]
     samples = x_shape[0]
     train, _ = split_samples(samples, body["fit"]["validation_split"])
-    memory = _memory_of(report, body, min(body["fit"]["batch_size"], max(train, 1)))
+    batch = body["fit"]["batch_size"]
+    memory = _memory_of(report, body, min(batch, max(train, 1)), body["data"])
+    validation = body.get("validation")
+    if validation is not None and "x" in validation:
+        # Keras evaluates the validation arrays in batches of the fit's size,
+        # at their own lengths: a longer validation sequence needs more.
+        val_samples = validation["x"]["shape"][0]
+        memory = _larger(
+            memory, _memory_of(report, body, min(batch, max(val_samples, 1)), validation)
+        )
     # Unknown activations (data that does not fit the model) leave the rest.
     needed = memory.static if memory.total is None else memory.total
     limit = _limit("SEQLAB_WORKER_MEMORY_BYTES")
@@ -146,22 +189,9 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
             f"batches of {memory.batch_size}), over the worker's budget of {limit:,} bytes "
             "(SEQLAB_WORKER_MEMORY_BYTES). A smaller fit.batch_size needs fewer activations.",
         )
-    limit = _limit("SEQLAB_MAX_SAMPLES")
-    if samples > limit:
-        refuse(
-            "data.x",
-            f"x holds {samples:,} samples, over the limit of {limit:,} (SEQLAB_MAX_SAMPLES).",
-        )
-    # A graph model's sample is one item of each of its inputs.
-    shapes = [t["shape"] for t in body["data"]["x"].get("parts", [])] or [x_shape]
-    per_sample, limit = sum(math.prod(s[1:]) for s in shapes), _limit("SEQLAB_MAX_SAMPLE_VALUES")
-    if per_sample > limit:
-        sizes = " + ".join(" × ".join(map(str, s[1:])) for s in shapes)
-        refuse(
-            "data.x",
-            f"Each sample of x holds {sizes} = {per_sample:,} "
-            f"values, over the limit of {limit:,} (SEQLAB_MAX_SAMPLE_VALUES).",
-        )
+    for field, x in (("data.x", body["data"]["x"]), ("validation.x", (validation or {}).get("x"))):
+        if x is not None:
+            check_arrays(field, x, refuse)
     epochs, limit = body["fit"]["epochs"], _limit("SEQLAB_MAX_EPOCH_SAMPLES")
     if epochs * samples > limit:
         refuse(
@@ -172,6 +202,28 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
     if errors:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
+
+
+def check_arrays(field: str, x: Mapping[str, Any], refuse: Callable[[str, str], None]) -> None:
+    """The samples of ``x`` (training or validation inputs) and the values
+    in each, against ``SEQLAB_MAX_SAMPLES`` and ``SEQLAB_MAX_SAMPLE_VALUES``."""
+    name = field.rpartition(".")[2] if field.startswith("data.") else field
+    samples, limit = x["shape"][0], _limit("SEQLAB_MAX_SAMPLES")
+    if samples > limit:
+        refuse(
+            field,
+            f"{name} holds {samples:,} samples, over the limit of {limit:,} (SEQLAB_MAX_SAMPLES).",
+        )
+    # A graph model's sample is one item of each of its inputs.
+    shapes = [t["shape"] for t in x.get("parts", [])] or [x["shape"]]
+    per_sample, limit = sum(math.prod(s[1:]) for s in shapes), _limit("SEQLAB_MAX_SAMPLE_VALUES")
+    if per_sample > limit:
+        sizes = " + ".join(" × ".join(map(str, s[1:])) for s in shapes)
+        refuse(
+            field,
+            f"Each sample of {name} holds {sizes} = {per_sample:,} "
+            f"values, over the limit of {limit:,} (SEQLAB_MAX_SAMPLE_VALUES).",
+        )
 
 
 def limit_train_body() -> None:

@@ -2,10 +2,12 @@
 naming the field, the limit, its value and the request's value, with
 nothing queued; the body of POST /train has its own limit (a 413)."""
 
+import io
 import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from openapi_check import validate_response
@@ -288,3 +290,88 @@ def test_params_refuses_bad_estimate_options(client, spec, query, field):
     assert rv.status_code == 422
     validate_response(spec, "/params", "post", rv)
     assert list(rv.get_json()["errors"]) == [field]
+
+
+# -- the memory budget counts graph models and validation data too ------------
+
+
+def lstm_on(length, graph):
+    """LSTM(2048) over a null length, as a Sequential or a graph model."""
+    if not graph:
+        return {"input_shape": [None, 1], "layers": [{"type": "LSTM", "units": 2048},
+                                                     {"type": "Dense", "units": 1}]}  # fmt: skip
+    return {
+        "inputs": [{"name": "steps", "shape": [None, 1]}],
+        "layers": [{"type": "LSTM", "units": 2048, "inputs": "steps"},
+                   {"type": "Dense", "units": 1, "name": "out"}],
+        "outputs": "out",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["sequential", "graph"])
+def test_a_null_length_takes_the_datas_in_graph_models_too(idle_app, spec, graph):
+    # The issue's case: 64 sequences of 1,500 steps. Estimated without
+    # activations, the graph form was queued (202) where the Sequential one
+    # was refused.
+    body = {
+        "model": lstm_on(None, graph),
+        "data": {"x": [[[0.5]] * 1500] * 64, "y": [[0.0]] * 64},
+        "fit": {"batch_size": 64},
+    }
+    concrete = analyze(lstm_on(None, False) | {"input_shape": [1500, 1]})
+    needed = train_memory(concrete, 64).total
+    assert needed > DEFAULTS["SEQLAB_WORKER_MEMORY_BYTES"]
+    (reason,) = refused(spec, idle_app, body, "model")
+    assert f"estimated to take {needed:,} bytes" in reason
+
+
+def upload_npz(app, **arrays):
+    """A dataset of ``arrays`` uploaded through the API; its id."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    rv = app.test_client().post(
+        "/datasets", data=buffer.getvalue(), content_type="application/octet-stream"
+    )
+    assert rv.status_code == 201, rv.get_json()
+    return rv.get_json()["id"]
+
+
+def short_and_long(app, validation_steps):
+    """A train request on 10 steps whose validation dataset has ``validation_steps``."""
+    train_id = upload_npz(app, x=np.zeros((4, 10, 1), "float32"), y=np.zeros((4, 1), "float32"))
+    val_id = upload_npz(
+        app, x=np.zeros((2, validation_steps, 1), "float32"), y=np.zeros((2, 1), "float32")
+    )
+    model = {"input_shape": [None, 1], "layers": [{"type": "LSTM", "units": 16},
+                                                  {"type": "Dense", "units": 1}]}  # fmt: skip
+    return {
+        "model": model,
+        "data": {"dataset": train_id},
+        "validation": {"dataset": val_id},
+        "fit": {"batch_size": 2, "validation_split": 0},
+    }
+
+
+def test_validation_data_counts_against_the_value_limit(idle_app, spec):
+    # The issue's case, scaled down: a long validation set beside short
+    # training sequences was counted by neither limit.
+    idle_app.config["SEQLAB_MAX_SAMPLE_VALUES"] = 1000
+    body = short_and_long(idle_app, 5000)
+    (reason,) = refused(spec, idle_app, body, "validation.x")
+    assert reason == (
+        "Each sample of validation.x holds 5000 × 1 = 5,000 values, over the limit of "
+        "1,000 (SEQLAB_MAX_SAMPLE_VALUES)."
+    )
+
+
+def test_validation_data_counts_against_the_memory_budget(idle_app, spec):
+    body = short_and_long(idle_app, 5000)
+    model = body["model"]
+    at = {n: train_memory(analyze(model | {"input_shape": [n, 1]}), 2).total for n in (10, 5000)}
+    idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = at[5000] - 1
+    (reason,) = refused(spec, idle_app, body, "model")
+    assert f"estimated to take {at[5000]:,} bytes" in reason
+    idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = at[5000]
+    rv, added = post_train(idle_app, body)
+    assert (rv.status_code, added) == (202, 1)
+    assert at[10] < at[5000]
