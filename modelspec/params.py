@@ -6,6 +6,7 @@ from typing import Any
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
+from seqlab.cost import model_file_bytes
 from seqlab.memory import train_memory
 from seqlab.summary import CONSOLE_WIDTH
 from seqlab.summary import PIPED_LINE_LENGTH
@@ -39,6 +40,7 @@ def params_document(
         **report.to_dict(),
         "train_memory_bytes": memory.total,
         "train_memory": memory.to_dict(),
+        "model_file_bytes": model_file_bytes(report, optimizer),
         # As Keras prints it on a console at least that wide (COLUMNS), so
         # that a width over the piped console's 80 columns is not cut.
         "summary": render_summary(report, line_length, max(CONSOLE_WIDTH, line_length)),

@@ -185,5 +185,7 @@ def params_text(document: dict[str, Any]) -> str:
         f"MACs per sample: {'unknown (a length is None)' if macs is None else f'{macs:,}'}",
         f"Training memory ({memory['optimizer']}, batch {memory['batch_size']}): "
         f"{_bytes(document['train_memory_bytes'])}, an estimate",
+        f"Trained model file ({memory['optimizer']} state): at most "
+        f"{_bytes(document['model_file_bytes'])}",
     ]
     return "\n".join(lines)

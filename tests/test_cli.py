@@ -29,6 +29,7 @@ from tenants import Tenants
 
 from bench.http_throughput import free_port
 from seqlab import analyze
+from seqlab.cost import model_file_bytes
 from seqlab.examples import EXAMPLES
 from seqlab_cli.client import Api
 from seqlab_cli.follow import follow
@@ -104,6 +105,9 @@ def test_params_counts_the_seed_models(tmp_path, name, source):
     assert table_rows(rv.stdout) == [layer.name for layer in report.layers]
     for layer in report.layers:  # the formula of each layer, sublayers included
         assert f"{layer.name} ({layer.type}): {layer.formula}" in rv.stdout
+    last = rv.stdout.splitlines()[-1]
+    assert last.startswith("Trained model file (adam state): at most ")
+    assert last.endswith(f"({model_file_bytes(report):,} B)")
 
 
 def functional_report(spec):
