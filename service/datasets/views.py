@@ -288,6 +288,8 @@ def _read_header(name: str, member: IO[bytes]) -> tuple[tuple[int, ...], bool, A
 
     bounded = BoundedReader(member, MAX_NPY_HEADER, over)
     version = np.lib.format.read_magic(bounded)
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise ValueError(f"an .npy of version {version[0]}.{version[1]} (1.0 to 3.0 are read)")
     if version == (1, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(bounded)
     else:
