@@ -12,6 +12,15 @@ in the sorted set ``seqlab:datasets`` or its tenant's
 ``seqlab:tenant:<name>:datasets`` (score: creation time). Every key carries
 the dataset's TTL. The chunks are written first and the record last, so a
 dataset is visible only once whole.
+
+An upload holds a slot of its tenant's ``SEQLAB_MAX_DATASETS`` before its
+body is read (:meth:`DatasetStore.reserve`): a token in the sorted set
+``seqlab:dataset-uploads`` or ``seqlab:tenant:<name>:dataset-uploads``
+(score: when the hold lapses), counted with the stored datasets in one Lua
+script, so that concurrent uploads cannot all pass the count. Storing the
+dataset turns the hold into its index entry in one transaction; a refused
+upload releases it; one whose process dies leaves it to lapse after
+:data:`HOLD_SECONDS`.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from typing import Any
 
 import redis
 
+from . import scripts
 from .store import PREFIX
 from .store import now
 
@@ -33,6 +43,11 @@ from .store import now
 ARRAY_NAMES = ("x", "y", "x_val", "y_val")
 #: Bytes per Redis value of an array.
 CHUNK_BYTES = 4 * 1024 * 1024
+
+#: Seconds an upload holds its slot at most: longer than any upload takes
+#: (64 MiB at 1 Mbit/s is 9 minutes), short enough that the hold of an API
+#: process that died mid-upload frees the slot the same hour.
+HOLD_SECONDS = 900.0
 
 DATASET_ID = re.compile(r"ds_[0-9a-f]{32}")
 
@@ -52,6 +67,13 @@ def index_key(tenant: str | None) -> str:
     return f"{PREFIX}:datasets" if tenant is None else f"{PREFIX}:tenant:{tenant}:datasets"
 
 
+def uploads_key(tenant: str | None) -> str:
+    """The sorted set of a tenant's uploads under way (their slot holds)."""
+    if tenant is None:
+        return f"{PREFIX}:dataset-uploads"
+    return f"{PREFIX}:tenant:{tenant}:dataset-uploads"
+
+
 class DatasetGone(Exception):
     """A job's dataset was deleted or expired before the worker read it."""
 
@@ -62,11 +84,16 @@ class DatasetStore:
     Args:
         client: a ``redis.Redis`` with ``decode_responses=False``.
         ttl: seconds a dataset is kept.
+        hold_seconds: seconds an upload's slot is held at most.
     """
 
-    def __init__(self, client: redis.Redis, ttl: int) -> None:
+    def __init__(self, client: redis.Redis, ttl: int, hold_seconds: float = HOLD_SECONDS) -> None:
         self.redis = client
         self.ttl = ttl
+        self.hold_seconds = hold_seconds
+        self.scripts = scripts.Scripts(
+            {"reserve_dataset": client.register_script(scripts.compose("reserve_dataset"))}
+        )
 
     @staticmethod
     def key(dataset_id: str) -> str:
@@ -82,10 +109,31 @@ class DatasetStore:
         self.redis.zremrangebyscore(index, "-inf", f"({time.time() - self.ttl!r}")
         return int(self.redis.zcard(index))
 
-    def create(self, arrays: Mapping[str, Any], tenant: str | None) -> dict[str, Any]:
-        """Store validated numpy ``arrays`` by name; returns the record.
+    def reserve(self, tenant: str | None, limit: int) -> str | None:
+        """Hold one of ``tenant``'s ``limit`` dataset slots for an upload;
+        returns the hold's token, None if its datasets and uploads under
+        way already take them all. Pass the token to :meth:`create`, or to
+        :meth:`release` if the upload is refused."""
+        token = uuid.uuid4().hex
+        clock = time.time()
+        held = self.scripts.reserve_dataset(
+            keys=[index_key(tenant), uploads_key(tenant)],
+            args=[repr(clock), repr(clock - self.ttl), limit, token, repr(self.hold_seconds)],
+        )
+        return token if held else None
 
-        :raise redis.RedisError: with nothing left behind.
+    def release(self, tenant: str | None, hold: str) -> None:
+        """Give back the slot an upload held (a refused or failed upload)."""
+        self.redis.zrem(uploads_key(tenant), hold)
+
+    def create(
+        self, arrays: Mapping[str, Any], tenant: str | None, hold: str | None = None
+    ) -> dict[str, Any]:
+        """Store validated numpy ``arrays`` by name; returns the record. The
+        slot ``hold`` (from :meth:`reserve`) becomes the dataset's, in the
+        same transaction that lists it.
+
+        :raise redis.RedisError: with nothing left behind (the hold kept).
         """
         import numpy as np
 
@@ -124,6 +172,8 @@ class DatasetStore:
                 index = index_key(tenant)
                 pipe.zadd(index, {dataset_id: created})
                 pipe.expire(index, self.ttl)
+                if hold is not None:
+                    pipe.zrem(uploads_key(tenant), hold)
                 pipe.execute()
         except BaseException:
             if written:

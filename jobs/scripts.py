@@ -34,6 +34,7 @@ SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "finish_leased": ("emit", "holds"),
     "reap": ("emit",),
     "put_predictions": ("holds",),
+    "reserve_dataset": (),
 }
 
 #: ``{{NAME}}`` in a file: the constant ``NAME``, filled in by :func:`compose`.

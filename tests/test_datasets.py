@@ -2,12 +2,20 @@
 ownership, and training on them with a real worker."""
 
 import io
+import json
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import redis
+from conftest import serve_api
 from openapi_check import validate_response
 from tenants import Tenants
 
@@ -337,3 +345,180 @@ def test_early_stopping_on_val_loss_needs_a_dataset_with_validation_arrays(redis
                      headers=alice)  # fmt: skip
     assert rv.status_code == 422
     assert "no validation data" in rv.get_json()["errors"]["fit.early_stopping.monitor"][0]
+
+
+# -- bounded cost: what an upload may make the API decompress and store -------
+
+
+def npy(array):
+    """The bytes of ``numpy.save`` of ``array``."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def archive(*members, compression=zipfile.ZIP_DEFLATED):
+    """A zip of ``(name, bytes)`` members in this order, duplicates kept."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name"
+        with zipfile.ZipFile(buffer, "w", compression) as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+#: 1 MB: the byte limit of the tests below, so that their bombs stay small.
+SMALL_LIMIT = 1_000_000
+
+
+@pytest.fixture
+def small_app(redis_url, queue, tenants):
+    return tenants.app(redis_url, queue, SEQLAB_MAX_DATASET_BYTES=SMALL_LIMIT)
+
+
+def test_a_decoy_x_npy_beside_a_large_x_member_is_refused(small_app, tenants, spec):
+    # numpy.load reads the member literally named x; a check that maps x
+    # and x.npy to one name may read the small decoy's header instead.
+    client, alice = small_app.test_client(), tenants.bearer("alice")
+    x, y = windows(4)
+    big = npy(np.zeros((5_000, 50, 4), "float32"))  # 4 MB of zeros: 4 kB deflated
+    for order in ((("x", big), ("x.npy", npy(x))), (("x.npy", npy(x)), ("x", big))):
+        body = archive(*order, ("y.npy", npy(y)))
+        assert len(body) < 50_000
+        rv = upload(client, body, alice)
+        validate_response(spec, "/datasets", "POST", rv)
+        assert rv.status_code == 422, rv.get_json()
+        reason = rv.get_json()["errors"]["body"][0]
+        assert "x and x.npy" in reason and "array x" in reason
+    assert client.get("/datasets", headers=alice).get_json()["datasets"] == []
+
+
+def test_a_member_longer_than_its_header_says_is_stopped_at_the_limit(small_app, tenants, spec):
+    client, alice = small_app.test_client(), tenants.bearer("alice")
+    x, y = windows(4)
+    # x's header claims 4 samples; its stream goes on with 4 MB of zeros.
+    body = archive(("x.npy", npy(x) + bytes(4_000_000)), ("y.npy", npy(y)))
+    rv = upload(client, body, alice)
+    validate_response(spec, "/datasets", "POST", rv)
+    assert rv.status_code == 413, rv.get_json()
+    detail = rv.get_json()["detail"]
+    assert "x.npy" in detail and f"{SMALL_LIMIT:,}" in detail, detail
+    assert "SEQLAB_MAX_DATASET_BYTES" in detail
+    # A few bytes too many, under the limit: a 422 that names them.
+    rv = upload(client, archive(("x.npy", npy(x) + bytes(7)), ("y.npy", npy(y))), alice)
+    assert rv.status_code == 422, rv.get_json()
+    assert "7 bytes after" in rv.get_json()["errors"]["x"][0]
+    # And one shorter than its header says.
+    rv = upload(client, archive(("x.npy", npy(x)[:-8]), ("y.npy", npy(y))), alice)
+    assert rv.status_code == 422, rv.get_json()
+    assert "ends after" in rv.get_json()["errors"]["x"][0]
+    assert client.get("/datasets", headers=alice).get_json()["datasets"] == []
+
+
+def test_a_huge_npy_header_is_not_decompressed(small_app, tenants):
+    client, alice = small_app.test_client(), tenants.bearer("alice")
+    # A version 2.0 header whose length field says 4 GB; 4 MB of it follow.
+    header = b"\x93NUMPY\x02\x00" + (2**32 - 1).to_bytes(4, "little") + b" " * 4_000_000
+    rv = upload(client, archive(("x.npy", header), ("y.npy", npy(np.zeros((4, 1))))), alice)
+    assert rv.status_code == 422, rv.get_json()
+    assert "header" in rv.get_json()["errors"]["x"][0]
+
+
+def test_members_given_twice_or_under_other_names_are_refused(small_app, tenants, spec):
+    client, alice = small_app.test_client(), tenants.bearer("alice")
+    x, y = windows(4)
+    rv = upload(client, archive(("x.npy", npy(x)), ("x.npy", npy(x)), ("y.npy", npy(y))), alice)
+    validate_response(spec, "/datasets", "POST", rv)
+    assert rv.status_code == 422, rv.get_json()
+    assert "x.npy" in rv.get_json()["errors"]["body"][0]
+    assert "more than once" in rv.get_json()["errors"]["body"][0]
+    extra = [(f"w{i:02d}.npy", npy(y)) for i in range(20)]
+    rv = upload(client, archive(("x.npy", npy(x)), ("y.npy", npy(y)), *extra), alice)
+    assert rv.status_code == 422, rv.get_json()
+    reason = rv.get_json()["errors"]["body"][0]
+    assert "Unknown arrays w00, w01, " in reason
+    assert "w09, and 10 more" in reason  # ten names at most
+    # Bzip2 and LZMA members decompress in steps that nothing bounds.
+    body = archive(("x.npy", npy(x)), ("y.npy", npy(y)), compression=zipfile.ZIP_BZIP2)
+    rv = upload(client, body, alice)
+    assert rv.status_code == 422, rv.get_json()
+    assert "compressed with bzip2" in rv.get_json()["errors"]["x"][0]
+    assert client.get("/datasets", headers=alice).get_json()["datasets"] == []
+
+
+def test_an_archive_of_60000_members_is_answered_fast_and_small(tenants_app, tenants, spec):
+    client, alice = tenants_app.test_client(), tenants.bearer("alice")
+    one = npy(np.zeros((1, 1), "float32"))
+    body = archive(*((f"a{i}", one) for i in range(60_000)))
+    started = time.monotonic()
+    rv = upload(client, body, alice)
+    elapsed = time.monotonic() - started
+    validate_response(spec, "/datasets", "POST", rv)
+    assert rv.status_code == 422, rv.get_json()
+    assert "too many members" in rv.get_json()["detail"]
+    assert len(rv.data) < 1_000
+    assert elapsed < 2, elapsed
+    assert client.get("/datasets", headers=alice).get_json()["datasets"] == []
+
+
+def test_a_refused_upload_gives_its_slot_back(redis_url, queue, tenants):
+    app = tenants.app(redis_url, queue, SEQLAB_MAX_DATASETS=1)
+    client, alice = app.test_client(), tenants.bearer("alice")
+    x, y = windows(4)
+    assert upload(client, npz(x=x), alice).status_code == 422
+    assert upload(client, b"", alice).status_code == 422
+    first = upload(client, npz(x=x, y=y), alice)
+    assert first.status_code == 201, first.get_json()
+    assert upload(client, npz(x=x, y=y), alice).status_code == 422
+    # A deleted dataset frees its slot.
+    assert client.delete(f"/datasets/{first.get_json()['id']}", headers=alice).status_code == 204
+    assert upload(client, npz(x=x, y=y), alice).status_code == 201
+
+
+def test_a_lapsed_hold_frees_its_slot(redis_url):
+    datasets = DatasetStore(redis.Redis.from_url(redis_url), 60, hold_seconds=0.2)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    first = datasets.reserve(tenant, 2)
+    assert first and datasets.reserve(tenant, 2)
+    assert datasets.reserve(tenant, 2) is None
+    datasets.release(tenant, first)
+    assert datasets.reserve(tenant, 2)
+    time.sleep(0.3)  # both holds lapse (an upload whose process died)
+    assert datasets.reserve(tenant, 2) and datasets.reserve(tenant, 2)
+    assert datasets.reserve(tenant, 2) is None
+
+
+def test_concurrent_uploads_store_at_most_the_limit(redis_url, queue, tmp_path):
+    tenants = Tenants("carol")
+    x, y = windows(2_000)  # 1.6 MB: long enough a read that the uploads overlap
+    body = npz(x=x, y=y)
+
+    def send(base):
+        request = urllib.request.Request(
+            f"{base}/datasets", data=body, method="POST",
+            headers={**OCTET, **tenants.bearer("carol")},
+        )  # fmt: skip
+        barrier.wait(timeout=30)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    barrier = threading.Barrier(6)
+    with serve_api(
+        tmp_path / "gunicorn.log", processes=2, threads=4, REDIS_URL=redis_url,
+        SEQLAB_QUEUE=queue, SEQLAB_API_KEYS=tenants.config, SEQLAB_MAX_DATASETS="2",
+    ) as base:  # fmt: skip
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(send, [base] * 6))
+        listing = urllib.request.Request(f"{base}/datasets", headers=tenants.bearer("carol"))
+        with urllib.request.urlopen(listing, timeout=10) as response:
+            stored = json.loads(response.read())["datasets"]
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201, 201, 422, 422, 422, 422], answers
+    for status, document in answers:
+        if status == 422:
+            assert "the limit (SEQLAB_MAX_DATASETS)" in document["detail"]
+    assert len(stored) == 2

@@ -104,7 +104,9 @@ def test_a_script_is_its_files_with_the_constants_filled_in(name):
 
 
 def test_the_store_uses_every_script():
-    source = (ROOT / "jobs" / "store.py").read_text(encoding="utf-8")
+    source = "".join(
+        (ROOT / "jobs" / name).read_text(encoding="utf-8") for name in ("store.py", "datasets.py")
+    )
     for name in scripts.SCRIPTS:
         assert f"self.scripts.{name}(" in source
 

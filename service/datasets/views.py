@@ -2,10 +2,12 @@
 ``GET /datasets/<id>``, ``DELETE /datasets/<id>``; and what ``POST /train``
 needs of one (:func:`resolve_train_data`).
 
-An upload is streamed to a temporary file in chunks, within
-``SEQLAB_MAX_DATASET_BYTES`` (413), then loaded with numpy
-``allow_pickle=False`` and checked (422, nothing stored) before its arrays
-go to Redis (jobs/datasets.py). Each dataset belongs to the tenant that
+An upload holds one of its tenant's ``SEQLAB_MAX_DATASETS`` slots first
+(422 at the limit), is streamed to a temporary file in chunks, within
+``SEQLAB_MAX_DATASET_BYTES`` (413), then read as ``numpy.load`` reads an
+``.npz`` (its members resolved alike, each decompressed through a reader
+that stops at the byte limit, no pickles) and checked (422, nothing stored)
+before its arrays go to Redis (jobs/datasets.py). Each dataset belongs to the tenant that
 uploaded it: another tenant's id is answered as an unknown one.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 import tempfile
 import zipfile
+from collections.abc import Callable
 from typing import IO
 from typing import Any
 
@@ -128,95 +131,300 @@ def receive_upload(target: IO[bytes]) -> None:
     target.seek(0)
 
 
-def _headers(npz: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
-    """Each member's shape and dtype, read from its .npy header alone, so
-    that nothing is decompressed before its size is known."""
+#: Zip directory entries the upload may have before it is refused unread:
+#: zipfile parses the whole directory when it opens an archive (60,000
+#: entries take a quarter of a second; a 64 MiB upload holds over a
+#: million). Counted as central-directory signatures in the file, an upper
+#: bound on what zipfile can parse; an .npz has four members at most, and
+#: chance matches in the data are rare (one in 2**32 per offset).
+MAX_ZIP_ENTRIES = 1000
+#: The zip directory's signature of an entry (a central file header).
+CENTRAL_HEADER = b"PK\x01\x02"
+#: Bytes an .npy header may take: numpy refuses longer ones
+#: (numpy.lib.format's max_header_size, 10,000), and reads the length its
+#: header claims before it checks, so a claim of 4 GiB is read through a
+#: reader that stops here.
+MAX_NPY_HEADER = 16 * 1024
+#: The compressions whose reading zipfile bounds (numpy.savez stores,
+#: savez_compressed deflates): bzip2 and LZMA members are decompressed a
+#: whole compressed block at a time, however large the output.
+READABLE_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+COMPRESSION_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
+#: Names listed in a refusal at most.
+NAMES_SHOWN = 10
+
+
+def _some(names: list[str]) -> str:
+    """At most :data:`NAMES_SHOWN` names, and how many more there are."""
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return shown if len(names) <= NAMES_SHOWN else f"{shown}, and {len(names) - NAMES_SHOWN:,} more"
+
+
+class BoundedReader:
+    """A read-only file over ``raw`` that counts the bytes it returns and
+    raises ``over()`` once more than ``budget`` have been read, having read
+    at most one byte past it (a caller asking for more gets less)."""
+
+    def __init__(self, raw: IO[bytes], budget: int, over: Callable[[], Exception]) -> None:
+        self.raw = raw
+        self.budget = budget
+        self.over = over
+        self.total = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        room = self.budget - self.total
+        if size is None or size < 0 or size > room:
+            size = room + 1
+        data = self.raw.read(size)
+        self.total += len(data)
+        if self.total > self.budget:
+            raise self.over()
+        return data
+
+
+def _entries_at_most(file: IO[bytes]) -> int:
+    """How many zip directory entries ``file`` can hold at most: the
+    central-header signatures in it (chunks overlap by 3 bytes, so none
+    is missed or counted twice)."""
+    count, tail = 0, b""
+    while chunk := file.read(READ_BYTES):
+        data = tail + chunk
+        count += data.count(CENTRAL_HEADER)
+        tail = data[-3:]
+    file.seek(0)
+    return count
+
+
+def open_archive(file: IO[bytes]) -> zipfile.ZipFile:
+    """The upload as a zip archive, its directory's size bounded first.
+
+    :raise 422: not a zip (a single .npy named as such), an unreadable one,
+        one with more than :data:`MAX_ZIP_ENTRIES` entries.
+    """
+    # numpy.load would try anything that is neither a zip nor an .npy as a
+    # pickle and say so: name what the upload is not instead.
+    magic = file.read(6)
+    file.seek(0)
+    if magic.startswith(b"\x93NUMPY"):
+        raise refuse(
+            "body", "The upload is a single .npy array; send an .npz (numpy.savez) with x and y."
+        )
+    if not magic.startswith(b"PK\x03\x04"):
+        raise refuse(
+            "body", "The upload is not an .npz file (numpy.savez writes a zip archive of arrays)."
+        )
+    entries = _entries_at_most(file)
+    if entries > MAX_ZIP_ENTRIES:
+        raise refuse(
+            "body",
+            f"The .npz has too many members ({entries:,} zip directory entries, over "
+            f"{MAX_ZIP_ENTRIES:,}): it holds x and y, and optionally x_val and y_val.",
+        )
+    try:
+        return zipfile.ZipFile(file)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        reason = f"The upload is not a readable .npz file (numpy.savez): {error}"
+        raise refuse("body", reason) from None
+
+
+def resolve_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Each array's member, by array name, as ``numpy.load`` resolves it:
+    its ``files`` are the members' names without ``.npy``, and ``npz[k]``
+    opens the member literally named ``k`` if there is one, else ``k.npy``
+    (zipfile opening the last of a name given twice). So that the member
+    checked is the member read, every member must be one array's only one.
+
+    :raise 422: members given twice, an array under two names (``x`` and
+        ``x.npy``), members that are no array of :data:`ARRAY_NAMES`, each
+        listing at most :data:`NAMES_SHOWN` names.
+    """
+    infos = archive.infolist()
+    seen: dict[str, int] = {}
+    for info in infos:
+        seen[info.filename] = seen.get(info.filename, 0) + 1
+    problems = []
+    unknown = sorted({n.removesuffix(".npy") for n in seen} - set(ARRAY_NAMES))
+    if unknown:
+        problems.append(
+            f"Unknown arrays {_some(unknown)}: an .npz holds x and y, and optionally "
+            "x_val and y_val."
+        )
+    twice = [n for n, count in seen.items() if count > 1]
+    if twice:
+        problems.append(
+            f"Members given more than once in the zip directory: {_some(twice)} "
+            "(numpy.load would read only the last of each)."
+        )
+    aliased = [n for n in ARRAY_NAMES if n in seen and f"{n}.npy" in seen]
+    for name in aliased:
+        problems.append(
+            f"{name} and {name}.npy both name array {name} (numpy.load reads the member "
+            f"{name}): keep one."
+        )
+    if problems:
+        raise ApiValidationError(f"body: {problems[0]}", {"body": problems})
+    return {info.filename.removesuffix(".npy"): info for info in infos}
+
+
+def _check_compression(name: str, info: zipfile.ZipInfo) -> None:
+    if info.flag_bits & 0x1:
+        raise refuse(name, f"The member {info.filename} is encrypted.")
+    if info.compress_type not in READABLE_COMPRESSIONS:
+        method = COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        raise refuse(
+            name,
+            f"The member {info.filename} is compressed with {method}: numpy.savez stores "
+            "arrays and savez_compressed deflates them; save it with either.",
+        )
+
+
+def _read_header(name: str, member: IO[bytes]) -> tuple[tuple[int, ...], bool, Any]:
+    """An .npy member's shape, Fortran order and dtype, read through a
+    reader that stops at :data:`MAX_NPY_HEADER` bytes."""
     import numpy as np
 
-    found = {}
-    for member in npz.zip.namelist():
-        name = member[:-4] if member.endswith(".npy") else member
-        with npz.zip.open(member) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        found[name] = (shape, dtype)
-    return found
+    def over() -> Exception:
+        return refuse(name, f"Its .npy header is longer than {MAX_NPY_HEADER:,} bytes.")
+
+    bounded = BoundedReader(member, MAX_NPY_HEADER, over)
+    version = np.lib.format.read_magic(bounded)
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise ValueError(f"an .npy of version {version[0]}.{version[1]} (1.0 to 3.0 are read)")
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(bounded)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(bounded)
+    return shape, fortran, dtype
+
+
+def _read_data(
+    name: str, info: zipfile.ZipInfo, member: IO[bytes], header: tuple[Any, ...], data: IO[bytes]
+) -> Any:
+    """The array an .npy member's header describes, read from ``data`` (the
+    bounded reader over ``member``, past the header); the member must end
+    there."""
+    import numpy as np
+
+    shape, fortran, dtype = header
+    size = math.prod(shape) * dtype.itemsize
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
+    while done < size:
+        chunk = data.read(min(READ_BYTES, size - done))
+        if not chunk:
+            raise refuse(name, f"The member {info.filename} ends after {done:,} of its "
+                               f"{size:,} bytes of data.")  # fmt: skip
+        view[done : done + len(chunk)] = chunk
+        done += len(chunk)
+    extra = 0
+    while chunk := data.read(READ_BYTES):  # to the end: zipfile checks the CRC there
+        extra += len(chunk)
+    if extra:
+        raise refuse(
+            name,
+            f"The member {info.filename} holds {extra:,} bytes after the data its .npy "
+            f"header describes ({size:,} bytes).",
+        )
+    if fortran:
+        return np.frombuffer(buffer, dtype).reshape(shape[::-1]).transpose()
+    return np.frombuffer(buffer, dtype).reshape(shape)
+
+
+def _header_errors(headers: dict[str, tuple[Any, ...]]) -> dict[str, list[str]]:
+    """The refusals that the members' names and headers alone tell."""
+    errors: dict[str, list[str]] = {}
+    for name in ("x", "y"):
+        if name not in headers:
+            errors[name] = [f"Missing: the .npz has no array {name!r} (it has "
+                            f"{', '.join(sorted(headers)) or 'none'})."]  # fmt: skip
+    if ("x_val" in headers) != ("y_val" in headers):
+        given, missing = ("x_val", "y_val") if "x_val" in headers else ("y_val", "x_val")
+        errors[missing] = [f"Missing: {given} needs {missing} (validation data is a pair)."]
+    for name, (shape, _, dtype) in headers.items():
+        if dtype.hasobject:
+            errors[name] = [
+                "Holds Python objects (dtype object), which are loaded only by unpickling "
+                "(allow_pickle=False here): save numeric arrays."
+            ]
+        elif dtype.kind not in NUMERIC_KINDS:
+            errors[name] = [f"dtype {dtype.str} is not numeric: bool, integer or float only."]
+        elif not shape:
+            errors[name] = ["Is a scalar: arrays hold samples first."]
+        elif any(n < 0 for n in shape):
+            errors[name] = [f"Its .npy header gives a negative shape {shape}."]
+        elif shape[0] == 0:
+            errors[name] = ["Holds no samples."]
+    return errors
 
 
 def load_arrays(file: IO[bytes]) -> dict[str, Any]:
     """The checked arrays of an uploaded ``.npz``, by name.
 
+    The members are resolved as ``numpy.load`` resolves them
+    (:func:`resolve_members`), their .npy headers read and checked, then
+    their data read through one :class:`BoundedReader` that stops at
+    ``SEQLAB_MAX_DATASET_BYTES`` decompressed: neither the zip directory's
+    sizes nor the headers are trusted for what is read.
+
     :raise 422: an unreadable file, an array name other than x, y, x_val,
-        y_val, a missing x or y (or one of x_val/y_val without the other),
-        object or non-numeric arrays, arrays without samples, NaN or
+        y_val (or one given twice, or as both x and x.npy), a missing x or
+        y (or one of x_val/y_val without the other), object or non-numeric
+        arrays, arrays without samples, members other than stored or
+        deflated, members shorter or longer than their headers say, NaN or
         infinite values, mismatched sample counts.
     :raise 413: arrays that hold more than the limit once decompressed.
     """
     import numpy as np
 
-    # numpy.load would try anything that is neither a zip nor an .npy as a
-    # pickle and say so: name what the upload is not instead.
-    magic = file.read(6)
-    file.seek(0)
-    if not magic.startswith((b"PK\x03\x04", b"\x93NUMPY")):
-        raise refuse(
-            "body", "The upload is not an .npz file (numpy.savez writes a zip archive of arrays)."
-        )
-    try:
-        npz = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        reason = f"The upload is not a readable .npz file (numpy.savez): {error}"
-        raise refuse("body", reason) from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise refuse(
-            "body", "The upload is a single .npy array; send an .npz (numpy.savez) with x and y."
-        )
-    with npz:
+    unreadable = (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        NotImplementedError,
+    )
+    with open_archive(file) as archive:
+        members = resolve_members(archive)
+        for name, info in members.items():
+            _check_compression(name, info)
+        headers = {}
         try:
-            headers = _headers(npz)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise refuse("body", f"The .npz holds an unreadable array: {error}") from None
-        errors: dict[str, list[str]] = {}
-        unknown = sorted(set(headers) - set(ARRAY_NAMES))
-        if unknown:
-            errors["body"] = [
-                f"Unknown arrays {', '.join(unknown)}: an .npz holds x and y, and optionally "
-                "x_val and y_val."
-            ]
-        for name in ("x", "y"):
-            if name not in headers:
-                errors[name] = [f"Missing: the .npz has no array {name!r} (it has "
-                                f"{', '.join(sorted(headers)) or 'none'})."]  # fmt: skip
-        if ("x_val" in headers) != ("y_val" in headers):
-            given, missing = ("x_val", "y_val") if "x_val" in headers else ("y_val", "x_val")
-            errors[missing] = [f"Missing: {given} needs {missing} (validation data is a pair)."]
-        for name, (shape, dtype) in headers.items():
-            if name not in ARRAY_NAMES:
-                continue
-            if dtype.hasobject:
-                errors[name] = [
-                    "Holds Python objects (dtype object), which are loaded only by unpickling "
-                    "(allow_pickle=False here): save numeric arrays."
-                ]
-            elif dtype.kind not in NUMERIC_KINDS:
-                errors[name] = [f"dtype {dtype.str} is not numeric: bool, integer or float only."]
-            elif not shape:
-                errors[name] = ["Is a scalar: arrays hold samples first."]
-            elif shape[0] == 0:
-                errors[name] = ["Holds no samples."]
+            for name, info in members.items():
+                with archive.open(info) as member:
+                    headers[name] = _read_header(name, member)
+        except unreadable as error:
+            raise refuse(name, f"The .npz holds an unreadable array: {error}") from None
+        errors = _header_errors(headers)
         if errors:
             first = next(iter(errors))
             raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
-        decompressed = sum(math.prod(s) * d.itemsize for s, d in headers.values())
-        if decompressed > max_bytes():
-            raise too_large(f"The arrays hold {decompressed:,} bytes, over the limit of a dataset")
+        declared = sum(math.prod(s) * d.itemsize for s, _, d in headers.values())
+        if declared > max_bytes():
+            raise too_large(f"The arrays hold {declared:,} bytes, over the limit of a dataset")
+
+        def over() -> Exception:
+            return too_large(
+                f"The member {members[name].filename} ({name}) decompresses to more than "
+                f"{max_bytes():,} bytes with the arrays before it, over the limit of a dataset"
+            )
+
+        arrays = {}
+        data: BoundedReader | None = None
         try:
-            arrays = {name: npz[name] for name in ARRAY_NAMES if name in headers}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise refuse("body", f"The .npz holds an unreadable array: {error}") from None
+            for name in ARRAY_NAMES:
+                if name not in members:
+                    continue
+                with archive.open(members[name]) as member:
+                    _read_header(name, member)
+                    if data is None:
+                        data = BoundedReader(member, max_bytes(), over)
+                    else:  # one budget for all the arrays
+                        data.raw = member
+                    arrays[name] = _read_data(name, members[name], member, headers[name], data)
+        except unreadable as error:
+            raise refuse(name, f"The .npz holds an unreadable array: {error}") from None
+    errors = {}
     for name, array in arrays.items():
         if array.dtype.kind == "f":
             bad = np.flatnonzero(~np.isfinite(array))
@@ -246,16 +454,23 @@ def upload_dataset() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Upload an ``.npz`` (``x``, ``y``, optionally ``x_val``, ``y_val``)."""
     tenant = auth.caller()
     limit = int(current_app.config["SEQLAB_MAX_DATASETS"])
-    # Before the body is read: a tenant at its limit uploads nothing.
-    if store().count(tenant) >= limit:
+    # Before the body is read, a slot is held (atomically counted with the
+    # stored datasets and the other uploads under way): a tenant at its
+    # limit uploads nothing, and concurrent uploads cannot all pass.
+    hold = store().reserve(tenant, limit)
+    if hold is None:
         raise refuse(
             "body",
             f"You have {limit} datasets, the limit (SEQLAB_MAX_DATASETS); delete one first.",
         )
-    with tempfile.TemporaryFile() as spool:
-        receive_upload(spool)
-        arrays = load_arrays(spool)
-    record = store().create(arrays, tenant)
+    try:
+        with tempfile.TemporaryFile() as spool:
+            receive_upload(spool)
+            arrays = load_arrays(spool)
+        record = store().create(arrays, tenant, hold)
+    except BaseException:
+        store().release(tenant, hold)
+        raise
     return dataset_document(record), 201, {"Location": f"/datasets/{record['id']}"}
 
 
