@@ -173,8 +173,10 @@ def dense(samples, features=3, units=1, **fit):
     rng = np.random.default_rng(1)
     return {
         "model": {"input_shape": [features], "layers": [{"type": "Dense", "units": units}]},
-        "data": {"x": rng.random((samples, features)).round(3).tolist(),
-                 "y": rng.random((samples, units)).round(3).tolist()},  # fmt: skip
+        "data": {
+            "x": rng.random((samples, features)).round(3).tolist(),
+            "y": rng.random((samples, units)).round(3).tolist(),
+        },  # fmt: skip
         "fit": {"epochs": 1, **fit},
     }
 
