@@ -28,6 +28,7 @@ SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "cancel": ("emit",),
     "remove_finished": (),
     "put_model": (),
+    "put_model_chunk": ("holds",),
     "claim": ("emit",),
     "renew": ("holds",),
     "update_leased": ("emit", "holds"),

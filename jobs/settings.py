@@ -29,6 +29,20 @@ def final_write_seconds() -> float:
     return float(os.environ.get("SEQLAB_FINAL_WRITE_SECONDS", "120"))
 
 
+#: 64 MiB.
+DEFAULT_MAX_PREDICTION_BYTES = 64 * 1024 * 1024
+
+
+def max_prediction_bytes() -> int:
+    """``SEQLAB_MAX_PREDICTION_BYTES``: the most bytes of predictions a job
+    stores (its training inputs' outputs, as JSON) and ``POST
+    /jobs/<id>/predict`` answers (default 64 MiB), bounded before they are
+    computed (:func:`jobs.store.prediction_bytes_bound`). Keep it under
+    Redis's ``proto-max-bulk-len`` (512 MB): the stored predictions are one
+    value. Read by the worker and the API."""
+    return int(os.environ.get("SEQLAB_MAX_PREDICTION_BYTES", str(DEFAULT_MAX_PREDICTION_BYTES)))
+
+
 #: One hour.
 DEFAULT_JOB_TIME_LIMIT = 3600
 #: Seconds past a job's time limit at which Celery raises SoftTimeLimitExceeded

@@ -3,9 +3,14 @@ and the worker (progress, results). Imports redis only: no Celery, no Keras.
 
 A job is the hash ``seqlab:job:<id>``, whose fields are JSON values; its
 training data ``seqlab:job:<id>:data`` (JSON), apart so that polls and
-listings never read it; once trained, ``seqlab:job:<id>:model`` (the
-``.keras`` file) and ``seqlab:job:<id>:predictions`` (the model's outputs
-for the training inputs, JSON: apart, as they grow with the data); and
+listings never read it; once trained, the ``.keras`` file in chunks of
+:data:`MODEL_CHUNK_BYTES` (the first at ``seqlab:job:<id>:model``, the
+others at ``seqlab:job:<id>:model:<n>``, their count and the file's size in
+the record's ``model_file``: no Redis value nears its 512 MB limit, and
+Redis serves other clients between chunks) and
+``seqlab:job:<id>:predictions`` (the model's outputs for the training
+inputs, JSON: apart, as they grow with the data; at most
+``SEQLAB_MAX_PREDICTION_BYTES``, see :func:`prediction_bytes_bound`); and
 its membership in the sorted set ``seqlab:jobs``
 (score: creation time) for listing, and in its tenant's
 ``seqlab:tenant:<name>:jobs`` when it has one (the API key that made it:
@@ -32,6 +37,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from collections.abc import Mapping
 from datetime import UTC
 from datetime import datetime
@@ -51,6 +57,15 @@ RUNNING = f"{PREFIX}:running"
 #: (score: when), so that a reaper that dies between the two is made good.
 REQUEUE = f"{PREFIX}:requeue"
 STATUSES = ("queued", "running", *TERMINAL)
+
+#: Bytes per Redis value of a model file (as jobs/datasets.py stores arrays).
+MODEL_CHUNK_BYTES = 4 * 1024 * 1024
+
+#: The most bytes one number of predictions takes as JSON with its separator
+#: and its share of brackets: ``-1.2345678901234567e-308`` is 24 characters,
+#: ``, `` two more, and each list (at most one a value) ``[``, ``]`` and
+#: ``, ``. A float32 output usually takes some 21.
+JSON_VALUE_BYTES = 30
 
 #: Events a job's stream keeps, about (Redis trims whole nodes of entries):
 #: some 15 minutes of progress at two reports a second, and every state change
@@ -115,6 +130,26 @@ def prediction_samples(predictions: Any) -> int:
     return len(predictions)
 
 
+def prediction_bytes_bound(samples: int, values_per_sample: int) -> int:
+    """The most bytes predictions of ``samples`` samples of
+    ``values_per_sample`` output values each (all outputs together) take as
+    JSON: what ``SEQLAB_MAX_PREDICTION_BYTES`` is compared with, known
+    before any is computed."""
+    return samples * values_per_sample * JSON_VALUE_BYTES + 2
+
+
+def model_chunks(data: bytes) -> list[memoryview]:
+    """A model file cut in values of at most :data:`MODEL_CHUNK_BYTES` (one,
+    empty, for an empty file)."""
+    view = memoryview(data)
+    count = max(1, -(-len(view) // MODEL_CHUNK_BYTES))
+    return [view[n * MODEL_CHUNK_BYTES : (n + 1) * MODEL_CHUNK_BYTES] for n in range(count)]
+
+
+class ModelGone(Exception):
+    """A chunk of a model file expired or was deleted while it was read."""
+
+
 def finite(value: Any) -> Any:
     """``value`` with every non-finite float replaced by None: what JSON can
     carry (a metric may be NaN while the loss is not)."""
@@ -139,6 +174,26 @@ def outcome_members(fields: Mapping[str, Any]) -> str:
     if result and "final_metrics" in result:
         members["final_metrics"] = finite(result["final_metrics"])
     return json.dumps(members, allow_nan=False)[1:-1]
+
+
+#: What Redis answers when a write can never succeed as it is: out of
+#: memory under ``maxmemory`` (``noeviction``), or a value over its limits.
+TOO_LARGE = ("exceeds maximum allowed size", "invalid bulk length", "max-bulk-len")
+FULL = ("OOM command not allowed",)
+
+
+def permanent_error(error: BaseException) -> str | None:
+    """``"StorageFull"`` or ``"ResultTooLarge"`` where Redis refused a write
+    that retrying will not make succeed, else None (Redis unreachable, a
+    timeout, a replica failing over: worth retrying)."""
+    if not isinstance(error, redis.ResponseError):
+        return None
+    message = str(error)
+    if isinstance(error, redis.exceptions.OutOfMemoryError) or any(m in message for m in FULL):
+        return "StorageFull"
+    if any(m in message for m in TOO_LARGE):
+        return "ResultTooLarge"
+    return None
 
 
 class JobStore:
@@ -171,6 +226,11 @@ class JobStore:
     @staticmethod
     def model_key(job_id: str) -> str:
         return f"{PREFIX}:job:{job_id}:model"
+
+    @staticmethod
+    def model_chunk_key(job_id: str, n: int) -> str:
+        """The key of chunk ``n`` of the model file (the first: :meth:`model_key`)."""
+        return f"{PREFIX}:job:{job_id}:model" + (f":{n}" if n else "")
 
     @staticmethod
     def predictions_key(job_id: str) -> str:
@@ -396,14 +456,72 @@ class JobStore:
         return bool(self.scripts.transition(keys=keys, args=args))
 
     def put_model(self, job_id: str, data: bytes) -> bool:
-        """Keep the trained ``.keras`` file for the job's remaining lifetime;
-        False (and nothing stored) if the job's record is gone."""
+        """Keep the trained ``.keras`` file for the job's remaining lifetime,
+        in chunks; False (and nothing more stored) if the job's record is gone."""
+        chunks = self._put_later_chunks(job_id, "", data)
+        if chunks is None:
+            return False
+        info = json.dumps({"bytes": len(data), "chunks": len(chunks)})
         keys = [self.key(job_id), self.model_key(job_id)]
-        return bool(self.scripts.put_model(keys=keys, args=[data]))
+        return bool(self.scripts.put_model(keys=keys, args=[chunks[0], info]))
+
+    def _put_later_chunks(self, job_id: str, token: str, data: bytes) -> list[memoryview] | None:
+        """Store every chunk of a model file but the first (which the caller
+        stores with the record, in one step); its chunks, or None if the job
+        is gone (or, given a lease ``token``, no longer held by it).
+
+        :raise redis.ResponseError: where Redis refuses a chunk (out of memory).
+        """
+        chunks = model_chunks(data)
+        for n, chunk in enumerate(chunks[1:], start=1):
+            keys = [self.key(job_id), self.model_chunk_key(job_id, n)]
+            if not self.scripts.put_model_chunk(keys=keys, args=[token, chunk]):
+                return None
+        return chunks
+
+    def model_file(self, job_id: str) -> dict[str, int] | None:
+        """The stored model file's ``bytes`` and ``chunks``, None if there is
+        none (a record from before chunks: its one value's length)."""
+        info = self.redis.hget(self.key(job_id), "model_file")
+        if info is not None:
+            return json.loads(info)  # type: ignore[no-any-return]
+        size = int(self.redis.strlen(self.model_key(job_id)))
+        if not size and not self.redis.exists(self.model_key(job_id)):
+            return None
+        return {"bytes": size, "chunks": 1}
+
+    def model_file_complete(self, job_id: str, info: Mapping[str, int]) -> bool:
+        """Whether every chunk of the model file ``info`` describes is there."""
+        keys = [self.model_chunk_key(job_id, n) for n in range(info["chunks"])]
+        return int(self.redis.exists(*keys)) == len(keys)
+
+    def iter_model(self, job_id: str, info: Mapping[str, int]) -> Iterator[bytes]:
+        """The model file's chunks, read one at a time (a download streams them).
+
+        :raise ModelGone: if a chunk expired or was deleted meanwhile.
+        """
+        for n in range(info["chunks"]):
+            chunk = self.redis.get(self.model_chunk_key(job_id, n))
+            if chunk is None:
+                raise ModelGone(job_id)
+            yield bytes(chunk)
 
     def get_model(self, job_id: str) -> bytes | None:
-        value = self.redis.get(self.model_key(job_id))
-        return bytes(value) if value is not None else None
+        """The whole model file, None if there is none (or a chunk is gone)."""
+        info = self.model_file(job_id)
+        if info is None:
+            return None
+        try:
+            return b"".join(self.iter_model(job_id, info))
+        except ModelGone:
+            return None
+
+    def drop_results(self, job_id: str, chunks: int) -> None:
+        """Delete the model file's ``chunks`` and the predictions a worker
+        stored before its final write failed for good (DEL frees memory
+        even when Redis refuses writes for lack of it)."""
+        keys = [self.model_chunk_key(job_id, n) for n in range(max(chunks, 1))]
+        self.redis.delete(*keys, self.predictions_key(job_id))
 
     def get_predictions(self, job_id: str) -> list[Any] | None:
         """The predictions on the training inputs stored apart, None if none are."""
@@ -462,13 +580,27 @@ class JobStore:
         self, job_id: str, token: str, status: str, model: bytes | None = None, **fields: Any
     ) -> bool:
         """End the job running under ``token`` with its outcome and model
-        file, in one step; False (nothing written) if it is not ours."""
+        file, in one step (a file of several chunks: all but the first
+        stored just before); False (nothing written) if it is not ours.
+
+        :raise redis.ResponseError: where Redis refuses a write (out of
+            memory, a value over its size limit): see :func:`permanent_error`.
+        """
         if status not in TERMINAL:
             raise ValueError(f"not a final status: {status}")
+        first: bytes | memoryview | None = None
+        if model is not None:
+            # The chunks after the first go before the step that ends the
+            # job, which stores the first with the record that counts them.
+            chunks = self._put_later_chunks(job_id, token, model)
+            if chunks is None:
+                return False
+            first = chunks[0]
+            fields = {**fields, "model_file": {"bytes": len(model), "chunks": len(chunks)}}
         keys = [self.key(job_id), self.lease_key(job_id), self.model_key(job_id), RUNNING,
                 self.events_key(job_id)]  # fmt: skip
         args: list[Any] = [job_id, token, status, json.dumps(now())]
-        args += ["1", model] if model is not None else ["0", ""]
+        args += ["1", first] if first is not None else ["0", ""]
         args.append(outcome_members(fields))
         args += [x for k, v in fields.items() for x in (k, json.dumps(v))]
         return bool(self.scripts.finish_leased(keys=keys, args=args))

@@ -6,11 +6,14 @@ that only the pool's child processes ever load Keras.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from functools import cache
 from functools import partial
 from typing import Any
@@ -30,6 +33,9 @@ from jobs.datasets import DatasetStore
 from jobs.datasets import resolve
 from jobs.presence import worker_name
 from jobs.store import JobStore
+from jobs.store import finite
+from jobs.store import model_chunks
+from jobs.store import permanent_error
 from jobs.store import prediction_samples
 
 logger = get_task_logger(__name__)
@@ -242,9 +248,11 @@ class Reporter:
 
         The result's predictions are stored apart first, and left in the
         record only for a small training set (:data:`INLINE_PREDICTIONS`).
+        A write that Redis refuses for good (out of memory, a value over its
+        limit: :func:`~jobs.store.permanent_error`) is not retried: the job
+        ends ``failed`` at once (:meth:`refused`), never trained again.
         """
         deadline = time.monotonic() + settings.final_write_seconds()
-        delay = 0.1
         predictions = None
         if "result" in fields and "predictions" in fields["result"]:
             result = dict(fields["result"])
@@ -252,19 +260,35 @@ class Reporter:
             if prediction_samples(predictions) > INLINE_PREDICTIONS:
                 del result["predictions"]
                 fields = {**fields, "result": result}
+
+        def store_outcome() -> bool:
+            if predictions is not None:
+                self.jobs.put_predictions_leased(self.job_id, self.token, predictions)
+            return self.jobs.finish_leased(self.job_id, self.token, status, model_file, **fields)
+
+        try:
+            held = self.retrying(store_outcome, deadline, status)
+        except redis.RedisError as error:
+            kind = permanent_error(error)
+            if kind is None:
+                raise
+            held = self.refused(kind, error, model_file, predictions, fields, deadline)
+        if not held:
+            logger.warning(
+                "job %s is no longer this worker's; its outcome (%s) is dropped",
+                self.job_id, status,
+            )  # fmt: skip
+
+    def retrying(self, write: Callable[[], bool], deadline: float, status: str) -> bool:
+        """``write()``, retried with backoff until ``deadline`` while Redis
+        is unreachable; a refusal that retrying cannot help is raised at once."""
+        delay = 0.1
         while True:
             try:
-                if predictions is not None:
-                    self.jobs.put_predictions_leased(self.job_id, self.token, predictions)
-                if not self.jobs.finish_leased(
-                    self.job_id, self.token, status, model_file, **fields
-                ):
-                    logger.warning(
-                        "job %s is no longer this worker's; its outcome (%s) is dropped",
-                        self.job_id, status,
-                    )  # fmt: skip
-                return
+                return write()
             except redis.RedisError as error:
+                if permanent_error(error) is not None:
+                    raise
                 if time.monotonic() + delay > deadline:
                     logger.error(
                         "job %s: could not store its outcome (%s) for %ss; giving up",
@@ -274,6 +298,88 @@ class Reporter:
                 logger.warning("job %s: storing outcome failed (%s); retrying", self.job_id, error)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def refused(
+        self,
+        kind: str,
+        error: redis.RedisError,
+        model_file: bytes | None,
+        predictions: Any,
+        fields: dict[str, Any],
+        deadline: float,
+    ) -> bool:
+        """End the job ``failed`` with ``kind`` (``StorageFull`` or
+        ``ResultTooLarge``), naming the sizes and Redis's limit, after Redis
+        refused its results for good: what was written of them is deleted
+        (freeing the memory), the history is kept where Redis takes it."""
+        logger.error("job %s: Redis refused its results for good (%s)", self.job_id, error)
+        chunks = len(model_chunks(model_file)) if model_file is not None else 0
+        with contextlib.suppress(redis.RedisError):
+            self.jobs.drop_results(self.job_id, chunks)
+        message = refused_message(self.jobs.redis, kind, error, model_file, predictions)
+        error_doc = failure(kind, message)
+        tries: list[dict[str, Any]] = [{"error": error_doc}]
+        if fields.get("result"):
+            light = {k: v for k, v in fields["result"].items() if k != "predictions"}
+            light["predictions_not_stored"] = {"reason": "storage_refused", "message": message}
+            tries.insert(0, {"result": light, "error": error_doc})
+        for extra in tries:
+            try:
+                return self.retrying(
+                    lambda extra=extra: self.jobs.finish_leased(
+                        self.job_id, self.token, "failed", **extra
+                    ),
+                    deadline,
+                    "failed",
+                )
+            except redis.RedisError as again:
+                if permanent_error(again) is None:
+                    raise
+                logger.error("job %s: its failure was refused too (%s)", self.job_id, again)
+        return True
+
+
+def refused_message(
+    client: redis.Redis, kind: str, error: redis.RedisError, model_file: bytes | None,
+    predictions: Any,
+) -> str:  # fmt: skip
+    """The error message of a job whose results Redis refused: what it
+    stored (the model file's and predictions' sizes) and Redis's limit."""
+    sizes = []
+    if model_file is not None:
+        sizes.append(f"a model file of {len(model_file)} bytes")
+    if predictions is not None:
+        size = len(json.dumps(finite(predictions), allow_nan=False))
+        sizes.append(f"predictions of {size} bytes")
+    what = " and ".join(sizes) or "its outcome"
+    reply = str(error).split(" script:")[0]
+    if kind == "StorageFull":
+        limit = redis_setting(client, "maxmemory")
+        return (
+            f"Redis refused to store the job's results ({what}) for lack of memory: its "
+            f"maxmemory is {limit} bytes (Redis said: {reply}). Nothing of them was kept; "
+            "free memory in Redis or raise its maxmemory, and train again."
+        )
+    limit = redis_setting(client, "proto-max-bulk-len")
+    return (
+        f"Redis refused a value of the job's results ({what}) as too large: its limit on "
+        f"one value (proto-max-bulk-len) is {limit} bytes (Redis said: {reply}). Nothing "
+        "of them was kept; lower SEQLAB_MAX_PREDICTION_BYTES or set "
+        "fit.store_predictions to false, and train again."
+    )
+
+
+def redis_setting(client: redis.Redis, name: str) -> str:
+    """A Redis configuration value, or ``"unknown"`` where it cannot be read
+    (CONFIG renamed away)."""
+    try:
+        values = client.config_get(name)
+    except redis.RedisError:
+        return "unknown"
+    value = values.get(name, values.get(name.encode()))
+    if isinstance(value, bytes):
+        return value.decode()
+    return "unknown" if value is None else str(value)
 
 
 @task_failure.connect

@@ -21,10 +21,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jobs import settings
+from jobs.store import JSON_VALUE_BYTES
+from jobs.store import prediction_bytes_bound
 from seqlab.fit import split_samples
 
 from .agreement import EngineMismatch
@@ -109,6 +113,7 @@ def train(
     should_stop: Callable[[], bool],
     deadline: float | None = None,
     on_history: Callable[[dict[str, Any]], None] | None = None,
+    max_prediction_bytes: int | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """Build, compile and fit the model of a validated train request, then
     predict its training inputs and save it.
@@ -116,7 +121,9 @@ def train(
     ``expected`` holds the engine's counts (a job's ``params``); the built
     model must agree with them. ``deadline`` (``time.monotonic()``) is the
     job's time limit; ``on_history`` gets the history so far every few
-    seconds (:class:`~worker.monitor.Monitor`). Returns the result document
+    seconds (:class:`~worker.monitor.Monitor`); ``max_prediction_bytes``
+    caps the predictions kept (``SEQLAB_MAX_PREDICTION_BYTES`` where None:
+    :func:`predict_training_inputs`). Returns the result document
     and the trained model as ``.keras`` bytes. Raises :class:`Cancelled` or
     :class:`TimeLimitReached` (with the partial result and model as
     arguments), or :class:`TrainingFailed`.
@@ -143,7 +150,9 @@ def train(
         trained = time.perf_counter()
         # Whatever stopped the fit, the model is predicted and saved: a
         # cancelled or timed-out job keeps its partial result and model.
-        predictions = predict_training_inputs(built.model, request)
+        if max_prediction_bytes is None:
+            max_prediction_bytes = settings.max_prediction_bytes()
+        predictions = predict_training_inputs(built.model, request, max_prediction_bytes)
         model_file = save(built.model)
         result = result_document(request, built, monitor, stopper, predictions)
         # Read last, as the whole document once was: predict_and_save_seconds
@@ -347,20 +356,72 @@ def stopped(monitor: Monitor, stopper: Any, options: Mapping[str, Any] | None) -
     return document
 
 
-def predict_training_inputs(model: Any, request: Mapping[str, Any]) -> Any:
+@dataclass
+class TrainingPredictions:
+    """The result's predictions (:func:`predict_training_inputs`): the
+    outputs as :func:`predict` answers them, or None with why none are kept
+    (``not_stored``: ``reason``, ``disabled`` or ``too_large``, and a
+    ``message``; with ``too_large`` the ``bytes_bound`` and ``limit_bytes``)."""
+
+    values: Any = None
+    not_stored: dict[str, Any] | None = None
+
+
+def predict_training_inputs(
+    model: Any, request: Mapping[str, Any], max_bytes: int
+) -> TrainingPredictions:
     """Phase 3: the trained model's outputs for every training input (the
-    result's ``predictions``), as :func:`predict` answers them.
+    result's ``predictions``), as :func:`predict` answers them, in batches
+    of the fit's ``batch_size`` (of the model's fixed batch size, a
+    stateful model's); none where ``fit.store_predictions`` is false, or
+    where they could take more than ``max_bytes`` as JSON
+    (:func:`~jobs.store.prediction_bytes_bound`, from the first batch's
+    output values per sample: the rest are then never computed).
 
     Cost: memory, the request's ``x`` (and ``y``) as arrays again (the
-    fit's are not kept), the outputs for all samples at once, and those
-    outputs again as Python lists (about 32 bytes a value, against 4 for
-    float32). Without a fixed batch size, the forward pass runs on all the
-    samples in one batch: its activations grow with the number of samples,
-    outside any training step's (batch-sized) peak. Time: one forward pass
-    over the samples, after compiling the predict step for that shape.
+    fit's are not kept), one batch's forward pass (activations of
+    ``batch_size`` samples, no more than a training step's), the outputs
+    of all samples (4 bytes a value) and those outputs again as Python
+    lists (about 32 bytes a value): both bounded by ``max_bytes`` (at
+    least :data:`~jobs.store.JSON_VALUE_BYTES` bytes a value). Time: one
+    forward pass over the samples, after compiling the predict step for
+    the batch's shape (and the last, smaller batch's).
     """
+    import keras
+    import numpy as np
+
+    fit_args = request["fit"]
+    if not fit_args.get("store_predictions", True):
+        return TrainingPredictions(
+            not_stored={
+                "reason": "disabled",
+                "message": "The request's fit.store_predictions is false: no predictions "
+                "on the training inputs were computed nor stored.",
+            }
+        )
     x, _ = job_arrays(request, model)
-    return predict(model, x, model_batch_size(request["model"]))
+    batch_size = model_batch_size(request["model"]) or int(fit_args["batch_size"])
+    batches = predict_batches(model, x, batch_size)
+    first = next(batches)
+    count = samples(x)
+    per_sample = sum(int(np.prod(np.shape(a)[1:])) for a in keras.tree.flatten(first))
+    bound = prediction_bytes_bound(count, per_sample)
+    if bound > max_bytes:
+        return TrainingPredictions(
+            not_stored={
+                "reason": "too_large",
+                "message": f"The predictions on the {count} training inputs could take "
+                f"{bound} bytes as JSON ({count} samples × {per_sample} output values × "
+                f"{JSON_VALUE_BYTES} bytes), over this server's limit of {max_bytes} bytes "
+                "(SEQLAB_MAX_PREDICTION_BYTES): none were stored. Download the model "
+                "(GET /jobs/<id>/model), or ask POST /jobs/<id>/predict for fewer "
+                "instances at a time.",
+                "bytes_bound": bound,
+                "limit_bytes": max_bytes,
+            }
+        )
+    out = keras.tree.map_structure(lambda *a: np.concatenate(a), first, *batches)
+    return TrainingPredictions(values=as_lists(model, out))
 
 
 def model_batch_size(spec: Mapping[str, Any]) -> int | None:
@@ -372,25 +433,37 @@ def model_batch_size(spec: Mapping[str, Any]) -> int | None:
 
 def predict(model: Any, x: Any, batch_size: int | None) -> Any:
     """The model's outputs for ``x`` (one array, or a list for several
-    inputs), in batches of the model's fixed batch size where it has one (a
-    stateful model accepts no other).
-
-    A model with several outputs answers an object by output name (Keras's
-    ``model.output_names``), or a list in output order where two outputs
-    share a name (two tensors of one layer); one output (even given as a
-    list of one, which Keras's ``predict`` unwraps) the list of its values.
-    """
+    inputs), in batches of ``batch_size`` where given (a stateful model
+    accepts no other than its own), else in one batch; as :func:`as_lists`
+    answers them."""
     import keras
     import numpy as np
 
     if not batch_size:
         out = model.predict_on_batch(x)
     else:
-        batches = [
-            model.predict_on_batch(take(x, slice(i, i + batch_size)))
-            for i in range(0, samples(x), batch_size)
-        ]
+        batches = list(predict_batches(model, x, batch_size))
         out = keras.tree.map_structure(lambda *a: np.concatenate(a), *batches)
+    return as_lists(model, out)
+
+
+def predict_batches(model: Any, x: Any, batch_size: int) -> Iterator[Any]:
+    """``model.predict_on_batch`` of each ``batch_size`` samples of ``x``
+    in turn (the last batch may be smaller), computed as they are asked for."""
+    for i in range(0, samples(x), batch_size):
+        yield model.predict_on_batch(take(x, slice(i, i + batch_size)))
+
+
+def as_lists(model: Any, out: Any) -> Any:
+    """Outputs of ``predict_on_batch`` as JSON takes them.
+
+    A model with several outputs answers an object by output name (Keras's
+    ``model.output_names``), or a list in output order where two outputs
+    share a name (two tensors of one layer); one output (even given as a
+    list of one, which Keras's ``predict`` unwraps) the list of its values.
+    """
+    import numpy as np
+
     if not isinstance(out, list | tuple):
         return np.asarray(out).tolist()
     lists = [np.asarray(o).tolist() for o in out]
@@ -421,21 +494,26 @@ def result_document(
     built: Built,
     monitor: Monitor,
     stopper: Any,
-    predictions: Any,
+    predictions: TrainingPredictions,
 ) -> dict[str, Any]:
     """The job's result from what the phases gave (all but ``timings``,
-    the orchestrator's): history, metrics, why it stopped, predictions,
-    summary and where it ran."""
+    the orchestrator's): history, metrics, why it stopped, predictions (or
+    ``predictions_not_stored``: why there are none), summary and where it ran."""
     import keras
 
     model = built.model
+    kept: dict[str, Any] = (
+        {"predictions_not_stored": predictions.not_stored}
+        if predictions.not_stored is not None
+        else {"predictions": predictions.values}
+    )
     return {
         "history": monitor.history.result(),
         "history_block": monitor.history.block,
         "epochs_completed": monitor.epochs_done,
         "final_metrics": {k: finite_or_none(v) for k, v in monitor.last_epoch.items()},
         "stopped": stopped(monitor, stopper, request["fit"].get("early_stopping")),
-        "predictions": predictions,
+        **kept,
         "summary": built.summary,
         "keras_params": int(model.count_params()),
         "peak_rss_bytes": monitor.peak_rss_bytes,

@@ -12,6 +12,7 @@ job answers only once that job ends.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,10 +24,15 @@ from flask import current_app
 from werkzeug.exceptions import BadGateway
 from werkzeug.exceptions import Conflict
 from werkzeug.exceptions import GatewayTimeout
+from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import ServiceUnavailable
 
+from jobs import settings
+from jobs.store import JSON_VALUE_BYTES
+from jobs.store import prediction_bytes_bound
 from modelspec.errors import ApiValidationError
 from seqlab import ModelReport
+from seqlab import SpecError
 from seqlab import analyze
 from seqlab.registry import format_shape
 
@@ -137,7 +143,55 @@ def check_graph_instances(report: ModelReport, path: str, x: Any) -> list[Any]:
             f"Every input needs the same number of instances; received {listed}."
         )
     raise_errors(errors)
-    return [tensor["value"] for _, tensor in parts]
+    return [tensor for _, tensor in parts]
+
+
+def output_values(report: ModelReport, spec: Mapping[str, Any], shapes: list[list[int]]) -> int:
+    """Output values per instance, all outputs together, from the engine's
+    output shapes; where a dimension depends on the input (timesteps of
+    None), from the model analysed again on the instances' ``shapes``."""
+    out = report.output_shape
+    outputs = out if isinstance(out, list) else [out]
+    if any(d is None for shape in outputs for d in shape[1:]):
+        concrete = dict(spec)
+        if "inputs" in spec:
+            concrete["inputs"] = [
+                {**entry, "shape": list(shape[1:])}
+                for entry, shape in zip(spec["inputs"], shapes, strict=True)
+            ]
+        else:
+            concrete["input_shape"] = list(shapes[0][1:])
+        try:
+            out = analyze(concrete).output_shape
+            outputs = out if isinstance(out, list) else [out]
+        except SpecError:
+            pass  # then each unknown dimension counts as the longest given
+    longest = max((d for shape in shapes for d in shape[1:]), default=1)
+    return sum(math.prod(d if d is not None else longest for d in s[1:]) for s in outputs)
+
+
+def check_output_size(
+    report: ModelReport, spec: Mapping[str, Any], path: str, shapes: list[list[int]]
+) -> None:
+    """Refuse instances whose outputs could take more than
+    ``SEQLAB_MAX_PREDICTION_BYTES`` as JSON (:func:`jobs.store.prediction_bytes_bound`),
+    before anything is queued.
+
+    Raises:
+        ApiValidationError: 422, naming ``path``.
+    """
+    count = shapes[0][0]
+    values = output_values(report, spec, shapes)
+    bound = prediction_bytes_bound(count, values)
+    limit = settings.max_prediction_bytes()
+    if bound > limit:
+        message = (
+            f"The outputs of {count} instances could take {bound} bytes as JSON ({count} × "
+            f"{values} output values × {JSON_VALUE_BYTES} bytes), over this server's limit of "
+            f"{limit} bytes (SEQLAB_MAX_PREDICTION_BYTES): send at most "
+            f"{max((limit - 2) // (values * JSON_VALUE_BYTES), 0)} instances at a time."
+        )
+        raise ApiValidationError(f"{path}: {message}", {path: [message]})
 
 
 @bp.post("/jobs/<job_id>/predict")
@@ -159,10 +213,13 @@ def predict(job_id: str) -> dict[str, Any]:
     spec = job["request"]["model"]
     report = analyze(spec)
     if is_graph_report(report):
-        values = check_graph_instances(report, path, body[path])
+        tensors = check_graph_instances(report, path, body[path])
+        values: Any = [tensor["value"] for tensor in tensors]
+        shapes = [tensor["shape"] for tensor in tensors]
     else:
         check_instances(report, spec, path, body[path])
-        values = body[path]["value"]
+        values, shapes = body[path]["value"], [body[path]["shape"]]
+    check_output_size(report, spec, path, shapes)
     timeout = float(current_app.config["PREDICT_TIMEOUT"])
     celery = current_app.extensions["celery"]
     try:
@@ -213,8 +270,15 @@ def predict(job_id: str) -> dict[str, Any]:
 def training_predictions(job_id: str) -> dict[str, Any]:
     """The model's outputs for every training input, stored apart from the
     job record so that polls stay light (``GET /jobs/<id>`` carries them
-    only for a training set of at most 1,000 samples)."""
+    only for a training set of at most 1,000 samples).
+
+    404 with the reason where the job kept none (``fit.store_predictions``
+    false, over ``SEQLAB_MAX_PREDICTION_BYTES``, refused by Redis: the
+    result's ``predictions_not_stored``)."""
     job = get_job_or_404(job_id, fields=("result",))
+    not_stored = (job.get("result") or {}).get("predictions_not_stored")
+    if not_stored is not None:
+        raise NotFound(f"Job {job_id} kept no predictions: {not_stored['message']}")
     predictions = store().get_predictions(job_id)
     if predictions is None:  # a job finished before they were stored apart
         predictions = job.get("result", {}).get("predictions")

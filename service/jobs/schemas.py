@@ -327,6 +327,14 @@ class FitSchema(ma.Schema):
     )
     time_limit_seconds = StrictInt(load_default=None, allow_none=True, validate=check_time_limit)
     early_stopping = fields.Nested(EarlyStoppingSchema, load_default=None, allow_none=True)
+    store_predictions = StrictBool(
+        load_default=True,
+        metadata={
+            "description": "Whether the job computes and keeps the trained model's outputs "
+            "for the training inputs (GET /jobs/<id>/predictions), up to "
+            "SEQLAB_MAX_PREDICTION_BYTES."
+        },
+    )
 
 
 class ModelField(fields.Field):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -26,6 +28,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from jobs.reaper import send_train_task
 from jobs.store import TERMINAL
 from jobs.store import JobStore
+from jobs.store import ModelGone
 from jobs.store import is_job_id
 from jobs.store import new_job_id
 from modelspec.errors import ApiValidationError
@@ -60,6 +63,7 @@ from .submission import stored_data
 from .submission import stored_request
 
 bp = Blueprint("jobs", __name__)
+logger = logging.getLogger(__name__)
 
 
 def store() -> JobStore:
@@ -338,19 +342,36 @@ def delete_job(job_id: str) -> tuple[str, int]:
 
 @bp.get("/jobs/<job_id>/model")
 def download_model(job_id: str) -> Response:
-    """The trained model as a ``.keras`` file (``keras.saving.load_model``)."""
-    job = get_job_or_404(job_id)
-    data = store().get_model(job_id)
-    if data is None:
+    """The trained model as a ``.keras`` file (``keras.saving.load_model``),
+    streamed a stored chunk at a time: the API holds one chunk (4 MiB) of
+    it, never the whole file, and says its length up front."""
+    job = get_job_or_404(job_id, fields=())
+    jobs = store()
+    info = jobs.model_file(job_id)
+    if info is None or not jobs.model_file_complete(job_id, info):
         raise Conflict(
             f"Job {job_id} is {job['status']}; a model file exists once it has "
             "succeeded (or was cancelled after training started)."
         )
     return Response(
-        data,
+        model_stream(jobs, job_id, info),
         mimetype="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="seqlab-{job_id}.keras"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="seqlab-{job_id}.keras"',
+            "Content-Length": str(info["bytes"]),
+        },
     )
+
+
+def model_stream(jobs: JobStore, job_id: str, info: dict[str, int]) -> Iterator[bytes]:
+    """The chunks of a model file; one that expired or was deleted while
+    the file was sent ends the body short of its Content-Length, which the
+    client sees as a broken download (the status line is long gone)."""
+    try:
+        yield from jobs.iter_model(job_id, info)
+    except ModelGone:
+        # Outside the request's context by now: the module's logger.
+        logger.warning("model file of job %s went away while sent", job_id)
 
 
 @bp.get("/examples")
