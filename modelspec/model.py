@@ -8,6 +8,7 @@ and Keras's own ``model.to_json()`` of either kind. ``POST /params``,
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -86,14 +87,16 @@ def check_depth(body: object, limit: int = MAX_DEPTH) -> None:
         )
 
 
-def load_model_spec(body: object) -> dict[str, Any]:
+def load_model_spec(body: object, *, strict: bool = True) -> dict[str, Any]:
     """Validate a model in any form and return its compact spec.
 
     ``body`` is the compact form (``{"input_shape", "layers"}``), the
     compact graph form (``{"inputs", "layers", "outputs"}``) or what Keras's
     ``model.to_json()`` writes for a Sequential or a Functional model, as an
     object or as the JSON string itself. A Functional document's
-    ``build_config``s are checked against its graph (``seqlab.functional_json``).
+    ``build_config``s are checked against its graph (``seqlab.functional_json``),
+    which, ``strict``, refuses a model that fails on its first call (as
+    ``seqlab.analyze`` does); ``POST /params`` reads those too.
     Raises ``marshmallow.ValidationError`` or ``seqlab.SpecError``.
     """
     if isinstance(body, str):
@@ -114,6 +117,6 @@ def load_model_spec(body: object) -> dict[str, Any]:
         return model_spec_schema.load(body)  # type: ignore[no-any-return]
     spec: dict[str, Any] = graph_spec_schema.load(body)
     if built is not None:
-        spec, report = with_session_names(spec, analyze)
+        spec, report = with_session_names(spec, functools.partial(analyze, strict=strict))
         check_build_configs(report, built)
     return spec

@@ -23,15 +23,22 @@ def params_document(
 ) -> dict[str, Any]:
     """The document of ``POST /params`` for a request body (any form):
     the counts, the training memory estimate for ``batch_size`` and
-    ``optimizer``, and the summary ``line_length`` wide. The ``seqlab
-    params`` command prints it too.
+    ``optimizer``, the summary ``line_length`` wide, and ``warnings``. The
+    ``seqlab params`` command prints it too.
+
+    A model that Keras builds and counts but that fails on its first call
+    (``seqlab.analyze``'s ``strict=False``) is answered as Keras counts
+    it, each failure a warning (``{"field", "message"}``: the field and
+    the words of the 422 that ``POST /train`` gives it); ``warnings`` is
+    an empty list for a model that runs.
 
     :raise marshmallow.ValidationError: for a body the schema refuses.
-    :raise ApiValidationError: for a model Keras would refuse, naming the layer.
+    :raise ApiValidationError: for a model Keras would refuse to build,
+        naming the layer.
     """
     try:
-        spec = load_model_spec(body)
-        report = analyze(spec)
+        spec = load_model_spec(body, strict=False)
+        report = analyze(spec, strict=False)
     except SpecError as error:
         path = error.path or "body"
         raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
@@ -44,4 +51,8 @@ def params_document(
         # As Keras prints it on a console at least that wide (COLUMNS), so
         # that a width over the piped console's 80 columns is not cut.
         "summary": render_summary(report, line_length, max(CONSOLE_WIDTH, line_length)),
+        "warnings": [
+            {"field": error.path or "body", "message": error.message}
+            for error in report.first_call_failures
+        ],
     }

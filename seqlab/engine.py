@@ -156,6 +156,11 @@ class ModelReport:
     name: str
     input_shape: Shape
     layers: list[LayerReport]
+    #: Why the model, which Keras builds and counts, fails on its first call
+    #: (fit or predict), in the order of the spec; each names its field.
+    #: Filled by ``analyze(spec, strict=False)`` only: by default the first
+    #: is raised.
+    first_call_failures: list[SpecError] = field(default_factory=list)
 
     @property
     def total_params(self) -> int:
@@ -328,12 +333,19 @@ def _plan(cls: type[Layer]) -> _Plan:
     )
 
 
-def report_layer(layer: Layer, input_shape: Any, output: Output | None = None) -> LayerReport:
+def report_layer(
+    layer: Layer,
+    input_shape: Any,
+    output: Output | None = None,
+    failures: list[SpecError] | None = None,
+) -> LayerReport:
     """Build ``layer`` on ``input_shape``: its output, weights and counts.
 
     ``output`` is the output when the caller has it already (a graph's
     call, through ``Layer.call_output``); ``input_shape`` is then what the
-    layer is built on, one shape or a list of them.
+    layer is built on, one shape or a list of them. An activation that
+    cannot run (Keras builds the layer, its first call fails) is raised, or
+    with ``failures`` appended to it and the layer reported all the same.
     """
     if output is None:
         output = layer.output_shape(input_shape)
@@ -343,9 +355,17 @@ def report_layer(layer: Layer, input_shape: Any, output: Output | None = None) -
         check_initializers(layer, weights)
     if layer.variable_dtype == "bfloat16":
         check_bfloat16_initializers(layer, weights)
-    check_activations(layer, output)
+    try:
+        check_activations(layer, output)
+    except SpecError as error:
+        if failures is None:
+            raise
+        failures.append(error)
     sublayers = (
-        [report_layer(sub, shape) for sub, shape in layer.placed_sublayers(input_shape)]
+        [
+            report_layer(sub, shape, None, failures)
+            for sub, shape in layer.placed_sublayers(input_shape)
+        ]
         if isinstance(layer, Wrapper)
         else []
     )
@@ -360,20 +380,25 @@ def input_shape_of(spec: Mapping[str, Any]) -> Shape:
     return (spec.get("batch_size"), *spec["input_shape"])
 
 
-def _mask_after(layer: Layer, shape: Output, mask: Shape | None, path: str) -> Shape | None:
+def _mask_after(
+    layer: Layer, shape: Output, mask: Shape | None, path: str, failures: list[SpecError]
+) -> Shape | None:
     """The mask after ``layer`` (as the graph engine's masks: made by
     Masking/Embedding, passed on by a layer that supports masking), having
-    refused a call that its input's mask makes fail on the first run."""
+    added to ``failures`` a call that its input's mask makes fail on the
+    first run."""
     if isinstance(shape, list):
         return None
     if mask is not None and layer.call_mask:
         failure = layer.mask_failure(shape, mask)
         if failure is not None:
-            raise SpecError(
-                f"{failure}. Keras builds the model, but it fails on its first call "
-                f'(fit or predict): layer "{layer.name}" ({layer.type}) on input '
-                f"{tuple(shape)} with a mask {tuple(mask)}.",
-                path,
+            failures.append(
+                SpecError(
+                    f"{failure}. Keras builds the model, but it fails on its first call "
+                    f'(fit or predict): layer "{layer.name}" ({layer.type}) on input '
+                    f"{tuple(shape)} with a mask {tuple(mask)}.",
+                    path,
+                )
             )
     kinds = layer.mask_ops()
     if kinds:
@@ -386,7 +411,7 @@ def _mask_after(layer: Layer, shape: Output, mask: Shape | None, path: str) -> S
     return None
 
 
-def analyze_sequential(spec: Mapping[str, Any]) -> ModelReport:
+def analyze_sequential(spec: Mapping[str, Any], *, strict: bool = True) -> ModelReport:
     """Analyze a Sequential model spec as Keras 3 would build it.
 
     (:func:`seqlab.analyze` dispatches a spec here, or a graph spec to
@@ -395,13 +420,17 @@ def analyze_sequential(spec: Mapping[str, Any]) -> ModelReport:
     Args:
         spec: ``{"input_shape": [...], "layers": [...], "batch_size"?: int,
             "name"?: str}``, validated by the schema.
+        strict: raise the first of the model's first-call failures (a model
+            Keras builds but cannot run); with False, report them in
+            ``first_call_failures``.
 
     Returns:
         The per-layer report and totals.
 
     Raises:
-        SpecError: where Keras would refuse the model; its ``path`` names
-            the layer (``layers.2``) or argument.
+        SpecError: where Keras would refuse the model (or, ``strict``, fail
+            on its first call); its ``path`` names the layer (``layers.2``)
+            or argument.
     """
     namer = Namer()
     built = [configure_layer(s, namer, f"layers.{i}") for i, s in enumerate(spec["layers"])]
@@ -413,6 +442,9 @@ def analyze_sequential(spec: Mapping[str, Any]) -> ModelReport:
     # The shape of the Keras mask the running tensor carries, or None: only
     # to refuse a call that fails on it when the model runs.
     mask: Shape | None = None
+    # Collected, not raised: a later layer that Keras refuses to build is
+    # Keras's verdict on the model.
+    failures: list[SpecError] = []
     for i, layer in enumerate(built):
         path = f"layers.{i}"
         if layer.name in seen:
@@ -441,11 +473,15 @@ def analyze_sequential(spec: Mapping[str, Any]) -> ModelReport:
                 "Sequential model may return several tensors (return_state).",
                 path,
             )
+        found: list[SpecError] = []
         try:
-            report = report_layer(layer, shape)
+            report = report_layer(layer, shape, None, found)
         except SpecError as error:
             raise error.at(path) from None
+        failures += [error.at(path) for error in found]
         reports.append(report)
-        mask = _mask_after(layer, shape, mask, path)
+        mask = _mask_after(layer, shape, mask, path, failures)
         shape = report.output_shape
-    return ModelReport(spec.get("name") or "sequential", model_input, reports)
+    if failures and strict:
+        raise failures[0]
+    return ModelReport(spec.get("name") or "sequential", model_input, reports, failures)

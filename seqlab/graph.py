@@ -351,12 +351,14 @@ class _Builder:
         if first:
             for attr, prefix in layer.build_names:
                 setattr(layer, attr, self.namer.auto(prefix))
+        # An activation that cannot run: the layer builds, its call fails.
+        found: list[SpecError] = []
         try:
             if not first:
                 self.check_built(op, layer, shapes, path)
             output = layer.call_output(shapes, options)
             if first:
-                op.report = report_layer(layer, shapes, output)
+                op.report = report_layer(layer, shapes, output, found)
         except SpecError as error:
             raise error.at(path) from None
 
@@ -375,6 +377,9 @@ class _Builder:
         else:
             node.outputs = [_Tensor(node, 0, output, compute)]
 
+        for error in found:
+            moved = error.at(path)
+            self.deferred.append((node, moved.path, moved.message))
         failure = layer.call_failure(shapes, options)
         if failure is None and x.mask is not None and layer.call_mask:
             # When the model runs, the mask reaches the call whatever the dtypes.
@@ -743,20 +748,24 @@ def _sequential_like(node_depth: dict[_Node, int]) -> bool:
     return len({node.op for node in node_depth}) == count
 
 
-def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
+def analyze_graph(spec: Mapping[str, Any], *, strict: bool = True) -> GraphReport:
     """Analyze a graph (Functional) model spec as Keras 3 would build it.
 
     Args:
         spec: ``{"inputs": [...], "layers": [...], "outputs"?: ..., "name"?: str}``
             (the compact graph form), validated by the schema.
+        strict: raise the first failure of the model's first call (Keras
+            builds and counts the model, then fails when it runs); with
+            False, report them in ``first_call_failures``.
 
     Returns:
         The report: layers in ``model.layers`` order, rows, inputs, outputs.
 
     Raises:
-        SpecError: where Keras would refuse the model (or fail on its first
-            call); its ``path`` names the entry (``layers.2``), the input of a
-            call (``layers.2.inputs.1``), ``initial_state`` or ``outputs.0``.
+        SpecError: where Keras would refuse the model (or, ``strict``, fail on
+            its first call); its ``path`` names the entry (``layers.2``), the
+            input of a call (``layers.2.inputs.1``), ``initial_state`` or
+            ``outputs.0``.
 
     >>> r = analyze_graph({"inputs": [{"shape": [7, 3]}], "layers": [
     ...     {"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}]})
@@ -780,9 +789,11 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
                 )
             seen.add(op.name)
     in_model = node_depth  # the model's nodes (a dict: membership only)
-    for node, path, message in builder.deferred:
-        if node in in_model:
-            raise SpecError(message, path)
+    failures = [
+        SpecError(message, path) for node, path, message in builder.deferred if node in in_model
+    ]
+    if failures and strict:
+        raise failures[0]
 
     reports: list[LayerReport] = []
     calls: list[LayerReport] = []
@@ -830,6 +841,7 @@ def analyze_graph(spec: Mapping[str, Any]) -> GraphReport:
         name=spec.get("name") or "functional",
         input_shape=input_shapes[0] if single_input else input_shapes,  # type: ignore[arg-type]
         layers=reports,
+        first_call_failures=failures,
         inputs=[(x.node.op.name, x.shape) for x in inputs],
         outputs=[(t.node.op.name, t.shape) for t in outputs],
         single_input=single_input,

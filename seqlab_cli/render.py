@@ -173,7 +173,8 @@ def _bytes(value: int | None) -> str:
 
 def params_text(document: dict[str, Any]) -> str:
     """The ``POST /params`` document for a human: Keras's summary table, the
-    formula of each layer's count, the MACs and the memory estimates."""
+    formula of each layer's count, the MACs and the memory estimates, and
+    last its warnings (a model Keras counts but cannot call), if any."""
     memory = document["train_memory"]
     macs = document["macs"]
     lines = [
@@ -188,4 +189,12 @@ def params_text(document: dict[str, Any]) -> str:
         f"Trained model file ({memory['optimizer']} state): at most "
         f"{_bytes(document['model_file_bytes'])}",
     ]
+    warnings = document.get("warnings") or []  # a server older than the field
+    if warnings:
+        lines += [
+            "",
+            f"Warnings ({len(warnings)}): Keras builds and counts this model, but its first "
+            "call (fit or predict) fails; POST /train refuses it.",
+            *(f"  {w['field']}: {w['message']}" for w in warnings),
+        ]
     return "\n".join(lines)

@@ -856,6 +856,71 @@ def test_activations_keras_cannot_run_are_refused(layer: dict, path: str, reason
     assert oracle.keras_run_error(spec)  # ... and fails on its first call
 
 
+#: Sequential models whose mask a layer cannot take: Keras builds them, and
+#: the first call fails.
+MASK_FAILURES = [
+    ({"input_shape": [1, 6, 7], "layers": [
+        {"type": "Masking"}, {"type": "LayerNormalization"},
+        {"type": "ConvLSTM1D", "filters": 1, "kernel_size": [5]}]}, "layers.2"),
+]  # fmt: skip
+
+
+def lenient_fields(spec: dict[str, Any]) -> tuple[dict[str, Any], list[SpecError]]:
+    """``analyze(spec, strict=False)`` (``POST /params``) in the oracle's
+    form, and its first-call failures."""
+    report = analyze(spec, strict=False)
+    return oracle.report_fields(report), report.first_call_failures
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [({"input_shape": [5, 3], "layers": [layer, {"type": "Dense", "units": 2}]}, path)
+     for layer, path, _ in RUN_FAILURES] + MASK_FAILURES,
+)  # fmt: skip
+def test_models_keras_cannot_run_are_counted_as_keras_builds_them(
+    spec: dict[str, Any], path: str
+) -> None:
+    """Without ``strict`` the engine reports what Keras's built model says
+    (names, shapes, counts, weights, summary), with the strict refusal as
+    its first first-call failure."""
+    with pytest.raises(SpecError) as info:
+        analyze(spec)
+    engine, failures = lenient_fields(spec)
+    assert [(f.path, f.message) for f in failures[:1]] == [(info.value.path, info.value.message)]
+    assert info.value.path.startswith(path)
+    keras = oracle.keras_report(spec)
+    assert oracle.compare(engine, keras) == []
+    assert oracle.keras_run_error(spec)
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_corpus_models_answered_with_warnings_are_built_by_keras_and_fail_to_run() -> None:
+    """Every corpus spec the engine answers with first-call failures: Keras
+    builds it as the engine reports it, and cannot run it (the converse,
+    that the engine refuses no such model it could report, is the
+    ``build-only`` count of the corpus test)."""
+    found = []
+    warned = 0
+    for i, spec in enumerate(corpus.generate()):
+        try:
+            engine, failures = lenient_fields(spec)
+        except SpecError:
+            continue
+        if not failures:
+            continue
+        warned += 1
+        keras = oracle.keras_report(spec)
+        differences = oracle.compare(engine, keras)
+        if not differences and not oracle.keras_run_error(spec):
+            differences = ["Keras runs it"]
+        if differences:
+            found.append(f"#{i} {json.dumps(spec)}\n    " + "\n    ".join(differences))
+    assert warned >= 1
+    assert not found, "\n\n".join(found)
+
+
 @pytest.mark.keras
 def test_glu_on_an_even_size_runs() -> None:
     spec = {"input_shape": [5, 3], "layers": [{"type": "Dense", "units": 4, "activation": "glu"}]}
