@@ -39,11 +39,14 @@ def worker_key(node: str) -> str:
     return f"{PREFIX}:worker:{node}"
 
 
-def beat(client: redis.Redis, node: str, queues: Iterable[str], ttl: float) -> None:
-    """Say that worker ``node``, serving ``queues``, is alive for ``ttl`` seconds."""
+def beat(
+    client: redis.Redis, node: str, queues: Iterable[str], ttl: float, backend: str | None = None
+) -> None:
+    """Say that worker ``node``, serving ``queues`` with Keras's ``backend``,
+    is alive for ``ttl`` seconds."""
     value = json.dumps(
         {"node": node, "host": socket.gethostname(), "pid": os.getpid(),
-         "queues": sorted(queues), "at": time.time()}
+         "queues": sorted(queues), "backend": backend, "at": time.time()}
     )  # fmt: skip
     with client.pipeline(transaction=False) as pipe:
         pipe.set(worker_key(node), value, px=int(ttl * 1000))
@@ -59,16 +62,30 @@ def leave(client: redis.Redis, node: str) -> None:
         pipe.execute()
 
 
-def live_workers(client: redis.Redis, queue: str) -> int:
-    """How many workers serving ``queue`` are alive; forgets the dead ones."""
+def live_records(client: redis.Redis, queue: str) -> list[dict]:
+    """The heartbeat records of the live workers serving ``queue``; forgets
+    the dead ones."""
     nodes = sorted(m.decode() for m in client.smembers(WORKERS))
     if not nodes:
-        return 0
+        return []
     values = client.mget([worker_key(node) for node in nodes])
     dead = [node for node, value in zip(nodes, values, strict=True) if value is None]
     if dead:
         client.srem(WORKERS, *dead)
-    return sum(1 for value in values if value is not None and queue in json.loads(value)["queues"])
+    records = [json.loads(value) for value in values if value is not None]
+    return [record for record in records if queue in record["queues"]]
+
+
+def live_workers(client: redis.Redis, queue: str) -> int:
+    """How many workers serving ``queue`` are alive; forgets the dead ones."""
+    return len(live_records(client, queue))
+
+
+def live_backends(client: redis.Redis, queue: str) -> set[str] | None:
+    """The Keras backends of the live workers serving ``queue``; None when
+    none is alive (or none says: a worker from before backends were published)."""
+    backends = {r.get("backend") for r in live_records(client, queue)} - {None}
+    return backends or None
 
 
 def queue_keys(queue: str) -> list[str]:

@@ -38,7 +38,7 @@ _INIT_RANKS = {
 }
 
 
-def _initializer_name(value: Any) -> str | None:
+def initializer_name(value: Any) -> str | None:
     """``GlorotUniform``, ``glorot_uniform`` or ``{"class_name": ...}`` → snake case."""
     if isinstance(value, dict):
         value = value.get("class_name")
@@ -69,7 +69,7 @@ def check_constant_initializers(layer_type: str, config: Mapping[str, Any]) -> N
     for arg in initializer_args(cls):
         value = config[arg]
         # Keras's own defaults are never Constant (the common case: fast).
-        if value is defaults[arg] or _initializer_name(value) != "constant":
+        if value is defaults[arg] or initializer_name(value) != "constant":
             continue
         if not isinstance(value, Mapping) or "value" not in (value.get("config") or {}):
             raise SpecError(
@@ -95,13 +95,13 @@ def check_initializers(layer: Layer, weights: list[Weight]) -> None:
         value = layer.config[arg]
         if value is defaults[arg]:
             continue  # Keras's defaults fit the weights they initialize
-        rule = _INIT_RANKS.get(_initializer_name(value) or "")
+        rule = _INIT_RANKS.get(initializer_name(value) or "")
         if rule:
             rules[arg] = rule
     if not rules:
         return
     for w in weights:
-        arg = _initializer_arg(w)
+        arg = initializer_arg(w)
         rule = rules.get(arg)
         shape = layer.initializer_shape(w)
         if rule and not rule[0](len(shape)):
@@ -154,7 +154,7 @@ def check_activations(layer: Layer, output: Output) -> None:
             )
 
 
-def _initializer_arg(weight: Weight) -> str:
+def initializer_arg(weight: Weight) -> str:
     """The argument that initializes ``weight`` (``recurrent_kernel`` →
     ``recurrent_initializer``, ``kernel`` → ``kernel_initializer``)."""
     base = weight.name.rsplit("/", 1)[-1]
@@ -170,8 +170,8 @@ def check_bfloat16_initializers(layer: Layer, weights: list[Weight]) -> None:
     ``orthogonal`` is the RNNs' default ``recurrent_initializer``.
     """
     for w in weights:
-        arg = _initializer_arg(w)
-        if w.dtype == "bfloat16" and _initializer_name(layer.config.get(arg)) == "orthogonal":
+        arg = initializer_arg(w)
+        if w.dtype == "bfloat16" and initializer_name(layer.config.get(arg)) == "orthogonal":
             raise SpecError(
                 "Value for attr 'T' of bfloat16 is not in the list of allowed values: "
                 "double, float, half, complex64, complex128 (TensorFlow's Qr op, for the "

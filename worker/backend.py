@@ -6,6 +6,7 @@ main process: TensorFlow and XLA are not fork-safe).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 import tempfile
@@ -26,17 +27,20 @@ def configure_backend() -> str:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    if "KERAS_BACKEND" not in os.environ:
-        try:
-            import jax  # noqa: F401
-        except ImportError:
-            os.environ["KERAS_BACKEND"] = "tensorflow"
-        else:
-            os.environ["KERAS_BACKEND"] = "jax"
-    backend = os.environ["KERAS_BACKEND"]
+    backend = os.environ["KERAS_BACKEND"] = backend_name()
     if backend == "jax":
         configure_jax_cache()
     return backend
+
+
+def backend_name() -> str:
+    """The backend :func:`configure_backend` picks, without importing it:
+    ``KERAS_BACKEND``, else ``jax`` where it is installed, else
+    ``tensorflow``. The worker's main process publishes it (for the API's
+    check of what its backend can train) and never imports a framework."""
+    if "KERAS_BACKEND" in os.environ:
+        return os.environ["KERAS_BACKEND"]
+    return "jax" if importlib.util.find_spec("jax") is not None else "tensorflow"
 
 
 def configure_jax_cache() -> None:

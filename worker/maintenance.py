@@ -27,6 +27,8 @@ from jobs.reaper import default_reaper
 from jobs.reaper import send_train_task
 from jobs.store import JobStore
 
+from .backend import backend_name
+
 logger = logging.getLogger(__name__)
 
 _state: dict[str, Any] = {}
@@ -51,6 +53,8 @@ class Maintenance:
             self.store, lambda job_id, queue, limit: send_train_task(app, job_id, queue, limit)
         )
         self.worker = worker
+        # Published with each heartbeat: the API refuses what it cannot train.
+        self.backend = backend_name()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="seqlab-maintenance", daemon=True)
 
@@ -71,7 +75,9 @@ class Maintenance:
         next_sweep = time.monotonic()
         while True:
             try:
-                presence.beat(self.store.redis, self.node, self.queues, 3 * beat_every)
+                presence.beat(
+                    self.store.redis, self.node, self.queues, 3 * beat_every, self.backend
+                )
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + sweep_every
                     self.reaper.sweep(pending_after=max(30.0, 3 * sweep_every))

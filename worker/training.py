@@ -29,6 +29,8 @@ from typing import Any
 from jobs import settings
 from jobs.store import JSON_VALUE_BYTES
 from jobs.store import prediction_bytes_bound
+from seqlab import analyze
+from seqlab.backends import backend_problems
 from seqlab.fit import split_samples
 
 from .agreement import EngineMismatch
@@ -75,7 +77,6 @@ class TrainingFailed(Exception):
 def warm_up() -> None:
     """Load Keras and compile a tiny model, so that the first job does not
     pay for importing TensorFlow and initializing XLA."""
-    from seqlab import analyze
     from seqlab.examples import example_request
 
     request = example_request("many_to_one")
@@ -184,6 +185,11 @@ def build(request: Mapping[str, Any], expected: Mapping[str, Any]) -> Built:
     training step does both (:func:`fit`).
     """
     backend = configure_backend()
+    # The API refuses these while a worker of this backend is alive; a job
+    # queued while none was (its record warns) ends here, saying why.
+    problems = backend_problems(analyze(request["model"]), backend)
+    if problems:
+        raise TrainingFailed(" ".join(problems))
     import keras
 
     keras.utils.set_random_seed(int(request.get("seed", 0)))

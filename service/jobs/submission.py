@@ -72,6 +72,8 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
         doc["error"] = {k: v for k, v in job["error"].items() if k != "traceback"}
     if not full:
         return doc
+    if "warnings" in job:
+        doc["warnings"] = job["warnings"]
     doc["params"] = job["params"]
     request = job["request"]
     doc["request"] = {

@@ -52,6 +52,7 @@ from ..datasets.views import check_validation_data
 from ..datasets.views import resolve_train_data
 from ..limits import check_limits
 from ..requests import get_json_object
+from .backends import check_backends
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
 from .ratelimit import check_train_rate
@@ -162,6 +163,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     if not graph:
         check_data(report, body)
         check_validation_data(report, body)
+    warnings = check_backends(report)
     job_id = new_job_id()
     if idempotent is not None:
         # Claimed before anything is written: of concurrent requests with
@@ -170,7 +172,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         if earlier is not None:
             return _accepted(earlier, replayed=True)
     try:
-        record = _create_and_queue(job_id, body, report, dataset_refs)
+        record = _create_and_queue(job_id, body, report, dataset_refs, warnings)
     except BaseException:
         if idempotent is not None:
             # The key is free for the retry. Without Redis this fails too,
@@ -199,6 +201,7 @@ def _create_and_queue(
     body: dict[str, Any],
     report: ModelReport,
     dataset_refs: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write the job, of the caller's tenant, and queue it; returns the record.
 
@@ -226,6 +229,7 @@ def _create_and_queue(
             "request": stored_request(body),
             "params": job_params(report, render_summary(report)),
             "data_shapes": shapes,
+            **({"warnings": warnings} if warnings else {}),
         },
         data,
         tenant=tenant,
