@@ -37,7 +37,7 @@ def max_prediction_bytes() -> int:
     """``SEQLAB_MAX_PREDICTION_BYTES``: the most bytes of predictions a job
     stores (its training inputs' outputs, as JSON) and ``POST
     /jobs/<id>/predict`` answers (default 64 MiB), bounded before they are
-    computed (:func:`jobs.store.prediction_bytes_bound`). Keep it under
+    computed (:func:`seqlab.cost.prediction_bytes_bound`). Keep it under
     Redis's ``proto-max-bulk-len`` (512 MB): the stored predictions are one
     value. Read by the worker and the API."""
     return int(os.environ.get("SEQLAB_MAX_PREDICTION_BYTES", str(DEFAULT_MAX_PREDICTION_BYTES)))

@@ -10,7 +10,7 @@ the record's ``model_file``: no Redis value nears its 512 MB limit, and
 Redis serves other clients between chunks) and
 ``seqlab:job:<id>:predictions`` (the model's outputs for the training
 inputs, JSON: apart, as they grow with the data; at most
-``SEQLAB_MAX_PREDICTION_BYTES``, see :func:`prediction_bytes_bound`); and
+``SEQLAB_MAX_PREDICTION_BYTES``, see :func:`seqlab.cost.prediction_bytes_bound`); and
 its membership in the sorted set ``seqlab:jobs``
 (score: creation time) for listing, and in its tenant's
 ``seqlab:tenant:<name>:jobs`` when it has one (the API key that made it:
@@ -61,11 +61,6 @@ STATUSES = ("queued", "running", *TERMINAL)
 #: Bytes per Redis value of a model file (as jobs/datasets.py stores arrays).
 MODEL_CHUNK_BYTES = 4 * 1024 * 1024
 
-#: The most bytes one number of predictions takes as JSON with its separator
-#: and its share of brackets: ``-1.2345678901234567e-308`` is 24 characters,
-#: ``, `` two more, and each list (at most one a value) ``[``, ``]`` and
-#: ``, ``. A float32 output usually takes some 21.
-JSON_VALUE_BYTES = 30
 
 #: Events a job's stream keeps, about (Redis trims whole nodes of entries):
 #: some 15 minutes of progress at two reports a second, and every state change
@@ -128,14 +123,6 @@ def prediction_samples(predictions: Any) -> int:
     if isinstance(predictions, Mapping):
         return max((len(v) for v in predictions.values()), default=0)
     return len(predictions)
-
-
-def prediction_bytes_bound(samples: int, values_per_sample: int) -> int:
-    """The most bytes predictions of ``samples`` samples of
-    ``values_per_sample`` output values each (all outputs together) take as
-    JSON: what ``SEQLAB_MAX_PREDICTION_BYTES`` is compared with, known
-    before any is computed."""
-    return samples * values_per_sample * JSON_VALUE_BYTES + 2
 
 
 def model_chunks(data: bytes) -> list[memoryview]:

@@ -18,10 +18,10 @@ from test_predict import NEW
 from test_predict import fake_job
 from test_predict import keras_predict
 
-from jobs.store import JSON_VALUE_BYTES
 from jobs.store import MODEL_CHUNK_BYTES
-from jobs.store import prediction_bytes_bound
 from modelspec.model import load_model_spec
+from seqlab.cost import JSON_VALUE_BYTES
+from seqlab.cost import prediction_bytes_bound
 from seqlab.examples import example_request
 from service import create_app
 

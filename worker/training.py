@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs import settings
-from jobs.store import JSON_VALUE_BYTES
-from jobs.store import prediction_bytes_bound
 from seqlab import analyze
 from seqlab.backends import backend_problems
+from seqlab.cost import JSON_VALUE_BYTES
+from seqlab.cost import prediction_bytes_bound
 from seqlab.fit import split_samples
 
 from .agreement import EngineMismatch
@@ -381,7 +381,7 @@ def predict_training_inputs(
     of the fit's ``batch_size`` (of the model's fixed batch size, a
     stateful model's); none where ``fit.store_predictions`` is false, or
     where they could take more than ``max_bytes`` as JSON
-    (:func:`~jobs.store.prediction_bytes_bound`, from the first batch's
+    (:func:`~seqlab.cost.prediction_bytes_bound`, from the first batch's
     output values per sample: the rest are then never computed).
 
     Cost: memory, the request's ``x`` (and ``y``) as arrays again (the
@@ -389,7 +389,7 @@ def predict_training_inputs(
     ``batch_size`` samples, no more than a training step's), the outputs
     of all samples (4 bytes a value) and those outputs again as Python
     lists (about 32 bytes a value): both bounded by ``max_bytes`` (at
-    least :data:`~jobs.store.JSON_VALUE_BYTES` bytes a value). Time: one
+    least :data:`~seqlab.cost.JSON_VALUE_BYTES` bytes a value). Time: one
     forward pass over the samples, after compiling the predict step for
     the batch's shape (and the last, smaller batch's).
     """

@@ -28,12 +28,12 @@ from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import ServiceUnavailable
 
 from jobs import settings
-from jobs.store import JSON_VALUE_BYTES
-from jobs.store import prediction_bytes_bound
 from modelspec.errors import ApiValidationError
 from seqlab import ModelReport
 from seqlab import SpecError
 from seqlab import analyze
+from seqlab.cost import JSON_VALUE_BYTES
+from seqlab.cost import prediction_bytes_bound
 from seqlab.registry import format_shape
 
 from ..datasets.checks import check_input_values
@@ -174,7 +174,7 @@ def check_output_size(
     report: ModelReport, spec: Mapping[str, Any], path: str, shapes: list[list[int]]
 ) -> None:
     """Refuse instances whose outputs could take more than
-    ``SEQLAB_MAX_PREDICTION_BYTES`` as JSON (:func:`jobs.store.prediction_bytes_bound`),
+    ``SEQLAB_MAX_PREDICTION_BYTES`` as JSON (:func:`seqlab.cost.prediction_bytes_bound`),
     before anything is queued.
 
     Raises:
