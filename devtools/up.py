@@ -14,8 +14,14 @@ program's name.
 
 Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything: the API and the worker
 first (the worker with a warm shutdown that lets a running job end), killed
-after ``STOP_TIMEOUT`` seconds or at a second Ctrl-C, then Redis. If any of
-them dies, the others are stopped and the exit status is 1.
+after ``STOP_TIMEOUT`` seconds or at a second Ctrl-C, then Redis.
+
+A part that dies is started again, the rest left running (a ``kill -9`` of
+the worker once took the API down with it): after ``RESTART_FIRST`` seconds,
+doubling at each death up to ``RESTART_MAX`` while it keeps dying, back to
+the first once it has run ``RESTART_STABLE`` seconds. A part that dies
+within ``START_GRACE`` seconds of its first start could not start (a port
+taken, a bad setting): then the others are stopped and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -39,6 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Seconds the API and the worker get to stop before they are killed.
 STOP_TIMEOUT = 30.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+#: A part that dies this soon after its first start could not start: stop.
+START_GRACE = 10.0
+#: Seconds before a part that died is started again, doubling while it
+#: keeps dying, up to RESTART_MAX; back to the first once it has run
+#: RESTART_STABLE seconds.
+RESTART_FIRST = 1.0
+RESTART_MAX = 30.0
+RESTART_STABLE = 60.0
 
 _print_lock = threading.Lock()
 #: Set by the first stop signal; ``_hurry`` by the second.
@@ -57,11 +71,22 @@ class Child:
     """A program started in a process group of its own, its output copied to ours."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.name = name
+        self.name, self.argv, self.env = name, argv, env
+        #: Deaths since it last ran RESTART_STABLE seconds.
+        self.deaths = 0
+        #: When it is due to start again, once it has died; else None.
+        self.restart_at: float | None = None
+        self.start()
+        self.first_started = self.started
+
+    def start(self) -> None:
+        """Start the program (again), its output copied to ours."""
+        self.started = time.monotonic()
+        self.restart_at = None
         self.process = subprocess.Popen(
-            argv,
+            self.argv,
             cwd=ROOT,
-            env=env,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -69,12 +94,12 @@ class Child:
             # decide how each program stops.
             start_new_session=True,
         )
-        self.output = threading.Thread(target=self._copy_output, daemon=True)
+        self.output = threading.Thread(target=self._copy_output, args=(self.process,), daemon=True)
         self.output.start()
 
-    def _copy_output(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
+    def _copy_output(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
             say(self.name, raw.decode(errors="replace").rstrip())
 
     def running(self) -> bool:
@@ -94,6 +119,32 @@ class Child:
         except (ProcessLookupError, PermissionError):
             pass  # nothing left in the group
         self.process.wait()
+
+
+def supervise(child: Child, now: float) -> bool:
+    """Restart ``child`` if it died, after its back-off (saying so); False
+    if it died within START_GRACE of its first start: it cannot start."""
+    if child.running():
+        if child.deaths and now - child.started >= RESTART_STABLE:
+            child.deaths = 0
+        return True
+    if child.restart_at is None:
+        code = child.process.returncode
+        if child.started == child.first_started and now - child.started < START_GRACE:
+            say("up", f"{child.name} exited with status {code}; stopping the rest")
+            return False
+        delay = min(RESTART_MAX, RESTART_FIRST * 2**child.deaths)
+        child.deaths += 1
+        child.restart_at = now + delay
+        say("up", f"{child.name} exited with status {code}; starting it again in {delay:g} s")
+        # Whatever it left in its group (a killed Celery's pool children)
+        # goes too: a job of theirs is given back when its lease lapses.
+        child.kill_group()
+        child.output.join(timeout=2)
+    elif now >= child.restart_at:
+        child.start()
+        say("up", f"{child.name} started again (pid {child.process.pid})")
+    return True
 
 
 def redis_answers(url: str) -> bool:
@@ -256,10 +307,8 @@ def main() -> int:
         local = "127.0.0.1" if host in ("0.0.0.0", "") else host
         announce_when_ready(f"http://{local}:{port}/healthz")
         while not _stop.wait(0.2):
-            dead = next((child for child in children if not child.running()), None)
-            if dead is not None:
-                code = dead.process.returncode
-                say("up", f"{dead.name} exited with status {code}; stopping the rest")
+            now = time.monotonic()
+            if not all([supervise(child, now) for child in children]):
                 return 1
         say("up", "stopping (a second Ctrl-C kills at once)")
         return 0

@@ -57,6 +57,8 @@ RUNNING = f"{PREFIX}:running"
 #: (score: when), so that a reaper that dies between the two is made good.
 REQUEUE = f"{PREFIX}:requeue"
 STATUSES = ("queued", "running", *TERMINAL)
+#: The most index entries one page of jobs filtered by status reads.
+PAGE_SCAN = 1000
 
 #: Bytes per Redis value of a model file (as jobs/datasets.py stores arrays).
 MODEL_CHUNK_BYTES = 4 * 1024 * 1024
@@ -310,22 +312,35 @@ class JobStore:
         after: tuple[float, str] | None,
         fields: tuple[str, ...],
         tenant: str | None = None,
+        status: str | None = None,
     ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
         """Jobs newest first: up to ``limit`` records (``status`` and
         ``fields``) strictly after the cursor ``after``, in (creation desc,
         id desc) order; and the cursor after the last of them, None if no
-        more follow. Only ``tenant``'s jobs if given, else every job.
+        more follow. Only ``tenant``'s jobs if given, else every job; only
+        jobs of that ``status`` if given.
 
         A cursor is the (creation score, id) of a job, so jobs created
         meanwhile, being newer, neither repeat nor shift a page. Ids whose
-        record expired are pruned from the index on the way.
+        record expired are pruned from the index on the way. With a status
+        the index is read past the jobs of other statuses, up to
+        :data:`PAGE_SCAN` of them: then the page may be short (even empty)
+        and its cursor is that of the last job read, so that the next page
+        goes on from there, and none is skipped.
         """
         names, index = ("status", *fields), index_key(tenant)
         page: list[tuple[tuple[float, str], dict[str, Any]]] = []
+        scanned = 0
         while len(page) <= limit:
-            candidates = self._after(index, after, limit + 1 - len(page))
+            if status is not None and scanned >= PAGE_SCAN:
+                return [record for _, record in page], after
+            wanted = limit + 1 - len(page)
+            # Filtered, read in larger batches: most entries may not match.
+            count = wanted if status is None else max(wanted, min(PAGE_SCAN - scanned, 200))
+            candidates = self._after(index, after, count)
             if not candidates:
                 break
+            scanned += len(candidates)
             with self.redis.pipeline(transaction=False) as pipe:
                 for _, job_id in candidates:
                     pipe.hmget(self.key(job_id), names)
@@ -333,7 +348,13 @@ class JobStore:
             gone = [job_id for (_, job_id), values in found if values[0] is None]
             if gone:
                 self.redis.zrem(index, *gone)
-            page += [(at, _decode(names, values)) for at, values in found if values[0] is not None]
+            page += [
+                (at, record)
+                for at, values in found
+                if values[0] is not None
+                for record in [_decode(names, values)]
+                if status is None or record["status"] == status
+            ]
             after = candidates[-1]
         more = len(page) > limit
         return [record for _, record in page[:limit]], page[limit - 1][0] if more else None

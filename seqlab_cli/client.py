@@ -69,7 +69,10 @@ class Api:
     ) -> urllib.request.Request:
         data = None
         all_headers = {"Accept": "application/json", **(headers or {})}
-        if body is not None:
+        if isinstance(body, bytes):  # a file, as it is (POST /datasets)
+            data = body
+            all_headers["Content-Type"] = "application/octet-stream"
+        elif body is not None:
             try:
                 # NaN and infinity are not JSON: the server would refuse them as malformed.
                 data = json.dumps(body, allow_nan=False).encode()

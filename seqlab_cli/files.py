@@ -12,6 +12,8 @@ from .errors import CliError
 
 #: The keys of a whole ``POST /train`` request (a model spec has none of them).
 TRAIN_KEYS = frozenset({"model", "example", "data", "compile", "fit", "seed"})
+#: A ``.npz``'s validation arrays (Keras's ``validation_data``).
+VALIDATION_ARRAYS = ("x_val", "y_val")
 
 
 def read_json(name: str) -> Any:
@@ -49,6 +51,10 @@ def read_data(argument: str) -> dict[str, Any]:
     """``--data``: ``{"x": [...], "y": [...]}`` from a ``.npz`` (arrays ``x``
     and ``y``), a pair ``X.npy,Y.npy``, or a JSON file of that object.
 
+    A ``.npz`` with validation arrays gives them too, as NumPy arrays with
+    its ``x`` and ``y`` (``{"x", "y", "x_val", "y_val"}``): the API takes
+    them only in an uploaded dataset (see :func:`npz_bytes`).
+
     :raise CliError: (exit status 2) naming the file and what is wrong.
     """
     names = argument.split(",")
@@ -61,6 +67,13 @@ def read_data(argument: str) -> dict[str, Any]:
                 raise CliError(f"{names[0]} has no array {' or '.join(missing)} "
                                f"(it holds: {', '.join(arrays.files) or 'nothing'}).",
                                REFUSED)  # fmt: skip
+            validation = [key for key in VALIDATION_ARRAYS if key in arrays.files]
+            if validation == list(VALIDATION_ARRAYS):
+                return {key: arrays[key] for key in ("x", "y", *VALIDATION_ARRAYS)}
+            if validation:
+                other = next(key for key in VALIDATION_ARRAYS if key not in validation)
+                raise CliError(f"{names[0]} has {validation[0]} but no {other}: the "
+                               "validation data needs both.", REFUSED)  # fmt: skip
             return {"x": arrays["x"].tolist(), "y": arrays["y"].tolist()}
     if suffixes == [".npy", ".npy"]:
         return {"x": _load(names[0]).tolist(), "y": _load(names[1]).tolist()}
@@ -71,6 +84,17 @@ def read_data(argument: str) -> dict[str, Any]:
                            REFUSED)  # fmt: skip
         return {"x": data["x"], "y": data["y"]}
     raise CliError(f"--data takes FILE.npz, FILE.json or X.npy,Y.npy, not {argument!r}.", REFUSED)
+
+
+def npz_bytes(arrays: dict[str, Any]) -> bytes:
+    """The ``.npz`` of ``arrays`` (``numpy.savez``), for ``POST /datasets``."""
+    import io
+
+    import numpy
+
+    out = io.BytesIO()
+    numpy.savez(out, **arrays)
+    return out.getvalue()
 
 
 def _load(name: str) -> Any:

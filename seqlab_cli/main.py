@@ -9,10 +9,12 @@ Ctrl-C (which stops watching, never the job).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,11 @@ from .errors import INTERRUPTED
 from .errors import JOB_FAILED
 from .errors import OK
 from .errors import REFUSED
+from .errors import ApiError
 from .errors import CliError
 from .files import is_train_request
 from .files import model_of
+from .files import npz_bytes
 from .files import read_data
 from .files import read_json
 from .follow import POLL_SECONDS
@@ -184,7 +188,8 @@ def _problem(detail: str, errors: dict[str, list[str]]) -> dict[str, Any]:
     "--data",
     "data_file",
     metavar="FILE",
-    help="Training data: FILE.npz (arrays x, y), X.npy,Y.npy or FILE.json {x, y}.",
+    help="Training data: FILE.npz (arrays x, y; with x_val, y_val it is uploaded as a "
+    "dataset, deleted once a waited-for job ends), X.npy,Y.npy or FILE.json {x, y}.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="fit.epochs")
 @click.option("--batch-size", type=click.IntRange(min=1), help="fit.batch_size")
@@ -222,14 +227,22 @@ def train(
         request["example"] = example
     if not request:
         raise click.UsageError("Give a SPEC file (or - for stdin), or --example NAME.")
-    if data_file is not None:
-        request["data"] = read_data(data_file)
+    data = read_data(data_file) if data_file is not None else None
     fit = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
     if fit:
         given = request.get("fit")
         request["fit"] = {**(given if isinstance(given, dict) else {}), **fit}
     api = settings.api(url)
-    job = api.call("POST", "/train", request).json()
+    dataset = None
+    if data is not None and "x_val" in data:
+        # Validation arrays travel only in a dataset: upload the four.
+        dataset = api.call("POST", "/datasets", npz_bytes(data)).json()["id"]
+        click.echo(f"Uploaded {data_file} as dataset {dataset} (x_val, y_val: the "
+                   "validation data).", err=True)  # fmt: skip
+        request["data"] = {"dataset": dataset}
+    elif data is not None:
+        request["data"] = data
+    job = submit(api, request)
     job_id = job["id"]
     if wait is None:
         wait = sys.stderr.isatty()
@@ -243,7 +256,34 @@ def train(
         return
     click.echo(f"Queued job {job_id} (Ctrl-C stops watching; seqlab cancel {job_id} "
                "cancels it).", err=True)  # fmt: skip
-    sys.exit(_watch(settings, api, job_id, as_json))
+    status = _watch(settings, api, job_id, as_json)
+    if dataset is not None and status != INTERRUPTED:
+        # The job has ended and read it: it would only count against the
+        # caller's datasets (SEQLAB_MAX_DATASETS) until it expires.
+        with contextlib.suppress(ApiError):
+            api.call("DELETE", f"/datasets/{dataset}")
+    sys.exit(status)
+
+
+#: Tries of ``POST /train`` when no answer or a 5xx comes back, and the
+#: seconds before each retry.
+SUBMIT_RETRIES = (0.5, 1.0)
+
+
+def submit(api: Api, request: dict[str, Any]) -> dict[str, Any]:
+    """``POST /train`` with an ``Idempotency-Key`` of this invocation's own,
+    sent again with the same key when no answer or a 5xx comes back (or a
+    409: the first try is still being queued): a retried submit is answered
+    with the job of the first, never a second job."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    for pause in (*SUBMIT_RETRIES, None):
+        try:
+            return api.call("POST", "/train", request, headers).json()  # type: ignore[no-any-return]
+        except ApiError as error:
+            if pause is None or not (error.transient or error.status == 409):
+                raise
+        time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 @cli.command()

@@ -71,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import docs
     from . import health
     from . import problems
+    from . import queries
     from .datasets import init_app as init_datasets
     from .jobs import init_app as init_jobs
     from .jobs import init_queue
@@ -84,6 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # /layers), health's (/healthz, /readyz), docs' (/docs, /openapi.yaml)
     # and views marked @auth.public.
     auth.init_app(app, open_blueprints=[params.bp, health.bp, docs.bp])
+    # After auth: a caller without a key learns nothing about the routes.
+    queries.init_app(app)
     health.init_app(app)
     limits.init_app(app)
     init_params(app)

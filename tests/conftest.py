@@ -197,6 +197,7 @@ def worker(redis_url, queue, tmp_path_factory):
     """A real Celery worker process (prefork, one child) on the test queue."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with run_worker(redis_url, queue, log) as process:
+        process.log = log  # what it logged, for tests of the logs
         yield process
 
 

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -282,6 +284,88 @@ def test_train_waits_for_a_succeeded_job(api_url, spec, tmp_path):
         assert plot.returncode == 2
         assert plot.stderr.startswith("seqlab: HTTP 404: ")
         assert not (tmp_path / "loss.png").exists()
+
+
+@pytest.mark.slow
+def test_train_sends_the_validation_arrays_of_an_npz(api_url, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.random((8, 5, 1)), "y": rng.random((8, 5)),
+              "x_val": rng.random((4, 5, 1)), "y_val": rng.random((4, 5))}  # fmt: skip
+    np.savez(tmp_path / "d.npz", **arrays)
+    rv = seqlab("train", "--example", "many_to_one", "--data", tmp_path / "d.npz",
+                "--epochs", "2", "--wait", "--json", "--url", api_url)  # fmt: skip
+    assert rv.returncode == 0, rv.stderr
+    job = json.loads(rv.stdout)
+    # Trained on the file's arrays, validated on its x_val and y_val.
+    assert job["request"]["data_shapes"]["x"] == [8, 5, 1]
+    assert len(job["result"]["history"]["val_loss"]) == 2
+    dataset = job["request"]["data_shapes"]["dataset"]
+    assert f"as dataset {dataset}" in rv.stderr
+    # The job has ended: its upload is deleted.
+    with urllib.request.urlopen(f"{api_url}/datasets") as answer:
+        assert dataset not in [d["id"] for d in json.load(answer)["datasets"]]
+    # One validation array alone is refused before anything is sent.
+    np.savez(tmp_path / "half.npz", x=arrays["x"], y=arrays["y"], y_val=arrays["y_val"])
+    rv = seqlab("train", "--example", "many_to_one", "--data", tmp_path / "half.npz",
+                "--url", "http://127.0.0.1:9")  # fmt: skip
+    assert rv.returncode == 2
+    assert "has y_val but no x_val" in rv.stderr
+
+
+class DroppingProxy(http.server.BaseHTTPRequestHandler):
+    """Forwards requests to ``target``; the first POST /train reaches the
+    API, but its answer is lost: the client gets a 502."""
+
+    target = ""
+    keys: list = []
+
+    def _forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host",)}
+        request = urllib.request.Request(self.target + self.path, data=body, headers=headers,
+                                         method=self.command)  # fmt: skip
+        try:
+            with urllib.request.urlopen(request) as answer:
+                status, data, replayed = answer.status, answer.read(), answer.headers
+        except urllib.error.HTTPError as error:
+            status, data, replayed = error.code, error.read(), error.headers
+        if self.command == "POST" and self.path == "/train":
+            self.keys.append((self.headers.get("Idempotency-Key"), json.loads(data)["id"],
+                              replayed.get("Idempotent-Replayed")))  # fmt: skip
+            if len(self.keys) == 1:
+                status, data = 502, b'{"detail": "the answer was lost"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_retried_submit_is_not_a_second_job(api_url):
+    DroppingProxy.target, DroppingProxy.keys = api_url, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DroppingProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proxy = f"http://127.0.0.1:{server.server_address[1]}"
+        rv = seqlab("train", "--example", "many_to_one", "--epochs", "1", "--url", proxy)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert rv.returncode == 0, rv.stderr
+    (key, created, _), (again, replayed, header) = DroppingProxy.keys
+    assert key == again and len(key) == 36  # a uuid, the same on the retry
+    assert created == replayed == rv.stdout.strip() and header == "true"
+    # Another invocation is another submit: a key of its own.
+    other = seqlab("train", "--example", "many_to_one", "--epochs", "1", "--url", api_url)
+    assert other.returncode == 0 and other.stdout.strip() != created
 
 
 @pytest.mark.slow

@@ -18,10 +18,12 @@ from dataclasses import field
 from typing import Any
 
 import keras_oracle as oracle
+import numpy as np
 import pytest
 from openapi_check import validate_response
 
 from service.datasets.domains import OVERFLOW
+from service.datasets.domains import plain_number
 from service.datasets.domains import stored
 from service.jobs.schemas import train_request_schema
 
@@ -546,3 +548,24 @@ def test_float_rounding_is_numpys(dtype):
         # One value at a time: NumPy converts a list of ints through int64.
         expected = [float(np.asarray([v], dtype=dtype)[0]) for v in values]
     assert [stored(v, dtype) for v in values] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (np.float64("nan"), "nan"),
+        (np.float32("inf"), "inf"),
+        (np.float64("-inf"), "-inf"),
+        (np.float64(1e39), "1e+39"),
+        (np.float32(0.1), "0.1"),
+        (np.int64(-3), "-3"),
+        (np.bool_(True), "true"),
+        (math.inf, "inf"),
+        (1e39, "1e+39"),
+        (2**70, str(2**70)),
+        (False, "false"),
+    ],
+)
+def test_messages_show_numbers_plainly(value, shown):
+    # NumPy's repr would read np.float64(nan) in a refusal.
+    assert plain_number(value) == shown

@@ -119,7 +119,7 @@ NAN_X[2, 3, 1] = np.nan
         (b"x,y\n1,2\n", "body", "not an .npz file"),
         (_npy(), "body", "single .npy array"),
         (_object_array_npz(), "x", "Python objects (dtype object)"),
-        (npz(x=NAN_X, y=Y), "x", "NaN or infinite values (1 of them): x[2][3][1] is"),
+        (npz(x=NAN_X, y=Y), "x", "NaN or infinite values (1 of them): x[2][3][1] is nan. "),
         (npz(x=X, y=Y[:7]), "y", "x has 8 samples but y has 7"),
         (npz(x=X), "y", "the .npz has no array 'y'"),
         (npz(x=X, y=np.array(["a"] * 8)), "y", "is not numeric"),

@@ -134,3 +134,54 @@ def test_non_finite_values_are_kept_as_none_for_json():
     history.add({"loss": 0.25, "val_loss": float("inf")})
     assert history.snapshot() == {"loss": [0.5, 0.25], "val_loss": [None, None]}
     assert history.result() == {"loss": [0.5, 0.25], "val_loss": [None, None]}
+
+
+def run_job(monkeypatch, *, epochs, steps, step_seconds, compile_seconds, validation_seconds):
+    """Fit on a fake clock: the first step and the first epoch's end cost
+    ``compile_seconds`` and ``validation_seconds`` more (JIT compiling);
+    returns (reports, the clock at each report, the clock at the end)."""
+    clock = [0.0]
+    monkeypatch.setattr("worker.monitor.time.monotonic", lambda: clock[0])
+    reports, times = [], []
+
+    def report(progress):
+        reports.append(progress)
+        times.append(clock[0])
+
+    monitor = Monitor(epochs=epochs, steps_per_epoch=steps, on_progress=report,
+                      should_stop=lambda: False)  # fmt: skip
+    for epoch in range(epochs):
+        for step in range(steps):
+            clock[0] += step_seconds + (compile_seconds if epoch == step == 0 else 0)
+            monitor.step_end(step, {"loss": 0.5})
+        clock[0] += validation_seconds if epoch == 0 else 0
+        monitor.epoch_end({"loss": 0.5})
+    return reports, times, clock[0]
+
+
+def test_the_eta_never_multiplies_the_compile_time(monkeypatch):
+    # A 16 s job: 8 epochs of 1,000 steps of 1 ms, after 5 s of compiling
+    # the train step and 1 s the validation step. A rate from the start
+    # read 5 s / 1 step x 7,999 steps left: over 11 hours at the first report.
+    reports, times, end = run_job(monkeypatch, epochs=8, steps=1000, step_seconds=0.001,
+                                  compile_seconds=5.0, validation_seconds=1.0)  # fmt: skip
+    etas = [
+        (r["eta_seconds"], end - t, r["epoch"] * 1000 + r["step"])
+        for r, t in zip(reports, times, strict=True)
+    ]
+    told = [(eta, left) for eta, left, _ in etas if eta is not None]
+    # None until a whole epoch after the first has been timed; then close.
+    assert [eta for eta, _, steps in etas if steps < 2000] == [None] * 4
+    assert len(told) >= 10
+    assert all(abs(eta - left) <= 0.01 + 0.05 * left for eta, left in told)
+    assert reports[-1]["eta_seconds"] == 0.0
+
+
+def test_a_one_step_epoch_job_tells_its_eta_from_the_second_epoch(monkeypatch):
+    reports, times, end = run_job(monkeypatch, epochs=100, steps=1, step_seconds=0.25,
+                                  compile_seconds=3.0, validation_seconds=0.0)  # fmt: skip
+    assert [r["eta_seconds"] for r in reports[:1]] == [None]
+    told = [(r["eta_seconds"], end - t) for r, t in zip(reports, times, strict=True)
+            if r["eta_seconds"] is not None]  # fmt: skip
+    assert len(told) > 40
+    assert all(abs(eta - left) < 1e-6 for eta, left in told)

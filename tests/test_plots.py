@@ -19,9 +19,11 @@ from test_jobs import submit
 from test_jobs import wait_for
 
 from service.jobs.plots import block_middles
+from service.jobs.plots import draw
 from service.jobs.plots import job_curves
 from service.jobs.plots import panels
 from service.jobs.plots import use_log_scale
+from service.jobs.plots import wrap_to_fit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -96,6 +98,40 @@ def test_a_running_jobs_curve_is_its_history_so_far():
     assert curves.title == "demo · latest loss 0.25"
     assert "running, 250 of 100000 epochs" in curves.subtitle
     assert "means over blocks of 100 epochs" in curves.subtitle
+
+
+@pytest.mark.parametrize("metrics", [["loss"], ["loss", "val_loss", "mae", "val_mae"]])
+def test_the_titles_are_wrapped_to_fit_the_figure(metrics):
+    # A job past 1,000 epochs says the most: its subtitle ran off both sides.
+    record = running_record(
+        request={"example": "many_to_one", "model": {"name": "m" * 150},
+                 "fit": {"epochs": 100_000}},
+        history_so_far={"attempt": 2, "history": {m: [1.0, 0.5] for m in metrics},
+                        "history_block": 100, "epochs_completed": 99_900},
+    )  # fmt: skip
+    curves = job_curves(record)
+    assert len(curves.subtitle) > 100
+    figure = draw(curves)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (title,) = figure.texts
+    box = title.get_window_extent(renderer)
+    assert 0 <= box.x0 < box.x1 <= figure.bbox.width
+    lines = title.get_text().split("\n")
+    assert len(lines) >= 4  # the long name and the subtitle, wrapped
+    # Nothing lost: the same words, broken at spaces (and in the name).
+    assert "".join(title.get_text().split()) == "".join(f"{curves.title}{curves.subtitle}".split())
+    assert lines[-1].endswith("epochs") and len(lines[-1]) > 20  # evened out
+    assert not any(line.startswith("·") for line in lines)
+    # Every panel sits below the title.
+    assert all(ax.get_window_extent(renderer).y1 <= box.y0 for ax in figure.axes)
+
+
+def test_a_short_title_stays_on_one_line():
+    assert wrap_to_fit("a b c", lambda line: True) == "a b c"
+    assert wrap_to_fit("aa bb cc", lambda line: len(line) <= 5) == "aa bb\ncc"
+    assert wrap_to_fit("aa bb cc dd ee", lambda line: len(line) <= 11) == "aa bb cc\ndd ee"
+    assert wrap_to_fit("abcdefgh", lambda line: len(line) <= 3) == "abc\ndef\ngh"
 
 
 def test_a_rerun_shows_nothing_of_the_run_before():

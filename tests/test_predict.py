@@ -4,7 +4,9 @@ a real Redis and a real Celery worker process; Keras, in this process, is
 the oracle."""
 
 import os
+import re
 import tempfile
+import time
 import uuid
 
 import numpy as np
@@ -252,3 +254,21 @@ def test_a_stateful_model_predicts_from_zero_states_each_time(backend_client):
     rv = backend_client.post(url, json={"instances": instances[:1]})
     assert rv.status_code == 422
     assert "multiple of it; instances has 1" in rv.get_json()["errors"]["instances"][0]
+
+
+def test_the_worker_logs_no_predictions(trained, worker):
+    client, job_id = trained
+    rv = client.post(f"/jobs/{job_id}/predict", json={"instances": NEW})
+    assert rv.status_code == 200, rv.get_json()
+    values = [repr(v) for v in np.ravel(rv.get_json()["predictions"])]
+    # Celery logged "Task seqlab.predict[<id>] succeeded in 0.01s: {'predictions': [[[0.52..."
+    deadline, log = time.monotonic() + 10, ""
+    while time.monotonic() < deadline:
+        log = worker.log.read_text()
+        if re.search(r"seqlab\.predict\[[^]]+\] succeeded in [0-9.e-]+s: <not logged>", log):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no success line of seqlab.predict in the worker's log:\n{log[-2000:]}")
+    assert "seqlab.predict" in log and not any(value in log for value in values)
+    assert "'predictions'" not in log and "[[[0.1]," not in log  # nor the instances

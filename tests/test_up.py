@@ -1,5 +1,6 @@
 """``make up`` as a user runs it: the stack comes up, trains a seed example,
-and Ctrl-C leaves no process behind; a part that dies takes the rest down."""
+and Ctrl-C leaves no process behind; a part that cannot start takes the rest
+down, one that dies later is started again."""
 
 import json
 import os
@@ -285,3 +286,36 @@ def test_jobs_outlive_a_restart_of_up(launch, tmp_path):
     assert get_json(f"{api}/jobs/{job['id']}")[1] == done
     second.process.terminate()
     assert second.wait_exit(timeout=60) == 0
+
+
+def test_up_starts_a_part_that_died_again_and_keeps_the_rest(launch, redis_server):
+    api_port = free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    up = launch(
+        [sys.executable, "-m", "devtools.up"],
+        API_PORT=str(api_port),
+        REDIS_URL=redis_server,
+        SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
+        SEQLAB_WARM_UP="0",
+    )
+    up.wait_for(lambda: " ready." in up.output(), "worker ready", timeout=90)
+    up.wait_for(lambda: answers(f"{api}/healthz"), "API", timeout=30)
+    # Past the first start's grace: a death now is a crash, not a failed start.
+    started = time.monotonic()
+    up.wait_for(lambda: time.monotonic() - started > 10, "grace", timeout=15)
+    (worker,) = [
+        pid
+        for pid, (_, command) in up.seen.items()
+        if "celery" in command and (proc_stat(pid) or (0, 0))[1] == up.process.pid
+    ]
+    os.kill(worker, signal.SIGKILL)
+    up.wait_for(lambda: "worker exited with status -9; starting it again in 1 s" in up.output(),
+                "the restart's log line", timeout=10)  # fmt: skip
+    assert answers(f"{api}/healthz")  # the API stayed up
+    up.wait_for(lambda: up.output().count(" ready.") == 2, "worker ready again", timeout=90)
+    assert "worker started again (pid " in up.output()
+    assert up.process.poll() is None and answers(f"{api}/healthz")
+
+    up.process.terminate()
+    assert up.wait_exit(timeout=60) == 0
+    assert up.left_behind() == {}

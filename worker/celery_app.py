@@ -9,7 +9,9 @@ Keras: the pool's child processes import them inside the task.
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Any
 
 from celery import Celery
 
@@ -53,3 +55,42 @@ celery_app.conf.update(
     # One process per GPU by default; more with --concurrency on CPU hosts.
     worker_concurrency=int(os.environ.get("SEQLAB_WORKER_CONCURRENCY", "1")),
 )
+
+
+#: Tasks whose return value is a tenant's data: their success is logged
+#: without it.
+QUIET_RESULTS = frozenset({"seqlab.predict"})
+#: What the log shows in the place of such a return value.
+NOT_LOGGED = "<not logged>"
+
+
+class QuietResults(logging.Filter):
+    """Keep tenants' predictions out of the worker's (shared) logs.
+
+    Celery's tracer logs every task's success at INFO with its return value
+    (``Task seqlab.predict[<id>] succeeded in 0.02s: {'predictions': ...}``,
+    celery.app.trace ``LOG_SUCCESS``) and has no setting to leave it out for
+    one task (``resultrepr_maxsize`` only shortens it). The record's
+    arguments are the tracer's context mapping: this filter blanks its
+    ``return_value`` (and arguments) for :data:`QUIET_RESULTS` and lets the
+    line through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = getattr(record, "data", None)
+        if (
+            isinstance(context, dict)
+            and context.get("name") in QUIET_RESULTS
+            and "return_value" in context
+        ):
+            # Its arguments (the instances) too, for handlers that read them.
+            quiet: dict[str, Any] = {
+                **context,
+                **dict.fromkeys(("return_value", "args", "kwargs"), NOT_LOGGED),
+            }
+            record.args, record.data = quiet, quiet  # type: ignore[attr-defined]
+        return True
+
+
+# The tracer's own logger; pool processes forked from this one keep the filter.
+logging.getLogger("celery.app.trace").addFilter(QuietResults())

@@ -96,7 +96,8 @@ class Monitor:
         steps_per_epoch: optimizer steps in one epoch.
         on_progress: called with ``{"epoch", "epochs", "step",
             "steps_per_epoch", "loss", "metrics", "eta_seconds"}`` at most
-            every ``CHECK_INTERVAL`` seconds, and at the end; ``metrics``
+            every ``CHECK_INTERVAL`` seconds, and at the end (``eta_seconds``:
+            None until it can be told, see :meth:`eta`); ``metrics``
             holds the last completed epoch's loss and metrics, named as in
             the history (``{}`` before the first epoch ends; null for a
             value that is not finite, which JSON cannot carry).
@@ -138,6 +139,9 @@ class Monitor:
         # The first epoch's point is sent at the first check after it.
         self._last_history = -math.inf
         self._history_epochs = 0
+        #: When the ETA's clock started, and the steps done then: the first
+        #: epoch's end (see :meth:`eta`); None before.
+        self._timed_from: tuple[float, int] | None = None
 
     @property
     def stop(self) -> bool:
@@ -149,6 +153,8 @@ class Monitor:
         values = {name: float(value) for name, value in logs.items()}
         self.epochs_done += 1
         self.last_epoch = values
+        if self._timed_from is None:
+            self._timed_from = (time.monotonic(), self.epochs_done * self.steps_per_epoch)
         self.history.add(values)
         loss = values.get("loss")
         if loss is not None and not math.isfinite(loss):
@@ -202,11 +208,30 @@ class Monitor:
                 "steps_per_epoch": self.steps_per_epoch,
                 "loss": self.last_epoch.get("loss"),
                 "metrics": {name: finite_or_none(v) for name, v in self.last_epoch.items()},
-                "eta_seconds": round((now - self._started) / max(steps_done, 1) * steps_left, 3),
+                "eta_seconds": self.eta(now, steps_done, steps_left),
             }
         )
         self._send_history(now)
         return steps_left
+
+    def eta(self, now: float, steps_done: int, steps_left: int) -> float | None:
+        """Seconds left at the pace of the epochs after the first, None until
+        a whole one has been timed; 0 when no step is left.
+
+        The first epoch's time is left out: it holds every one-off cost (the
+        train step compiled at its first step, the validation step at its
+        end), seconds that a rate counted from the start would multiply by
+        every step left (a 16 s job once read 6:59:54 at its first report).
+        """
+        if steps_left <= 0:
+            return 0.0
+        if self._timed_from is None:
+            return None
+        since, steps_then = self._timed_from
+        timed = steps_done - steps_then
+        if timed < self.steps_per_epoch:
+            return None
+        return round((now - since) / timed * steps_left, 3)
 
     def _send_history(self, now: float) -> None:
         if self.on_history is None or self.epochs_done == self._history_epochs:

@@ -29,6 +29,7 @@ from .domains import Domain
 from .domains import embedding_domain
 from .domains import float_domain
 from .domains import input_domain
+from .domains import plain_number
 from .domains import position
 from .domains import sparse_label_domain
 
@@ -195,7 +196,7 @@ def check_tensor(errors: Errors, path: str, tensor: Mapping[str, Any], domain: D
         i, value = found
         where = position(i, tensor["shape"])
         errors.setdefault(path, []).append(
-            f"{domain.rule}. {path}{where} is {value!r}{domain.why(value)}."
+            f"{domain.rule}. {path}{where} is {plain_number(value)}{domain.why(value)}."
         )
 
 

@@ -33,6 +33,19 @@ OVERFLOW = {
 EXACT_INTEGERS = {"float16": 2**11, "bfloat16": 2**8, "float32": 2**24}
 
 
+def plain_number(value: Any) -> str:
+    """A number as a message shows it: ``nan``, ``inf``, ``-inf``, ``1e+39``,
+    ``3``, ``true``; never ``np.float64(nan)``, the repr of NumPy's scalars
+    (an uploaded array's values are NumPy scalars until ``.item()``)."""
+    if hasattr(value, "item") and callable(value.item):  # a NumPy scalar
+        if getattr(value, "dtype", None) is not None and value.dtype.kind == "f":
+            return str(value)  # the shortest digits of its own precision
+        value = value.item()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def stored(value: float, dtype: str) -> float:
     """``value`` as an array of float ``dtype`` holds it (inf past its range)."""
     if abs(float(value)) >= OVERFLOW[dtype]:
@@ -95,10 +108,10 @@ class Domain:
         if self.integers and isinstance(value, float) and not value.is_integer():
             return f" (it would be truncated to {math.trunc(value)})" if self.truncates else ""
         if self.int64_integers and type(value) is int and not INT64[0] <= value <= INT64[1]:
-            return f" (write it as a float: {float(value)!r})"
+            return f" (write it as a float: {plain_number(float(value))})"
         if self.dtype is None:
             return ""
-        return f" (it becomes {stored(value, self.dtype)!r} in {self.dtype})"
+        return f" (it becomes {plain_number(stored(value, self.dtype))} in {self.dtype})"
 
 
 def float_domain(dtype: str, what: str) -> Domain:

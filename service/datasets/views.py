@@ -36,6 +36,7 @@ from .. import auth
 from ..limits import LimitExceeded
 from .checks import check_shapes
 from .checks import check_values
+from .domains import plain_number
 
 bp = Blueprint("datasets", __name__)
 
@@ -432,7 +433,7 @@ def load_arrays(file: IO[bytes]) -> dict[str, Any]:
                 where = "".join(f"[{i}]" for i in np.unravel_index(bad[0], array.shape))
                 errors[name] = [
                     f"Holds NaN or infinite values ({bad.size:,} of them): {name}{where} is "
-                    f"{array.flat[bad[0]]!r}. Keras would train to a NaN loss."
+                    f"{plain_number(array.flat[bad[0]])}. Keras would train to a NaN loss."
                 ]
     for inputs, targets in (("x", "y"), ("x_val", "y_val")):
         if inputs in arrays and arrays[inputs].shape[0] != arrays[targets].shape[0]:

@@ -18,7 +18,9 @@ import hashlib
 import io
 import json
 import math
+import textwrap
 import threading
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -42,7 +44,11 @@ MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 LOG_SPAN = 100.0
 #: Part of every ETag: change it with the drawing, so that caches let go of
 #: pictures drawn the old way.
-DRAWING = "1"
+DRAWING = "2"
+#: The suptitle's font size, in points.
+TITLE_SIZE = 11
+#: The part of the figure's width a line of the suptitle may take.
+TITLE_WIDTH = 0.94
 #: Up to this many points a line, each point gets a marker.
 MARKERS_UP_TO = 60
 #: What a plot needs of the record (never the training data).
@@ -159,36 +165,88 @@ def etag(curves: Curves, fmt: str) -> str:
     return hashlib.sha256(drawn.encode()).hexdigest()[:32]
 
 
+def wrap_to_fit(text: str, fits: Callable[[str], bool]) -> str:
+    """``text`` broken at spaces into lines that each ``fits`` (a word too
+    long for a line is broken too): as few lines as :func:`textwrap.wrap`
+    makes fit, as even as that many can be; one line if it fits whole."""
+    if fits(text):
+        return text
+
+    def wrap(width: int) -> list[str]:
+        return textwrap.wrap(text, width, break_on_hyphens=False)
+
+    width = len(text)
+    while True:
+        width = max(1, min(width - 1, int(width * 0.92)))
+        lines = wrap(width)
+        if width == 1 or all(fits(line) for line in lines):
+            break
+    # Evened out: narrower while the lines are no more ("... of" / "100 epochs"
+    # becomes two halves).
+    while width > 1:
+        narrower = wrap(width - 1)
+        if len(narrower) > len(lines) or not all(fits(line) for line in narrower):
+            break
+        width, lines = width - 1, narrower
+    return "\n".join(lines)
+
+
 def render(curves: Curves, fmt: str) -> bytes:
     """The picture of ``curves`` as PNG or SVG bytes."""
-    # Imported here: the API loads matplotlib with its first plot only.
+    figure = draw(curves)
+    out = io.BytesIO()
+    # No dates or random ids in the file: the same curves, the same bytes.
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    with _drawing, _rc():
+        figure.savefig(out, format=fmt, metadata=metadata)
+    return out.getvalue()
+
+
+def _rc() -> Any:
+    """Matplotlib's settings while drawing: the SVG keeps its text as text
+    (smaller, searchable), with fixed ids (random otherwise)."""
     import matplotlib
+
+    return matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "seqlab"})
+
+
+def draw(curves: Curves) -> Any:
+    """The matplotlib ``Figure`` of ``curves``, its title and subtitle
+    wrapped to the figure's width (a job past 1,000 epochs says more)."""
+    # Imported here: the API loads matplotlib with its first plot only.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
     from matplotlib.ticker import MaxNLocator
 
     groups = panels(curves.history)
     cols = 1 if len(groups) == 1 else 2 if len(groups) <= 4 else 3
     rows = math.ceil(len(groups) / cols)
     size = (8.0, 4.8) if cols == 1 else (5.2 * cols, 3.4 * rows + 1.0)
-    # The SVG keeps its text as text (smaller, searchable), with fixed ids
-    # (random otherwise).
-    svg = {"svg.fonttype": "none", "svg.hashsalt": "seqlab"}
-    with _drawing, matplotlib.rc_context(svg):
+    with _drawing, _rc():
         figure = Figure(figsize=size, dpi=100, layout="constrained")
-        FigureCanvasAgg(figure)
-        figure.suptitle(f"{curves.title}\n{curves.subtitle}", fontsize=11)
+        canvas = FigureCanvasAgg(figure)
+        renderer, font = canvas.get_renderer(), FontProperties(size=TITLE_SIZE)
+        room = figure.bbox.width * TITLE_WIDTH
+
+        def fits(line: str) -> bool:
+            width, _, _ = renderer.get_text_width_height_descent(line, font, ismath=False)
+            return bool(width <= room)
+
+        # A no-break space while wrapping keeps each "·" at the end of a
+        # line, never at the start of the next.
+        title = [
+            wrap_to_fit(text.replace(" · ", "\u00a0· "), fits).replace("\u00a0", " ")
+            for text in (curves.title, curves.subtitle)
+        ]
+        figure.suptitle("\n".join(title), fontsize=TITLE_SIZE)
         axes = figure.subplots(rows, cols, squeeze=False).ravel()
         for ax, group in zip(axes, groups, strict=False):
             _draw_panel(ax, curves, group)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in axes[len(groups) :]:
             ax.remove()
-        out = io.BytesIO()
-        # No dates or random ids in the file: the same curves, the same bytes.
-        metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-        figure.savefig(out, format=fmt, metadata=metadata)
-    return out.getvalue()
+    return figure
 
 
 def _draw_panel(ax: Any, curves: Curves, group: list[str]) -> None:

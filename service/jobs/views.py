@@ -26,6 +26,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import ServiceUnavailable
 
 from jobs.reaper import send_train_task
+from jobs.store import STATUSES
 from jobs.store import TERMINAL
 from jobs.store import JobStore
 from jobs.store import ModelGone
@@ -254,6 +255,7 @@ def _create_and_queue(
 
 
 PAGE_SIZE_ERROR = "Must be an integer from 1 to 100."
+STATUS_ERROR = f"Must be one of: {', '.join(STATUSES)}."
 PAGE_TOKEN_ERROR = "Not a token of this API: give the next_page_token of the previous page."
 
 
@@ -288,14 +290,21 @@ def list_jobs() -> dict[str, Any]:
         after = read_page_token(request.args["page_token"])
         if after is None:
             errors["page_token"] = [PAGE_TOKEN_ERROR]
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        errors["status"] = [STATUS_ERROR]
     if errors:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
     fields = ("id", "created_at", "started_at", "finished_at", "progress", "error",
               "cancel_requested", "attempt")  # fmt: skip
     # With API keys, the caller's own index: paging and pruning per tenant.
-    page, cursor = store().page(size, after, fields, tenant=auth.caller())
+    page, cursor = store().page(size, after, fields, tenant=auth.caller(), status=status)
     page = current_app.extensions["reaper"].settle_page(page, fields)
+    if status is not None:
+        # A running job whose worker was lost has just been settled: it no
+        # longer belongs here (the page is short; the cursor stays right).
+        page = [job for job in page if job["status"] == status]
     token = page_token(*cursor) if cursor else None
     return {"jobs": [job_document(job, full=False) for job in page], "next_page_token": token}
 
