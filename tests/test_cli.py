@@ -442,7 +442,7 @@ def test_a_terminal_gets_a_live_progress_bar(api_url):
 
 
 def test_the_job_commands_start_without_the_api_or_numpy():
-    # Only `params` imports Flask and marshmallow (the API's schemas), only
+    # Only `params` imports marshmallow (modelspec's request schemas), only
     # .npy/.npz data NumPy, only a terminal rich: the rest start at once.
     code = "import sys, seqlab_cli.main; print(' '.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

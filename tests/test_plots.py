@@ -218,7 +218,7 @@ def test_the_api_imports_matplotlib_for_a_plot_only():
     assert "matplotlib" not in modules
     # The same check sees matplotlib once a picture is drawn.
     modules = loaded_after(
-        "from service.plots import Curves, render\n"
+        "from service.jobs.plots import Curves, render\n"
         "render(Curves({'loss': [1.0, 0.5]}, 1, 2, 'title', 'subtitle'), 'png')"
     )
     assert "matplotlib" in modules
