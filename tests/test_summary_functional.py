@@ -25,6 +25,7 @@ from unittest import mock
 
 import keras_oracle as oracle
 import pytest
+import specs
 
 from seqlab import analyze
 from seqlab.summary import column_widths
@@ -137,11 +138,7 @@ def keras_summary(model: Any, line_length: int | None = None, columns: int | Non
 
 def encoder_decoder() -> Any:
     """Reference Example A: the encoder's states start the decoder."""
-    enc_in = keras.Input((7, 3))
-    _, h, c = layers.LSTM(8, return_state=True)(enc_in)
-    dec_in = keras.Input((5, 4))
-    dec = layers.LSTM(8, return_sequences=True)(dec_in, initial_state=[h, c])
-    return keras.Model([enc_in, dec_in], layers.Dense(2)(dec))
+    return specs.encoder_decoder(keras)
 
 
 def attention_decoder() -> Any:
@@ -424,21 +421,7 @@ def test_too_narrow_is_keras_error(width: int, layout: str, positions: tuple[flo
 #: The compact graph form of the models above (design §1): the same program,
 #: so a fresh Keras session gives the same names.
 SPECS: dict[str, dict[str, Any]] = {
-    "encoder_decoder": {
-        "inputs": [{"shape": [7, 3]}, {"shape": [5, 4]}],
-        "layers": [
-            {"type": "LSTM", "units": 8, "return_state": True, "inputs": "input_layer"},
-            {
-                "type": "LSTM",
-                "units": 8,
-                "return_sequences": True,
-                "inputs": "input_layer_1",
-                "initial_state": ["lstm[0][1]", "lstm[0][2]"],
-            },
-            {"type": "Dense", "units": 2},
-        ],
-        "outputs": "dense",
-    },
+    "encoder_decoder": {**specs.ENCODER_DECODER, "outputs": "dense"},
     "attention_decoder": {
         "name": "seq2seq",
         "inputs": [{"name": "source", "shape": [9, 6]}, {"name": "target", "shape": [4, 5]}],

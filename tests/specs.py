@@ -1,0 +1,41 @@
+"""Model specs and request bodies that several test modules use, each
+written once.
+
+Import as ``from specs import ENCODER_DECODER`` (pytest puts ``tests/`` on
+``sys.path``). Treat them as read-only: a test that changes one works on a
+``copy.deepcopy``. A spec's plain Keras program takes the ``keras`` module,
+so that importing this module imports no Keras.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# -- graphs (the compact Functional form) ------------------------------------
+
+#: Reference Example A: the encoder's states start the decoder. No
+#: ``outputs``: the last entry's call.
+ENCODER_DECODER: dict[str, Any] = {
+    "inputs": [{"shape": [7, 3]}, {"shape": [5, 4]}],
+    "layers": [
+        {"type": "LSTM", "units": 8, "return_state": True, "inputs": "input_layer"},
+        {
+            "type": "LSTM",
+            "units": 8,
+            "return_sequences": True,
+            "inputs": "input_layer_1",
+            "initial_state": ["lstm[0][1]", "lstm[0][2]"],
+        },
+        {"type": "Dense", "units": 2},
+    ],
+}
+
+
+def encoder_decoder(keras: Any) -> Any:
+    """``ENCODER_DECODER`` in plain Keras (in a fresh session, the same names)."""
+    layers = keras.layers
+    enc_in = keras.Input((7, 3))
+    _, h, c = layers.LSTM(8, return_state=True)(enc_in)
+    dec_in = keras.Input((5, 4))
+    dec = layers.LSTM(8, return_sequences=True)(dec_in, initial_state=[h, c])
+    return keras.Model([enc_in, dec_in], layers.Dense(2)(dec))
