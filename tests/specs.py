@@ -11,6 +11,37 @@ from __future__ import annotations
 
 from typing import Any
 
+# -- the seed article's Sequential models (seqlab/examples.py) ---------------
+
+#: One time step in, one value out: 146 parameters.
+ONE_TO_ONE: dict[str, Any] = {
+    "input_shape": [1, 1],
+    "layers": [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}],
+}
+#: One sequence of five steps in, five values out: 170 parameters.
+MANY_TO_ONE: dict[str, Any] = {
+    "input_shape": [5, 1],
+    "layers": [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 5}],
+}
+#: One value out per step (TimeDistributed): 146 parameters.
+MANY_TO_MANY: dict[str, Any] = {
+    "input_shape": [5, 1],
+    "layers": [
+        {"type": "LSTM", "units": 5, "return_sequences": True},
+        {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 1}},
+    ],
+}
+
+#: Layer dtype policies (issue 7): Keras prints ``Total params: 64
+#: (488.00 B)``; 4 bytes a parameter gave 256.00 B.
+POLICY_SPEC: dict[str, Any] = {
+    "input_shape": [5, 1],
+    "layers": [
+        {"type": "LSTM", "units": 3, "dtype": "float64"},
+        {"type": "Dense", "units": 1, "dtype": "bfloat16"},
+    ],
+}
+
 # -- graphs (the compact Functional form) ------------------------------------
 
 #: Reference Example A: the encoder's states start the decoder. No
