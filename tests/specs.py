@@ -70,3 +70,28 @@ def encoder_decoder(keras: Any) -> Any:
     dec_in = keras.Input((5, 4))
     dec = layers.LSTM(8, return_sequences=True)(dec_in, initial_state=[h, c])
     return keras.Model([enc_in, dec_in], layers.Dense(2)(dec))
+
+
+# -- POST /train bodies --------------------------------------------------------
+
+#: A job whose loss becomes NaN (a learning rate of 10 on huge targets): it fails.
+NAN_JOB: dict[str, Any] = {
+    "model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]},
+    "data": {"x": [[1e3], [2e3]], "y": [[1e6], [-1e6]]},
+    "compile": {"optimizer": "sgd", "learning_rate": 10},
+    "fit": {"epochs": 500, "batch_size": 2},
+}
+
+#: A stateful LSTM, trained and answering in its batch size of 2.
+STATEFUL_JOB: dict[str, Any] = {
+    "model": {
+        "input_shape": [3, 1],
+        "batch_size": 2,
+        "layers": [
+            {"type": "LSTM", "units": 4, "stateful": True},
+            {"type": "Dense", "units": 1},
+        ],
+    },
+    "data": {"x": [[[i], [i + 1], [i + 2]] for i in range(4)], "y": [[i] for i in range(4)]},
+    "fit": {"epochs": 3, "batch_size": 2},
+}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import serve_api
+from specs import NAN_JOB
 from tenants import Tenants
 
 from bench.http_throughput import free_port
@@ -47,13 +48,6 @@ TOTALS = {
     "many_to_many": 146,
     "encoder_decoder": 2611,
     "attention": 2659,
-}
-#: The NaN-loss job of test_jobs.py: it fails.
-NAN_JOB = {
-    "model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]},
-    "data": {"x": [[1e3], [2e3]], "y": [[1e6], [-1e6]]},
-    "compile": {"optimizer": "sgd", "learning_rate": 10},
-    "fit": {"epochs": 500, "batch_size": 2},
 }
 #: A job that runs until it is cancelled.
 LONG = {"example": "many_to_one", "fit": {"epochs": 100_000}}
