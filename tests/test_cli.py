@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from conftest import serve_api
 from specs import NAN_JOB
 from tenants import Tenants
 
-from bench.http_throughput import free_port
 from seqlab import analyze
 from seqlab.examples import EXAMPLES
 from seqlab_cli.client import Api

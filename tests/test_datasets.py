@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import redis
 from openapi_check import validate_response
-from tenants import Tenants
 
 from jobs.datasets import DatasetGone
 from jobs.datasets import DatasetStore
@@ -34,11 +33,6 @@ def windows(samples, seed=0):
     x = rng.standard_normal((samples, 50, 4)).astype("float32")
     y = x[:, -5:, 0].mean(axis=1, keepdims=True)
     return x, y
-
-
-@pytest.fixture
-def tenants():
-    return Tenants()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 import redis
-from conftest import _free_port
+from conftest import free_port
 from openapi_check import validate_response
 from test_jobs import submit
 
@@ -15,7 +15,7 @@ from service import create_app
 
 def down_app():
     """An app whose Redis does not run: nothing listens on its port."""
-    return create_app({"TESTING": True, "REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0"})
+    return create_app({"TESTING": True, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
 
 
 def assert_unavailable(rv):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 import redis
-from conftest import _free_port
+from conftest import free_port
 from conftest import run_worker
 from conftest import start_redis
 from openapi_check import validate_response
@@ -75,7 +75,7 @@ class RestartableRedis:
     started with ``--appendonly yes``, its append-only file alone)."""
 
     def __init__(self, directory, *extra):
-        self.directory, self.port, self.extra = directory, _free_port(), extra
+        self.directory, self.port, self.extra = directory, free_port(), extra
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.server = None
 
