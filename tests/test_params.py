@@ -1,3 +1,7 @@
+"""POST /params and GET /layers (service/params/views.py): the engine's
+answer for Sequential and Functional specs, their refusals, and the registry
+as served."""
+
 import copy
 import json
 import re
