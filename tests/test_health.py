@@ -1,5 +1,5 @@
-"""Readiness (``GET /readyz``) and the 503 that every route needing Redis
-answers while Redis is away (service/health.py)."""
+"""Liveness (``GET /healthz``), readiness (``GET /readyz``) and the 503 that
+every route needing Redis answers while Redis is away (service/health.py)."""
 
 import time
 import uuid
@@ -23,6 +23,13 @@ def assert_unavailable(rv):
     assert rv.content_type == "application/problem+json"
     assert rv.get_json()["status"] == 503
     assert int(rv.headers["Retry-After"]) > 0
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"status": "ok"}
 
 
 def test_readyz_is_503_within_its_timeout_when_redis_is_down(spec):
