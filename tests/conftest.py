@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
+from tenants import Tenants
 
 from service import create_app
 
@@ -37,6 +38,12 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def tenants():
+    """Fresh tenants of a test's own, alice and bob (tests/tenants.py)."""
+    return Tenants()
+
+
 @pytest.fixture(scope="session")
 def spec():
     """The committed OpenAPI document, parsed; treat it as read-only."""
@@ -46,7 +53,8 @@ def spec():
 # --- real Redis and a real Celery worker, for everything about jobs ---------
 
 
-def _free_port():
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (yet)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -80,7 +88,7 @@ def redis_server(tmp_path_factory):
 @contextlib.contextmanager
 def start_redis(directory, port=None, *extra):
     """Run a redis-server of our own; yields its URL without a database."""
-    port = port or _free_port()
+    port = port or free_port()
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
@@ -161,7 +169,7 @@ def serve_api(log, processes=1, threads=8, **env):
     variables of its environment (REDIS_URL, SEQLAB_QUEUE, ...)."""
     from devtools.up import api_argv
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": str(processes), **env}
     argv = api_argv(sys.executable, "127.0.0.1", str(port), str(threads))
     with open(log, "wb") as out:

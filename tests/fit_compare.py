@@ -4,6 +4,9 @@ Run as a script in a fresh process (``python tests/fit_compare.py BACKEND``)
 because Keras binds its backend at import; prints one JSON document:
 ``{"unshuffled"|"shuffled": {case: {"fused": history, "plain": history,
 "steps": [fused, plain]}}, "early_stopping": {case: {"worker": run, "plain": run}}}``.
+
+``plain_program`` is the model a job trains, made in the caller's process;
+tests/test_graph_train.py imports it too.
 """
 
 from __future__ import annotations
@@ -49,12 +52,23 @@ def data(kind: str, units: int):
     return x, np.eye(units, dtype="float32")[labels]
 
 
-def model(loss: str, metrics: list[str], units: int, seed: int):
+def plain_program(spec: dict, compile_options: dict, seed: int):
+    """The model a job trains, in this process: Keras's random seed set to
+    ``seed``, then the worker's own builder and ``compile``
+    (worker/builder.py, worker/training.py). Fit it with Keras's plain
+    ``fit`` for what the job's training should equal."""
     import keras
 
     from worker.builder import build_model
+    from worker.training import compile_model
 
     keras.utils.set_random_seed(seed)
+    m = build_model(spec)
+    compile_model(m, compile_options)
+    return m
+
+
+def model(loss: str, metrics: list[str], units: int, seed: int):
     activation = None if loss == "mse" else "softmax"
     spec = {
         "input_shape": [6, 2],
@@ -64,9 +78,7 @@ def model(loss: str, metrics: list[str], units: int, seed: int):
             {"type": "Dense", "units": units, "activation": activation},
         ],
     }
-    m = build_model(spec)
-    m.compile(optimizer="adam", loss=loss, metrics=metrics)
-    return m
+    return plain_program(spec, {"optimizer": "adam", "loss": loss, "metrics": metrics}, seed)
 
 
 def counter():
@@ -266,18 +278,6 @@ def graph_data():
     return [seq, extra], [reg, cls]
 
 
-def graph_model(seed: int):
-    import keras
-
-    from worker.builder import build_model
-    from worker.training import compile_model
-
-    keras.utils.set_random_seed(seed)
-    m = build_model(GRAPH_SPEC)
-    compile_model(m, GRAPH_COMPILE)
-    return m
-
-
 def run_graph(shuffle: bool) -> dict:
     """The worker's fit of a two-input, two-output graph beside Keras's
     plain ``fit`` of the same model on the same lists of arrays."""
@@ -294,7 +294,7 @@ def run_graph(shuffle: bool) -> dict:
         "fit": {"epochs": EPOCHS, "batch_size": BATCH, "shuffle": shuffle},
     }
     keras.utils.set_random_seed(3)
-    worker_model = graph_model(3)
+    worker_model = plain_program(GRAPH_SPEC, GRAPH_COMPILE, 3)
     monitor = Monitor(
         epochs=EPOCHS,
         steps_per_epoch=training.steps_per_epoch(request),
@@ -302,7 +302,7 @@ def run_graph(shuffle: bool) -> dict:
         should_stop=lambda: False,
     )
     training.fit(worker_model, request, monitor)
-    plain_model = graph_model(3)
+    plain_model = plain_program(GRAPH_SPEC, GRAPH_COMPILE, 3)
     plain = plain_model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=shuffle, verbose=0)
     predictions = training.predict(worker_model, x, None)
     return {

@@ -96,7 +96,7 @@ def _weights(layer: Any) -> list[tuple[str, tuple[int, ...], bool, str]]:
     return [(w.name, tuple(w.shape), bool(w.trainable), str(w.dtype)) for w in layer.weights]
 
 
-def summary_text(model: Any, line_length: int | None = None) -> str:
+def summary_text(model: Any, line_length: int | None = None, columns: int | None = None) -> str:
     """``model.summary()`` text as printed to a pipe: the 76-column table.
 
     Without ``line_length`` Keras picks its default; Keras then asks
@@ -104,9 +104,12 @@ def summary_text(model: Any, line_length: int | None = None) -> str:
     ``sys.__stdout__``, and rich's console (the ``Model:`` line) asks
     ``os.get_terminal_size`` of stdin, stdout and stderr. All are taken
     away, as when the output is piped: 76 columns, and 80 for the console.
+    ``columns`` sets ``COLUMNS`` (a console that wide).
     """
     lines: list[str] = []
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
 
     def no_terminal(*args: Any) -> os.terminal_size:
         raise OSError("not a terminal")

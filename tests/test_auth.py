@@ -60,11 +60,6 @@ def call(client, path, method, headers=None):
 
 
 @pytest.fixture
-def tenants():
-    return Tenants()
-
-
-@pytest.fixture
 def keyed_app(tenants, idle_app):
     """An app with keys on the test Redis, on a queue no worker serves."""
     return tenants.app(idle_app.config["REDIS_URL"], idle_app.config["SEQLAB_QUEUE"])

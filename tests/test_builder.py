@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from specs import ENCODER_DECODER
+from specs import encoder_decoder
 
 from seqlab import LAYERS
 from worker.builder import build_model
@@ -20,30 +22,6 @@ from worker.builder import parse_ref
 
 keras = pytest.importorskip("keras")
 layers = keras.layers
-
-
-def encoder_decoder() -> keras.Model:
-    enc_in = keras.Input((7, 3))
-    _, h, c = layers.LSTM(8, return_state=True)(enc_in)
-    dec_in = keras.Input((5, 4))
-    dec = layers.LSTM(8, return_sequences=True)(dec_in, initial_state=[h, c])
-    return keras.Model([enc_in, dec_in], layers.Dense(2)(dec))
-
-
-ENCODER_DECODER = {
-    "inputs": [{"shape": [7, 3]}, {"shape": [5, 4]}],
-    "layers": [
-        {"type": "LSTM", "units": 8, "return_state": True, "inputs": "input_layer"},
-        {
-            "type": "LSTM",
-            "units": 8,
-            "return_sequences": True,
-            "inputs": "input_layer_1",
-            "initial_state": ["lstm[0][1]", "lstm[0][2]"],
-        },
-        {"type": "Dense", "units": 2},
-    ],
-}
 
 
 def shared_dense() -> keras.Model:
@@ -110,7 +88,7 @@ EMBEDDING_MASK = {
 }
 
 CASES: list[tuple[str, dict[str, Any], Callable[[], keras.Model]]] = [
-    ("encoder_decoder", ENCODER_DECODER, encoder_decoder),
+    ("encoder_decoder", ENCODER_DECODER, lambda: encoder_decoder(keras)),
     ("shared_dense", SHARED_DENSE, shared_dense),
     ("bidirectional_states", BIDIRECTIONAL_STATES, bidirectional_states),
     ("embedding_mask", EMBEDDING_MASK, embedding_mask),

@@ -26,10 +26,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from conftest import serve_api
+from specs import NAN_JOB
 from tenants import Tenants
 
-from bench.http_throughput import free_port
 from seqlab import analyze
 from seqlab.cost import model_file_bytes
 from seqlab.examples import EXAMPLES
@@ -50,13 +51,6 @@ TOTALS = {
     "many_to_many": 146,
     "encoder_decoder": 2611,
     "attention": 2659,
-}
-#: The NaN-loss job of test_jobs.py: it fails.
-NAN_JOB = {
-    "model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]},
-    "data": {"x": [[1e3], [2e3]], "y": [[1e6], [-1e6]]},
-    "compile": {"optimizer": "sgd", "learning_rate": 10},
-    "fit": {"epochs": 500, "batch_size": 2},
 }
 #: A job that runs until it is cancelled.
 LONG = {"example": "many_to_one", "fit": {"epochs": 100_000}}
@@ -530,7 +524,7 @@ def test_a_terminal_gets_a_live_progress_bar(api_url):
 
 
 def test_the_job_commands_start_without_the_api_or_numpy():
-    # Only `params` imports Flask and marshmallow (the API's schemas), only
+    # Only `params` imports marshmallow (modelspec's request schemas), only
     # .npy/.npz data NumPy, only a terminal rich: the rest start at once.
     code = "import sys, seqlab_cli.main; print(' '.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -15,7 +15,6 @@ data stay in ``SEQLAB_DOCKER_ROOT`` (``.ci/run`` keeps them in
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from devtools import compose
 from seqlab.examples import EXAMPLES
@@ -34,12 +34,6 @@ UP_TIMEOUT = 1800
 JOB_TIMEOUT = 300
 
 pytestmark = pytest.mark.slow
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(url, body=None, timeout=10):

@@ -17,7 +17,6 @@ import pytest
 import redis
 from conftest import serve_api
 from openapi_check import validate_response
-from tenants import Tenants
 
 from jobs.datasets import DatasetGone
 from jobs.datasets import DatasetStore
@@ -42,11 +41,6 @@ def windows(samples, seed=0):
     x = rng.standard_normal((samples, 50, 4)).astype("float32")
     y = x[:, -5:, 0].mean(axis=1, keepdims=True)
     return x, y
-
-
-@pytest.fixture
-def tenants():
-    return Tenants()
 
 
 @pytest.fixture

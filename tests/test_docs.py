@@ -1,4 +1,5 @@
-"""GET /docs: Swagger UI on openapi.yaml, served by the API itself.
+"""GET /docs: Swagger UI on openapi.yaml, and GET /openapi.yaml itself,
+served by the API (service/docs.py).
 
 The browser tests run a real headless Chromium (Debian's ``chromium``,
 which ``.ci/run`` installs) against a real gunicorn, with every host but
@@ -168,3 +169,10 @@ def test_docs_serves_no_other_file(client, spec):
         rv = client.get(f"/docs/{name}")
         assert rv.status_code == 404, name
         validate_response(spec, "/docs/{asset}", "get", rv)
+
+
+def test_openapi_document(client):
+    response = client.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert response.mimetype == "application/yaml"
+    assert response.get_data() == (ROOT / "openapi.yaml").read_bytes()

@@ -23,6 +23,7 @@ import pytest
 from conftest import serve_api
 from conftest import start_redis
 from openapi_check import validate_response
+from specs import MANY_TO_MANY
 from tenants import Tenants
 
 from jobs.store import TERMINAL
@@ -39,14 +40,6 @@ PROCESSES, THREADS = 2, 8
 SHORT = {"example": "many_to_many", "fit": {"epochs": 6000}}
 #: A job that trains until cancelled.
 LONG = {"example": "many_to_one", "fit": {"epochs": 100_000}}
-#: The seed's many-to-many model: POST /params answers 146.
-PARAMS = {
-    "input_shape": [5, 1],
-    "layers": [
-        {"type": "LSTM", "units": 5, "return_sequences": True},
-        {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 1}},
-    ],
-}
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +232,7 @@ def test_params_answers_at_once_while_more_streams_are_open_than_processes(api):
                 assert stream.messages(until=lambda m: True)[0]["data"]["status"] == "queued"
             for _ in range(5):
                 started = time.monotonic()
-                status, report = call(api, "POST", "/params", PARAMS, tenant=None)
+                status, report = call(api, "POST", "/params", MANY_TO_MANY, tenant=None)
                 assert time.monotonic() - started < 1.0
                 assert status == 200 and report["total_params"] == 146
         finally:

@@ -19,6 +19,8 @@ from typing import Any
 
 import keras_oracle as oracle
 import pytest
+from specs import ENCODER_DECODER
+from specs import encoder_decoder
 
 from seqlab import analyze
 from seqlab import train_memory
@@ -100,28 +102,9 @@ def _chain(keras: Any, L: Any) -> Any:
     return keras.Model(x, L.Dense(1)(L.LSTM(5)(x)))
 
 
-@case(
-    "encoder_decoder",
-    {
-        "inputs": [{"shape": [7, 3]}, {"shape": [5, 4]}],
-        "layers": [
-            {"type": "LSTM", "units": 8, "return_state": True, "inputs": "input_layer"},
-            {
-                "type": "LSTM",
-                "units": 8,
-                "return_sequences": True,
-                "inputs": "input_layer_1",
-                "initial_state": ["lstm[0][1]", "lstm[0][2]"],
-            },
-            {"type": "Dense", "units": 2},
-        ],
-    },
-)
+@case("encoder_decoder", ENCODER_DECODER)
 def _encoder_decoder(keras: Any, L: Any) -> Any:
-    a, b = keras.Input((7, 3)), keras.Input((5, 4))
-    _, h, c = L.LSTM(8, return_state=True)(a)
-    d = L.LSTM(8, return_sequences=True)(b, initial_state=[h, c])
-    return keras.Model([a, b], L.Dense(2)(d))
+    return encoder_decoder(keras)
 
 
 @case(

@@ -9,6 +9,7 @@ import copy
 import math
 
 import pytest
+from fit_compare import plain_program
 
 from jobs.store import TERMINAL
 
@@ -289,9 +290,6 @@ def test_validation_and_early_stopping_per_output_equal_keras(backend_client):
     import keras
     import numpy as np
 
-    from worker.builder import build_model
-    from worker.training import compile_model
-
     jobs_client = backend_client
     x, y = arrays()
     request = body(x, y, loss_weights={"reg": 1.0, "cls": 0.5})
@@ -312,9 +310,7 @@ def test_validation_and_early_stopping_per_output_equal_keras(backend_client):
     assert job["result"]["stopped"]["monitor"] == "val_cls_loss"
 
     # The same program in this process: Keras's plain fit on lists.
-    keras.utils.set_random_seed(0)
-    model = build_model(request["model"])
-    compile_model(model, job["request"]["compile"])
+    model = plain_program(request["model"], job["request"]["compile"], 0)
     xs = [np.asarray(x["seq"], "float32"), np.asarray(x["extra"], "float32")]
     ys = [np.asarray(y["reg"], "float32"), np.asarray(y["cls"], "float32")]
     plain = model.fit(

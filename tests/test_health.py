@@ -1,12 +1,12 @@
-"""Readiness (``GET /readyz``) and the 503 that every route needing Redis
-answers while Redis is away (service/health.py)."""
+"""Liveness (``GET /healthz``), readiness (``GET /readyz``) and the 503 that
+every route needing Redis answers while Redis is away (service/health.py)."""
 
 import time
 import uuid
 
 import pytest
 import redis
-from conftest import _free_port
+from conftest import free_port
 from openapi_check import validate_response
 from test_jobs import submit
 
@@ -15,7 +15,7 @@ from service import create_app
 
 def down_app():
     """An app whose Redis does not run: nothing listens on its port."""
-    return create_app({"TESTING": True, "REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0"})
+    return create_app({"TESTING": True, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
 
 
 def assert_unavailable(rv):
@@ -23,6 +23,13 @@ def assert_unavailable(rv):
     assert rv.content_type == "application/problem+json"
     assert rv.get_json()["status"] == 503
     assert int(rv.headers["Retry-After"]) > 0
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"status": "ok"}
 
 
 def test_readyz_is_503_within_its_timeout_when_redis_is_down(spec):

@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 from openapi_check import validate_response
+from specs import NAN_JOB
 
 from jobs.store import INDEX
 from jobs.store import JobStore
@@ -139,13 +140,7 @@ def test_cancel_queued_job_never_starts(jobs_client, jobs_app):
 
 
 def test_job_whose_loss_becomes_nan_fails_with_its_reason(backend_client):
-    body = {
-        "model": {"input_shape": [1], "layers": [{"type": "Dense", "units": 1}]},
-        "data": {"x": [[1e3], [2e3]], "y": [[1e6], [-1e6]]},
-        "compile": {"optimizer": "sgd", "learning_rate": 10},
-        "fit": {"epochs": 500, "batch_size": 2},
-    }
-    location = submit(backend_client, body).headers["Location"]
+    location = submit(backend_client, NAN_JOB).headers["Location"]
     job = wait_for(backend_client, location).get_json()
     assert job["status"] == "failed"
     assert "loss became" in job["error"]["message"]

@@ -37,6 +37,10 @@ from typing import Any
 import corpus
 import keras_oracle as oracle
 import pytest
+from specs import MANY_TO_MANY
+from specs import MANY_TO_ONE
+from specs import ONE_TO_ONE
+from specs import POLICY_SPEC
 
 from seqlab import LAYERS
 from seqlab import SpecError
@@ -225,28 +229,10 @@ def test_to_json_of_invalid_models_is_refused_by_both(cases: list[Case]) -> None
 # -- the seed article --------------------------------------------------------
 
 SEED_MODELS = {
-    # name: (input_shape, layers, Keras 3 code as in the article, totals)
-    "one_to_one": (
-        [1, 1],
-        [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}],
-        [(None, 5), (None, 1)],
-        [140, 6],
-    ),
-    "many_to_one": (
-        [5, 1],
-        [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 5}],
-        [(None, 5), (None, 5)],
-        [140, 30],
-    ),
-    "many_to_many": (
-        [5, 1],
-        [
-            {"type": "LSTM", "units": 5, "return_sequences": True},
-            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 1}},
-        ],
-        [(None, 5, 5), (None, 5, 1)],
-        [140, 6],
-    ),
+    # name: (spec, output shapes in Keras 3, params by layer)
+    "one_to_one": (ONE_TO_ONE, [(None, 5), (None, 1)], [140, 6]),
+    "many_to_one": (MANY_TO_ONE, [(None, 5), (None, 5)], [140, 30]),
+    "many_to_many": (MANY_TO_MANY, [(None, 5, 5), (None, 5, 1)], [140, 6]),
 }
 
 
@@ -277,8 +263,7 @@ def article_model(name: str) -> Any:
 @pytest.mark.keras
 @pytest.mark.parametrize("name", SEED_MODELS)
 def test_seed_article_models(name: str) -> None:
-    input_shape, layers, shapes, params = SEED_MODELS[name]
-    spec = {"input_shape": input_shape, "layers": layers}
+    spec, shapes, params = SEED_MODELS[name]
     report = analyze(spec)
     assert [layer.output_shape for layer in report.layers] == shapes
     assert [layer.params for layer in report.layers] == params
@@ -297,12 +282,9 @@ def test_seed_article_models(name: str) -> None:
 def test_seed_article_totals() -> None:
     """146, 170, 146; the first LSTM is (None, 5) in Keras, not the article's
     (None, 1, 5)."""
-    totals = {
-        name: analyze({"input_shape": shape, "layers": layers}).total_params
-        for name, (shape, layers, _, _) in SEED_MODELS.items()
-    }
+    totals = {name: analyze(spec).total_params for name, (spec, _, _) in SEED_MODELS.items()}
     assert totals == {"one_to_one": 146, "many_to_one": 170, "many_to_many": 146}
-    first = analyze({"input_shape": [1, 1], "layers": SEED_MODELS["one_to_one"][1]})
+    first = analyze(ONE_TO_ONE)
     assert first.layers[0].output_shape == (None, 5)
 
 
@@ -720,16 +702,6 @@ def test_golden_rows_cover_every_layer_type() -> None:
 
 
 # -- layer dtype policies -----------------------------------------------------
-
-#: Issue 7: Keras prints ``Total params: 64 (488.00 B)``; 4 bytes a
-#: parameter gave 256.00 B.
-POLICY_SPEC = {
-    "input_shape": [5, 1],
-    "layers": [
-        {"type": "LSTM", "units": 3, "dtype": "float64"},
-        {"type": "Dense", "units": 1, "dtype": "bfloat16"},
-    ],
-}
 
 
 def test_layer_dtype_policies_set_the_bytes() -> None:

@@ -12,6 +12,7 @@ import uuid
 import numpy as np
 import pytest
 from openapi_check import validate_response
+from specs import STATEFUL_JOB
 from tenants import Tenants
 from test_jobs import submit
 from test_jobs import wait_for
@@ -229,19 +230,7 @@ def test_documents_of_older_records_drop_many_inline_predictions():
 def test_a_stateful_model_predicts_from_zero_states_each_time(backend_client):
     """On both backends: the TensorFlow one keeps a stateful layer's states
     between calls, so the worker zeroes them before each answer."""
-    body = {
-        "model": {
-            "input_shape": [3, 1],
-            "batch_size": 2,
-            "layers": [
-                {"type": "LSTM", "units": 4, "stateful": True},
-                {"type": "Dense", "units": 1},
-            ],
-        },
-        "data": {"x": [[[i], [i + 1], [i + 2]] for i in range(4)], "y": [[i] for i in range(4)]},
-        "fit": {"epochs": 3, "batch_size": 2},
-    }
-    rv = submit(backend_client, body)
+    rv = submit(backend_client, STATEFUL_JOB)
     job = wait_for(backend_client, rv.headers["Location"]).get_json()
     assert job["status"] == "succeeded", job.get("error")
     url = f"/jobs/{job['id']}/predict"

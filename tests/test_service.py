@@ -1,8 +1,7 @@
-from pathlib import Path
+"""The app factory (service/__init__.py ``create_app``): its configuration,
+and no route of Flask's own."""
 
 from service import create_app
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_config():
@@ -26,20 +25,6 @@ def test_config_from_env(monkeypatch):
     assert app.config["MAX_CONTENT_LENGTH"] == 2048
     # test_config wins over the environment.
     assert create_app({"MAX_CONTENT_LENGTH": 10}).config["MAX_CONTENT_LENGTH"] == 10
-
-
-def test_healthz(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.mimetype == "application/json"
-    assert response.get_json() == {"status": "ok"}
-
-
-def test_openapi_document(client):
-    response = client.get("/openapi.yaml")
-    assert response.status_code == 200
-    assert response.mimetype == "application/yaml"
-    assert response.get_data() == (ROOT / "openapi.yaml").read_bytes()
 
 
 def test_no_static_route(client):

@@ -15,16 +15,14 @@ it.
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 import keras_oracle as oracle
 import pytest
+import specs
 
 from seqlab import analyze
 from seqlab.summary import column_widths
@@ -110,38 +108,12 @@ def keras_rows(model: Any) -> Report:
     )
 
 
-def keras_summary(model: Any, line_length: int | None = None, columns: int | None = None) -> str:
-    """``model.summary(line_length=..., print_fn=...)`` with no terminal
-    (see ``keras_oracle.summary_text``); ``columns`` sets ``COLUMNS``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    if columns is not None:
-        env["COLUMNS"] = str(columns)
-
-    def no_terminal(*args: Any) -> os.terminal_size:
-        raise OSError("not a terminal")
-
-    lines: list[str] = []
-    with (
-        mock.patch.dict(os.environ, env, clear=True),
-        mock.patch.object(
-            shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size(fallback)
-        ),
-        mock.patch.object(os, "get_terminal_size", no_terminal),
-    ):
-        model.summary(line_length=line_length, print_fn=lambda text, *a, **k: lines.append(text))
-    return "".join(lines)
-
-
 # ---------------------------------------------------------------- models
 
 
 def encoder_decoder() -> Any:
     """Reference Example A: the encoder's states start the decoder."""
-    enc_in = keras.Input((7, 3))
-    _, h, c = layers.LSTM(8, return_state=True)(enc_in)
-    dec_in = keras.Input((5, 4))
-    dec = layers.LSTM(8, return_sequences=True)(dec_in, initial_state=[h, c])
-    return keras.Model([enc_in, dec_in], layers.Dense(2)(dec))
+    return specs.encoder_decoder(keras)
 
 
 def attention_decoder() -> Any:
@@ -362,11 +334,11 @@ def test_summary_as_keras_prints_it(name: str) -> None:
     model = built(name)
     report = keras_rows(model)
     for width in WIDTHS:
-        expected = keras_summary(model, width)
+        expected = oracle.summary_text(model, width)
         text = render_summary(report) if width is None else render_summary(report, width)
         assert text == expected, f"line_length={width}"
         if width is not None and width > 80:
-            expected = keras_summary(model, width, columns=width)
+            expected = oracle.summary_text(model, width, columns=width)
             assert render_summary(report, width, width) == expected, f"COLUMNS={width}"
 
 
@@ -380,7 +352,7 @@ def test_console_width_is_columns(name: str, columns: int, width: int) -> None:
     """With ``COLUMNS`` set, rich's console is that wide: the title and the
     totals wrap there and the table is cut there."""
     model = built(name)
-    expected = keras_summary(model, width, columns=columns)
+    expected = oracle.summary_text(model, width, columns=columns)
     assert render_summary(keras_rows(model), width, console_width=columns) == expected
 
 
@@ -412,7 +384,7 @@ def test_layouts_and_example_a() -> None:
 )
 def test_too_narrow_is_keras_error(width: int, layout: str, positions: tuple[float, ...]) -> None:
     with pytest.raises(ValueError, match="Insufficient console width") as keras_error:
-        keras_summary(built(layout), width)
+        oracle.summary_text(built(layout), width)
     with pytest.raises(ValueError, match=str(keras_error.value)):
         column_widths(width, positions)
     with pytest.raises(ValueError, match=str(keras_error.value)):
@@ -424,21 +396,7 @@ def test_too_narrow_is_keras_error(width: int, layout: str, positions: tuple[flo
 #: The compact graph form of the models above (design §1): the same program,
 #: so a fresh Keras session gives the same names.
 SPECS: dict[str, dict[str, Any]] = {
-    "encoder_decoder": {
-        "inputs": [{"shape": [7, 3]}, {"shape": [5, 4]}],
-        "layers": [
-            {"type": "LSTM", "units": 8, "return_state": True, "inputs": "input_layer"},
-            {
-                "type": "LSTM",
-                "units": 8,
-                "return_sequences": True,
-                "inputs": "input_layer_1",
-                "initial_state": ["lstm[0][1]", "lstm[0][2]"],
-            },
-            {"type": "Dense", "units": 2},
-        ],
-        "outputs": "dense",
-    },
+    "encoder_decoder": {**specs.ENCODER_DECODER, "outputs": "dense"},
     "attention_decoder": {
         "name": "seq2seq",
         "inputs": [{"name": "source", "shape": [9, 6]}, {"name": "target", "shape": [4, 5]}],
@@ -692,7 +650,7 @@ def test_engine_summary_as_keras_prints_it(name: str) -> None:
     )
     for width in ENGINE_WIDTHS:
         text = render_summary(report) if width is None else render_summary(report, width)
-        assert text == keras_summary(model, width), f"line_length={width}"
+        assert text == oracle.summary_text(model, width), f"line_length={width}"
 
 
 #: Names that rich's markup changes: Keras escapes names in the Layer (type)
@@ -708,7 +666,7 @@ def test_names_as_rich_markup_prints_them(name: str) -> None:
     x = keras.Input((4,), name="in[put]" + name)
     y = layers.Dense(3, name=name)(x)
     model = keras.Model(x, [layers.Dense(2)(y), layers.Add()([y, y])], name=name + "\\")
-    assert render_summary(keras_rows(model)) == keras_summary(model)
+    assert render_summary(keras_rows(model)) == oracle.summary_text(model)
     sequential = keras.Sequential([keras.Input((3,)), layers.Dense(2, name=name + "s")], name=name)
     report = analyze(
         {
@@ -717,7 +675,7 @@ def test_names_as_rich_markup_prints_them(name: str) -> None:
             "layers": [{"type": "Dense", "units": 2, "name": name + "s"}],
         }
     )
-    assert render_summary(report) == keras_summary(sequential)
+    assert render_summary(report) == oracle.summary_text(sequential)
 
 
 #: Names whose characters are not one cell each: rich measures, wraps, cuts
@@ -734,9 +692,9 @@ def test_wide_names_as_keras_prints_them(name: str) -> None:
     model = keras.Model(x, [z, layers.Add(name="加" + name)([y, y])], name=name * 6)
     report = keras_rows(model)
     for width in (23, 31, 40, 47, 76, 90, 121):
-        expected = keras_summary(model, width)
+        expected = oracle.summary_text(model, width)
         assert render_summary(report, width) == expected, f"line_length={width}"
-        expected = keras_summary(model, width, columns=max(80, width))
+        expected = oracle.summary_text(model, width, columns=max(80, width))
         assert render_summary(report, width, max(80, width)) == expected, f"COLUMNS={width}"
 
 
@@ -793,7 +751,7 @@ def test_random_graphs_as_keras_prints_them(seed: int) -> None:
     report = keras_rows(model)
     for width in [None, *rng.sample(range(21, 201), 4)]:  # 20 is too narrow
         columns = rng.choice([None, max(80, width or 0)])
-        expected = keras_summary(model, width, columns=columns)
+        expected = oracle.summary_text(model, width, columns=columns)
         text = render_summary(report, width or 76, columns or 80)
         assert text == expected, f"line_length={width} COLUMNS={columns}"
 
@@ -843,8 +801,8 @@ def test_sequential_summary_at_every_width(example: str) -> None:
     model = build_model(spec)
     report = analyze(spec)
     for width in (16, 19, 27, 40, 58, 76, 80, 97, 140, 200):
-        assert render_summary(report, width) == keras_summary(model, width), width
-        expected = keras_summary(model, width, columns=max(80, width))
+        assert render_summary(report, width) == oracle.summary_text(model, width), width
+        expected = oracle.summary_text(model, width, columns=max(80, width))
         assert render_summary(report, width, max(80, width)) == expected, width
     with pytest.raises(ValueError, match="Insufficient console width"):
         render_summary(report, 15)

@@ -8,10 +8,11 @@ from datetime import datetime
 
 import pytest
 import redis
-from conftest import _free_port
+from conftest import free_port
 from conftest import run_worker
 from conftest import start_redis
 from openapi_check import validate_response
+from specs import STATEFUL_JOB
 from test_health import ROUTES
 from test_jobs import submit
 from test_jobs import wait_for
@@ -62,19 +63,7 @@ def test_memory_does_not_grow_with_epochs(jobs_client):
 
 
 def test_stateful_model_trains_and_predicts_in_its_batch_size(jobs_client):
-    body = {
-        "model": {
-            "input_shape": [3, 1],
-            "batch_size": 2,
-            "layers": [
-                {"type": "LSTM", "units": 4, "stateful": True},
-                {"type": "Dense", "units": 1},
-            ],
-        },
-        "data": {"x": [[[i], [i + 1], [i + 2]] for i in range(4)], "y": [[i] for i in range(4)]},
-        "fit": {"epochs": 3, "batch_size": 2},
-    }
-    job = wait_for(jobs_client, submit(jobs_client, body).headers["Location"]).get_json()
+    job = wait_for(jobs_client, submit(jobs_client, STATEFUL_JOB).headers["Location"]).get_json()
     assert job["status"] == "succeeded", job.get("error")
     assert len(job["result"]["predictions"]) == 4
     assert len(job["result"]["history"]["loss"]) == 3
@@ -86,7 +75,7 @@ class RestartableRedis:
     started with ``--appendonly yes``, its append-only file alone)."""
 
     def __init__(self, directory, *extra):
-        self.directory, self.port, self.extra = directory, _free_port(), extra
+        self.directory, self.port, self.extra = directory, free_port(), extra
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.server = None
 

@@ -4,7 +4,7 @@ is queued.
 Each rule refuses what Keras, given the same arrays, would fail on in the
 worker or, worse, silently train on after changing it: shapes, sample
 counts for stateful models, the values each input dtype and loss can take,
-Embedding token ids, and Dropout noise shapes. ``tests/test_data_checks.py``
+Embedding token ids, and Dropout noise shapes. ``tests/test_checks.py``
 runs every refused case through real Keras to show what it would do.
 """
 

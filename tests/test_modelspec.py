@@ -1,4 +1,4 @@
-"""The request schemas of modelspec/fields.py, loaded directly."""
+"""The model request schemas (modelspec/fields.py, graph.py, model.py), loaded directly."""
 
 import marshmallow as ma
 import pytest

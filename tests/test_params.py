@@ -1,27 +1,20 @@
+"""POST /params and GET /layers (service/params/views.py): the engine's
+answer for Sequential and Functional specs, their refusals, and the registry
+as served."""
+
+import copy
 import json
 import re
 from pathlib import Path
 
 import pytest
 from openapi_check import validate_response
+from specs import MANY_TO_MANY
+from specs import MANY_TO_ONE
+from specs import ONE_TO_ONE
+from specs import POLICY_SPEC
 
 from seqlab import LAYERS
-
-ONE_TO_ONE = {
-    "input_shape": [1, 1],
-    "layers": [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 1}],
-}
-MANY_TO_ONE = {
-    "input_shape": [5, 1],
-    "layers": [{"type": "LSTM", "units": 5}, {"type": "Dense", "units": 5}],
-}
-MANY_TO_MANY = {
-    "input_shape": [5, 1],
-    "layers": [
-        {"type": "LSTM", "units": 5, "return_sequences": True},
-        {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 1}},
-    ],
-}
 
 
 def post(client, body):
@@ -365,13 +358,7 @@ def test_the_corpus_passes_the_schema(client):
 
 
 def test_layer_dtype_policies_set_bytes_and_weight_dtypes(client, spec):
-    body = {
-        "input_shape": [5, 1],
-        "layers": [
-            {"type": "LSTM", "units": 3, "dtype": "float64"},
-            {"type": "Dense", "units": 1, "dtype": "bfloat16"},
-        ],
-    }
+    body = copy.deepcopy(POLICY_SPEC)
     rv = post(client, body)
     assert rv.status_code == 200, rv.get_json()
     validate_response(spec, "/params", "post", rv)
