@@ -17,6 +17,7 @@ import pytest
 import redis
 from conftest import serve_api
 from openapi_check import validate_response
+from tenants import Tenants
 
 from jobs.datasets import DatasetGone
 from jobs.datasets import DatasetStore
