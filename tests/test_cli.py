@@ -444,21 +444,26 @@ def _lines(stream, into):
         into.put(line)
 
 
-def _default_sigint() -> None:
-    """Give the command Ctrl-C's default action, as a terminal's foreground
-    process has it: a suite started in the background of a shell without job
-    control inherits SIGINT ignored, and Python then never raises
-    KeyboardInterrupt (the command watched the job to its end)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+#: Runs a command with Ctrl-C's default action, as a terminal's foreground
+#: process has it: a suite started in the background of a shell without job
+#: control inherits SIGINT ignored, and Python then never raises
+#: KeyboardInterrupt (the command watched the job to its end). Set in a
+#: program that then execs the command (which keeps it), not in a
+#: ``preexec_fn``: that runs this process's at-fork hooks, and JAX's warns
+#: (an error here) once an earlier test has used JAX in the suite's process.
+DEFAULT_SIGINT = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_ctrl_c_stops_watching_and_the_job_keeps_running(api_url, tmp_path):
-    command = [*COMMAND, "train", write_json(tmp_path / "long.json", LONG), "--wait", "--url",
-               api_url]  # fmt: skip
+    command = [*DEFAULT_SIGINT, *COMMAND, "train", write_json(tmp_path / "long.json", LONG),
+               "--wait", "--url", api_url]  # fmt: skip
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          cwd=ROOT, env=environment(),
-                          preexec_fn=_default_sigint) as process:  # fmt: skip
+                          cwd=ROOT, env=environment()) as process:  # fmt: skip
         try:
             lines: queues.Queue = queues.Queue()
             reader = threading.Thread(target=_lines, args=(process.stderr, lines))
