@@ -34,6 +34,8 @@ SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "finish_leased": ("emit", "holds"),
     "reap": ("emit",),
     "put_predictions": ("holds",),
+    "take_stream": (),
+    "renew_stream": (),
 }
 
 #: ``{{NAME}}`` in a file: the constant ``NAME``, filled in by :func:`compose`.
