@@ -36,6 +36,8 @@ SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "reap": ("emit",),
     "put_predictions": ("holds",),
     "reserve_dataset": (),
+    "take_stream": (),
+    "renew_stream": (),
 }
 
 #: ``{{NAME}}`` in a file: the constant ``NAME``, filled in by :func:`compose`.

@@ -74,6 +74,12 @@ EVENTS_MAXLEN = 2000
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``, or ``<ms>``) as comparable numbers."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def now() -> str:
     """The current UTC time, ISO 8601 with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -419,6 +425,84 @@ class JobStore:
         """Whether the job has an event stream (one made before streams
         existed has none)."""
         return bool(self.redis.exists(self.events_key(job_id)))
+
+    def lost_after(self, job_id: str, after: str) -> tuple[str, str] | None:
+        """Whether events after ``after`` were trimmed from the job's stream
+        (it keeps about :data:`EVENTS_MAXLEN`): (the first kept id, the last
+        one) if so, None if not (or if the job has no stream)."""
+        try:
+            info = self.redis.xinfo_stream(self.events_key(job_id))
+        except redis.ResponseError:  # no such key: nothing kept, nothing trimmed
+            return None
+        first, last = info.get("first-entry"), info.get("last-entry")
+        if first is None or last is None:
+            return None
+        first_id, last_id = first[0].decode(), last[0].decode()
+        # Redis 7 counts the entries ever added: more than it holds, some were
+        # trimmed (the oldest). Trimming does not say up to which id, so an
+        # id older than the first kept one counts as having missed some.
+        added = info.get("entries-added")
+        trimmed = added is None or int(added) > int(info["length"])
+        gone = (
+            trimmed and after not in ("0", "0-0") and stream_order(after) < stream_order(first_id)
+        )
+        return (first_id, last_id) if gone else None
+
+    # -- open event streams, per tenant: what GET /jobs/<id>/events counts ----
+
+    @staticmethod
+    def streams_key(tenant: str) -> str:
+        return f"{PREFIX}:streams:{tenant}"
+
+    def take_stream(
+        self, tenant: str, member: str, lease_seconds: float, cap: int
+    ) -> list[str] | None:
+        """Take one of ``tenant``'s ``cap`` stream slots for ``member``, under a
+        lease of ``lease_seconds`` (renew it with :meth:`renew_stream`);
+        None if taken, else the members that hold every slot."""
+        answer = self.scripts.take_stream(
+            keys=[self.streams_key(tenant)],
+            args=[member, max(1, int(lease_seconds * 1000)), cap],
+        )
+        if answer[0] == 1:
+            return None
+        return [m.decode() for m in answer[1]]
+
+    def renew_stream(self, tenant: str, member: str, lease_seconds: float) -> None:
+        """Renew the lease of an open stream's slot."""
+        self.scripts.renew_stream(
+            keys=[self.streams_key(tenant)], args=[member, max(1, int(lease_seconds * 1000))]
+        )
+
+    def release_stream(self, tenant: str, member: str) -> None:
+        """Give a stream's slot back."""
+        self.redis.zrem(self.streams_key(tenant), member)
+
+    # -- predictions' replies: one list per request, kept a minute at most ---
+
+    @staticmethod
+    def reply_key(request_id: str) -> str:
+        return f"{PREFIX}:reply:{request_id}"
+
+    def put_reply(self, key: str, answer: Mapping[str, Any], ttl: int) -> None:
+        """Hand ``answer`` to whoever waits on ``key`` (:meth:`wait_reply`);
+        it expires after ``ttl`` seconds if no one takes it."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(answer))
+            pipe.expire(key, ttl)
+            pipe.execute()
+
+    def wait_reply(self, key: str, timeout: float) -> dict[str, Any] | None:
+        """The answer put on ``key``, taken (the key goes with it), waiting up
+        to ``timeout`` seconds; None if none came. Waits in short blocking
+        reads, so that the client's socket timeout never cuts one."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            # BLPOP takes seconds with millisecond resolution; 0 would block forever.
+            popped = self.redis.blpop([key], timeout=max(0.01, min(left, 5.0)))
+            if popped is not None:
+                return json.loads(popped[1])
+        return None
 
     # -- the worker side ----------------------------------------------------
 

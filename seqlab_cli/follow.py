@@ -108,6 +108,9 @@ def _dispatch(kind: str, data: str, listener: Listener) -> bool:
     elif kind == "status":
         listener.status(payload)
         return payload.get("status") in TERMINAL
+    elif kind == "lost":
+        # The server kept fewer events than we missed; the job's status follows.
+        listener.note(f"events after {payload.get('last_event_id')} were lost")
     return False
 
 

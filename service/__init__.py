@@ -58,6 +58,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         EVENTS_KEEPALIVE_SECONDS=10,
         # Seconds POST /jobs/<id>/predict waits for a worker's answer (then 504).
         PREDICT_TIMEOUT=float(os.environ.get("SEQLAB_PREDICT_TIMEOUT", "30")),
+        # Threads of each API process that event streams and predict waits may
+        # hold together: a number, or "auto", half of gunicorn's --threads
+        # (service/jobs/threads.py); the rest always serve other requests.
+        STREAM_THREADS=os.environ.get("SEQLAB_STREAM_THREADS") or "auto",
+        # Event streams one tenant (or client address) may hold open at once,
+        # over every API process and host (counted in Redis).
+        MAX_STREAMS_PER_TENANT=os.environ.get("SEQLAB_MAX_STREAMS_PER_TENANT") or 8,
+        # Seconds after which an event stream ends (the client reconnects
+        # with Last-Event-ID), so that slots turn over.
+        STREAM_SECONDS=os.environ.get("SEQLAB_STREAM_SECONDS") or 300,
         # What one training job may ask (service/limits.py), from SEQLAB_* variables.
         **limits.from_environ(),
     )

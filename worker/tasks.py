@@ -128,17 +128,35 @@ def train_model(self: Any, job_id: str) -> None:
 
 
 @shared_task(name="seqlab.predict")
-def predict(job_id: str, instances: list[Any]) -> dict[str, Any]:
+def predict(
+    job_id: str,
+    instances: list[Any],
+    reply_key: str | None = None,
+    reply_by: float | None = None,
+    reply_ttl: int = 60,
+) -> dict[str, Any]:
     """The outputs of a succeeded job's model for ``instances``, already
-    checked against its input by the API (``POST /jobs/<id>/predict``, which
-    waits for this result and then deletes it)."""
+    checked against its input by the API (``POST /jobs/<id>/predict``).
+
+    With ``reply_key`` (what the API sends, with ``ignore_result``), the
+    answer is pushed onto that list for the API's wait, with a TTL of
+    ``reply_ttl`` s, and only if the wait has not ended (``reply_by``, epoch
+    seconds): an answer no one waits for is not written at all. Without it
+    the answer is only the task's result, as before.
+    """
     from . import predicting  # Keras loads here, in the child process
 
     try:
-        return predicting.predict(store(), job_id, instances)
+        answer = predicting.predict(store(), job_id, instances)
     except Exception as error:  # noqa: BLE001 (the API answers with the reason)
         logger.exception("predictions of job %s failed", job_id)
-        return {"error": failure(type(error).__name__, str(error))}
+        answer = {"error": failure(type(error).__name__, str(error))}
+    if reply_key is not None:
+        if reply_by is not None and time.time() > reply_by:
+            logger.info("predictions of job %s came after the API gave up; dropped", job_id)
+        else:
+            store().put_reply(reply_key, answer, reply_ttl)
+    return answer
 
 
 class LeaseKeeper:

@@ -60,9 +60,11 @@ def init_app(app: Flask) -> None:
     from . import plots
     from . import predict
     from . import ratelimit
+    from . import threads
     from . import views
 
     ratelimit.init_app(app)
+    threads.init_app(app)
     app.register_blueprint(views.bp)
     events.init_app(app)
     app.register_blueprint(plots.bp)

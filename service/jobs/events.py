@@ -9,9 +9,15 @@ reconnects with ``Last-Event-ID`` resumes strictly after that entry.
 
 Each open stream holds one server thread and one Redis connection while it
 waits, so the API runs under gunicorn's ``gthread`` workers (README,
-"Running it"). The blocking reads use a Redis client of their own, whose
-socket timeout outlasts the keep-alive interval; the store's client waits
-10 s at most.
+"Running it"), and the streams are capped per process and per tenant
+(:mod:`service.jobs.threads`: over a cap, a 429 with ``Retry-After``). A
+stream ends after ``SEQLAB_STREAM_SECONDS`` with an ``event: reconnect``
+(the client reconnects with ``Last-Event-ID``), so that no stream holds its
+thread for as long as a job waits in the queue. A ``Last-Event-ID`` older
+than the oldest kept event gets ``event: lost`` and then the job's current
+status, not a silent gap. The blocking reads use a Redis client of their
+own, whose socket timeout outlasts the keep-alive interval; the store's
+client waits 10 s at most.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +45,7 @@ from jobs.store import JobStore
 from jobs.store import finite
 from modelspec.errors import ApiValidationError
 
+from .threads import StreamSlot
 from .views import get_job_or_404
 
 bp = Blueprint("events", __name__)
@@ -107,23 +115,37 @@ def job_events(job_id: str) -> Response:
     the response ends after the final status event."""
     after = last_event_id()
     get_job_or_404(job_id, fields=())  # the ownership check, before streaming
+    # A thread of this process and a slot of the tenant's, or a 429.
+    slot = StreamSlot.take(current_app.extensions["jobs"])
     follower = Follower(
         job_id,
         current_app.extensions["events"],
         current_app.extensions["reaper"],
         float(current_app.config["EVENTS_KEEPALIVE_SECONDS"]),
+        seconds=float(current_app.config["STREAM_SECONDS"]),
+        slot=slot,
     )
-    return Response(
+    response = Response(
         stream_with_context(follower.stream(after)),
         mimetype="text/event-stream",
         # no-cache: each read is live; X-Accel-Buffering: nginx passes it on at once.
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    # The body's end releases the slot; so does a close before it began
+    # (a HEAD, a client gone before the first byte).
+    response.call_on_close(slot.release)
+    return response
 
 
 def message(event: Event) -> str:
     """One SSE message (its data is one line of JSON)."""
     return f"id: {event.id}\nevent: {event.kind}\ndata: {event.data}\n\n"
+
+
+def notice(kind: str, data: dict[str, Any]) -> str:
+    """An SSE message without an ``id:`` (a client's ``Last-Event-ID`` stays
+    the last event's): ``lost``, ``reconnect``."""
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
 #: The record's fields that say when a job took its status, first found first.
@@ -155,13 +177,29 @@ class Follower:
         reaper: settles the job if its worker was lost, as polls do, so a
             stream never waits on a dead worker's job.
         keepalive: seconds of silence after which a comment is sent.
+        seconds: how long the stream may last (``SEQLAB_STREAM_SECONDS``);
+            then it ends with ``event: reconnect``.
+        slot: the thread and tenant's slot it holds: renewed while it lives,
+            released when it ends.
     """
 
-    def __init__(self, job_id: str, store: JobStore, reaper: Reaper, keepalive: float) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        store: JobStore,
+        reaper: Reaper,
+        keepalive: float,
+        *,
+        seconds: float = math.inf,
+        slot: StreamSlot | None = None,
+    ) -> None:
         self.job_id = job_id
         self.store = store
         self.reaper = reaper
         self.block_ms = max(1, int(keepalive * 1000))
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.slot = slot
 
     def stream(self, after: str | None) -> Iterator[str]:
         """The response body. It ends after the final status event, or at
@@ -179,13 +217,38 @@ class Follower:
                     if record["status"] in TERMINAL:
                         return
                     after = SYNTHETIC_ID
+            else:
+                lost = self.store.lost_after(self.job_id, after)
+                if lost is not None:
+                    first, last = lost
+                    # Say so, then the job's state now (as of the last entry):
+                    # what the events the client missed came to.
+                    yield notice("lost", {"last_event_id": after, "first_kept_id": first})
+                    record = self.store.get(self.job_id)
+                    if record is None:
+                        return
+                    now = synthesized(record)
+                    yield message(Event(last, now.kind, now.data))
+                    if record["status"] in TERMINAL:
+                        return
+                    after = last
             yield from self.follow(after)
         except redis.RedisError as error:
             logger.warning("events of job %s: Redis failed (%s); stream ended", self.job_id, error)
+        finally:
+            if self.slot is not None:
+                self.slot.release()
 
     def follow(self, after: str) -> Iterator[str]:
-        """Messages after ``after`` until the final one, keep-alives between."""
+        """Messages after ``after`` until the final one, keep-alives between;
+        ``event: reconnect`` at the stream's time limit."""
         while True:
+            if self.slot is not None:
+                self.slot.renew()
+            left_ms = int((self.deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                yield notice("reconnect", {"stream_seconds": self.seconds})
+                return
             # The status first, then the events: a job that had ended by then
             # has its final event in the stream (written in the same step).
             status = self.status()
@@ -193,15 +256,17 @@ class Follower:
             if not events:
                 if status is None or status in TERMINAL:
                     return  # sent already (or never streamed: an old job)
-                events = self.store.events(self.job_id, after, block_ms=self.block_ms)
-            while events:
-                for event in events:
-                    yield message(event)
-                    if event.terminal:
-                        return
-                after = events[-1].id
-                events = self.store.events(self.job_id, after, block_ms=self.block_ms)
-            yield KEEP_ALIVE  # after keepalive seconds without an event
+                events = self.store.events(
+                    self.job_id, after, block_ms=max(1, min(self.block_ms, left_ms))
+                )
+            if not events:
+                yield KEEP_ALIVE  # after keepalive seconds without an event
+                continue
+            for event in events:
+                yield message(event)
+                if event.terminal:
+                    return
+            after = events[-1].id
 
     def status(self) -> str | None:
         """The job's status now, a lost worker's job settled first (its

@@ -4,21 +4,31 @@ worker from the job's trained model) and ``GET /jobs/<id>/predictions``
 
 The API never loads the model: it checks the instances against the job's
 model spec, sends the task ``seqlab.predict`` to the job queue, and waits
-for its result (``PREDICT_TIMEOUT`` seconds, then 504). Workers take
+for its answer (``PREDICT_TIMEOUT`` seconds, then 504). Workers take
 predictions from the queue they train from, so a worker busy with a long
 job answers only once that job ends.
+
+The answer comes back on a Redis list of this request's own
+(``seqlab:reply:<id>``, :meth:`jobs.store.JobStore.wait_reply`), not as a
+Celery result: the task is sent with ``ignore_result``, so Celery stores
+nothing for it (not even the ``REVOKED`` state of a task that expired
+unrun), and the worker writes the answer only while the wait lasts, with a
+TTL of :data:`REPLY_TTL` seconds. Taking the answer removes the list; an
+answer no one waits for any more is gone within a minute of the wait's end.
+The wait holds one of the process's long-wait threads
+(:mod:`service.jobs.threads`): none free is a 429.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
 import redis
-from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Blueprint
 from flask import current_app
 from werkzeug.exceptions import BadGateway
@@ -45,6 +55,8 @@ from ..datasets.graph_checks import raise_errors
 from ..datasets.graph_checks import tensor_error
 from ..requests import get_json_object
 from .schemas import Arrays
+from .threads import give_back_thread
+from .threads import take_thread
 
 # The same rules as a training request's data.x: its private helpers, as
 # they take a tensor and a field path, not a whole request.
@@ -54,6 +66,9 @@ from .views import store
 bp = Blueprint("predict", __name__)
 
 Errors = dict[str, list[str]]
+
+#: Seconds a worker's answer is kept for the request that waits on it.
+REPLY_TTL = 60
 
 
 class PredictRequestSchema(ma.Schema):
@@ -221,36 +236,11 @@ def predict(job_id: str) -> dict[str, Any]:
         values, shapes = body[path]["value"], [body[path]["shape"]]
     check_output_size(report, spec, path, shapes)
     timeout = float(current_app.config["PREDICT_TIMEOUT"])
-    celery = current_app.extensions["celery"]
+    thread = take_thread("a prediction's wait", timeout)
     try:
-        # Expiring with the wait: a task no worker took in time is dropped,
-        # not run later for nobody.
-        task = celery.send_task(
-            "seqlab.predict",
-            args=[job_id, values],
-            queue=current_app.config["SEQLAB_QUEUE"],
-            expires=timeout,
-        )
-    except Exception as error:
-        current_app.logger.warning("could not queue predictions of %s: %s", job_id, error)
-        unavailable = ServiceUnavailable("The job queue is unreachable; try again shortly.")
-        unavailable.retry_after = 5  # type: ignore[assignment]
-        raise unavailable from error
-    try:
-        answer = task.get(timeout=timeout, interval=0.01)
-    except CeleryTimeout:
-        raise GatewayTimeout(
-            f"No worker answered within {timeout:g} s (SEQLAB_PREDICT_TIMEOUT): the workers "
-            "of this queue are busy training or not running; try again later."
-        ) from None
-    except (redis.exceptions.RedisError, OSError) as error:
-        # Redis went away while we waited: the answer cannot be read.
-        unavailable = ServiceUnavailable("The job store (Redis) is unreachable; try again shortly.")
-        unavailable.retry_after = 5  # type: ignore[assignment]
-        raise unavailable from error
+        answer = ask_worker(job_id, values, timeout)
     finally:
-        with contextlib.suppress(redis.exceptions.RedisError, OSError):
-            task.forget()  # an answer is read once: its key goes now, not in a day
+        give_back_thread(thread)
     if "error" in answer:
         if answer["error"]["type"] == "NoModel":
             raise Conflict(f"Job {job_id} has no model file (anymore).")
@@ -264,6 +254,50 @@ def predict(job_id: str) -> dict[str, Any]:
         "model_load_seconds": answer["model_load_seconds"],
         "predict_seconds": answer["predict_seconds"],
     }
+
+
+def ask_worker(job_id: str, values: Any, timeout: float) -> dict[str, Any]:
+    """Send ``seqlab.predict`` and wait up to ``timeout`` s for its answer.
+
+    Raises:
+        GatewayTimeout: 504 if no worker answered in time.
+        ServiceUnavailable: 503 if the queue or Redis is unreachable.
+    """
+    jobs = store()
+    reply_key = jobs.reply_key(uuid.uuid4().hex)
+    try:
+        # Expiring with the wait: a task no worker took in time is dropped,
+        # not run later for nobody; ignore_result: Celery keeps nothing of it.
+        current_app.extensions["celery"].send_task(
+            "seqlab.predict",
+            args=[job_id, values],
+            kwargs={
+                "reply_key": reply_key,
+                "reply_by": time.time() + timeout,
+                "reply_ttl": REPLY_TTL,
+            },  # fmt: skip
+            queue=current_app.config["SEQLAB_QUEUE"],
+            expires=timeout,
+            ignore_result=True,
+        )
+    except Exception as error:
+        current_app.logger.warning("could not queue predictions of %s: %s", job_id, error)
+        unavailable = ServiceUnavailable("The job queue is unreachable; try again shortly.")
+        unavailable.retry_after = 5  # type: ignore[assignment]
+        raise unavailable from error
+    try:
+        answer = jobs.wait_reply(reply_key, timeout)
+    except (redis.exceptions.RedisError, OSError) as error:
+        # Redis went away while we waited: the answer cannot be read.
+        unavailable = ServiceUnavailable("The job store (Redis) is unreachable; try again shortly.")
+        unavailable.retry_after = 5  # type: ignore[assignment]
+        raise unavailable from error
+    if answer is None:
+        raise GatewayTimeout(
+            f"No worker answered within {timeout:g} s (SEQLAB_PREDICT_TIMEOUT): the workers "
+            "of this queue are busy training or not running; try again later."
+        )
+    return answer
 
 
 @bp.get("/jobs/<job_id>/predictions")
