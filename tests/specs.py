@@ -95,3 +95,19 @@ STATEFUL_JOB: dict[str, Any] = {
     "data": {"x": [[[i], [i + 1], [i + 2]] for i in range(4)], "y": [[i] for i in range(4)]},
     "fit": {"epochs": 3, "batch_size": 2},
 }
+
+
+def layer_graph(layer_type: str) -> dict[str, Any]:
+    """A graph of one registered layer on its example, called as its
+    ``call_form`` says: one tensor, a list, or query/value/key positionally."""
+    from seqlab import LAYERS
+
+    layer_cls = LAYERS[layer_type]
+    args, shapes = layer_cls.example
+    if layer_cls.call_form == "one":
+        shapes = [shapes]
+    names = [f"in_{i}" for i in range(len(shapes))]
+    entry = {"type": layer_type, **args}
+    entry["inputs"] = names[0] if layer_cls.call_form == "one" else names
+    inputs = [{"name": n, "shape": list(s)} for n, s in zip(names, shapes, strict=True)]
+    return {"inputs": inputs, "layers": [entry]}

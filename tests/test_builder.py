@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from specs import ENCODER_DECODER
 from specs import encoder_decoder
+from specs import layer_graph
 
 from seqlab import LAYERS
 from worker.builder import build_model
@@ -258,17 +259,11 @@ def test_every_registered_layer_builds_in_a_graph_as_keras_calls_it(layer_type: 
     from worker.builder import build_layer
 
     layer_cls = LAYERS[layer_type]
-    args, shapes = layer_cls.example
-    if layer_cls.call_form == "one":
-        shapes = [shapes]
-    names = [f"in_{i}" for i in range(len(shapes))]
-    entry = {"type": layer_type, **args}
-    entry["inputs"] = names[0] if layer_cls.call_form == "one" else names
-    spec = {"inputs": [{"name": n, "shape": list(s)} for n, s in zip(names, shapes, strict=True)]}
-    spec["layers"] = [entry]
+    args, _ = layer_cls.example
+    spec = layer_graph(layer_type)
 
     keras.backend.clear_session()
-    ins = [keras.Input(tuple(s), name=n) for n, s in zip(names, shapes, strict=True)]
+    ins = [keras.Input(tuple(i["shape"]), name=i["name"]) for i in spec["inputs"]]
     layer = build_layer({"type": layer_type, **args})
     if layer_cls.call_form == "one":
         out = layer(ins[0])

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras_oracle as oracle
 import pytest
+from specs import layer_graph
 
 from seqlab import LAYERS
 from seqlab import analyze
@@ -18,20 +19,6 @@ from seqlab.cost import variables
 from seqlab.examples import EXAMPLES
 
 pytestmark = pytest.mark.keras
-
-
-def layer_graph(layer_type: str) -> dict[str, Any]:
-    """A graph of one registered layer on its example, called as its
-    ``call_form`` says."""
-    layer_cls = LAYERS[layer_type]
-    args, shapes = layer_cls.example
-    if layer_cls.call_form == "one":
-        shapes = [shapes]
-    names = [f"in_{i}" for i in range(len(shapes))]
-    entry = {"type": layer_type, **args}
-    entry["inputs"] = names[0] if layer_cls.call_form == "one" else names
-    inputs = [{"name": n, "shape": list(s)} for n, s in zip(names, shapes, strict=True)]
-    return {"inputs": inputs, "layers": [entry]}
 
 
 def saved(spec: dict[str, Any], optimizer: str, tmp_path) -> tuple[Any, int, int]:
