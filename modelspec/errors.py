@@ -69,5 +69,18 @@ def summarize_errors(errors: dict[str, list[str]]) -> str:
     rv = f"{path}: {reasons[0]}"
     more = sum(len(r) for r in errors.values()) - 1
     if more > 0:
-        rv += f" (and {more} more {'error' if more == 1 else 'errors'})"
+        rv += f" (and {more:,} more {'error' if more == 1 else 'errors'})"
     return rv
+
+
+#: The most fields a 422's ``errors`` lists: a body of 60,000 unknown members
+#: would otherwise be answered with megabytes of them (``detail`` still
+#: counts them all).
+MAX_LISTED_ERRORS = 20
+
+
+def listed_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The first :data:`MAX_LISTED_ERRORS` fields of ``errors``, in order."""
+    if len(errors) <= MAX_LISTED_ERRORS:
+        return errors
+    return dict(list(errors.items())[:MAX_LISTED_ERRORS])

@@ -143,6 +143,7 @@ def params(
 
     from modelspec.errors import ApiValidationError
     from modelspec.errors import flatten_errors
+    from modelspec.errors import listed_errors
     from modelspec.errors import summarize_errors
     from modelspec.fields import MAX_INT
     from modelspec.params import params_document
@@ -163,7 +164,7 @@ def params(
     except ValidationError as error:
         errors = flatten_errors(error.normalized_messages())
         detail = summarize_errors(errors)
-        raise CliError(detail, REFUSED, _problem(detail, errors)) from None
+        raise CliError(detail, REFUSED, _problem(detail, listed_errors(errors))) from None
     except ApiValidationError as error:
         raise CliError(error.detail, REFUSED, _problem(error.detail, error.errors)) from None
     if as_json:

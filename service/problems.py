@@ -24,6 +24,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from modelspec.errors import ApiValidationError
 from modelspec.errors import flatten_errors
+from modelspec.errors import listed_errors
 from modelspec.errors import summarize_errors
 
 #: The media type of every error response.
@@ -72,7 +73,7 @@ def handle_http_exception(e: HTTPException) -> Response:
 def handle_marshmallow_error(e: ValidationError) -> Response:
     """Render a schema validation failure as a 422 problem."""
     errors = flatten_errors(e.normalized_messages())
-    return problem(422, summarize_errors(errors), errors=errors)
+    return problem(422, summarize_errors(errors), errors=listed_errors(errors))
 
 
 def handle_api_validation_error(e: ApiValidationError) -> Response:
