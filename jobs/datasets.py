@@ -103,12 +103,6 @@ class DatasetStore:
     def chunk_key(dataset_id: str, name: str, n: int) -> str:
         return f"{PREFIX}:dataset:{dataset_id}:{name}:{n}"
 
-    def count(self, tenant: str | None) -> int:
-        """How many live datasets ``tenant`` has (expired ones pruned first)."""
-        index = index_key(tenant)
-        self.redis.zremrangebyscore(index, "-inf", f"({time.time() - self.ttl!r}")
-        return int(self.redis.zcard(index))
-
     def reserve(self, tenant: str | None, limit: int) -> str | None:
         """Hold one of ``tenant``'s ``limit`` dataset slots for an upload;
         returns the hold's token, None if its datasets and uploads under
