@@ -1,7 +1,23 @@
-"""What a job's results cost to keep: the size of the trained model's
-``.keras`` file, and a bound on its predictions as JSON.
+"""The cost model: what one training job will cost the shared host, known
+from its request before anything is stored or queued, in worker memory and
+in bytes kept in Redis (:func:`job_cost`, :class:`JobCost`). The API checks
+each limit against it (``service/limits.py``); the worker uses the same
+figures for what it keeps (:func:`prediction_bytes_bound`). Pure standard
+library, like the rest of the engine.
 
-A job's model is stored as the file ``model.save()`` writes: a zip, stored
+Its parts:
+
+* **the training step**: :mod:`seqlab.memory` (weights, gradients, optimizer
+  state, one batch's activations);
+* **the data**: each array as the worker holds it, decoded from JSON into
+  Python lists (:func:`lists_bytes`) or read from a dataset
+  (:class:`HeldArray`);
+* **the predictions**: on the training inputs after training, bounded as
+  JSON by :func:`prediction_bytes_bound`;
+* **the model file**: the trained model's ``.keras`` file
+  (:func:`model_file_bytes`).
+
+The model file is the file ``model.save()`` writes: a zip, stored
 without compression, of ``config.json``, ``metadata.json`` and
 ``model.weights.h5``, which holds every variable of the model and of its
 optimizer (Keras 3.15, ``keras/src/saving/saving_lib.py``). Its payload is
@@ -17,9 +33,15 @@ the safe side. ``tests/test_cost.py`` holds both to files Keras writes.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 from .engine import LayerReport
 from .engine import ModelReport
 from .memory import OPTIMIZER_SLOTS
+from .memory import TrainMemory
 
 #: The optimizer's own variables, whatever its slots: ``iterations`` (int64;
 #: JAX, without 64-bit types, makes it int32) and ``learning_rate`` (float32).
@@ -85,3 +107,212 @@ def prediction_bytes_bound(samples: int, values_per_sample: int) -> int:
     JSON: what ``SEQLAB_MAX_PREDICTION_BYTES`` is compared with, known
     before any is computed."""
     return samples * values_per_sample * JSON_VALUE_BYTES + 2
+
+
+# -- the data a worker holds -----------------------------------------------------
+
+#: A float that ``json.loads`` makes: a Python ``float`` object.
+PY_FLOAT_BYTES = 24
+#: A list's slot per item (a pointer), with the over-allocation of a list
+#: grown by appending (at most 1/8 more), rounded up.
+PY_LIST_ITEM_BYTES = 9
+#: A list object's header and the slack of a short list's growth (measured
+#: on CPython 3.12 by tracemalloc: 56 to 80 bytes).
+PY_LIST_BYTES = 88
+#: Per array, its objects (NumPy's array and the chunks' ``bytes`` headers).
+ARRAY_OVERHEAD = 4096
+
+
+def lists_bytes(shape: Sequence[int]) -> int:
+    """An upper bound on the memory of the nested Python lists of floats that
+    ``json.loads`` builds for an array of ``shape`` (or ``ndarray.tolist()``):
+    a float object per value, a list per row at each depth and a slot per
+    item. Held within 25 % of tracemalloc's figure by ``tests/test_cost.py``.
+
+    >>> lists_bytes([2, 3])
+    480
+    """
+    values = math.prod(shape)
+    lists = sum(math.prod(shape[:depth]) for depth in range(len(shape)))
+    items = sum(math.prod(shape[: depth + 1]) for depth in range(len(shape)))
+    return values * PY_FLOAT_BYTES + items * PY_LIST_ITEM_BYTES + lists * PY_LIST_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class HeldArray:
+    """One array of a job's data as the worker comes to hold it.
+
+    ``itemsize`` is the bytes per value of the array the worker gives Keras
+    (the input's dtype; targets are float32). ``stored_itemsize`` is that of
+    a dataset's array as uploaded; None for data sent inline as JSON.
+    """
+
+    shape: tuple[int, ...]
+    itemsize: int
+    stored_itemsize: int | None = None
+
+    @property
+    def values(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def array_bytes(self) -> int:
+        """The array Keras is given."""
+        return self.values * self.itemsize
+
+    def load_bytes(self) -> int:
+        """What holding it costs the worker: inline data is decoded from JSON
+        into Python lists (kept, with the job's request, until the job ends)
+        and then made an array; a dataset's array is read as its chunks,
+        joined (the array is a view of them), and converted where its dtype
+        is not the input's. Each also has :data:`ARRAY_OVERHEAD`."""
+        if self.stored_itemsize is None:
+            return lists_bytes(self.shape) + self.array_bytes + ARRAY_OVERHEAD
+        stored = self.values * self.stored_itemsize
+        converted = self.array_bytes if self.stored_itemsize != self.itemsize else 0
+        return 2 * stored + converted + ARRAY_OVERHEAD
+
+
+# -- one training job ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobCost:
+    """What one training job will cost, known before it is queued.
+
+    Worker memory, in bytes, by what holds it (the figure checked against
+    ``SEQLAB_WORKER_MEMORY_BYTES`` is their sum: an upper bound, as if none
+    were freed before the job ends):
+
+    * ``training``: one training step at its peak
+      (:func:`seqlab.memory.train_memory`), at the data's real lengths, the
+      larger of a training and a validation batch;
+    * ``data``: the training and validation arrays
+      (:meth:`HeldArray.load_bytes`);
+    * ``predictions``: the final predictions pass over the training inputs:
+      the inputs as arrays again, the outputs as an array, as Python lists
+      and as JSON (one batch's outputs only when they could not be stored);
+    * ``model_file``: saving, the ``.keras`` file twice (Keras writes its
+      weights into an in-memory HDF5 file before the zip; the worker reads
+      the zip back to store it).
+
+    Bytes stored in Redis, kept for the job's lifetime: the model file, the
+    predictions (none past ``SEQLAB_MAX_PREDICTION_BYTES``) and the history.
+    """
+
+    training: TrainMemory
+    data: int
+    predictions: int
+    model_file: int
+    stored_model_file: int
+    stored_predictions: int
+    stored_history: int
+
+    @property
+    def worker_memory(self) -> int | None:
+        """The job's worker memory; None when the activations are unknown
+        (data that does not fit the model: the data checks refuse it)."""
+        return None if self.training.total is None else self.worker_memory_known
+
+    @property
+    def worker_memory_known(self) -> int:
+        """The job's worker memory without the activations where they are
+        unknown: what a limit can refuse in any case."""
+        step = self.training.static if self.training.total is None else self.training.total
+        return step + self.data + self.predictions + self.model_file
+
+    @property
+    def stored_bytes(self) -> int:
+        """The bytes the job's results keep in Redis."""
+        return self.stored_model_file + self.stored_predictions + self.stored_history
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready breakdown, in bytes (the job document's ``estimated_cost``)."""
+        return {
+            "worker_memory_bytes": self.worker_memory,
+            "worker_memory": {
+                "training_step": self.training.total,
+                "data": self.data,
+                "predictions": self.predictions,
+                "model_file": self.model_file,
+            },
+            "training_step": self.training.to_dict(),
+            "stored_bytes": self.stored_bytes,
+            "stored": {
+                "model_file": self.stored_model_file,
+                "predictions": self.stored_predictions,
+                "history": self.stored_history,
+            },
+        }
+
+
+def output_values(report: ModelReport) -> int | None:
+    """Output values per sample, all outputs together; None where a
+    dimension is unknown."""
+    out = report.output_shape
+    outputs = out if isinstance(out, list) else [out]
+    if any(d is None for shape in outputs for d in shape[1:]):
+        return None
+    return sum(math.prod(shape[1:]) for shape in outputs)  # type: ignore[misc]
+
+
+def predictions_cost(
+    report: ModelReport,
+    x: Sequence[HeldArray],
+    batch_size: int,
+    max_prediction_bytes: int,
+    store: bool = True,
+) -> tuple[int, int]:
+    """The worker memory of the final predictions pass over the training
+    inputs ``x`` and the bytes it stores, as ``worker/training.py``'s
+    ``predict_training_inputs`` runs it."""
+    if not store:
+        return 0, 0
+    samples = x[0].shape[0] if x else 0
+    per_sample = output_values(report)
+    inputs = sum(a.array_bytes for a in x)
+    if per_sample is None:  # the data does not fit: refused by the data checks
+        return inputs, 0
+    bound = prediction_bytes_bound(samples, per_sample)
+    if bound > max_prediction_bytes:  # one batch is computed, none is kept
+        return inputs + min(batch_size, samples) * per_sample * 4, 0
+    out = report.output_shape
+    outputs = out if isinstance(out, list) else [out]
+    lists = sum(lists_bytes([samples, *shape[1:]]) for shape in outputs)  # type: ignore[list-item]
+    return inputs + samples * per_sample * 4 + lists + bound, bound
+
+
+def job_cost(
+    report: ModelReport,
+    *,
+    training: TrainMemory,
+    x: Sequence[HeldArray],
+    held: Sequence[HeldArray],
+    optimizer: str,
+    epochs: int,
+    history_names: int,
+    max_prediction_bytes: int,
+    store_predictions: bool = True,
+) -> JobCost:
+    """The cost of training ``report`` (analysed at the data's lengths).
+
+    Args:
+        training: the training step's estimate, at the larger batch.
+        x: the training inputs, which the final pass predicts on.
+        held: every array the job brings (training and validation, inputs
+            and targets).
+        history_names: values ``fit`` logs per epoch (with ``val_``'s).
+    """
+    predictions, stored_predictions = predictions_cost(
+        report, x, training.batch_size, max_prediction_bytes, store_predictions
+    )
+    file = model_file_bytes(report, optimizer)
+    return JobCost(
+        training=training,
+        data=sum(a.load_bytes() for a in held),
+        predictions=predictions,
+        model_file=2 * file,
+        stored_model_file=file,
+        stored_predictions=stored_predictions,
+        stored_history=epochs * history_names * JSON_VALUE_BYTES,
+    )

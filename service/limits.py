@@ -21,11 +21,16 @@ from flask import current_app
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from jobs import settings
 from modelspec.errors import ApiValidationError
 from seqlab import ModelReport
 from seqlab import SpecError
 from seqlab import analyze
+from seqlab.cost import HeldArray
+from seqlab.cost import JobCost
+from seqlab.cost import job_cost
 from seqlab.fit import split_samples
+from seqlab.memory import INPUT_DTYPE_BYTES
 from seqlab.memory import TrainMemory
 from seqlab.memory import train_memory
 
@@ -106,7 +111,7 @@ def concrete_model(model: Mapping[str, Any], x: Mapping[str, Any]) -> dict[str, 
         return {**model, "input_shape": concrete}
     # A graph's x is in its inputs' order once check_graph_request arranged
     # it; a dataset's (one-input models only) is one array.
-    shapes = [t["shape"] for t in x["parts"]] if "parts" in x else [x["shape"]]
+    shapes = [t["shape"] for t in _tensors(x)]
     if len(shapes) != len(model["inputs"]):
         return None
     inputs, changed = [], False
@@ -119,19 +124,89 @@ def concrete_model(model: Mapping[str, Any], x: Mapping[str, Any]) -> dict[str, 
     return {**model, "inputs": inputs} if changed else None
 
 
-def _memory_of(
-    report: ModelReport, body: Mapping[str, Any], batch: int, data: Mapping[str, Any]
-) -> TrainMemory:
-    """The estimate for this request on ``data`` (its training or its
-    validation arrays): unknown lengths take the data's."""
-    model = concrete_model(body["model"], data["x"])
-    if model is not None:
-        try:
-            report = analyze(model)
-        except SpecError:
-            pass  # the data does not fit the model: the data checks say why
+def _tensors(arrays: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The tensors of a loaded ``x`` or ``y``: a graph model's arranged
+    parts, else the one."""
+    return list(arrays["parts"]) if "parts" in arrays else [arrays]
+
+
+def _at_data_lengths(report: ModelReport, model: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
+    """``report`` again with unknown lengths at ``x``'s (itself where none is
+    unknown or the data does not fit the model: the data checks say why)."""
+    concrete = concrete_model(model, x)
+    if concrete is None:
+        return report
+    try:
+        return analyze(concrete)
+    except SpecError:
+        return report
+
+
+def _held(arrays: Mapping[str, Any], itemsizes: list[int]) -> list[HeldArray]:
+    """A loaded ``x`` or ``y`` as the worker will hold it: inline values
+    (JSON) or a dataset's array (its stored dtype), converted to
+    ``itemsizes`` (one per tensor; the last repeats)."""
+    held = []
+    for i, tensor in enumerate(_tensors(arrays)):
+        array = tensor.get("array")
+        stored = None if array is None else int(array.dtype.itemsize)
+        itemsize = itemsizes[min(i, len(itemsizes) - 1)]
+        held.append(HeldArray(tuple(tensor["shape"]), itemsize, stored))
+    return held
+
+
+def _history_names(report: ModelReport, compile_options: Mapping[str, Any]) -> int:
+    """At most how many values ``fit`` logs per epoch, before ``val_``'s:
+    the loss, each output's loss where there are several, and each metric
+    for each output."""
+    outputs = len(getattr(report, "outputs", None) or [None])
+    metrics = compile_options.get("metrics") or []
+    if isinstance(metrics, Mapping):
+        metrics = list(metrics.values())
+    flat = [m for item in metrics for m in (item if isinstance(item, list) else [item])]
+    return 1 + (outputs if outputs > 1 else 0) + outputs * len(flat)
+
+
+def job_cost_of(report: ModelReport, body: Mapping[str, Any]) -> JobCost:
+    """The cost model's figures (:func:`seqlab.cost.job_cost`) for a loaded
+    train request, at its data's lengths (a dataset's shapes already in
+    its body)."""
+    model, fit_options = body["model"], body["fit"]
     optimizer = body["compile"]["optimizer"]
-    return train_memory(report, batch, optimizer, body["model"].get("dtype"))
+    samples = body["data"]["x"]["shape"][0]
+    train, n_val = split_samples(samples, fit_options["validation_split"])
+    batch = fit_options["batch_size"]
+    at_data = _at_data_lengths(report, model, body["data"]["x"])
+    memory = train_memory(at_data, min(batch, max(train, 1)), optimizer, model.get("dtype"))
+    validation = body.get("validation")
+    if validation is not None and "x" in validation:
+        # Keras evaluates the validation arrays in batches of the fit's size,
+        # at their own lengths: a longer validation sequence needs more.
+        at_val = _at_data_lengths(report, model, validation["x"])
+        val_samples = validation["x"]["shape"][0]
+        memory = _larger(
+            memory,
+            train_memory(at_val, min(batch, max(val_samples, 1)), optimizer, model.get("dtype")),
+        )
+    entries = model["inputs"] if "inputs" in model else [model]
+    dtypes = [entry.get("dtype") for entry in entries]
+    x_sizes = [INPUT_DTYPE_BYTES[d or "float32"] for d in dtypes]
+    x = _held(body["data"]["x"], x_sizes)
+    held = [*x, *_held(body["data"]["y"], [4])]
+    if validation is not None and "x" in validation:
+        held += [*_held(validation["x"], x_sizes), *_held(validation["y"], [4])]
+    validated = n_val > 0 or validation is not None
+    return job_cost(
+        at_data,
+        training=memory,
+        x=x,
+        held=held,
+        optimizer=optimizer,
+        epochs=fit_options["epochs"],
+        history_names=_history_names(report, body["compile"]) * (2 if validated else 1),
+        max_prediction_bytes=settings.max_prediction_bytes(),
+        store_predictions=fit_options.get("store_predictions", True),
+    )
 
 
 def _larger(a: TrainMemory, b: TrainMemory) -> TrainMemory:
@@ -143,13 +218,31 @@ def _larger(a: TrainMemory, b: TrainMemory) -> TrainMemory:
     return a
 
 
-def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
-    """Refuse a train request over any limit (every one it is over).
+def memory_message(cost: JobCost, limit: int) -> str:
+    """Why a job's worker memory is over ``limit``: its parts."""
+    m = cost.training
+    step = m.static if m.total is None else m.total
+    return (
+        f"Training it is estimated to take {cost.worker_memory_known:,} bytes of worker "
+        f"memory: the training step {step:,} (weights {m.weights:,}, gradients {m.gradients:,}, "
+        f"{m.optimizer} state {m.optimizer_state:,}, activations {_bytes(m.activations)} "
+        f"for batches of {m.batch_size}), the data {cost.data:,}, the predictions on the "
+        f"training inputs {cost.predictions:,} and the model file {cost.model_file:,}; "
+        f"over the worker's budget of {limit:,} bytes (SEQLAB_WORKER_MEMORY_BYTES). "
+        "A smaller fit.batch_size needs fewer activations; fit.store_predictions false "
+        "skips the predictions."
+    )
+
+
+def check_limits(report: ModelReport, body: Mapping[str, Any]) -> JobCost:
+    """Refuse a train request over any limit (every one it is over); its
+    cost (:func:`job_cost_of`) when it is within them all.
 
     Raises:
         ApiValidationError: 422 with the reasons by field: ``model`` (its
-            parameters, its training memory at the training and the
-            validation data's lengths), ``data.x`` and ``validation.x``
+            parameters, its worker memory: the training step at the
+            training and the validation data's lengths, the data, the
+            predictions and the model file), ``data.x`` and ``validation.x``
             (samples, values per sample), ``fit.epochs`` (epochs × samples).
     """
     errors: dict[str, list[str]] = {}
@@ -164,34 +257,16 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
             f"The model has {params:,} parameters, over the limit of {limit:,} for "
             "training (SEQLAB_MAX_TRAIN_PARAMS).",
         )
-    x_shape = body["data"]["x"]["shape"]
-    samples = x_shape[0]
-    train, _ = split_samples(samples, body["fit"]["validation_split"])
-    batch = body["fit"]["batch_size"]
-    memory = _memory_of(report, body, min(batch, max(train, 1)), body["data"])
-    validation = body.get("validation")
-    if validation is not None and "x" in validation:
-        # Keras evaluates the validation arrays in batches of the fit's size,
-        # at their own lengths: a longer validation sequence needs more.
-        val_samples = validation["x"]["shape"][0]
-        memory = _larger(
-            memory, _memory_of(report, body, min(batch, max(val_samples, 1)), validation)
-        )
-    # Unknown activations (data that does not fit the model) leave the rest.
-    needed = memory.static if memory.total is None else memory.total
+    cost = job_cost_of(report, body)
     limit = _limit("SEQLAB_WORKER_MEMORY_BYTES")
-    if needed > limit:
-        refuse(
-            "model",
-            f"Training it is estimated to take {needed:,} bytes (weights "
-            f"{memory.weights:,}, gradients {memory.gradients:,}, {memory.optimizer} state "
-            f"{memory.optimizer_state:,}, activations {_bytes(memory.activations)} for "
-            f"batches of {memory.batch_size}), over the worker's budget of {limit:,} bytes "
-            "(SEQLAB_WORKER_MEMORY_BYTES). A smaller fit.batch_size needs fewer activations.",
-        )
+    # Unknown activations (data that does not fit the model) leave the rest.
+    if cost.worker_memory_known > limit:
+        refuse("model", memory_message(cost, limit))
+    validation = body.get("validation")
     for field, x in (("data.x", body["data"]["x"]), ("validation.x", (validation or {}).get("x"))):
         if x is not None:
             check_arrays(field, x, refuse)
+    samples = body["data"]["x"]["shape"][0]
     epochs, limit = body["fit"]["epochs"], _limit("SEQLAB_MAX_EPOCH_SAMPLES")
     if epochs * samples > limit:
         refuse(
@@ -202,6 +277,7 @@ def check_limits(report: ModelReport, body: Mapping[str, Any]) -> None:
     if errors:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
+    return cost
 
 
 def check_arrays(field: str, x: Mapping[str, Any], refuse: Callable[[str, str], None]) -> None:

@@ -4,17 +4,24 @@ above, for every registered layer and the seed's models."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from typing import Any
 
 import keras_oracle as oracle
+import numpy as np
 import pytest
 from specs import layer_graph
 
 from seqlab import LAYERS
 from seqlab import analyze
+from seqlab.cost import ARRAY_OVERHEAD
+from seqlab.cost import HeldArray
+from seqlab.cost import lists_bytes
 from seqlab.cost import model_file_bytes
 from seqlab.cost import model_file_payload
+from seqlab.cost import prediction_bytes_bound
+from seqlab.cost import predictions_cost
 from seqlab.cost import variables
 from seqlab.examples import EXAMPLES
 
@@ -87,3 +94,82 @@ def test_doctests():
     import seqlab.cost
 
     assert doctest.testmod(seqlab.cost).failed == 0
+
+
+# -- the data and the predictions a worker holds ---------------------------------
+
+SHAPES = [(1000, 50, 1), (100, 10, 100), (5000, 1), (10, 1000, 3), (20000,), (1, 1, 1)]
+
+
+def traced(make: Any) -> tuple[Any, int]:
+    """What ``make()`` returns and the bytes it left allocated (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        value = make()
+        return value, tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_lists_bound_what_json_decoding_builds(shape):
+    # The worker decodes a job's inline data with json.loads: its lists and
+    # floats, over the bound, would be memory the limit did not count.
+    text = json.dumps(np.random.default_rng(0).random(shape, dtype="float32").tolist())
+    _, measured = traced(lambda: json.loads(text))
+    bound = lists_bytes(shape)
+    assert measured <= bound <= 1.25 * measured + 512
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_inline_data_is_its_lists_and_its_array(shape):
+    text = json.dumps(np.random.default_rng(0).random(shape, dtype="float32").tolist())
+
+    def load():
+        lists = json.loads(text)
+        return lists, np.asarray(lists, dtype="float32")
+
+    _, measured = traced(load)
+    bound = HeldArray(shape, 4).load_bytes()
+    assert measured <= bound <= 1.25 * measured + ARRAY_OVERHEAD + 512
+
+
+@pytest.mark.parametrize("stored", ["float32", "float64"])
+def test_a_datasets_array_is_its_chunks_joined_and_converted(stored):
+    raw = np.ones((2000, 30, 2), stored).tobytes()
+
+    def load():
+        # As jobs/datasets.py reads one (its chunks from Redis, joined, the
+        # array a view of them) and the worker gives Keras the input's dtype.
+        parts = [raw[i : i + 65536] for i in range(0, len(raw), 65536)]
+        array = np.frombuffer(b"".join(parts), dtype=stored).reshape(2000, 30, 2)
+        return parts, array, np.asarray(array, dtype="float32")
+
+    _, measured = traced(load)
+    bound = HeldArray((2000, 30, 2), 4, np.dtype(stored).itemsize).load_bytes()
+    assert measured <= bound <= 1.05 * measured
+
+
+def test_the_predictions_pass_is_bounded_before_it_runs():
+    # The issue's case, scaled: outputs of 200 samples × 50 steps × 64
+    # values, as the worker holds them (the array, the lists, the JSON).
+    report = analyze({"input_shape": [50, 1], "layers": [
+        {"type": "LSTM", "units": 8, "return_sequences": True},
+        {"type": "Dense", "units": 64}]})  # fmt: skip
+    x = HeldArray((200, 50, 1), 4)
+    out = np.random.default_rng(0).standard_normal((200, 50, 64)).astype("float32")
+
+    def held():
+        lists = out.tolist()
+        return lists, json.dumps(lists)
+
+    (_, text), measured = traced(held)
+    memory, stored = predictions_cost(report, [x], 32, 64 * 1024**2)
+    assert stored == prediction_bytes_bound(200, 50 * 64) >= len(text)
+    assert measured + out.nbytes + x.array_bytes <= memory <= 1.5 * (measured + out.nbytes)
+    # Past the limit, one batch's outputs and nothing stored.
+    memory, stored = predictions_cost(report, [x], 32, len(text) // 2)
+    assert (memory, stored) == (x.array_bytes + 32 * 50 * 64 * 4, 0)
+    assert predictions_cost(report, [x], 32, 64 * 1024**2, store=False) == (0, 0)

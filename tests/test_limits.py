@@ -13,6 +13,11 @@ import yaml
 from openapi_check import validate_response
 
 from seqlab import analyze
+from seqlab.cost import ARRAY_OVERHEAD
+from seqlab.cost import HeldArray
+from seqlab.cost import model_file_bytes
+from seqlab.cost import prediction_bytes_bound
+from seqlab.cost import predictions_cost
 from seqlab.examples import example_request
 from seqlab.memory import train_memory
 from service import create_app
@@ -79,7 +84,7 @@ def test_the_issue_case_is_refused_for_training_and_counted(idle_app, spec):
         "training (SEQLAB_MAX_TRAIN_PARAMS)."
     )
     memory = train_memory(analyze(HUGE), 1)
-    assert f"estimated to take {memory.total:,} bytes" in messages[1]
+    assert f"the training step {memory.total:,} (" in messages[1]
     assert "budget of 8,589,934,592 bytes (SEQLAB_WORKER_MEMORY_BYTES)" in messages[1]
 
     rv = idle_app.test_client().post("/params", json=HUGE)
@@ -108,7 +113,19 @@ def two_features():
     )
 
 
-ONE_TO_ONE_MEMORY = train_memory(analyze(one_to_one()["model"]), 5, "adam").total
+def worker_memory(body, x_shape, y_shape, batch, report=None):
+    """The job's worker memory as seqlab/cost.py composes it, from its
+    parts: the training step, the inline data (JSON, then float32 arrays),
+    the predictions on the training inputs and the model file, twice."""
+    report = report or analyze(body["model"])
+    step = train_memory(report, batch, body["compile"].get("optimizer", "adam")).total
+    x = HeldArray(tuple(x_shape), 4)
+    data = x.load_bytes() + HeldArray(tuple(y_shape), 4).load_bytes()
+    predictions, _ = predictions_cost(report, [x], batch, 64 * 1024**2)
+    return step + data + predictions + 2 * model_file_bytes(report)
+
+
+ONE_TO_ONE_MEMORY = worker_memory(one_to_one(), [5, 1, 1], [5, 1], 5)
 
 
 @pytest.mark.parametrize(
@@ -148,12 +165,21 @@ def test_memory_budget_message_names_its_parts(idle_app, spec):
     body = one_to_one(fit={"batch_size": 4}, compile={"optimizer": "sgd"})
     idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = 1
     (reason,) = refused(spec, idle_app, body, "model")
-    m = train_memory(analyze(body["model"]), 4, "sgd")
+    report = analyze(body["model"])
+    m = train_memory(report, 4, "sgd")
+    x = HeldArray((5, 1, 1), 4)
+    data = x.load_bytes() + HeldArray((5, 1), 4).load_bytes()
+    predictions, _ = predictions_cost(report, [x], 4, 64 * 1024**2)
+    file = 2 * model_file_bytes(report, "sgd")
+    total = m.total + data + predictions + file
     assert reason == (
-        f"Training it is estimated to take {m.total:,} bytes (weights {m.weights:,}, gradients "
-        f"{m.gradients:,}, sgd state 0, activations {m.activations:,} bytes for batches of 4), "
+        f"Training it is estimated to take {total:,} bytes of worker memory: the training "
+        f"step {m.total:,} (weights {m.weights:,}, gradients {m.gradients:,}, sgd state 0, "
+        f"activations {m.activations:,} bytes for batches of 4), the data {data:,}, the "
+        f"predictions on the training inputs {predictions:,} and the model file {file:,}; "
         "over the worker's budget of 1 bytes (SEQLAB_WORKER_MEMORY_BYTES). A smaller "
-        "fit.batch_size needs fewer activations."
+        "fit.batch_size needs fewer activations; fit.store_predictions false skips the "
+        "predictions."
     )
 
 
@@ -171,7 +197,7 @@ def test_unknown_lengths_take_the_datas(idle_app, spec):
     x = [[[0.1]] * 400] * 2
     body = {"model": model, "data": {"x": x, "y": [[0.0], [1.0]]}, "fit": {"batch_size": 2}}
     concrete = analyze({**model, "input_shape": [400, 1]})
-    needed = train_memory(concrete, 2).total
+    needed = worker_memory(body | {"compile": {}}, [2, 400, 1], [2, 1], 2, concrete)
     idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = needed - 1
     (reason,) = refused(spec, idle_app, body, "model")
     assert f"estimated to take {needed:,} bytes" in reason
@@ -322,7 +348,7 @@ def test_a_null_length_takes_the_datas_in_graph_models_too(idle_app, spec, graph
     needed = train_memory(concrete, 64).total
     assert needed > DEFAULTS["SEQLAB_WORKER_MEMORY_BYTES"]
     (reason,) = refused(spec, idle_app, body, "model")
-    assert f"estimated to take {needed:,} bytes" in reason
+    assert f"the training step {needed:,} (" in reason
 
 
 def upload_npz(app, **arrays):
@@ -368,10 +394,36 @@ def test_validation_data_counts_against_the_memory_budget(idle_app, spec):
     body = short_and_long(idle_app, 5000)
     model = body["model"]
     at = {n: train_memory(analyze(model | {"input_shape": [n, 1]}), 2).total for n in (10, 5000)}
-    idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = at[5000] - 1
+    idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = 1
     (reason,) = refused(spec, idle_app, body, "model")
-    assert f"estimated to take {at[5000]:,} bytes" in reason
-    idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = at[5000]
+    # The step at the validation data's length, and the dataset's float32
+    # arrays: read (their chunks, joined), already of the input's dtype.
+    assert f"the training step {at[5000]:,} (" in reason
+    data = 2 * 4 * (4 * 10 + 4 + 2 * 5000 + 2) + 4 * ARRAY_OVERHEAD
+    assert f"the data {data:,}," in reason
+    needed = int(reason.split(" bytes of worker memory")[0].rsplit(" ", 1)[1].replace(",", ""))
+    idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = needed - 1
+    refused(spec, idle_app, body, "model")
+    idle_app.config["SEQLAB_WORKER_MEMORY_BYTES"] = needed
     rv, added = post_train(idle_app, body)
     assert (rv.status_code, added) == (202, 1)
     assert at[10] < at[5000]
+
+
+def test_the_job_document_shows_the_cost_its_limits_were_checked_against(idle_app, spec):
+    body = one_to_one()
+    rv, added = post_train(idle_app, body)
+    assert (rv.status_code, added) == (202, 1)
+    job = idle_app.test_client().get(f"/jobs/{rv.get_json()['id']}")
+    validate_response(spec, "/jobs/{job_id}", "get", job)
+    cost = job.get_json()["estimated_cost"]
+    assert cost["worker_memory_bytes"] == ONE_TO_ONE_MEMORY == sum(cost["worker_memory"].values())
+    assert cost["training_step"] == train_memory(analyze(body["model"]), 5).to_dict()
+    report = analyze(body["model"])
+    # 5 predictions of one value each; 1,000 epochs of the loss alone.
+    assert cost["stored"] == {
+        "model_file": model_file_bytes(report),
+        "predictions": prediction_bytes_bound(5, 1),
+        "history": 1000 * 30,
+    }
+    assert cost["stored_bytes"] == sum(cost["stored"].values())

@@ -75,6 +75,8 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
     if "warnings" in job:
         doc["warnings"] = job["warnings"]
     doc["params"] = job["params"]
+    if "estimated_cost" in job:  # jobs queued before the cost model have none
+        doc["estimated_cost"] = job["estimated_cost"]
     request = job["request"]
     doc["request"] = {
         "model": request["model"],

@@ -37,6 +37,7 @@ from seqlab import ModelReport
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
+from seqlab.cost import JobCost
 from seqlab.examples import EXAMPLES
 
 from .. import auth
@@ -160,7 +161,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         check_early_stopping_mode(report, body)
     elif dataset_refs:
         check_early_stopping_monitor(body)
-    check_limits(report, body)
+    cost = check_limits(report, body)
     if not graph:
         check_data(report, body)
         check_validation_data(report, body)
@@ -173,7 +174,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         if earlier is not None:
             return _accepted(earlier, replayed=True)
     try:
-        record = _create_and_queue(job_id, body, report, dataset_refs, warnings)
+        record = _create_and_queue(job_id, body, report, cost, dataset_refs, warnings)
     except BaseException:
         if idempotent is not None:
             # The key is free for the retry. Without Redis this fails too,
@@ -201,6 +202,7 @@ def _create_and_queue(
     job_id: str,
     body: dict[str, Any],
     report: ModelReport,
+    cost: JobCost,
     dataset_refs: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -230,6 +232,7 @@ def _create_and_queue(
             "request": stored_request(body),
             "params": job_params(report, render_summary(report)),
             "data_shapes": shapes,
+            "estimated_cost": cost.to_dict(),
             **({"warnings": warnings} if warnings else {}),
         },
         data,
