@@ -74,7 +74,9 @@ def reset_states(model: Any) -> None:
 
 
 def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]:
-    """The job's model's outputs for ``instances`` (samples first).
+    """The job's model's outputs for ``instances`` (samples first), in
+    batches of :func:`~worker.training.prediction_batch_size` (a request of
+    many instances costs one batch's activations, not all of theirs).
 
     Returns ``{"predictions", "model_cached", "model_load_seconds",
     "predict_seconds"}``, or ``{"error": {"type", "message"}}`` when the job
@@ -85,7 +87,8 @@ def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]
     model_file = jobs.get_model(job_id)
     if job is None or model_file is None:
         return {"error": {"type": "NoModel", "message": f"Job {job_id} has no model file."}}
-    spec: Mapping[str, Any] = job["request"]["model"]
+    request: Mapping[str, Any] = job["request"]
+    spec: Mapping[str, Any] = request["model"]
     key = (job_id, hashlib.sha256(model_file).hexdigest())
     with training.keras_lock:  # Keras's session state is global: one model at a time
         configure_backend()
@@ -104,7 +107,7 @@ def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]
             x = input_arrays(spec, instances)
         else:
             x = np.asarray(instances, dtype=spec.get("dtype") or "float32")
-        predictions = training.predict(model, x, training.model_batch_size(spec))
+        predictions = training.predict(model, x, training.prediction_batch_size(request))
         done = time.perf_counter()
     return {
         "predictions": finite(predictions),
