@@ -128,6 +128,15 @@ def test_a_predict_request_runs_in_batches_of_the_fit_batch_size(tagger, idle_ap
     assert rows == [8, 8, 8, 8, 5]
     assert answer["model_cached"] is False
     np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5, atol=1e-6)
+    # A record from before model files had a digest: the file is read and
+    # hashed, and finds the same loaded model.
+    info = store.model_file(job_id)
+    assert set(info) == {"bytes", "chunks", "sha256"}
+    del info["sha256"]
+    store.redis.hset(store.key(job_id), "model_file", json.dumps(info))
+    again = predicting.predict(store, job_id, x[:3].tolist())
+    assert again["model_cached"] is True
+    np.testing.assert_allclose(again["predictions"], expected[:3], rtol=1e-5, atol=1e-6)
 
 
 # --- the model file in chunks -------------------------------------------------

@@ -5,6 +5,7 @@ Jobs are queued through ``POST /train`` of an app whose queue no worker
 serves (``idle_app``), then moved with the store as a worker would move them.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -78,6 +79,9 @@ def test_put_model_lives_as_long_as_its_job(idle_app, store):
     store.put_model(job_id, b"model")
     assert store.get_model(job_id) == b"model"
     assert 0 < store.redis.pttl(store.model_key(job_id)) <= 30_000
+    # Its digest, kept with its size, spares a worker hashing it again.
+    digest = hashlib.sha256(b"model").hexdigest()
+    assert store.model_file(job_id) == {"bytes": 5, "chunks": 1, "sha256": digest}
 
 
 @pytest.mark.parametrize(
