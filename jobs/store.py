@@ -24,7 +24,8 @@ moment.
 Every state change and every progress write also appends an event to the
 Redis Stream ``seqlab:job:<id>:events`` in the same atomic step (a reader
 never sees a state without its event): ``status`` events (``{"status",
-"at", "attempt"?, "error"?, "final_metrics"?}``) and ``progress`` events
+"at", "attempt"?, "reason"?, "error"?, "final_metrics"?}``; ``reason``
+``"worker_lost"`` on a job given back to the queue) and ``progress`` events
 (the progress object as stored). The stream keeps about the last
 ``EVENTS_MAXLEN`` events and expires with the record. ``GET
 /jobs/<id>/events`` (service/jobs/events.py) serves it as Server-Sent Events.
@@ -740,9 +741,11 @@ class JobStore:
     ) -> str:
         """Settle a running job whose worker is gone: fail it with ``error``
         if given, else cancel it (a cancel was asked for), queue it again
-        (while ``attempt <= retries``) or fail it with ``WorkerLost``. Acts
-        only if its lease has expired, or, given a ``worker``, at once if
-        that worker holds it. Atomic: of any number of reapers, one acts.
+        (while ``attempt <= retries``; ``requeue_reason`` ``"worker_lost"``
+        in the record and its ``queued`` event) or fail it with
+        ``WorkerLost``. Acts only if its lease has expired, or, given a
+        ``worker``, at once if that worker holds it. Atomic: of any number
+        of reapers, one acts.
         Returns ``"alive"``, ``"gone"``, ``"not_running"``, ``"cancelled"``,
         ``"requeued"`` or ``"failed"``.
         """

@@ -348,9 +348,12 @@ def test_a_lost_workers_job_given_back_has_a_queued_event_again(idle_app, store)
     lapse(store, job_id)
     assert store.reap(job_id, 1, reason="test") == "failed"
 
-    statuses = [(data["status"], data.get("attempt")) for _, data in events_of(store, job_id)]
-    assert statuses == [("queued", None), ("running", 1), ("queued", 1), ("running", 2),
-                        ("failed", 2)]  # fmt: skip
+    statuses = [(data["status"], data.get("attempt"), data.get("reason"))
+                for _, data in events_of(store, job_id)]  # fmt: skip
+    assert statuses == [("queued", None, None), ("running", 1, None),
+                        ("queued", 1, "worker_lost"), ("running", 2, None),
+                        ("failed", 2, None)]  # fmt: skip
+    assert store.get(job_id)["requeue_reason"] == "worker_lost"
     _, failed = events_of(store, job_id)[-1]
     assert failed["error"] == store.get(job_id)["error"]
     assert failed["error"]["type"] == "WorkerLost"
