@@ -5,9 +5,9 @@ A job is the hash ``seqlab:job:<id>``, whose fields are JSON values; its
 training data ``seqlab:job:<id>:data`` (JSON), apart so that polls and
 listings never read it; once trained, the ``.keras`` file in chunks of
 :data:`MODEL_CHUNK_BYTES` (the first at ``seqlab:job:<id>:model``, the
-others at ``seqlab:job:<id>:model:<n>``, their count and the file's size in
-the record's ``model_file``: no Redis value nears its 512 MB limit, and
-Redis serves other clients between chunks) and
+others at ``seqlab:job:<id>:model:<n>``, their count, the file's size and
+its SHA-256 in the record's ``model_file``: no Redis value nears its 512 MB
+limit, and Redis serves other clients between chunks) and
 ``seqlab:job:<id>:predictions`` (the model's outputs for the training
 inputs, JSON: apart, as they grow with the data; at most
 ``SEQLAB_MAX_PREDICTION_BYTES``, see :func:`seqlab.cost.prediction_bytes_bound`); and
@@ -24,7 +24,8 @@ moment.
 Every state change and every progress write also appends an event to the
 Redis Stream ``seqlab:job:<id>:events`` in the same atomic step (a reader
 never sees a state without its event): ``status`` events (``{"status",
-"at", "attempt"?, "error"?, "final_metrics"?}``) and ``progress`` events
+"at", "attempt"?, "reason"?, "error"?, "final_metrics"?}``; ``reason``
+``"worker_lost"`` on a job given back to the queue) and ``progress`` events
 (the progress object as stored). The stream keeps about the last
 ``EVENTS_MAXLEN`` events and expires with the record. ``GET
 /jobs/<id>/events`` (service/jobs/events.py) serves it as Server-Sent Events.
@@ -32,6 +33,7 @@ never sees a state without its event): ``status`` events (``{"status",
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -139,6 +141,13 @@ def model_chunks(data: bytes) -> list[memoryview]:
     view = memoryview(data)
     count = max(1, -(-len(view) // MODEL_CHUNK_BYTES))
     return [view[n * MODEL_CHUNK_BYTES : (n + 1) * MODEL_CHUNK_BYTES] for n in range(count)]
+
+
+def model_file_info(data: bytes, chunks: list[memoryview]) -> dict[str, Any]:
+    """The record's ``model_file``: the file's size, its chunks, and its
+    SHA-256 (hex), computed once here so that a worker predicting with a
+    model it has loaded already never reads the file to hash it again."""
+    return {"bytes": len(data), "chunks": len(chunks), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 class ModelGone(Exception):
@@ -553,7 +562,7 @@ class JobStore:
         chunks = self._put_later_chunks(job_id, "", data)
         if chunks is None:
             return False
-        info = json.dumps({"bytes": len(data), "chunks": len(chunks)})
+        info = json.dumps(model_file_info(data, chunks))
         keys = [self.key(job_id), self.model_key(job_id)]
         return bool(self.scripts.put_model(keys=keys, args=[chunks[0], info]))
 
@@ -571,9 +580,10 @@ class JobStore:
                 return None
         return chunks
 
-    def model_file(self, job_id: str) -> dict[str, int] | None:
-        """The stored model file's ``bytes`` and ``chunks``, None if there is
-        none (a record from before chunks: its one value's length)."""
+    def model_file(self, job_id: str) -> dict[str, Any] | None:
+        """The stored model file's ``bytes``, ``chunks`` and ``sha256`` (not
+        in a record from before digests), None if there is none (a record
+        from before chunks: its one value's length)."""
         info = self.redis.hget(self.key(job_id), "model_file")
         if info is not None:
             return json.loads(info)  # type: ignore[no-any-return]
@@ -688,7 +698,7 @@ class JobStore:
             if chunks is None:
                 return False
             first = chunks[0]
-            fields = {**fields, "model_file": {"bytes": len(model), "chunks": len(chunks)}}
+            fields = {**fields, "model_file": model_file_info(model, chunks)}
         keys = [self.key(job_id), self.lease_key(job_id), self.model_key(job_id), RUNNING,
                 self.events_key(job_id)]  # fmt: skip
         args: list[Any] = [job_id, token, status, json.dumps(now())]
@@ -731,9 +741,11 @@ class JobStore:
     ) -> str:
         """Settle a running job whose worker is gone: fail it with ``error``
         if given, else cancel it (a cancel was asked for), queue it again
-        (while ``attempt <= retries``) or fail it with ``WorkerLost``. Acts
-        only if its lease has expired, or, given a ``worker``, at once if
-        that worker holds it. Atomic: of any number of reapers, one acts.
+        (while ``attempt <= retries``; ``requeue_reason`` ``"worker_lost"``
+        in the record and its ``queued`` event) or fail it with
+        ``WorkerLost``. Acts only if its lease has expired, or, given a
+        ``worker``, at once if that worker holds it. Atomic: of any number
+        of reapers, one acts.
         Returns ``"alive"``, ``"gone"``, ``"not_running"``, ``"cancelled"``,
         ``"requeued"`` or ``"failed"``.
         """

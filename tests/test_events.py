@@ -423,9 +423,18 @@ def test_a_stream_settles_a_lost_workers_job_as_a_poll_does(app):
     rv = app.test_client().get(f"/jobs/{job_id}/events", buffered=False)
     chunks = iter(rv.response)
     assert next(chunks) == b"retry: 2000\n\n"
-    seen = [(data["status"], data.get("attempt")) for _, _, data in
+    seen = [(data["status"], data.get("attempt"), data.get("reason")) for _, _, data in
             (parse(next(chunks).decode())[0] for _ in range(3))]  # fmt: skip
-    assert seen == [("queued", None), ("running", 1), ("queued", 1)]
+    assert seen == [("queued", None, None), ("running", 1, None), ("queued", 1, "worker_lost")]
     assert next(chunks) == b": keep-alive\n\n"  # given back: it waits for a worker
     assert store.get(job_id)["status"] == "queued"
+    rv.close()
+    # Its events lost (expired, a stream from before): made up from the
+    # record, with the reason still.
+    store.redis.delete(store.events_key(job_id))
+    rv = app.test_client().get(f"/jobs/{job_id}/events", buffered=False)
+    chunks = iter(rv.response)
+    assert next(chunks) == b"retry: 2000\n\n"
+    [(_, _, data)] = parse(next(chunks).decode())
+    assert (data["status"], data["attempt"], data["reason"]) == ("queued", 1, "worker_lost")
     rv.close()

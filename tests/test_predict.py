@@ -86,14 +86,37 @@ def test_predictions_equal_keras_loading_the_downloaded_model(trained, spec):
     )
 
 
+def commands_during(client, action):
+    """``action()``, and every command Redis ran meanwhile (MONITOR: from
+    any client, the worker's and Lua scripts' included), as text."""
+    sentinel = f"end-of-{uuid.uuid4().hex}"
+    with client.monitor() as monitor:
+        action()
+        client.echo(sentinel)  # the last command to read up to
+        commands = []
+        while sentinel not in (command := monitor.next_command()["command"]):
+            commands.append(command)
+    return commands
+
+
 def test_repeated_predictions_use_the_loaded_model(trained):
     client, job_id = trained
-    answers = [client.post(f"/jobs/{job_id}/predict", json={"instances": NEW}) for _ in range(3)]
+    store = client.application.extensions["jobs"]
+
+    def predict():
+        return client.post(f"/jobs/{job_id}/predict", json={"instances": NEW})
+
+    answers = [predict()]
+    commands = commands_during(store.redis, lambda: answers.extend([predict(), predict()]))
     assert [rv.status_code for rv in answers] == [200, 200, 200]
     first, *later = [rv.get_json() for rv in answers]
     assert first["model_cached"] is False and first["model_load_seconds"] > 0
     assert all(a["model_cached"] is True and a["model_load_seconds"] < 0.01 for a in later)
     assert all(a["predictions"] == first["predictions"] for a in later)
+    # The worker found its loaded model by the digest in the record, and
+    # read no chunk of the file (each chunk's key starts with the first's).
+    assert not [c for c in commands if store.model_key(job_id) in c]
+    assert any(c.startswith(f"HMGET {store.key(job_id)} ") for c in commands), commands
 
 
 def test_predict_leaves_no_celery_result_behind(trained):

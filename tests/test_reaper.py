@@ -144,6 +144,10 @@ def test_a_killed_workers_job_is_queued_again_and_runs_on_the_next_worker(
     job, took = until_not_running(client, location)
     assert job["status"] == "queued" and job["attempt"] == 1, job
     assert took < 60
+    # Its events say why it is queued again.
+    store = app.extensions["jobs"]
+    queued = [json.loads(e.data) for e in store.events(job["id"]) if e.kind == "status"][-1]
+    assert (queued["status"], queued["reason"]) == ("queued", "worker_lost")
     with run_worker(redis_url, fault_queue, tmp_path / "second.log", **FAST):
         job = wait_for(client, location, timeout=240).get_json()
     assert job["status"] == "succeeded", job.get("error")
@@ -227,3 +231,8 @@ def test_a_pool_process_killed_mid_job_is_settled_at_once_by_its_worker(
         job = wait_for(client, location, timeout=240).get_json()
     assert job["status"] == "succeeded", job.get("error")
     assert job["attempt"] == 2
+    events = app.extensions["jobs"].events(job["id"])
+    statuses = [(d["status"], d.get("reason")) for d in
+                (json.loads(e.data) for e in events if e.kind == "status")]  # fmt: skip
+    assert statuses == [("queued", None), ("running", None), ("queued", "worker_lost"),
+                        ("running", None), ("succeeded", None)]  # fmt: skip

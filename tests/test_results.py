@@ -19,13 +19,14 @@ from test_predict import fake_job
 from test_predict import keras_predict
 
 from jobs.store import MODEL_CHUNK_BYTES
+from jobs.store import new_job_id
 from modelspec.model import load_model_spec
 from seqlab.cost import JSON_VALUE_BYTES
 from seqlab.cost import prediction_bytes_bound
 from seqlab.examples import example_request
 from service import create_app
 
-# --- the final predict, in the worker's own functions (Keras in this process) -
+# --- predicting, in the worker's own functions (Keras in this process) -------
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,46 @@ def test_the_bound_holds_for_the_longest_numbers():
     values = np.full((3, 4, 2), -1.2345678901234567e-308).tolist()
     assert len(json.dumps(values)) <= prediction_bytes_bound(3, 8)
     assert JSON_VALUE_BYTES == 30
+
+
+def test_a_predict_request_runs_in_batches_of_the_fit_batch_size(tagger, idle_app, monkeypatch):
+    """``POST /jobs/<id>/predict``'s work on the worker (the API checked the
+    instances): the saved model loaded, 37 instances in batches of 8."""
+    import keras
+
+    from worker import predicting
+    from worker import training
+
+    model, request, x = tagger
+    expected = model.predict(x.astype("float32"), verbose=0)  # Keras's own batches
+    store = idle_app.extensions["jobs"]
+    job_id = new_job_id()
+    store.create(job_id, {"request": {"model": request["model"], "fit": request["fit"]}}, {})
+    token, _ = store.claim(job_id, "host:test", "q", lease_seconds=30)
+    assert store.finish_leased(job_id, token, "succeeded", training.save(model))
+    # Every model's predict_on_batch, the loaded one's included.
+    rows = []
+    real = keras.Model.predict_on_batch
+
+    def recording(self, x):
+        rows.append(len(x))
+        return real(self, x)
+
+    monkeypatch.setattr(keras.Model, "predict_on_batch", recording)
+
+    answer = predicting.predict(store, job_id, x.tolist())
+    assert rows == [8, 8, 8, 8, 5]
+    assert answer["model_cached"] is False
+    np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5, atol=1e-6)
+    # A record from before model files had a digest: the file is read and
+    # hashed, and finds the same loaded model.
+    info = store.model_file(job_id)
+    assert set(info) == {"bytes", "chunks", "sha256"}
+    del info["sha256"]
+    store.redis.hset(store.key(job_id), "model_file", json.dumps(info))
+    again = predicting.predict(store, job_id, x[:3].tolist())
+    assert again["model_cached"] is True
+    np.testing.assert_allclose(again["predictions"], expected[:3], rtol=1e-5, atol=1e-6)
 
 
 # --- the model file in chunks -------------------------------------------------

@@ -5,6 +5,7 @@ Jobs are queued through ``POST /train`` of an app whose queue no worker
 serves (``idle_app``), then moved with the store as a worker would move them.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -78,6 +79,9 @@ def test_put_model_lives_as_long_as_its_job(idle_app, store):
     store.put_model(job_id, b"model")
     assert store.get_model(job_id) == b"model"
     assert 0 < store.redis.pttl(store.model_key(job_id)) <= 30_000
+    # Its digest, kept with its size, spares a worker hashing it again.
+    digest = hashlib.sha256(b"model").hexdigest()
+    assert store.model_file(job_id) == {"bytes": 5, "chunks": 1, "sha256": digest}
 
 
 @pytest.mark.parametrize(
@@ -344,9 +348,12 @@ def test_a_lost_workers_job_given_back_has_a_queued_event_again(idle_app, store)
     lapse(store, job_id)
     assert store.reap(job_id, 1, reason="test") == "failed"
 
-    statuses = [(data["status"], data.get("attempt")) for _, data in events_of(store, job_id)]
-    assert statuses == [("queued", None), ("running", 1), ("queued", 1), ("running", 2),
-                        ("failed", 2)]  # fmt: skip
+    statuses = [(data["status"], data.get("attempt"), data.get("reason"))
+                for _, data in events_of(store, job_id)]  # fmt: skip
+    assert statuses == [("queued", None, None), ("running", 1, None),
+                        ("queued", 1, "worker_lost"), ("running", 2, None),
+                        ("failed", 2, None)]  # fmt: skip
+    assert store.get(job_id)["requeue_reason"] == "worker_lost"
     _, failed = events_of(store, job_id)[-1]
     assert failed["error"] == store.get(job_id)["error"]
     assert failed["error"]["type"] == "WorkerLost"

@@ -74,29 +74,30 @@ def reset_states(model: Any) -> None:
 
 
 def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]:
-    """The job's model's outputs for ``instances`` (samples first).
+    """The job's model's outputs for ``instances`` (samples first), in
+    batches of :func:`~worker.training.prediction_batch_size` (a request of
+    many instances costs one batch's activations, not all of theirs).
 
     Returns ``{"predictions", "model_cached", "model_load_seconds",
     "predict_seconds"}``, or ``{"error": {"type", "message"}}`` when the job
     has no model (anymore). The instances were checked against the model's
-    input by the API.
+    input by the API. The model file is read from Redis only when this
+    process has not got it loaded (:func:`cached_model`).
     """
-    job = jobs.get(job_id, ("request",))
-    model_file = jobs.get_model(job_id)
-    if job is None or model_file is None:
-        return {"error": {"type": "NoModel", "message": f"Job {job_id} has no model file."}}
-    spec: Mapping[str, Any] = job["request"]["model"]
-    key = (job_id, hashlib.sha256(model_file).hexdigest())
+    job = jobs.get(job_id, ("request", "model_file"))
+    if job is None or "request" not in job:
+        return no_model(job_id)
+    request: Mapping[str, Any] = job["request"]
+    spec: Mapping[str, Any] = request["model"]
     with training.keras_lock:  # Keras's session state is global: one model at a time
         configure_backend()
         import numpy as np
 
         started = time.perf_counter()
-        model = _cache.get(key)
-        cached = model is not None
-        if model is None:
-            model = load(model_file)
-            _cache.put(key, model)
+        found = cached_model(jobs, job_id, job.get("model_file"))
+        if found is None:
+            return no_model(job_id)
+        model, cached = found
         loaded = time.perf_counter()
         reset_states(model)
         if is_graph(spec):
@@ -104,7 +105,7 @@ def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]
             x = input_arrays(spec, instances)
         else:
             x = np.asarray(instances, dtype=spec.get("dtype") or "float32")
-        predictions = training.predict(model, x, training.model_batch_size(spec))
+        predictions = training.predict(model, x, training.prediction_batch_size(request))
         done = time.perf_counter()
     return {
         "predictions": finite(predictions),
@@ -112,3 +113,34 @@ def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]
         "model_load_seconds": round(loaded - started, 4),
         "predict_seconds": round(done - loaded, 4),
     }
+
+
+def cached_model(
+    jobs: JobStore, job_id: str, info: Mapping[str, Any] | None
+) -> tuple[Any, bool] | None:
+    """The job's loaded model and whether it was cached; None if the job
+    has no model file (anymore).
+
+    The record's ``model_file`` names the file's digest (written with the
+    file, :meth:`JobStore.finish_leased`): a cached model is found by it
+    without reading the file, which may be hundreds of megabytes. A record
+    from before digests were stored has its file read and hashed each time.
+    """
+    digest = (info or {}).get("sha256")
+    if digest is not None and (model := _cache.get((job_id, digest))) is not None:
+        return model, True
+    model_file = jobs.get_model(job_id)
+    if model_file is None:
+        return None
+    key = (job_id, hashlib.sha256(model_file).hexdigest())
+    model = _cache.get(key)
+    if model is not None:
+        return model, True
+    model = load(model_file)
+    _cache.put(key, model)
+    return model, False
+
+
+def no_model(job_id: str) -> dict[str, Any]:
+    """The answer for a job without a model file."""
+    return {"error": {"type": "NoModel", "message": f"Job {job_id} has no model file."}}

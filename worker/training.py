@@ -406,8 +406,7 @@ def predict_training_inputs(
             }
         )
     x, _ = job_arrays(request, model)
-    batch_size = model_batch_size(request["model"]) or int(fit_args["batch_size"])
-    batches = predict_batches(model, x, batch_size)
+    batches = predict_batches(model, x, prediction_batch_size(request))
     first = next(batches)
     count = samples(x)
     per_sample = sum(int(np.prod(np.shape(a)[1:])) for a in keras.tree.flatten(first))
@@ -435,6 +434,15 @@ def model_batch_size(spec: Mapping[str, Any]) -> int | None:
     if is_graph(spec):
         return spec["inputs"][0].get("batch_size")
     return spec.get("batch_size")
+
+
+def prediction_batch_size(request: Mapping[str, Any]) -> int:
+    """How many samples a prediction of the job's model computes at a time:
+    the model's fixed batch size (a stateful model accepts no other), else
+    the fit's ``batch_size``, so that a prediction's activations take no
+    more memory than a training step's, however many samples it is asked
+    for."""
+    return model_batch_size(request["model"]) or int(request["fit"]["batch_size"])
 
 
 def predict(model: Any, x: Any, batch_size: int | None) -> Any:

@@ -4,7 +4,7 @@
 -- lost running job is cancelled if a cancel was asked for, queued again
 -- while its attempts do not exceed the retries, failed with WorkerLost
 -- otherwise. Each change comes with its status event (a job given back
--- emits "queued" again). Prepended: emit.lua.
+-- emits "queued" again, with "reason": "worker_lost"). Prepended: emit.lua.
 -- KEYS[1] the job hash, KEYS[2] the lease, KEYS[3] RUNNING, KEYS[4] REQUEUE,
 -- KEYS[5] the events stream.
 -- ARGV[1] the job id, ARGV[2] retries, ARGV[3] now (JSON), ARGV[4] the score
@@ -47,10 +47,13 @@ if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
   return 'cancelled'
 end
 if attempt <= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'status', cjson.encode('queued'), 'requeued_at', ARGV[3])
+  -- The reason, in the record and the event: a client that sees "queued"
+  -- again knows its job was not just waiting.
+  redis.call('HSET', KEYS[1], 'status', cjson.encode('queued'), 'requeued_at', ARGV[3],
+             'requeue_reason', cjson.encode('worker_lost'))
   redis.call('HDEL', KEYS[1], 'started_at', 'worker', 'progress')
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
-  emit_status(KEYS[1], KEYS[5], 'queued', ARGV[3], '')
+  emit_status(KEYS[1], KEYS[5], 'queued', ARGV[3], '"reason":"worker_lost"')
   return 'requeued'
 end
 local message = 'The worker running this job (' .. worker .. ') was lost: ' .. ARGV[6] ..

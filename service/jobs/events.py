@@ -161,6 +161,8 @@ def synthesized(record: dict[str, Any]) -> Event:
     data: dict[str, Any] = {"status": status, "at": at}
     if "attempt" in record:
         data["attempt"] = record["attempt"]
+    if status == "queued" and "requeue_reason" in record:
+        data["reason"] = record["requeue_reason"]
     if "error" in record:
         data["error"] = {"type": record["error"]["type"], "message": record["error"]["message"]}
     if status in TERMINAL and "final_metrics" in record.get("result", {}):
