@@ -9,8 +9,10 @@ a ``POST /train`` body over its own limit is a 413 naming the limit.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
+import threading
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from flask import Flask
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -60,6 +63,9 @@ DEFAULTS = {
     "SEQLAB_MAX_DATASET_BYTES": 64 * MiB,
     # Datasets one tenant (or the open API) keeps at a time.
     "SEQLAB_MAX_DATASETS": 20,
+    # Large bodies (over LARGE_BODY_BYTES: a train request's data, an
+    # upload) each API process reads and decodes at once (BodySlots).
+    "SEQLAB_LARGE_BODIES": 2,
 }
 
 #: The endpoint whose body limit is SEQLAB_MAX_TRAIN_BODY_BYTES.
@@ -68,6 +74,11 @@ TRAIN_ENDPOINT = "jobs.create_job"
 #: body may carry that much file and a little framing).
 UPLOAD_ENDPOINT = "datasets.upload_dataset"
 MULTIPART_SLACK = 64 * 1024
+#: A body over this is large: only ``POST /train`` and ``POST /datasets``
+#: take one (every other route's limit is ``MAX_CONTENT_LENGTH``, 1 MiB).
+LARGE_BODY_BYTES = 1024 * 1024
+#: Seconds a client is told to wait when every large-body slot is taken.
+LARGE_BODY_RETRY_SECONDS = 2
 
 
 def from_environ(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
@@ -315,6 +326,82 @@ def limit_train_body() -> None:
         request.max_content_length = limit + MULTIPART_SLACK
 
 
+class BodySlots:
+    """The large bodies one API process handles at once.
+
+    Decoding JSON costs far more than its text: a 16 MiB train body of
+    short sequences becomes some 500 MB of Python lists and seconds of CPU
+    (``tests/test_limits.py`` measures it). Without a cap, a few tenants'
+    concurrent large submits would hold every thread and the process's
+    memory; with it, a large body over the cap is a 503 with
+    ``Retry-After`` at once (its body unread), and the other routes never
+    wait. While a slot is held the cyclic garbage collector is paused: the
+    millions of lists a decode makes would otherwise trigger a collection
+    every few hundred allocations (2.5 times the time, for no garbage).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._held = 0
+        self._gc_was_enabled = False
+
+    def take(self) -> bool:
+        """Take a slot, pausing the collector with the first; False if none is free."""
+        with self._lock:
+            if self._held >= self.size:
+                return False
+            if self._held == 0:
+                self._gc_was_enabled = gc.isenabled()
+                gc.disable()
+            self._held += 1
+            return True
+
+    def give_back(self) -> None:
+        """Give a slot back, resuming the collector with the last."""
+        with self._lock:
+            self._held -= 1
+            if self._held == 0 and self._gc_was_enabled:
+                gc.enable()
+
+
+def is_large_body() -> bool:
+    """Whether this request brings a large body (no Content-Length: it may)."""
+    if request.endpoint not in (TRAIN_ENDPOINT, UPLOAD_ENDPOINT):
+        return False
+    length = request.content_length
+    return length is None or length > LARGE_BODY_BYTES
+
+
+def take_body_slot() -> Response | None:
+    """Hold one of the process's large-body slots for this request, or
+    answer 503 with ``Retry-After``, its body unread."""
+    if not is_large_body():
+        return None
+    slots: BodySlots = current_app.extensions["body_slots"]
+    if not slots.take():
+        size = request.content_length
+        what = f"{size:,} bytes" if size is not None else "no Content-Length"
+        response = problem(
+            503,
+            f"This API process is reading its {slots.size} large request bodies at once "
+            f"(SEQLAB_LARGE_BODIES, over {LARGE_BODY_BYTES:,} bytes each); this one has "
+            f"{what}. Retry after {LARGE_BODY_RETRY_SECONDS} s.",
+            title="Service Unavailable",
+        )
+        response.headers["Retry-After"] = str(LARGE_BODY_RETRY_SECONDS)
+        return response
+    g.body_slot = slots
+    return None
+
+
+def give_body_slot(_: BaseException | None = None) -> None:
+    """Give this request's large-body slot back, if it held one."""
+    slots = g.pop("body_slot", None)
+    if slots is not None:
+        slots.give_back()
+
+
 class LimitExceeded(RequestEntityTooLarge):
     """A 413 raised by a view whose detail already names the limit (an
     upload counted as it arrives, a decompressed size)."""
@@ -347,6 +434,10 @@ def body_too_large(error: RequestEntityTooLarge) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Apply the per-route body limit and name it in 413 answers."""
+    """Apply the per-route body limit and name it in 413 answers; cap the
+    large bodies each process reads at once."""
+    app.extensions["body_slots"] = BodySlots(int(app.config["SEQLAB_LARGE_BODIES"]))
     app.before_request(limit_train_body)
+    app.before_request(take_body_slot)
+    app.teardown_request(give_body_slot)
     app.register_error_handler(RequestEntityTooLarge, body_too_large)

@@ -502,9 +502,12 @@ def test_concurrent_uploads_store_at_most_the_limit(redis_url, queue, tmp_path):
             return error.code, json.loads(error.read())
 
     barrier = threading.Barrier(6)
+    # Enough large-body slots (SEQLAB_LARGE_BODIES) that all six are read:
+    # the race is between the dataset slots.
     with serve_api(
         tmp_path / "gunicorn.log", processes=2, threads=4, REDIS_URL=redis_url,
         SEQLAB_QUEUE=queue, SEQLAB_API_KEYS=tenants.config, SEQLAB_MAX_DATASETS="2",
+        SEQLAB_LARGE_BODIES="6",
     ) as base:  # fmt: skip
         with ThreadPoolExecutor(6) as pool:
             answers = list(pool.map(send, [base] * 6))

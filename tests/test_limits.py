@@ -2,9 +2,11 @@
 naming the field, the limit, its value and the request's value, with
 nothing queued; the body of POST /train has its own limit (a 413)."""
 
+import gc
 import io
 import json
 import random
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -427,3 +429,61 @@ def test_the_job_document_shows_the_cost_its_limits_were_checked_against(idle_ap
         "history": 1000 * 30,
     }
     assert cost["stored_bytes"] == sum(cost["stored"].values())
+
+
+# -- large bodies -----------------------------------------------------------------
+
+
+def large_body(values=400_000):
+    """A train request of ``values`` steps of one value: some 4.4 MB of JSON,
+    over LARGE_BODY_BYTES, refused by the value limits once read."""
+    return json.dumps({
+        "model": {"input_shape": [None, 1], "layers": [{"type": "Dense", "units": 1}]},
+        "data": {"x": [[[0.5]] * values], "y": [[0.5]]},
+    }).encode()  # fmt: skip
+
+
+def test_a_large_body_over_the_processs_slots_is_503_unread(idle_app, spec):
+    # One slot, held (as by a large body being read on another thread).
+    app = create_app({**idle_app.config, "SEQLAB_LARGE_BODIES": 1})
+    slots = app.extensions["body_slots"]
+    assert slots.take()
+    client = app.test_client()
+    rv = client.post("/train", data=large_body(), content_type="application/json")
+    assert rv.status_code == 503
+    validate_response(spec, "/train", "post", rv)
+    assert rv.headers["Retry-After"] == "2"
+    assert "(SEQLAB_LARGE_BODIES, over 1,048,576 bytes each)" in rv.get_json()["detail"]
+    # A small train request, and every other route, do not wait for a slot.
+    rv = client.post("/train", json=one_to_one())
+    assert rv.status_code == 202, rv.get_json()
+    assert client.get("/healthz").status_code == 200
+    slots.give_back()
+    rv = client.post("/train", data=large_body(), content_type="application/json")
+    assert rv.status_code == 422, rv.get_json()
+
+
+def test_a_large_body_pauses_the_collector_while_it_is_read(app):
+    slots = app.extensions["body_slots"]
+    assert gc.isenabled()
+    paused = []
+    app.before_request(lambda: paused.append(not gc.isenabled()) and None)
+    rv = app.test_client().post("/train", data=large_body(), content_type="application/json")
+    assert rv.status_code == 422
+    assert paused == [True] and gc.isenabled() and slots._held == 0
+    app.test_client().post("/train", json=one_to_one())
+    assert paused == [True, False]
+
+
+def test_a_large_bodys_cost_in_the_api(app):
+    # What the slots bound: decoding a train body of short sequences takes
+    # some 30 times its size in Python objects.
+    body = large_body()
+    tracemalloc.start()
+    try:
+        rv = app.test_client().post("/train", data=body, content_type="application/json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rv.status_code == 422
+    assert 10 * len(body) < peak < 60 * len(body)
