@@ -1,6 +1,6 @@
-"""The job store's Lua scripts (jobs/lua/, jobs/scripts.py): every file is
-used, every script's fragments exist, each file says what it takes and
-returns. No Redis server needed: registering a script only hashes it."""
+"""seqlab's Lua scripts (jobs/lua/, jobs/scripts.py): every file is used,
+every script's fragments exist, each file says what it takes and returns.
+No Redis server needed: registering a script only hashes it."""
 
 import re
 import tomllib
@@ -103,12 +103,22 @@ def test_a_script_is_its_files_with_the_constants_filled_in(name):
             scripts.compose(name)
 
 
+#: The modules that call the scripts.
+USERS = ("jobs/store.py", "jobs/datasets.py", "service/jobs/idempotency.py")
+
+
 def test_the_store_uses_every_script():
-    source = "".join(
-        (ROOT / "jobs" / name).read_text(encoding="utf-8") for name in ("store.py", "datasets.py")
-    )
+    source = "".join((ROOT / path).read_text(encoding="utf-8") for path in USERS)
     for name in scripts.SCRIPTS:
         assert f"self.scripts.{name}(" in source
+
+
+def test_no_module_keeps_lua_of_its_own():
+    # One way of loading Lua: a script is a file here, never a string in code.
+    for path in ROOT.glob("*/**/*.py"):
+        if "tests" not in path.parts and ".venv" not in path.parts:
+            source = path.read_text(encoding="utf-8")
+            assert "register_script(" not in source or path.name == "scripts.py", path
 
 
 def test_registered_scripts_are_had_by_name():
@@ -121,6 +131,11 @@ def test_registered_scripts_are_had_by_name():
         _ = registered.no_such_script
     with pytest.raises(KeyError):
         _ = registered["no_such_script"]
+    some = scripts.register(client, names=("idempotency_claim", "idempotency_swap"))
+    assert sorted(some) == ["idempotency_claim", "idempotency_swap"]
+    assert some.idempotency_swap.script == scripts.compose("idempotency_swap")
+    with pytest.raises(KeyError):
+        scripts.register(client, names=("no_such_script",))
 
 
 def test_a_built_package_ships_the_files():
