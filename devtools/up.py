@@ -16,37 +16,46 @@ Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything: the API and the worker
 first (the worker with a warm shutdown that lets a running job end), killed
 after ``STOP_TIMEOUT`` seconds or at a second Ctrl-C, then Redis.
 
-A part that dies is started again, the rest left running (a ``kill -9`` of
-the worker once took the API down with it): after ``RESTART_FIRST`` seconds,
-doubling at each death up to ``RESTART_MAX`` while it keeps dying, back to
-the first once it has run ``RESTART_STABLE`` seconds. A part that dies
-within ``START_GRACE`` seconds of its first start could not start (a port
-taken, a bad setting): then the others are stopped and the exit status is 1.
+Each part is ready once it answers: Redis a PING, the API ``GET /healthz``,
+the worker with its first heartbeat (:mod:`jobs.presence`: the record of
+its node names its pid). A part that has been ready and dies is started
+again, the rest left running (a ``kill -9`` of the worker once took the API
+down with it): after ``RESTART_FIRST`` seconds, doubling at each death up to
+``RESTART_MAX`` while it keeps dying, back to the first once it has run
+``RESTART_STABLE`` seconds. A part that dies before it was ever ready, or is
+not ready ``READY_TIMEOUT`` seconds after its first start, could not start
+(a port taken, a bad setting): then the others are stopped and the exit
+status is 1.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
 
+from jobs import presence
 from jobs import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds the API and the worker get to stop before they are killed.
 STOP_TIMEOUT = 30.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
-#: A part that dies this soon after its first start could not start: stop.
-START_GRACE = 10.0
+#: Seconds a part gets to be ready after its first start; one that dies
+#: before it is ever ready, or is not ready by then, could not start: stop.
+READY_TIMEOUT = 120.0
 #: Seconds before a part that died is started again, doubling while it
 #: keeps dying, up to RESTART_MAX; back to the first once it has run
 #: RESTART_STABLE seconds.
@@ -68,10 +77,15 @@ def say(name: str, line: str) -> None:
 
 
 class Child:
-    """A program started in a process group of its own, its output copied to ours."""
+    """A program started in a process group of its own, its output copied to
+    ours; ``probe(child)`` says whether the program as started now is ready."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.name, self.argv, self.env = name, argv, env
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], probe: Callable[[Child], bool]
+    ) -> None:
+        self.name, self.argv, self.env, self.probe = name, argv, env, probe
+        #: Whether it has been ready since it was last started; ever.
+        self.ready = self.was_ready = False
         #: Deaths since it last ran RESTART_STABLE seconds.
         self.deaths = 0
         #: When it is due to start again, once it has died; else None.
@@ -83,6 +97,7 @@ class Child:
         """Start the program (again), its output copied to ours."""
         self.started = time.monotonic()
         self.restart_at = None
+        self.ready = False
         self.process = subprocess.Popen(
             self.argv,
             cwd=ROOT,
@@ -99,8 +114,17 @@ class Child:
 
     def _copy_output(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
-        for raw in process.stdout:
-            say(self.name, raw.decode(errors="replace").rstrip())
+        with process.stdout:  # closed at the end: a restart opens a new pipe
+            for raw in process.stdout:
+                say(self.name, raw.decode(errors="replace").rstrip())
+
+    def became_ready(self) -> bool:
+        """Whether the program has just answered its probe: True once per
+        start (a ready program is not probed again)."""
+        if self.ready or not self.probe(self):
+            return False
+        self.ready = self.was_ready = True
+        return True
 
     def running(self) -> bool:
         """Whether the program itself has not exited yet."""
@@ -122,16 +146,24 @@ class Child:
 
 
 def supervise(child: Child, now: float) -> bool:
-    """Restart ``child`` if it died, after its back-off (saying so); False
-    if it died within START_GRACE of its first start: it cannot start."""
+    """Note when ``child`` becomes ready, and restart it if it died, after
+    its back-off (saying so); False if it cannot start: it died before it
+    was ever ready, or is not ready READY_TIMEOUT seconds after its start."""
     if child.running():
+        if child.became_ready():
+            say("up", f"{child.name} is ready (pid {child.process.pid})")
+        elif not child.was_ready and now - child.first_started > READY_TIMEOUT:
+            say("up", f"{child.name} is not ready {READY_TIMEOUT:g} s after its start: "
+                      "it cannot start; stopping the rest")  # fmt: skip
+            return False
         if child.deaths and now - child.started >= RESTART_STABLE:
             child.deaths = 0
         return True
     if child.restart_at is None:
         code = child.process.returncode
-        if child.started == child.first_started and now - child.started < START_GRACE:
-            say("up", f"{child.name} exited with status {code}; stopping the rest")
+        if not child.was_ready:
+            say("up", f"{child.name} exited with status {code} before it was ever ready: "
+                      "it cannot start; stopping the rest")  # fmt: skip
             return False
         delay = min(RESTART_MAX, RESTART_FIRST * 2**child.deaths)
         child.deaths += 1
@@ -156,6 +188,32 @@ def redis_answers(url: str) -> bool:
         return False
     finally:
         client.close()
+
+
+def api_answers(url: str) -> bool:
+    """Whether an HTTP server answers ``url`` with a success."""
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+    except OSError:  # refused, timed out, or an HTTP error status
+        return False
+    return True
+
+
+def worker_beats(url: str, pid: int) -> bool:
+    """Whether the Celery worker whose main process is ``pid`` on this host
+    has published its heartbeat in the Redis at ``url`` (it does once it
+    consumes: worker/maintenance.py)."""
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        nodes = [node.decode() for node in client.smembers(presence.WORKERS)]
+        values = client.mget([presence.worker_key(node) for node in nodes]) if nodes else []
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+    records = [json.loads(value) for value in values if value is not None]
+    host = socket.gethostname()
+    return any(r.get("pid") == pid and r.get("host") == host for r in records)
 
 
 def redis_server_program(url: str) -> str:
@@ -214,10 +272,11 @@ def ensure_redis(url: str) -> Child | None:
          "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
          "--maxmemory-policy", "noeviction"],
         dict(os.environ),
+        lambda _: redis_answers(url),
     )  # fmt: skip
     # Loading a large append-only file takes a while; until then PING fails.
     deadline = time.monotonic() + 60
-    while not redis_answers(url):
+    while not server.became_ready():
         if not server.running() or time.monotonic() > deadline or _stop.is_set():
             server.terminate()
             server.kill_group()
@@ -238,23 +297,6 @@ def api_argv(python: str, host: str, port: str, threads: str) -> list[str]:
     return [python, "-m", "gunicorn", "--bind", f"{host}:{port}",
             "--worker-class", "gthread", "--threads", threads, "--graceful-timeout", "10",
             "--access-logfile", "-", "service:create_app()"]  # fmt: skip
-
-
-def announce_when_ready(url: str) -> None:
-    """Say once the API answers ``url`` (/healthz), in a thread of its own."""
-
-    def poll() -> None:
-        deadline = time.monotonic() + 120
-        while not _stop.is_set() and time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(url, timeout=1).close()
-            except OSError:
-                time.sleep(0.3)
-                continue
-            say("up", f"the API answers at {url.removesuffix('/healthz')}; Ctrl-C stops everything")
-            return
-
-    threading.Thread(target=poll, daemon=True).start()
 
 
 def stop(children: list[Child]) -> None:
@@ -297,19 +339,26 @@ def main() -> int:
         env = {"WEB_CONCURRENCY": "2", **os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
         python = sys.executable
         threads = os.environ.get("WEB_THREADS") or "16"
-        children.append(Child("api", api_argv(python, host, port, threads), env))
+        local = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        api = f"http://{local}:{port}"
+        server_api = Child("api", api_argv(python, host, port, threads), env,
+                           lambda _: api_answers(f"{api}/healthz"))  # fmt: skip
+        children.append(server_api)
         children.append(Child(
             "worker",
             [python, "-m", "celery", "-A", "worker.celery_app", "worker",
              "--hostname", "up@%h", "--loglevel", "info"],
             env,
+            lambda worker: worker_beats(url, worker.process.pid),
         ))  # fmt: skip
-        local = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        announce_when_ready(f"http://{local}:{port}/healthz")
+        announced = False
         while not _stop.wait(0.2):
             now = time.monotonic()
             if not all([supervise(child, now) for child in children]):
                 return 1
+            if not announced and server_api.was_ready:
+                announced = True
+                say("up", f"the API answers at {api}; Ctrl-C stops everything")
         say("up", "stopping (a second Ctrl-C kills at once)")
         return 0
     finally:

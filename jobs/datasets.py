@@ -91,9 +91,7 @@ class DatasetStore:
         self.redis = client
         self.ttl = ttl
         self.hold_seconds = hold_seconds
-        self.scripts = scripts.Scripts(
-            {"reserve_dataset": client.register_script(scripts.compose("reserve_dataset"))}
-        )
+        self.scripts = scripts.register(client, names=("reserve_dataset",))
 
     @staticmethod
     def key(dataset_id: str) -> str:

@@ -1,5 +1,8 @@
-"""The job store's Lua scripts: read once from ``jobs/lua/<name>.lua``,
+"""seqlab's Lua scripts, every one: read once from ``jobs/lua/<name>.lua``,
 composed from their fragments, and registered on a Redis client by name.
+The job store's and the datasets' live here, and so do the API's
+``Idempotency-Key`` claims (:mod:`service.jobs.idempotency`): one folder,
+one way of loading them.
 
 Each file begins with a comment on the KEYS and ARGV it takes and what it
 returns. A script is its own file after the fragments that define the
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from importlib import resources
@@ -38,6 +42,8 @@ SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "reserve_dataset": (),
     "take_stream": (),
     "renew_stream": (),
+    "idempotency_claim": (),
+    "idempotency_swap": (),
 }
 
 #: ``{{NAME}}`` in a file: the constant ``NAME``, filled in by :func:`compose`.
@@ -106,7 +112,16 @@ class Scripts(Mapping[str, Script]):
             raise AttributeError(f"no script named {name!r}") from None
 
 
-def register(client: redis.Redis, constants: Mapping[str, object] | None = None) -> Scripts:
-    """Every script of :data:`SCRIPTS`, composed with ``constants`` and
-    registered on ``client`` (Redis loads each on its first call)."""
-    return Scripts({name: client.register_script(compose(name, constants)) for name in SCRIPTS})
+def register(
+    client: redis.Redis,
+    constants: Mapping[str, object] | None = None,
+    names: Iterable[str] | None = None,
+) -> Scripts:
+    """The scripts ``names`` (default: every one of :data:`SCRIPTS`),
+    composed with ``constants`` and registered on ``client`` (this only
+    hashes them: Redis loads each on its first call).
+
+    Raises KeyError for an unknown name.
+    """
+    chosen = SCRIPTS if names is None else names
+    return Scripts({name: client.register_script(compose(name, constants)) for name in chosen})

@@ -299,11 +299,20 @@ class JobStore:
         Returns the job's status (a live job is left as it is), or None if
         there is no such job.
         """
-        keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id),
-                self.events_key(job_id), self.predictions_key(job_id)]  # fmt: skip
-        keys += _indexes(tenant)
-        status = self.scripts.remove_finished(keys=keys, args=[job_id, *TERMINAL])
-        return status.decode() if status is not None else None
+        indexes = _indexes(tenant)
+        while True:
+            # The script deletes only keys it is given (Redis Cluster's rule),
+            # so the model file's chunks are counted here first; it deletes
+            # nothing, answering 0, if model_file changed meanwhile.
+            info = self.redis.hget(self.key(job_id), "model_file")
+            chunks = int(json.loads(info).get("chunks") or 1) if info else 1
+            keys = [self.key(job_id), self.data_key(job_id), self.model_key(job_id),
+                    self.events_key(job_id), self.predictions_key(job_id), *indexes,
+                    *(self.model_chunk_key(job_id, n) for n in range(1, chunks))]  # fmt: skip
+            args = [job_id, len(indexes), info or b"", *TERMINAL]
+            status = self.scripts.remove_finished(keys=keys, args=args)
+            if status != 0:
+                return status.decode() if status is not None else None
 
     def get(self, job_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any] | None:
         """The job record (or some of its fields), None if there is none.

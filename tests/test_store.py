@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 
+import jobs.store
 from jobs.store import EVENTS_MAXLEN
 from jobs.store import INDEX
+from jobs.store import TERMINAL
 from jobs.store import index_key
 from jobs.store import new_job_id
 from seqlab.examples import EXAMPLES
@@ -128,6 +130,28 @@ def test_remove_finished_deletes_every_key_and_only_of_a_finished_job(idle_app, 
     assert keys_of(store, job_id) == []
     assert store.redis.zscore(INDEX, job_id) is None
     assert store.remove_finished(job_id) is None
+
+
+def test_remove_finished_names_every_chunk_and_deletes_nothing_if_they_changed(
+    idle_app, store, monkeypatch
+):
+    monkeypatch.setattr(jobs.store, "MODEL_CHUNK_BYTES", 4)
+    job_id = queue_job(idle_app)
+    store.start(job_id, "test")
+    store.finish(job_id, "succeeded", result=RESULT)
+    assert store.put_model(job_id, b"0123456789")
+    assert store.model_file(job_id) == {"bytes": 10, "chunks": 3}
+    # The script is given every key it deletes, the chunks counted from the
+    # model_file its caller read; one read before the file was replaced
+    # names too few, and deletes nothing.
+    stale = json.dumps({"bytes": 4, "chunks": 1})
+    keys = [store.key(job_id), store.data_key(job_id), store.model_key(job_id),
+            store.events_key(job_id), store.predictions_key(job_id), INDEX]  # fmt: skip
+    assert store.scripts.remove_finished(keys=keys, args=[job_id, 1, stale, *TERMINAL]) == 0
+    assert store.get_model(job_id) == b"0123456789"
+    assert store.remove_finished(job_id) == "succeeded"
+    assert keys_of(store, job_id) == []
+    assert store.redis.zscore(INDEX, job_id) is None
 
 
 def parent_pid(pid):

@@ -1,6 +1,6 @@
 """``make up`` as a user runs it: the stack comes up, trains a seed example,
-and Ctrl-C leaves no process behind; a part that cannot start takes the rest
-down, one that dies later is started again."""
+and Ctrl-C leaves no process behind; a part that cannot start (dies before
+it is ready) takes the rest down, one that dies once ready is started again."""
 
 import json
 import os
@@ -231,9 +231,28 @@ def test_up_stops_everything_and_fails_when_a_part_dies(launch, redis_server):
             SEQLAB_WARM_UP="0",
         )
         assert up.wait_exit(timeout=90) == 1
-    assert "api exited with status" in up.output()
+    assert "api exited with status 1 before it was ever ready: it cannot start" in up.output()
     assert "celery" in up.programs()
     assert up.left_behind() == {}
+
+
+def test_up_stops_everything_when_the_worker_cannot_start(launch, redis_server):
+    api_port = free_port()
+    up = launch(
+        [sys.executable, "-m", "devtools.up"],
+        API_PORT=str(api_port),
+        REDIS_URL=redis_server,
+        SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
+        SEQLAB_WARM_UP="0",
+        SEQLAB_WORKER_CONCURRENCY="many",  # a bad setting only the worker reads
+    )
+    assert up.wait_exit(timeout=90) == 1
+    output = up.output()
+    assert "worker exited with status 2 before it was ever ready: it cannot start" in output
+    assert "stopping the rest" in output and "starting it again" not in output
+    assert "gunicorn" in up.programs()
+    assert up.left_behind() == {}
+    assert not port_open(api_port)
 
 
 def test_up_keeps_its_redis_data_in_the_checkout_ignored_by_git(monkeypatch):
@@ -293,24 +312,86 @@ def test_up_starts_a_part_that_died_again_and_keeps_the_rest(launch, redis_serve
         SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
         SEQLAB_WARM_UP="0",
     )
-    up.wait_for(lambda: " ready." in up.output(), "worker ready", timeout=90)
-    up.wait_for(lambda: answers(f"{api}/healthz"), "API", timeout=30)
-    # Past the first start's grace: a death now is a crash, not a failed start.
-    started = time.monotonic()
-    up.wait_for(lambda: time.monotonic() - started > 10, "grace", timeout=15)
+    # Ready: its first heartbeat is out. A death from now on is a crash, not
+    # a failed start, however soon it comes.
+    up.wait_for(lambda: "up     | worker is ready (pid " in up.output(), "worker ready", timeout=90)
+    up.wait_for(lambda: "up     | api is ready (pid " in up.output(), "API ready", timeout=30)
+    assert answers(f"{api}/healthz")
     (worker,) = [
         pid
         for pid, (_, command) in up.seen.items()
         if "celery" in command and (proc_stat(pid) or (0, 0))[1] == up.process.pid
     ]
+    assert f"worker is ready (pid {worker})" in up.output()
     os.kill(worker, signal.SIGKILL)
     up.wait_for(lambda: "worker exited with status -9; starting it again in 1 s" in up.output(),
                 "the restart's log line", timeout=10)  # fmt: skip
     assert answers(f"{api}/healthz")  # the API stayed up
-    up.wait_for(lambda: up.output().count(" ready.") == 2, "worker ready again", timeout=90)
+    up.wait_for(lambda: up.output().count("worker is ready (pid ") == 2, "worker ready again",
+                timeout=90)  # fmt: skip
     assert "worker started again (pid " in up.output()
+    assert f"worker is ready (pid {worker})" in up.output().split("worker started again")[0]
     assert up.process.poll() is None and answers(f"{api}/healthz")
 
     up.process.terminate()
     assert up.wait_exit(timeout=60) == 0
     assert up.left_behind() == {}
+
+
+# --- supervise(): readiness, on real programs --------------------------------
+
+
+def supervised(child, until, timeout=20):
+    """Run supervise() on ``child`` as make up does, every 0.05 s, until
+    ``until(child)`` or it answers False; its last answer."""
+    from devtools.up import supervise
+
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not supervise(child, time.monotonic()):
+                return False
+            if until(child):
+                return True
+            time.sleep(0.05)
+        raise AssertionError("supervise() went on past the timeout")
+    finally:
+        child.terminate()
+        child.kill_group()
+        child.output.join(timeout=5)  # the copier closes the pipe
+
+
+def program(seconds):
+    return [sys.executable, "-c", f"import time; time.sleep({seconds})"]
+
+
+def test_a_part_that_dies_before_it_is_ready_cannot_start(capsys):
+    from devtools.up import Child
+
+    child = Child("part", program(0.2), dict(os.environ), lambda _: False)
+    assert supervised(child, lambda _: False) is False
+    assert "part exited with status 0 before it was ever ready" in capsys.readouterr().out
+
+
+def test_a_part_that_is_never_ready_cannot_start(capsys, monkeypatch):
+    from devtools import up
+
+    monkeypatch.setattr(up, "READY_TIMEOUT", 0.5)
+    child = up.Child("part", program(60), dict(os.environ), lambda _: False)
+    assert supervised(child, lambda _: False) is False
+    assert child.process.poll() is not None  # stopped by supervised(): still running till then
+    assert "part is not ready 0.5 s after its start: it cannot start" in capsys.readouterr().out
+
+
+def test_a_part_that_was_ready_is_started_again_when_it_dies(capsys):
+    from devtools.up import Child
+
+    # Ready at once, each run; each run lives 0.3 s.
+    child = Child("part", program(0.3), dict(os.environ), lambda c: c.running())
+    first = child.process.pid
+    assert supervised(child, lambda c: c.process.pid != first and c.ready) is True
+    out = capsys.readouterr().out
+    assert f"part is ready (pid {first})" in out
+    assert "part exited with status 0; starting it again in 1 s" in out
+    assert f"part started again (pid {child.process.pid})" in out
+    assert f"part is ready (pid {child.process.pid})" in out

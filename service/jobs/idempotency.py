@@ -25,6 +25,7 @@ from typing import Any
 import redis
 from werkzeug.exceptions import Conflict
 
+from jobs import scripts
 from modelspec.errors import ApiValidationError
 
 #: The request header, as in draft-ietf-httpapi-idempotency-key-header.
@@ -37,25 +38,6 @@ REPLAY_SECONDS = 24 * 3600
 CLAIM_SECONDS = 60
 #: How often a request that finds a pending claim looks again.
 POLL_SECONDS = 0.05
-
-# KEYS[1] = the claim. ARGV = the pending value, its TTL. Returns nil if
-# this call claimed the key, else the value that holds it.
-_CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end
-return redis.call('GET', KEYS[1])
-"""
-
-# KEYS[1] = the claim. ARGV = the value it must hold, the new value, its TTL
-# (empty: delete). Changes only this request's own claim.
-_SWAP = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-end
-return 1
-"""
 
 #: Finds a job by id; None if it is gone or not the caller's.
 FindJob = Callable[[str], "dict[str, Any] | None"]
@@ -100,8 +82,8 @@ class IdempotentRequest:
         self.wait = wait
         self._pending: str | None = None  # the value of our claim, while pending
         self._job_id = ""
-        self._claim = client.register_script(_CLAIM)
-        self._swap = client.register_script(_SWAP)
+        #: jobs/lua/idempotency_claim.lua and idempotency_swap.lua.
+        self.scripts = scripts.register(client, names=("idempotency_claim", "idempotency_swap"))
 
     @classmethod
     def from_header(
@@ -147,7 +129,7 @@ class IdempotentRequest:
                 job = find(held["job"])
                 if job is not None:
                     return job
-                self._swap(keys=[self.redis_key], args=[raw, "", 0])
+                self.scripts.idempotency_swap(keys=[self.redis_key], args=[raw, "", 0])
                 return None
             if time.monotonic() >= deadline:
                 raise InProgress(
@@ -162,7 +144,10 @@ class IdempotentRequest:
         :meth:`earlier_job`, which may raise 409 or 422)."""
         pending = self._value(job_id, "pending")
         while True:
-            if self._claim(keys=[self.redis_key], args=[pending, CLAIM_SECONDS]) is None:
+            held = self.scripts.idempotency_claim(
+                keys=[self.redis_key], args=[pending, CLAIM_SECONDS]
+            )
+            if held is None:
                 self._pending, self._job_id = pending, job_id
                 return None
             job = self.earlier_job(find)
@@ -174,11 +159,13 @@ class IdempotentRequest:
         """The job is queued: the key answers with it for 24 hours."""
         if self._pending is not None:
             done = self._value(self._job_id, "done")
-            self._swap(keys=[self.redis_key], args=[self._pending, done, REPLAY_SECONDS])
+            self.scripts.idempotency_swap(
+                keys=[self.redis_key], args=[self._pending, done, REPLAY_SECONDS]
+            )
             self._pending = None
 
     def release(self) -> None:
         """The job was not created: free the key for the next request."""
         if self._pending is not None:
-            self._swap(keys=[self.redis_key], args=[self._pending, "", 0])
+            self.scripts.idempotency_swap(keys=[self.redis_key], args=[self._pending, "", 0])
             self._pending = None
