@@ -140,7 +140,9 @@ def test_remove_finished_names_every_chunk_and_deletes_nothing_if_they_changed(
     store.start(job_id, "test")
     store.finish(job_id, "succeeded", result=RESULT)
     assert store.put_model(job_id, b"0123456789")
-    assert store.model_file(job_id) == {"bytes": 10, "chunks": 3}
+    assert store.model_file(job_id) == {
+        "bytes": 10, "chunks": 3, "sha256": hashlib.sha256(b"0123456789").hexdigest()
+    }  # fmt: skip
     # The script is given every key it deletes, the chunks counted from the
     # model_file its caller read; one read before the file was replaced
     # names too few, and deletes nothing.
