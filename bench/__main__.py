@@ -8,6 +8,7 @@ from . import dataset_upload
 from . import engine_vs_keras
 from . import guard_cost
 from . import http_throughput
+from . import params_vs_keras
 from . import predict_latency
 from . import seed_vs_service
 
@@ -17,6 +18,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer specs, shorter runs")
     options = parser.parse_args()
     engine_vs_keras.main(quick=options.quick)
+    params_vs_keras.main(quick=options.quick)
     http_throughput.main(quick=options.quick)
     seed_vs_service.main(quick=options.quick)
     guard_cost.main(quick=options.quick)

@@ -1,6 +1,7 @@
 """(b) Throughput of POST /params against GET /healthz on the same server.
 
-Starts the production server (gunicorn, ``service:create_app()``) on a free
+Starts the production server (gunicorn with gthread workers, as ``make up``
+and the API image run ``service:create_app()``) on a free
 loopback port and drives it with wrk for a fixed duration, alternating the
 two endpoints over several rounds so that machine noise hits both alike.
 Reports the median requests per second of each and their ratio.
@@ -22,9 +23,12 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
+
+from devtools.up import api_argv
 
 GOAL = 0.70
+#: gunicorn's processes and threads each (as tests/test_bounded_cost.py runs it).
+PROCESSES, THREADS = 2, 4
 #: The seed article's many-to-many model, the service's first example.
 BODY = {
     "input_shape": [5, 1],
@@ -71,15 +75,19 @@ def wrk(url: str, seconds: int, script: str | None) -> float:
 
 @contextlib.contextmanager
 def api(env: dict[str, str]) -> Iterator[str]:
-    """gunicorn (2 sync workers) with ``env``; yields its base URL once healthy."""
+    """gunicorn as the service runs (``make up``'s command: gthread workers),
+    2 processes × 4 threads, with ``env``; yields its base URL once healthy."""
     port = free_port()
-    gunicorn = Path(sys.executable).with_name("gunicorn")
+    argv = api_argv(sys.executable, "127.0.0.1", str(port), str(THREADS))
+    # No access log: its lines would be written for every request measured.
+    argv.remove("--access-logfile")
+    argv.remove("-")
     server = subprocess.Popen(
-        [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "service:create_app()"],
+        argv,
         start_new_session=True,
-        env={**os.environ, **env},
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "WEB_CONCURRENCY": str(PROCESSES), **env},
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}"
@@ -129,7 +137,8 @@ def main(quick: bool = False) -> None:
         sys.exit("wrk is missing: install it (Debian: apt-get install wrk) and rerun.")
     seconds, rounds = (3, 3) if quick else (10, 5)
     print(
-        "\n(b) gunicorn (2 sync workers) on loopback, wrk 1 thread 8 connections, "
+        f"\n(b) gunicorn (gthread, {PROCESSES} processes × {THREADS} threads) on loopback, "
+        "wrk 1 thread 8 connections, "
         f"{rounds} alternating rounds of {seconds} s, body: the seed many-to-many model"
     )
     cached = report("default settings (response cache on: repeated bodies):",

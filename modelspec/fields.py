@@ -24,6 +24,8 @@ from seqlab.argspec import Arg
 from seqlab.argspec import Kind
 from seqlab.objects import KERAS_CLASSES
 
+from . import fast
+
 #: Wrappers may nest (TimeDistributed(Bidirectional(LSTM))), but not deeply.
 MAX_NESTING = 4
 MAX_LAYERS = 200
@@ -72,6 +74,10 @@ class StrictInt(fields.Integer):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-any-return]
+
+    def fast_deserialize(self, value: Any) -> int:
+        """``_deserialize`` for the fast loader (``modelspec.fast``)."""
+        return value if type(value) is int else self._deserialize(value, None, None)
 
 
 class FiniteFloat(fields.Float):
@@ -206,6 +212,7 @@ class LayerField(fields.Field):
         super().__init__(**kwargs)
         self.types = types or tuple(LAYERS)
         self.depth = depth
+        self._type_set = frozenset(self.types)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -223,6 +230,16 @@ class LayerField(fields.Field):
         if self.depth >= MAX_NESTING:
             raise ma.ValidationError(f"Layers may be nested at most {MAX_NESTING} deep.")
         return layer_schema(layer_type, self.depth, frozenset(value)).load(value)
+
+    def fast_deserialize(self, value: Any) -> Any:
+        """``_deserialize`` for the fast loader (``modelspec.fast``): the layer
+        through its type's compiled schema."""
+        layer_type = value.get("type") if isinstance(value, Mapping) else None
+        if type(layer_type) is not str or layer_type not in self._type_set:
+            return self._deserialize(value, None, None)  # raises
+        if self.depth >= MAX_NESTING:
+            raise ma.ValidationError(f"Layers may be nested at most {MAX_NESTING} deep.")
+        return fast.schema_loader(full_layer_schema(layer_type, self.depth), sparse=True)(value)
 
 
 def arg_field(arg: Arg, depth: int) -> fields.Field:
@@ -271,6 +288,12 @@ def layer_schema_class(layer_type: str, depth: int = 0) -> type[ma.Schema]:
     }
     spec_fields.update({a.name: arg_field(a, depth) for a in layer_cls.all_args()})
     return ma.Schema.from_dict(spec_fields, name=f"{layer_type}Schema")
+
+
+@functools.cache
+def full_layer_schema(layer_type: str, depth: int) -> ma.Schema:
+    """An instance of ``layer_schema_class`` with every field (the fast loader's)."""
+    return layer_schema_class(layer_type, depth)()
 
 
 @functools.lru_cache(maxsize=2048)

@@ -30,6 +30,7 @@ from seqlab import LAYERS
 from seqlab import Layer
 from seqlab.layers.recurrent import RNN
 
+from . import fast
 from .fields import DTYPES
 from .fields import MAX_INT
 from .fields import MAX_LAYERS
@@ -255,6 +256,15 @@ class GraphEntries(fields.Field):
             raise ma.ValidationError(errors)  # type: ignore[arg-type]
         return loaded
 
+    def fast_deserialize(self, value: Any) -> list[Any]:
+        """``_deserialize`` for the fast loader (``modelspec.fast``): each
+        entry through its compiled schema; the first error ends it."""
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_LAYERS:
+            raise fast.Rejected
+        named = _entry_names(value)
+        auto = _auto_names(value)
+        return [fast_entry(entry, named, auto) for entry in value]
+
 
 def _auto_names(entries: list[Any]) -> dict[str, str]:
     """Layer types by the automatic name Keras gives the creating entries in
@@ -302,6 +312,30 @@ def load_entry(entry: Any, named: Mapping[str, str], auto: Mapping[str, str]) ->
     if not isinstance(layer_type, str) or layer_type not in LAYERS:
         LayerField().deserialize(entry)  # raises, naming the known types
     return entry_schema(layer_type, frozenset(entry)).load(entry)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def full_entry_schema(layer_type: str) -> ma.Schema:
+    """An instance of ``entry_schema_class`` with every field (the fast loader's)."""
+    return entry_schema_class(layer_type)()
+
+
+def fast_entry(entry: Any, named: Mapping[str, str], auto: Mapping[str, str]) -> dict[str, Any]:
+    """``load_entry`` through the compiled schemas; raises ``ValidationError``
+    (not necessarily marshmallow's) for anything they do not accept."""
+    if not isinstance(entry, Mapping):
+        raise fast.Rejected
+    if "call" in entry:
+        if "type" in entry:
+            raise fast.Rejected
+        target = entry.get("call")
+        layer_type = named.get(target) or auto.get(target) if isinstance(target, str) else None
+        return fast.schema_loader(call_schema(layer_type))(entry)  # type: ignore[no-any-return]
+    layer_type = entry.get("type")
+    if type(layer_type) is not str or layer_type not in LAYERS:
+        raise fast.Rejected
+    loader = fast.schema_loader(full_entry_schema(layer_type), sparse=True)
+    return loader(entry)  # type: ignore[no-any-return]
 
 
 class GraphSpecSchema(ma.Schema):

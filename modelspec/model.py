@@ -24,6 +24,7 @@ from seqlab.functional_json import build_configs
 from seqlab.functional_json import check_build_configs
 from seqlab.functional_json import with_session_names
 
+from . import fast
 from .fields import DTYPES
 from .fields import MAX_DEPTH
 from .fields import MAX_INT
@@ -56,13 +57,41 @@ class ModelSpecSchema(ma.Schema):
 model_spec_schema = ModelSpecSchema()
 
 
+#: The JSON values that hold nothing (``nests`` skips them without isinstance).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def nests(body: object, limit: int) -> bool:
+    """Whether ``body`` holds an array or object ``limit`` or more levels
+    down (``body`` itself is level 0): a pass level by level, without paths."""
+    level = [body] if isinstance(body, Mapping | list) else []
+    depth = 0
+    while level:
+        if depth >= limit:
+            return True
+        below = []
+        for value in level:
+            for item in value.values() if isinstance(value, Mapping) else value:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    below.append(item)
+                elif kind not in _SCALARS and isinstance(item, Mapping | list):
+                    below.append(item)
+        level = below
+        depth += 1
+    return False
+
+
 def check_depth(body: object, limit: int = MAX_DEPTH) -> None:
     """Refuse arrays and objects nested more than ``limit`` deep.
 
     Iterative, so that the check itself cannot overflow the stack.
     Raises ``marshmallow.ValidationError`` keyed by the path of the first
-    place too deep (``layers.0.kernel_regularizer.config.l2``).
+    place too deep (``layers.0.kernel_regularizer.config.l2``), found by a
+    second walk once ``nests`` has found that there is one.
     """
+    if not nests(body, limit):
+        return
     stack: list[tuple[object, tuple[str, ...]]] = [(body, ())]
     while stack:
         value, path = stack.pop()
@@ -114,8 +143,8 @@ def load_model_spec(body: object, *, strict: bool = True) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise ma.ValidationError("Must be a JSON object.")
     if "inputs" not in body:
-        return model_spec_schema.load(body)  # type: ignore[no-any-return]
-    spec: dict[str, Any] = graph_spec_schema.load(body)
+        return fast.load(model_spec_schema, body)  # type: ignore[no-any-return]
+    spec: dict[str, Any] = fast.load(graph_spec_schema, body)
     if built is not None:
         spec, report = with_session_names(spec, functools.partial(analyze, strict=strict))
         check_build_configs(report, built)

@@ -223,6 +223,42 @@ def _row(
     return out
 
 
+def _one_line_row(cells: Sequence[str], widths: list[int], right: Sequence[bool]) -> str | None:
+    """A row whose cells each fit their column on one line (the common
+    case: ASCII names and shapes), as ``_row`` draws it; None otherwise."""
+    parts = []
+    for text, width, flush_right in zip(cells, widths, right, strict=True):
+        if not text.isascii() or len(text) > width or "\n" in text:
+            return None
+        text = text.rstrip()
+        parts.append(f" {text.rjust(width) if flush_right else text.ljust(width)} ")
+    return "│" + "│".join(parts) + "│"
+
+
+_FRAMES: dict[tuple[tuple[str, ...], tuple[int, ...], tuple[bool, ...]], Any] = {}
+
+
+def _frame(
+    header: Sequence[str], widths: list[int], right: Sequence[bool]
+) -> tuple[list[str], str, str]:
+    """The lines of a table that do not depend on its rows: the top border
+    and header, the rule between rows, the bottom border (kept per layout
+    and widths, as ``column_widths`` keeps the widths)."""
+    key = (tuple(header), tuple(widths), tuple(right))
+    frame = _FRAMES.get(key)
+    if frame is None:
+        top = [_border("┏", "━", "┳", "┓", widths)]
+        head = [_cell(h, w) for h, w in zip(header, widths, strict=True)]
+        top += _row(head, widths, "┃", right, bottom=True)
+        top.append(_border("┡", "━", "╇", "┩", widths))
+        frame = _FRAMES[key] = (
+            top,
+            _border("├", "─", "┼", "┤", widths),
+            _border("└", "─", "┴", "┘", widths),
+        )
+    return frame  # type: ignore[no-any-return]
+
+
 def _border(left: str, fill: str, mid: str, right: str, widths: list[int]) -> str:
     return left + mid.join(fill * (w + 2) for w in widths) + right
 
@@ -313,15 +349,18 @@ def render_summary(
     # The title is printed by rich's console (80 columns when piped): a long
     # name wraps to a line of its own and folds.
     out = _console_lines(f'Model: "{printed_name(report.name)}"', console_width)
-    table = [_border("┏", "━", "┳", "┓", widths)]
-    head = [_cell(h, w) for h, w in zip(header, widths, strict=True)]
-    table += _row(head, widths, "┃", right, bottom=True)
-    table.append(_border("┡", "━", "╇", "┩", widths))
+    top, rule, bottom = _frame(header, widths, right)
+    table = list(top)
     for i, cells in enumerate(body):
         if i:
-            table.append(_border("├", "─", "┼", "┤", widths))
-        table += _row([_cell(c, w) for c, w in zip(cells, widths, strict=True)], widths, "│", right)
-    table.append(_border("└", "─", "┴", "┘", widths))
+            table.append(rule)
+        line = _one_line_row(cells, widths, right)
+        if line is not None:
+            table.append(line)
+        else:
+            cells_lines = [_cell(c, w) for c, w in zip(cells, widths, strict=True)]
+            table += _row(cells_lines, widths, "│", right)
+    table.append(bottom)
     if line_length > console_width:
         # The console crops what does not fit (Segment.split_and_crop_lines).
         table = [crop(line, console_width) for line in table]

@@ -1,0 +1,204 @@
+"""marshmallow's verdict on the common valid request, without its machinery.
+
+``Schema.load`` visits each field through several layers of bookkeeping
+(error stores, getters, partial options, the ``And`` of its validators),
+which is most of the cost of a small ``POST /params``. :func:`load` first
+runs a loader compiled once per schema from the same field objects: each
+field's own ``_deserialize`` and validators, called directly, the first
+``ValidationError`` ending the attempt. A body that passes gets what
+``Schema.load`` returns (the same values; a layer's members in the
+request's order, which marshmallow's ``only`` leaves unspecified); any
+other body is loaded again by marshmallow itself, so that every error is
+marshmallow's, in its words and shape. ``tests/test_fastload.py`` holds the
+two to the same verdicts and values over the test corpus.
+
+A field class takes part with a ``fast_deserialize(value)`` method (what
+``_deserialize`` returns for a value that is not None; it may raise
+``ValidationError`` for anything it does not accept); fields without one
+run their ``_deserialize``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields
+from marshmallow.utils import missing
+
+Loader = Callable[[Any], Any]
+
+
+class Rejected(ma.ValidationError):
+    """Raised inside a compiled loader: the body is left to marshmallow."""
+
+    def __init__(self) -> None:
+        super().__init__("not the fast path")
+
+
+_FIELDS: dict[int, tuple[fields.Field, Loader]] = {}
+_SCHEMAS: dict[int, tuple[ma.Schema, Loader]] = {}
+
+
+def load(schema: ma.Schema, data: Any) -> Any:
+    """``schema.load(data)``: through the compiled loader when it accepts
+    ``data``, else through marshmallow (which raises its own errors)."""
+    try:
+        return schema_loader(schema)(data)
+    except ma.ValidationError:
+        return schema.load(data)
+
+
+def field_loader(field: fields.Field) -> Loader:
+    """The compiled ``field.deserialize`` (cached per field object)."""
+    cached = _FIELDS.get(id(field))
+    if cached is not None and cached[0] is field:
+        return cached[1]
+    loader = _compile_field(field)
+    _FIELDS[id(field)] = (field, loader)
+    return loader
+
+
+def schema_loader(schema: ma.Schema, *, sparse: bool = False) -> Loader:
+    """The compiled ``schema.load`` (cached per schema instance).
+
+    ``sparse``: the members of the request in its order, each looked up
+    among the schema's fields (for schemas of many optional fields, such as
+    a layer's); otherwise every field in the schema's order.
+    """
+    cached = _SCHEMAS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    loader = _compile_schema(schema, sparse)
+    _SCHEMAS[id(schema)] = (schema, loader)
+    return loader
+
+
+def _marshmallow_schema(schema: ma.Schema) -> Loader:
+    def load_(data: Any) -> Any:
+        return schema.load(data)
+
+    return load_
+
+
+def _compile_schema(schema: ma.Schema, sparse: bool) -> Loader:
+    if (
+        any(schema._hooks.values())
+        or schema.many
+        or schema.unknown != ma.RAISE
+        or schema.partial
+        or any(f.data_key is not None or f.attribute for f in schema.load_fields.values())
+    ):
+        return _marshmallow_schema(schema)
+    loaders = {name: field_loader(f) for name, f in schema.load_fields.items()}
+    required = tuple(name for name, f in schema.load_fields.items() if f.required)
+    ordered = tuple(loaders.items())
+
+    if sparse:
+
+        def load_sparse(data: Any) -> dict[str, Any]:
+            if not isinstance(data, Mapping):
+                raise Rejected
+            out = {}
+            for key, value in data.items():
+                loader = loaders.get(key)
+                if loader is None:
+                    raise Rejected  # unknown
+                out[key] = loader(value)
+            for name in required:
+                if name not in out:
+                    raise Rejected
+            return out
+
+        return load_sparse
+
+    def load_ordered(data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise Rejected
+        out = {}
+        for name, loader in ordered:
+            value = data.get(name, missing)
+            if value is missing:
+                if name in required:
+                    raise Rejected
+                continue
+            out[name] = loader(value)
+        if len(out) != len(data):
+            raise Rejected  # unknown members
+        return out
+
+    return load_ordered
+
+
+def _core(field: fields.Field) -> Loader:
+    """What ``field._deserialize`` returns for a value that is not None."""
+    fast = getattr(field, "fast_deserialize", None)
+    if fast is not None:
+        return fast  # type: ignore[no-any-return]
+    deserialize = field._deserialize
+    if type(field) is fields.String:
+
+        def string(value: Any) -> Any:
+            return value if type(value) is str else deserialize(value, None, None)
+
+        return string
+    if type(field) is fields.List:
+        inner = field_loader(field.inner)
+
+        def list_(value: Any) -> Any:
+            if type(value) is list:
+                return [inner(item) for item in value]
+            return deserialize(value, None, None)
+
+        return list_
+    if (
+        type(field) is fields.Nested
+        and not field.many
+        and field.unknown is None
+        and not field.only
+        and not field.exclude
+        and isinstance(field.schema, ma.Schema)
+    ):
+        return schema_loader(field.schema)
+
+    def generic(value: Any) -> Any:
+        return deserialize(value, None, None)
+
+    return generic
+
+
+def _compile_field(field: fields.Field) -> Loader:
+    if field.pre_load or field.post_load:
+
+        def marshmallow_field(value: Any) -> Any:
+            return field.deserialize(value)
+
+        return marshmallow_field
+    core = _core(field)
+    validators = tuple(field.validators)
+    allow_none = field.allow_none
+
+    def load_field(value: Any) -> Any:
+        if value is None:
+            if allow_none:
+                return None
+            raise Rejected
+        out = core(value)
+        for validator in validators:
+            if validator(out) is False:
+                raise Rejected
+        return out
+
+    if validators:
+        return load_field
+
+    def load_unvalidated(value: Any) -> Any:
+        if value is None:
+            if allow_none:
+                return None
+            raise Rejected
+        return core(value)
+
+    return load_unvalidated
