@@ -161,13 +161,17 @@ class HeldArray:
         return self.values * self.itemsize
 
     def load_bytes(self) -> int:
-        """What holding it costs the worker: inline data is decoded from JSON
-        into Python lists (kept, with the job's request, until the job ends)
-        and then made an array; a dataset's array is read as its chunks,
+        """What holding it costs the worker: inline data is read from Redis
+        as JSON text (at most :data:`JSON_VALUE_BYTES` a value), decoded into
+        Python lists (kept, with the job's request, until the job ends) and
+        then made an array; a dataset's array is read as its chunks,
         joined (the array is a view of them), and converted where its dtype
         is not the input's. Each also has :data:`ARRAY_OVERHEAD`."""
         if self.stored_itemsize is None:
-            return lists_bytes(self.shape) + self.array_bytes + ARRAY_OVERHEAD
+            # The JSON text too, twice while it is decoded (the bytes Redis
+            # returns and the text json.loads makes of them).
+            text = 2 * self.values * JSON_VALUE_BYTES
+            return text + lists_bytes(self.shape) + self.array_bytes + ARRAY_OVERHEAD
         stored = self.values * self.stored_itemsize
         converted = self.array_bytes if self.stored_itemsize != self.itemsize else 0
         return 2 * stored + converted + ARRAY_OVERHEAD

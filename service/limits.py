@@ -77,6 +77,8 @@ MULTIPART_SLACK = 64 * 1024
 #: A body over this is large: only ``POST /train`` and ``POST /datasets``
 #: take one (every other route's limit is ``MAX_CONTENT_LENGTH``, 1 MiB).
 LARGE_BODY_BYTES = 1024 * 1024
+#: Bytes read at a time from a body that is refused unparsed.
+DRAIN_CHUNK = 64 * 1024
 #: Seconds a client is told to wait when every large-body slot is taken.
 LARGE_BODY_RETRY_SECONDS = 2
 
@@ -334,8 +336,8 @@ class BodySlots:
     (``tests/test_limits.py`` measures it). Without a cap, a few tenants'
     concurrent large submits would hold every thread and the process's
     memory; with it, a large body over the cap is a 503 with
-    ``Retry-After`` at once (its body unread), and the other routes never
-    wait. While a slot is held the cyclic garbage collector is paused: the
+    ``Retry-After`` (its body read and dropped, never decoded), and the
+    other routes never wait. While a slot is held the cyclic garbage collector is paused: the
     millions of lists a decode makes would otherwise trigger a collection
     every few hundred allocations (2.5 times the time, for no garbage).
     """
@@ -375,11 +377,15 @@ def is_large_body() -> bool:
 
 def take_body_slot() -> Response | None:
     """Hold one of the process's large-body slots for this request, or
-    answer 503 with ``Retry-After``, its body unread."""
+    answer 503 with ``Retry-After``, its body dropped undecoded."""
     if not is_large_body():
         return None
     slots: BodySlots = current_app.extensions["body_slots"]
     if not slots.take():
+        # Read it (not decode it: the bytes cost little) so that the client,
+        # still sending, gets this answer rather than a broken pipe.
+        while request.stream.read(DRAIN_CHUNK):
+            pass
         size = request.content_length
         what = f"{size:,} bytes" if size is not None else "no Content-Length"
         response = problem(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import urllib.error
 import urllib.request
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,41 @@ def test_validation_data_is_counted(api):
     ]
     for dataset_id in ids:
         assert call(api, "DELETE", f"/datasets/{dataset_id}")[0] == 204
+
+
+def test_large_bodies_over_the_slots_are_answered_503_not_cut(redis_url, queue, tmp_path):
+    # Four 6 MB train bodies at once on one process with one large-body
+    # slot: one is decoded, the others are answered 503 with Retry-After once
+    # their bytes are read (a client still sending gets the answer, not a
+    # broken pipe); /healthz answers meanwhile.
+    body = json.dumps({
+        "model": {"input_shape": [None, 1], "layers": [{"type": "Dense", "units": 1}]},
+        "data": {"x": [[[0.5]] * 900_000], "y": [[0.5]]},
+    }).encode()  # fmt: skip
+    assert len(body) > 6_000_000
+    barrier = threading.Barrier(4)
+
+    def send(base):
+        request = urllib.request.Request(
+            f"{base}/train", data=body, method="POST",
+            headers={"Content-Type": "application/json", **TENANTS.bearer("dave")},
+        )  # fmt: skip
+        barrier.wait(timeout=30)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, None
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("Retry-After")
+
+    with serve_api(
+        tmp_path / "gunicorn.log", processes=1, threads=4, REDIS_URL=redis_url,
+        SEQLAB_QUEUE=queue, SEQLAB_API_KEYS=TENANTS.config, SEQLAB_LARGE_BODIES="1",
+    ) as base:  # fmt: skip
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(send, [base] * 4))
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
+            assert response.status == 200
+    # The decoded ones are over the values limit (422): nothing is queued.
+    assert {status for status, _ in answers} <= {422, 503}, answers
+    assert 503 in [status for status, _ in answers], answers
+    assert all(after == "2" for status, after in answers if status == 503), answers

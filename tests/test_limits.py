@@ -443,7 +443,7 @@ def large_body(values=400_000):
     }).encode()  # fmt: skip
 
 
-def test_a_large_body_over_the_processs_slots_is_503_unread(idle_app, spec):
+def test_a_large_body_over_the_processs_slots_is_503_undecoded(idle_app, spec):
     # One slot, held (as by a large body being read on another thread).
     app = create_app({**idle_app.config, "SEQLAB_LARGE_BODIES": 1})
     slots = app.extensions["body_slots"]
