@@ -10,6 +10,7 @@ from . import guard_cost
 from . import http_throughput
 from . import params_vs_keras
 from . import predict_latency
+from . import predict_while_training
 from . import seed_vs_service
 
 
@@ -24,6 +25,7 @@ def main() -> None:
     guard_cost.main(quick=options.quick)
     dataset_upload.main(quick=options.quick)
     predict_latency.main(quick=options.quick)
+    predict_while_training.main(quick=options.quick)
 
 
 if __name__ == "__main__":

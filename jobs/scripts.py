@@ -44,6 +44,7 @@ SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "renew_stream": (),
     "idempotency_claim": (),
     "idempotency_swap": (),
+    "push_predict": (),
 }
 
 #: ``{{NAME}}`` in a file: the constant ``NAME``, filled in by :func:`compose`.

@@ -522,6 +522,43 @@ class JobStore:
                 return json.loads(popped[1])
         return None
 
+    # -- prediction requests: one list per queue, read by its predictors ----
+    #
+    # A worker's predictor process (worker/predictor.py) pops requests from its
+    # queues' lists while its pool trains, and answers on each request's own
+    # reply list (above). It says it is live by setting its queues' presence
+    # keys every second with a short TTL: the API pushes a request only while
+    # one is set, else it sends the Celery task (workers without predictors).
+
+    @staticmethod
+    def predict_key(queue: str) -> str:
+        return f"{PREFIX}:predict:{queue}"
+
+    @staticmethod
+    def predictors_key(queue: str) -> str:
+        return f"{PREFIX}:predictors:{queue}"
+
+    def push_predict(self, queue: str, request: Mapping[str, Any], ttl: float) -> bool:
+        """Hand ``request`` to a live predictor of ``queue``; False (nothing
+        written) if none is live. The list expires ``ttl`` s after the last
+        push, so requests no predictor takes do not outlive their waits long."""
+        keys = [self.predictors_key(queue), self.predict_key(queue)]
+        args = [json.dumps(request), max(1, int(ttl * 1000))]
+        return bool(self.scripts.push_predict(keys=keys, args=args))
+
+    def take_predict(self, queues: list[str], timeout: float) -> dict[str, Any] | None:
+        """The oldest request of any of ``queues``, waiting up to ``timeout``
+        seconds (at least 10 ms); None if none came."""
+        popped = self.redis.blpop([self.predict_key(q) for q in queues], timeout=max(0.01, timeout))
+        return None if popped is None else json.loads(popped[1])
+
+    def announce_predictor(self, queues: list[str], name: str, ttl: float) -> None:
+        """Say that a predictor serving ``queues`` is live for ``ttl`` seconds."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.set(self.predictors_key(queue), name, px=max(1, int(ttl * 1000)))
+            pipe.execute()
+
     # -- the worker side ----------------------------------------------------
 
     def start(self, job_id: str, worker: str) -> dict[str, Any] | None:

@@ -125,10 +125,11 @@ def queue():
 
 
 @contextlib.contextmanager
-def run_worker(redis_url, queue, log, name=None, **env):
+def run_worker(redis_url, queue, log, name=None, predictor=False, **env):
     """A real Celery worker process (prefork, one child) on ``queue``, in a
     process group of its own, named ``<name>@<host>`` (``name`` defaults to
-    the queue's); yields the Popen once the worker is ready."""
+    the queue's); yields the Popen once the worker is ready (and, with
+    ``predictor``, its predictor: worker/predictor.py)."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -146,7 +147,8 @@ def run_worker(redis_url, queue, log, name=None, **env):
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while b" ready." not in log.read_bytes():
+        ready = [b" ready.", *([b"predictor: ready"] if predictor else [])]
+        while not all(line in log.read_bytes() for line in ready):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
@@ -204,7 +206,7 @@ def _answers(url):
 def worker(redis_url, queue, tmp_path_factory):
     """A real Celery worker process (prefork, one child) on the test queue."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with run_worker(redis_url, queue, log) as process:
+    with run_worker(redis_url, queue, log, predictor=True) as process:
         process.log = log  # what it logged, for tests of the logs
         yield process
 
@@ -220,7 +222,9 @@ def tf_worker(redis_url, tf_queue, tmp_path_factory):
     """A worker on the TensorFlow backend: the compose GPU worker's path
     (``make up`` and the ``worker`` fixture run JAX)."""
     log = tmp_path_factory.mktemp("tf-worker") / "worker.log"
-    with run_worker(redis_url, tf_queue, log, KERAS_BACKEND="tensorflow") as process:
+    with run_worker(
+        redis_url, tf_queue, log, predictor=True, KERAS_BACKEND="tensorflow"
+    ) as process:
         yield process
 
 

@@ -268,12 +268,22 @@ def test_a_stateful_model_predicts_from_zero_states_each_time(backend_client):
     assert "multiple of it; instances has 1" in rv.get_json()["errors"]["instances"][0]
 
 
-def test_the_worker_logs_no_predictions(trained, worker):
+def test_the_worker_logs_no_predictions(trained, worker, queue):
     client, job_id = trained
-    rv = client.post(f"/jobs/{job_id}/predict", json={"instances": NEW})
+    rv = client.post(f"/jobs/{job_id}/predict", json={"instances": NEW})  # the predictor's
     assert rv.status_code == 200, rv.get_json()
     values = [repr(v) for v in np.ravel(rv.get_json()["predictions"])]
-    # Celery logged "Task seqlab.predict[<id>] succeeded in 0.01s: {'predictions': [[[0.52..."
+    # The task that APIs from before predictors send: Celery logged "Task
+    # seqlab.predict[<id>] succeeded in 0.01s: {'predictions': [[[0.52..."
+    store = client.application.extensions["jobs"]
+    reply_key = store.reply_key(uuid.uuid4().hex)
+    reply = {"reply_key": reply_key, "reply_by": time.time() + 60, "reply_ttl": 60}
+    client.application.extensions["celery"].send_task(
+        "seqlab.predict", args=[job_id, NEW], kwargs=reply, queue=queue, ignore_result=True
+    )
+    answer = store.wait_reply(reply_key, 60)
+    assert answer is not None
+    np.testing.assert_allclose(answer["predictions"], rv.get_json()["predictions"], rtol=1e-6)
     deadline, log = time.monotonic() + 10, ""
     while time.monotonic() < deadline:
         log = worker.log.read_text()
@@ -282,5 +292,6 @@ def test_the_worker_logs_no_predictions(trained, worker):
         time.sleep(0.1)
     else:
         pytest.fail(f"no success line of seqlab.predict in the worker's log:\n{log[-2000:]}")
+    assert "predictor: ready" in log  # the predictor's lines go to the same log
     assert "seqlab.predict" in log and not any(value in log for value in values)
     assert "'predictions'" not in log and "[[[0.1]," not in log  # nor the instances

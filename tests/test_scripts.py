@@ -158,7 +158,7 @@ def test_a_built_package_ships_the_files():
 KEY_ARGUMENTS = {
     "DEL": None, "EXISTS": None, "TIME": (),
     **dict.fromkeys(
-        ("EXPIRE", "GET", "HDEL", "HEXISTS", "HGET", "HGETALL", "HSET", "PEXPIRE", "PTTL",
+        ("EXPIRE", "GET", "HDEL", "HEXISTS", "HGET", "HGETALL", "HSET", "PEXPIRE", "PTTL", "RPUSH",
          "SET", "XADD", "ZADD", "ZCARD", "ZRANGE", "ZREM", "ZREMRANGEBYSCORE"),
         (0,),
     ),

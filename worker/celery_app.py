@@ -4,7 +4,8 @@ Redis is broker and result store (``REDIS_URL``), JSON the only serializer.
 Training tasks go to one named queue (``SEQLAB_QUEUE``, default ``gpu``),
 which a bare ``celery -A worker.celery_app worker`` serves by itself; a CPU
 host can serve another queue with ``-Q``. Nothing here imports TensorFlow or
-Keras: the pool's child processes import them inside the task.
+Keras: the pool's child processes import them inside the task, and the
+predictor (:mod:`worker.serving`) is a process of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from celery import Celery
 
 from jobs import settings
 
-celery_app = Celery("seqlab", include=["worker.tasks", "worker.maintenance"])
+celery_app = Celery("seqlab", include=["worker.tasks", "worker.maintenance", "worker.serving"])
 celery_app.conf.update(
     broker_url=settings.redis_url(),
     result_backend=settings.redis_url(),
@@ -26,8 +27,11 @@ celery_app.conf.update(
     accept_content=["json"],
     # The queue a plain `celery worker` consumes, and where train tasks go.
     task_default_queue=settings.queue(),
-    # Predictions share the training queue: a worker busy training answers
-    # them once its job ends (the API gives up after SEQLAB_PREDICT_TIMEOUT).
+    # Each worker's predictor (worker/serving.py) answers predictions while
+    # its pool trains. The task is for APIs from before predictors and for a
+    # queue with no live predictor: it shares the training queue, so a
+    # worker busy training takes it once its job ends (the API gives up
+    # after SEQLAB_PREDICT_TIMEOUT).
     task_routes={
         "seqlab.train": {"queue": settings.queue()},
         "seqlab.predict": {"queue": settings.queue()},

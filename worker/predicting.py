@@ -1,15 +1,18 @@
 """Answer ``POST /jobs/<id>/predict`` on a worker: the job's trained model,
 loaded from its ``.keras`` file, applied to new instances.
 
-Imported inside the task, in the pool's child process (like
-:mod:`worker.training`), never in the API. Each process keeps the few models
-it used last loaded (:class:`ModelCache`), keyed by job id and the model
-file's digest, so that repeated predictions skip ``load_model``.
+Imported in the worker's predictor process (:mod:`worker.predictor`), and
+inside the ``seqlab.predict`` task in a pool child (like
+:mod:`worker.training`), never in the worker's main process nor in the API.
+Each process keeps the few models it used last loaded (:class:`ModelCache`),
+keyed by job id and the model file's digest, so that repeated predictions
+skip ``load_model``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -23,7 +26,10 @@ from jobs.store import finite
 from . import training
 from .backend import configure_backend
 from .builder import is_graph
+from .failures import failure
 from .graph_arrays import input_arrays
+
+logger = logging.getLogger(__name__)
 
 #: Models a worker process keeps loaded (``SEQLAB_PREDICT_CACHE_SIZE``).
 CACHE_SIZE = int(os.environ.get("SEQLAB_PREDICT_CACHE_SIZE", "4"))
@@ -113,6 +119,34 @@ def predict(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]
         "model_load_seconds": round(loaded - started, 4),
         "predict_seconds": round(done - loaded, 4),
     }
+
+
+def answer(jobs: JobStore, job_id: str, instances: list[Any]) -> dict[str, Any]:
+    """:func:`predict`, or the error it raised as the API's answer
+    (``{"error": {"type", "message"}}``: a 502 naming it)."""
+    try:
+        return predict(jobs, job_id, instances)
+    except Exception as error:  # noqa: BLE001 (the API answers with the reason)
+        logger.exception("predictions of job %s failed", job_id)
+        return {"error": failure(type(error).__name__, str(error))}
+
+
+def deliver(
+    jobs: JobStore,
+    job_id: str,
+    answer: dict[str, Any],
+    reply_key: str,
+    reply_by: float | None,
+    reply_ttl: int,
+) -> bool:
+    """Push ``answer`` on the request's reply list, with a TTL of
+    ``reply_ttl`` s, if the API still waits (``reply_by``, epoch seconds);
+    an answer no one waits for is not written at all. Whether it was."""
+    if reply_by is not None and time.time() > reply_by:
+        logger.info("predictions of job %s came after the API gave up; dropped", job_id)
+        return False
+    jobs.put_reply(reply_key, answer, reply_ttl)
+    return True
 
 
 def cached_model(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 import traceback
@@ -37,6 +36,8 @@ from jobs.store import finite
 from jobs.store import model_chunks
 from jobs.store import permanent_error
 from jobs.store import prediction_samples
+
+from .failures import failure
 
 logger = get_task_logger(__name__)
 
@@ -138,6 +139,11 @@ def predict(
     """The outputs of a succeeded job's model for ``instances``, already
     checked against its input by the API (``POST /jobs/<id>/predict``).
 
+    What an API sends when no predictor of the queue is live (a worker
+    from before predictors, or one whose predictor is starting): a worker's
+    predictor (:mod:`worker.predictor`) answers the same requests without
+    waiting for the pool, which may be training.
+
     With ``reply_key`` (what the API sends, with ``ignore_result``), the
     answer is pushed onto that list for the API's wait, with a TTL of
     ``reply_ttl`` s, and only if the wait has not ended (``reply_by``, epoch
@@ -146,16 +152,9 @@ def predict(
     """
     from . import predicting  # Keras loads here, in the child process
 
-    try:
-        answer = predicting.predict(store(), job_id, instances)
-    except Exception as error:  # noqa: BLE001 (the API answers with the reason)
-        logger.exception("predictions of job %s failed", job_id)
-        answer = {"error": failure(type(error).__name__, str(error))}
+    answer = predicting.answer(store(), job_id, instances)
     if reply_key is not None:
-        if reply_by is not None and time.time() > reply_by:
-            logger.info("predictions of job %s came after the API gave up; dropped", job_id)
-        else:
-            store().put_reply(reply_key, answer, reply_ttl)
+        predicting.deliver(store(), job_id, answer, reply_key, reply_by, reply_ttl)
     return answer
 
 
@@ -194,18 +193,6 @@ class LeaseKeeper:
                 logger.warning("job %s is no longer this worker's; stopping it", self.job_id)
                 self.lost.set()
                 return
-
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
-
-def failure(kind: str, message: str, trace: str | None = None) -> dict[str, str]:
-    """A job's ``error`` field: plain text, without the terminal colour codes
-    that Keras's and rich's messages may carry."""
-    error = {"type": kind, "message": _ANSI.sub("", message) or kind}
-    if trace is not None:
-        error["traceback"] = _ANSI.sub("", trace)
-    return error
 
 
 class Reporter:

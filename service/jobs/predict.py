@@ -3,20 +3,26 @@ worker from the job's trained model) and ``GET /jobs/<id>/predictions``
 (the outputs on the training inputs, stored apart from the job record).
 
 The API never loads the model: it checks the instances against the job's
-model spec, sends the task ``seqlab.predict`` to the job queue, and waits
-for its answer (``PREDICT_TIMEOUT`` seconds, then 504). Workers take
-predictions from the queue they train from, so a worker busy with a long
-job answers only once that job ends.
+model spec, hands them to a worker and waits for its answer
+(``PREDICT_TIMEOUT`` seconds, then 504). Each worker runs a predictor, a
+process beside its pool (:mod:`worker.predictor`), that takes requests from
+its queue's list (``seqlab:predict:<queue>``,
+:meth:`jobs.store.JobStore.push_predict`) whether or not the pool is
+training: predictions never wait behind training. Where no predictor of the
+queue is live (workers from before predictors), the API sends the task
+``seqlab.predict`` to the job queue instead, as it used to: a worker busy
+with a long job then answers only once that job ends.
 
-The answer comes back on a Redis list of this request's own
-(``seqlab:reply:<id>``, :meth:`jobs.store.JobStore.wait_reply`), not as a
-Celery result: the task is sent with ``ignore_result``, so Celery stores
-nothing for it (not even the ``REVOKED`` state of a task that expired
-unrun), and the worker writes the answer only while the wait lasts, with a
-TTL of :data:`REPLY_TTL` seconds. Taking the answer removes the list; an
-answer no one waits for any more is gone within a minute of the wait's end.
-The wait holds one of the process's long-wait threads
-(:mod:`service.jobs.threads`): none free is a 429.
+Either way the answer comes back on a Redis list of this request's own
+(``seqlab:reply:<id>``, :meth:`jobs.store.JobStore.wait_reply`, a blocking
+pop), not as a Celery result: the task is sent with ``ignore_result``, so
+Celery stores nothing for it (not even the ``REVOKED`` state of a task that
+expired unrun), and the worker writes the answer only while the wait lasts
+(``reply_by``), with a TTL of :data:`REPLY_TTL` seconds; a request still in
+the list after its wait ended is dropped unanswered. Taking the answer
+removes the list; an answer no one waits for any more is gone within a
+minute of the wait's end. The wait holds one of the process's long-wait
+threads (:mod:`service.jobs.threads`): none free is a 429.
 """
 
 from __future__ import annotations
@@ -257,29 +263,27 @@ def predict(job_id: str) -> dict[str, Any]:
 
 
 def ask_worker(job_id: str, values: Any, timeout: float) -> dict[str, Any]:
-    """Send ``seqlab.predict`` and wait up to ``timeout`` s for its answer.
+    """Hand the request to a predictor of the job queue (else send the task
+    ``seqlab.predict``) and wait up to ``timeout`` s for its answer.
 
     Raises:
         GatewayTimeout: 504 if no worker answered in time.
         ServiceUnavailable: 503 if the queue or Redis is unreachable.
     """
     jobs = store()
+    queue = current_app.config["SEQLAB_QUEUE"]
     reply_key = jobs.reply_key(uuid.uuid4().hex)
+    reply = {"reply_key": reply_key, "reply_by": time.time() + timeout, "reply_ttl": REPLY_TTL}
     try:
-        # Expiring with the wait: a task no worker took in time is dropped,
-        # not run later for nobody; ignore_result: Celery keeps nothing of it.
-        current_app.extensions["celery"].send_task(
-            "seqlab.predict",
-            args=[job_id, values],
-            kwargs={
-                "reply_key": reply_key,
-                "reply_by": time.time() + timeout,
-                "reply_ttl": REPLY_TTL,
-            },  # fmt: skip
-            queue=current_app.config["SEQLAB_QUEUE"],
-            expires=timeout,
-            ignore_result=True,
-        )
+        pushed = jobs.push_predict(queue, {"job_id": job_id, "instances": values, **reply},
+                                   ttl=timeout)  # fmt: skip
+        if not pushed:
+            # Expiring with the wait: a task no worker took in time is dropped,
+            # not run later for nobody; ignore_result: Celery keeps nothing of it.
+            current_app.extensions["celery"].send_task(
+                "seqlab.predict", args=[job_id, values], kwargs=reply, queue=queue,
+                expires=timeout, ignore_result=True,
+            )  # fmt: skip
     except Exception as error:
         current_app.logger.warning("could not queue predictions of %s: %s", job_id, error)
         unavailable = ServiceUnavailable("The job queue is unreachable; try again shortly.")
@@ -293,9 +297,15 @@ def ask_worker(job_id: str, values: Any, timeout: float) -> dict[str, Any]:
         unavailable.retry_after = 5  # type: ignore[assignment]
         raise unavailable from error
     if answer is None:
+        why = (
+            "the worker's predictor is overloaded or was stopped"
+            if pushed
+            else "no worker of this queue runs a predictor, and its workers are busy "
+            "training or not running"
+        )
         raise GatewayTimeout(
-            f"No worker answered within {timeout:g} s (SEQLAB_PREDICT_TIMEOUT): the workers "
-            "of this queue are busy training or not running; try again later."
+            f"No worker answered within {timeout:g} s (SEQLAB_PREDICT_TIMEOUT): {why}; "
+            "try again later."
         )
     return answer
 
