@@ -23,6 +23,7 @@ from seqlab.examples import example_request
 from service import create_app
 from service.jobs.submission import INLINE_PREDICTIONS
 from service.jobs.submission import job_document
+from worker.predicting import ModelCache
 
 SEQUENCE = [[[0.0], [0.2], [0.4], [0.6], [0.8]]]
 NEW = [[[0.1], [0.3], [0.5], [0.7], [0.9]], [[0.8], [0.6], [0.4], [0.2], [0.0]]]
@@ -295,3 +296,18 @@ def test_the_worker_logs_no_predictions(trained, worker, queue):
     assert "predictor: ready" in log  # the predictor's lines go to the same log
     assert "seqlab.predict" in log and not any(value in log for value in values)
     assert "'predictions'" not in log and "[[[0.1]," not in log  # nor the instances
+
+
+def test_the_model_cache_keeps_the_recent_models_within_its_bytes():
+    cache = ModelCache(size=4, max_bytes=100)
+    cache.put(("a", "1"), "model a", 60)
+    cache.put(("b", "1"), "model b", 30)
+    assert cache.get(("a", "1")) == "model a"  # now the most recent
+    cache.put(("c", "1"), "model c", 20)  # 110 bytes: b, the least recent, goes
+    assert cache.get(("b", "1")) is None
+    assert (cache.get(("a", "1")), cache.get(("c", "1"))) == ("model a", "model c")
+    cache.put(("d", "1"), "model d", 200)  # over the bytes alone: used, not kept
+    assert cache.get(("d", "1")) is None and cache.held_bytes == 80
+    for name in "efghi":
+        cache.put((name, "1"), name, 1)
+    assert cache.held_bytes == 4 and cache.get(("a", "1")) is None

@@ -33,27 +33,43 @@ logger = logging.getLogger(__name__)
 
 #: Models a worker process keeps loaded (``SEQLAB_PREDICT_CACHE_SIZE``).
 CACHE_SIZE = int(os.environ.get("SEQLAB_PREDICT_CACHE_SIZE", "4"))
+#: Their model files' bytes together (``SEQLAB_PREDICT_CACHE_BYTES``,
+#: 2 GiB): a loaded model holds about its file (weights and optimizer
+#: state), so four of the largest trainable models (1.2 GB files) would
+#: otherwise keep some 5 GB in each predicting process.
+CACHE_BYTES = int(os.environ.get("SEQLAB_PREDICT_CACHE_BYTES", str(2 * 1024**3)))
 
 
 class ModelCache:
-    """The ``keras.Model``s used last, by (job id, model file digest)."""
+    """The ``keras.Model``s used last, by (job id, model file digest), at
+    most ``size`` of them and ``max_bytes`` of their files together."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int = CACHE_BYTES) -> None:
         self.size = size
-        self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._models: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()
+
+    @property
+    def held_bytes(self) -> int:
+        """The kept models' file bytes."""
+        return sum(nbytes for _, nbytes in self._models.values())
 
     def get(self, key: tuple[str, str]) -> Any | None:
         """The model under ``key`` (now the most recently used), or None."""
-        model = self._models.get(key)
-        if model is not None:
-            self._models.move_to_end(key)
-        return model
-
-    def put(self, key: tuple[str, str], model: Any) -> None:
-        """Keep ``model``, dropping the least recently used beyond the size."""
-        self._models[key] = model
+        entry = self._models.get(key)
+        if entry is None:
+            return None
         self._models.move_to_end(key)
-        while len(self._models) > max(self.size, 0):
+        return entry[0]
+
+    def put(self, key: tuple[str, str], model: Any, nbytes: int = 0) -> None:
+        """Keep ``model`` (of a ``nbytes`` file), dropping the least recently
+        used beyond the size or the bytes; one over the bytes alone is not kept."""
+        if nbytes > self.max_bytes:
+            return
+        self._models[key] = (model, nbytes)
+        self._models.move_to_end(key)
+        while len(self._models) > max(self.size, 0) or self.held_bytes > self.max_bytes:
             self._models.popitem(last=False)
 
 
@@ -171,7 +187,7 @@ def cached_model(
     if model is not None:
         return model, True
     model = load(model_file)
-    _cache.put(key, model)
+    _cache.put(key, model, len(model_file))
     return model, False
 
 
