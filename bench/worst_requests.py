@@ -227,7 +227,11 @@ def main() -> None:
             except ProcessLookupError:
                 pass
         for process in (api, worker, redis_proc):
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a worker still training a copy
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def send(base: str, body: bytes, answers: list[object]) -> None:

@@ -23,6 +23,7 @@ from flask import current_app
 from flask import g
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ServiceUnavailable
 
 from jobs import settings
 from modelspec.errors import ApiValidationError
@@ -375,11 +376,14 @@ def is_large_body() -> bool:
     return length is None or length > LARGE_BODY_BYTES
 
 
-def take_body_slot() -> Response | None:
-    """Hold one of the process's large-body slots for this request, or
-    answer 503 with ``Retry-After``, its body dropped undecoded."""
+def take_body_slot() -> None:
+    """Hold one of the process's large-body slots for this request.
+
+    :raise 503: with ``Retry-After``, when none is free, its body read and
+        dropped undecoded.
+    """
     if not is_large_body():
-        return None
+        return
     slots: BodySlots = current_app.extensions["body_slots"]
     if not slots.take():
         # Read it (not decode it: the bytes cost little) so that the client,
@@ -388,17 +392,34 @@ def take_body_slot() -> Response | None:
             pass
         size = request.content_length
         what = f"{size:,} bytes" if size is not None else "no Content-Length"
-        response = problem(
-            503,
-            f"This API process is reading its {slots.size} large request bodies at once "
-            f"(SEQLAB_LARGE_BODIES, over {LARGE_BODY_BYTES:,} bytes each); this one has "
-            f"{what}. Retry after {LARGE_BODY_RETRY_SECONDS} s.",
-            title="Service Unavailable",
-        )
-        response.headers["Retry-After"] = str(LARGE_BODY_RETRY_SECONDS)
-        return response
+        raise _slots_taken(slots, f"this one has {what}")
     g.body_slot = slots
-    return None
+
+
+def hold_large_slot(what: str) -> None:
+    """Hold a large-body slot for work as large as a large body (a train
+    request that reads a dataset's arrays to check them), unless this
+    request holds one already.
+
+    :raise 503: with ``Retry-After``, when none is free; ``what`` names the work.
+    """
+    if "body_slot" in g:
+        return
+    slots: BodySlots = current_app.extensions["body_slots"]
+    if not slots.take():
+        raise _slots_taken(slots, what)
+    g.body_slot = slots
+
+
+def _slots_taken(slots: BodySlots, what: str) -> ServiceUnavailable:
+    """The 503 (with ``Retry-After``) of a request that found every
+    large-body slot taken."""
+    return ServiceUnavailable(
+        f"This API process is reading its {slots.size} large request bodies or datasets "
+        f"at once (SEQLAB_LARGE_BODIES, over {LARGE_BODY_BYTES:,} bytes each); {what}. "
+        f"Retry after {LARGE_BODY_RETRY_SECONDS} s.",
+        retry_after=LARGE_BODY_RETRY_SECONDS,
+    )
 
 
 def give_body_slot(_: BaseException | None = None) -> None:

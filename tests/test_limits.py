@@ -453,7 +453,9 @@ def test_a_large_body_over_the_processs_slots_is_503_undecoded(idle_app, spec):
     assert rv.status_code == 503
     validate_response(spec, "/train", "post", rv)
     assert rv.headers["Retry-After"] == "2"
-    assert "(SEQLAB_LARGE_BODIES, over 1,048,576 bytes each)" in rv.get_json()["detail"]
+    assert (
+        "(SEQLAB_LARGE_BODIES, over 1,048,576 bytes each); this one has" in rv.get_json()["detail"]
+    )
     # A small train request, and every other route, do not wait for a slot.
     rv = client.post("/train", json=one_to_one())
     assert rv.status_code == 202, rv.get_json()
@@ -487,3 +489,27 @@ def test_a_large_bodys_cost_in_the_api(app):
         tracemalloc.stop()
     assert rv.status_code == 422
     assert 10 * len(body) < peak < 60 * len(body)
+
+
+def test_a_train_request_reading_a_large_dataset_needs_a_slot_too(idle_app, spec):
+    # Its body is small, but the API reads and checks the dataset's arrays:
+    # as much memory as a large body.
+    app = create_app({**idle_app.config, "SEQLAB_LARGE_BODIES": 1})
+    large = upload_npz(app, x=np.zeros((40, 10_000, 1), "float32"), y=np.zeros((40, 1), "float32"))
+    small = upload_npz(app, x=np.zeros((4, 10, 1), "float32"), y=np.zeros((4, 1), "float32"))
+    model = {"input_shape": [None, 1], "layers": [{"type": "Dense", "units": 1},
+                                                  {"type": "GlobalAveragePooling1D"}]}  # fmt: skip
+    slots = app.extensions["body_slots"]
+    assert slots.take()
+    client = app.test_client()
+    rv = client.post("/train", json={"model": model, "data": {"dataset": large}})
+    assert rv.status_code == 503
+    validate_response(spec, "/train", "post", rv)
+    assert rv.headers["Retry-After"] == "2"
+    assert f"this request reads 1,600,160 bytes of dataset {large}" in rv.get_json()["detail"]
+    rv = client.post("/train", json={"model": model, "data": {"dataset": small}})
+    assert rv.status_code == 202, rv.get_json()
+    slots.give_back()
+    rv = client.post("/train", json={"model": model, "data": {"dataset": large}})
+    assert rv.status_code == 202, rv.get_json()
+    assert slots._held == 0

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import IO
 from typing import Any
 
+import numpy as np
 from flask import Blueprint
 from flask import current_app
 from flask import request
@@ -33,7 +34,9 @@ from modelspec.errors import ApiValidationError
 from seqlab import ModelReport
 
 from .. import auth
+from ..limits import LARGE_BODY_BYTES
 from ..limits import LimitExceeded
+from ..limits import hold_large_slot
 from .checks import check_shapes
 from .checks import check_values
 from .domains import plain_number
@@ -502,7 +505,15 @@ def delete_dataset(dataset_id: str) -> tuple[str, int]:
 def _tensors(record: dict[str, Any], names: tuple[str, str]) -> tuple[dict[str, Any], ...]:
     """Two of a dataset's arrays as ``check_data`` takes them: the shape from
     the record, the values as NumPy arrays read from Redis (a 64 MiB dataset
-    takes a fraction of a second to read and check)."""
+    takes a fraction of a second to read and check). Arrays as large as a
+    large body hold one of the process's large-body slots (503 if none is
+    free): they cost the API what decoding such a body does."""
+    size = sum(
+        math.prod(record["arrays"][n]["shape"]) * np.dtype(record["arrays"][n]["dtype"]).itemsize
+        for n in names
+    )
+    if size > LARGE_BODY_BYTES:
+        hold_large_slot(f"this request reads {size:,} bytes of dataset {record['id']}")
     try:
         arrays = store().load(record["id"], names)
     except DatasetGone:
