@@ -673,8 +673,13 @@ class JobStore:
 
     def get_predictions(self, job_id: str) -> list[Any] | None:
         """The predictions on the training inputs stored apart, None if none are."""
-        value = self.redis.get(self.predictions_key(job_id))
+        value = self.get_predictions_json(job_id)
         return json.loads(value) if value is not None else None
+
+    def get_predictions_json(self, job_id: str) -> bytes | None:
+        """Those predictions as the JSON they are stored as, undecoded."""
+        value = self.redis.get(self.predictions_key(job_id))
+        return value  # type: ignore[no-any-return]
 
     # -- leases: the worker side --------------------------------------------
     #

@@ -3,10 +3,12 @@ predictions on the training inputs stored apart (``GET /jobs/<id>/predictions``)
 a real Redis and a real Celery worker process; Keras, in this process, is
 the oracle."""
 
+import json
 import os
 import re
 import tempfile
 import time
+import tracemalloc
 import uuid
 
 import numpy as np
@@ -311,3 +313,30 @@ def test_the_model_cache_keeps_the_recent_models_within_its_bytes():
     for name in "efghi":
         cache.put((name, "1"), name, 1)
     assert cache.held_bytes == 4 and cache.get(("a", "1")) is None
+
+
+def test_stored_predictions_are_sent_undecoded(idle_app, spec):
+    # 200,000 outputs of 5 values (about 20 MB of JSON): the API sends the
+    # stored text, holding about its size, where decoding and encoding it
+    # took some five times that and seconds of CPU.
+    job_id = fake_job(idle_app, "running")
+    store = idle_app.extensions["jobs"]
+    predictions = np.random.default_rng(0).random((200_000, 5)).tolist()
+    token = store.get(job_id)["lease_token"]
+    assert store.put_predictions_leased(job_id, token, predictions)
+    stored = store.get_predictions_json(job_id)
+    tracemalloc.start()
+    try:
+        rv = idle_app.test_client().get(f"/jobs/{job_id}/predictions")
+        body = rv.get_data()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rv.status_code == 200
+    validate_response(spec, "/jobs/{job_id}/predictions", "get", rv)
+    assert body == b'{"predictions": ' + stored + b"}"
+    assert int(rv.headers["Content-Length"]) == len(body)
+    assert json.loads(body)["predictions"] == predictions
+    # The stored text as redis-py reads it (its buffer, the bytes) and the
+    # test client's joined body, and little else (decoded: 5 times).
+    assert peak < 3.5 * len(stored)

@@ -27,6 +27,7 @@ threads (:mod:`service.jobs.threads`): none free is a 429.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -36,6 +37,7 @@ from typing import Any
 import marshmallow as ma
 import redis
 from flask import Blueprint
+from flask import Response
 from flask import current_app
 from werkzeug.exceptions import BadGateway
 from werkzeug.exceptions import Conflict
@@ -311,10 +313,15 @@ def ask_worker(job_id: str, values: Any, timeout: float) -> dict[str, Any]:
 
 
 @bp.get("/jobs/<job_id>/predictions")
-def training_predictions(job_id: str) -> dict[str, Any]:
+def training_predictions(job_id: str) -> Response:
     """The model's outputs for every training input, stored apart from the
     job record so that polls stay light (``GET /jobs/<id>`` carries them
     only for a training set of at most 1,000 samples).
+
+    The stored JSON is sent as it is, never decoded: up to
+    ``SEQLAB_MAX_PREDICTION_BYTES`` (64 MiB) of it would take the API some
+    five times that as Python lists and seconds of CPU to decode and
+    encode again.
 
     404 with the reason where the job kept none (``fit.store_predictions``
     false, over ``SEQLAB_MAX_PREDICTION_BYTES``, refused by Redis: the
@@ -323,12 +330,18 @@ def training_predictions(job_id: str) -> dict[str, Any]:
     not_stored = (job.get("result") or {}).get("predictions_not_stored")
     if not_stored is not None:
         raise NotFound(f"Job {job_id} kept no predictions: {not_stored['message']}")
-    predictions = store().get_predictions(job_id)
-    if predictions is None:  # a job finished before they were stored apart
+    stored = store().get_predictions_json(job_id)
+    if stored is None:  # a job finished before they were stored apart
         predictions = job.get("result", {}).get("predictions")
-    if predictions is None:
-        raise Conflict(
-            f"Job {job_id} is {job['status']}; predictions on the training inputs exist "
-            "once it has succeeded (or was cancelled after training started)."
-        )
-    return {"predictions": predictions}
+        if predictions is None:
+            raise Conflict(
+                f"Job {job_id} is {job['status']}; predictions on the training inputs exist "
+                "once it has succeeded (or was cancelled after training started)."
+            )
+        stored = json.dumps(predictions).encode()
+    parts = (b'{"predictions": ', stored, b"}")
+    return Response(
+        parts,
+        mimetype="application/json",
+        headers={"Content-Length": str(sum(map(len, parts)))},
+    )
