@@ -512,14 +512,20 @@ class JobStore:
 
     def wait_reply(self, key: str, timeout: float) -> dict[str, Any] | None:
         """The answer put on ``key``, taken (the key goes with it), waiting up
-        to ``timeout`` seconds; None if none came. Waits in short blocking
-        reads, so that the client's socket timeout never cuts one."""
+        to ``timeout`` seconds; None if none came."""
+        raw = self.wait_reply_json(key, timeout)
+        return json.loads(raw) if raw is not None else None
+
+    def wait_reply_json(self, key: str, timeout: float) -> bytes | None:
+        """:meth:`wait_reply`'s answer as the JSON it was put as, undecoded.
+        Waits in short blocking reads, so that the client's socket timeout
+        never cuts one."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             # BLPOP takes seconds with millisecond resolution; 0 would block forever.
             popped = self.redis.blpop([key], timeout=max(0.01, min(left, 5.0)))
             if popped is not None:
-                return json.loads(popped[1])
+                return popped[1]  # type: ignore[no-any-return]
         return None
 
     # -- prediction requests: one list per queue, read by its predictors ----
