@@ -198,15 +198,22 @@ def test_make_up_starts_redis_trains_and_stops_clean_on_ctrl_c(launch, tmp_path)
     assert "Warm shutdown" in up.output()
 
 
-def test_up_uses_a_running_redis_and_stops_on_sigterm(launch, redis_server):
-    api_port = free_port()
-    up = launch(
+def launch_up(launch, redis_url, api_port: str, **env):
+    """``make up``'s program on the Redis at ``redis_url``, serving the API
+    on ``api_port``, on a queue of its own, without the warm-up job."""
+    return launch(
         [sys.executable, "-m", "devtools.up"],
-        API_PORT=str(api_port),
-        REDIS_URL=redis_server,
+        API_PORT=api_port,
+        REDIS_URL=redis_url,
         SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
         SEQLAB_WARM_UP="0",
+        **env,
     )
+
+
+def test_up_uses_a_running_redis_and_stops_on_sigterm(launch, redis_server):
+    api_port = free_port()
+    up = launch_up(launch, redis_server, str(api_port))
     up.wait_for(lambda: " ready." in up.output(), "worker ready", timeout=90)
     up.wait_for(lambda: answers(f"http://127.0.0.1:{api_port}/healthz"), "API", timeout=30)
     assert f"using the Redis at {redis_server}" in up.output()
@@ -223,13 +230,7 @@ def test_up_stops_everything_and_fails_when_a_part_dies(launch, redis_server):
         # The API's port is taken: gunicorn gives up, and so must the rest.
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        up = launch(
-            [sys.executable, "-m", "devtools.up"],
-            API_PORT=str(taken.getsockname()[1]),
-            REDIS_URL=redis_server,
-            SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
-            SEQLAB_WARM_UP="0",
-        )
+        up = launch_up(launch, redis_server, str(taken.getsockname()[1]))
         assert up.wait_exit(timeout=90) == 1
     assert "api exited with status 1 before it was ever ready: it cannot start" in up.output()
     assert "celery" in up.programs()
@@ -238,12 +239,10 @@ def test_up_stops_everything_and_fails_when_a_part_dies(launch, redis_server):
 
 def test_up_stops_everything_when_the_worker_cannot_start(launch, redis_server):
     api_port = free_port()
-    up = launch(
-        [sys.executable, "-m", "devtools.up"],
-        API_PORT=str(api_port),
-        REDIS_URL=redis_server,
-        SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
-        SEQLAB_WARM_UP="0",
+    up = launch_up(
+        launch,
+        redis_server,
+        str(api_port),
         SEQLAB_WORKER_CONCURRENCY="many",  # a bad setting only the worker reads
     )
     assert up.wait_exit(timeout=90) == 1
@@ -305,13 +304,7 @@ def test_jobs_outlive_a_restart_of_up(launch, tmp_path):
 def test_up_starts_a_part_that_died_again_and_keeps_the_rest(launch, redis_server):
     api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
-    up = launch(
-        [sys.executable, "-m", "devtools.up"],
-        API_PORT=str(api_port),
-        REDIS_URL=redis_server,
-        SEQLAB_QUEUE=f"test-up-{uuid.uuid4().hex[:8]}",
-        SEQLAB_WARM_UP="0",
-    )
+    up = launch_up(launch, redis_server, str(api_port))
     # Ready: its first heartbeat is out. A death from now on is a crash, not
     # a failed start, however soon it comes.
     up.wait_for(lambda: "up     | worker is ready (pid " in up.output(), "worker ready", timeout=90)
