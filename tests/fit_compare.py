@@ -140,12 +140,19 @@ def run(shuffle: bool) -> dict:
 
 
 #: Early stopping cases: (monitor, validation_split, shuffle, EarlyStopping arguments).
+#: Without validation data the worker runs them fused, else epoch by epoch.
 EARLY_EPOCHS = 40
 EARLY_CASES = {
     "loss_restored": (
         "loss",
         0.0,
         True,
+        {"patience": 2, "min_delta": 0.02, "restore_best_weights": True},
+    ),
+    "loss_restored_unshuffled": (
+        "loss",
+        0.0,
+        False,
         {"patience": 2, "min_delta": 0.02, "restore_best_weights": True},
     ),
     "val_loss_restored": (
@@ -160,7 +167,18 @@ EARLY_CASES = {
         False,
         {"patience": 3, "mode": "min", "baseline": 0.5, "start_from_epoch": 2},
     ),
+    # Patience 0 in the wrong direction: Keras never stops at the first epoch.
+    "mae_max_no_patience": ("mae", 0.0, False, {"patience": 0, "mode": "max"}),
+    # Never stops: the best epoch's weights are restored after the last epoch.
+    "restored_at_the_end": (
+        "loss",
+        0.0,
+        False,
+        {"patience": EARLY_EPOCHS, "min_delta": 0.05, "restore_best_weights": True},
+    ),
 }
+#: The cases that run all their epochs.
+EARLY_RUN_ALL = {"restored_at_the_end"}
 
 
 def early_run(history: dict, epochs: int, best_epoch, restored, predictions) -> dict:
@@ -170,6 +188,28 @@ def early_run(history: dict, epochs: int, best_epoch, restored, predictions) -> 
         "best_epoch": best_epoch,
         "restored": restored,
         "predictions": [float(v) for v in predictions.ravel()],
+    }
+
+
+def replay(model, options: dict, history: dict) -> dict:
+    """Keras's ``EarlyStopping`` of ``options`` told of ``history``'s epochs
+    one by one, as ``fit`` would tell it: where it stops and its best epoch."""
+    import keras
+
+    callback = keras.callbacks.EarlyStopping(**options)
+    callback.set_model(model)
+    callback.on_train_begin()
+    epochs = len(history["loss"])
+    for epoch in range(epochs):
+        callback.on_epoch_end(epoch, {k: vs[epoch] for k, vs in history.items()})
+        if callback.stopped_epoch:
+            epochs = epoch + 1
+            break
+    model.stop_training = False
+    return {
+        "epochs": epochs,
+        "best_epoch": callback.best_epoch + 1 if callback.best is not None else None,
+        "best": None if callback.best is None else float(callback.best),
     }
 
 
@@ -185,6 +225,18 @@ def run_early_stopping() -> dict:
 
     x, y = data("dense", 3)
     out = {}
+    paths: list[str] = []
+
+    def recorded(path, function):
+        def run(*args, **kwargs):
+            paths.append(path)
+            return function(*args, **kwargs)
+
+        return run
+
+    fit_fused, fit_per_epoch = training.fit_fused, training.fit_per_epoch
+    training.fit_fused = recorded("fused", fit_fused)
+    training.fit_per_epoch = recorded("per_epoch", fit_per_epoch)
     for name, (monitor_name, split, shuffle, args) in EARLY_CASES.items():
         options = EarlyStoppingSchema().load({"monitor": monitor_name, **args})
         request = {
@@ -215,6 +267,9 @@ def run_early_stopping() -> dict:
             np.asarray(worker_model.predict_on_batch(x)),
         )
         worker["reason"] = stopped["reason"]
+        worker["best"] = stopped["best"]
+        worker["path"] = paths.pop()
+        worker["replayed"] = replay(worker_model, options, worker["history"])
 
         plain_model = model("mse", ["mae"], 3, 5)
         callback = keras.callbacks.EarlyStopping(**options)
@@ -238,6 +293,7 @@ def run_early_stopping() -> dict:
                 np.asarray(plain_model.predict_on_batch(x)),
             ),
         }
+    training.fit_fused, training.fit_per_epoch = fit_fused, fit_per_epoch
     return out
 
 

@@ -16,10 +16,18 @@ thousand times for microseconds of arithmetic). Without validation data,
   those Keras computes for the epoch, read at the epoch's last step;
 * batches are made as they are consumed: memory does not grow with epochs.
 
-With validation data, :func:`fit_per_epoch` is Keras's own ``fit``. So it is
-with early stopping, validation data or not: Keras's own ``EarlyStopping``
-callback then decides when to stop and which weights to keep, rather than a
-reimplementation of it inside the fused loop.
+With early stopping (``fit.early_stopping``) and no validation data, the
+fused fit drives Keras's own ``EarlyStopping`` callback by hand: its
+``on_train_begin`` before the fit, its ``on_epoch_end`` at each fused
+epoch's last step with that epoch's values (those Keras's ``fit`` hands it
+at the epoch's end), its ``on_train_end`` after. It decides when to stop
+(it sets ``model.stop_training``, which ends the fused fit after that
+step) and which weights to keep (``get_weights`` at the best epoch's end:
+under JAX, reading the model syncs the fit's state back to it first), as
+in Keras's own ``fit``, rather than a reimplementation of it.
+
+With validation data, :func:`fit_per_epoch` is Keras's own ``fit``, early
+stopping or not: the validation pass runs at Keras's epoch ends.
 """
 
 from __future__ import annotations
@@ -83,11 +91,14 @@ def builds_on_a_batch(model: Any) -> bool:
     return unbuilt
 
 
-def monitor_callback(monitor: Monitor, *, fused: bool) -> Any:
+def monitor_callback(monitor: Monitor, *, fused: bool, stopper: Any = None) -> Any:
     """A Keras callback feeding ``monitor`` and stopping ``fit`` when told.
 
     ``fused``: all epochs run as one Keras epoch, so epoch ends are found by
-    counting steps.
+    counting steps; ``stopper`` (fused only): a Keras ``EarlyStopping``
+    told of each such epoch end after the monitor (as in
+    :func:`fit_per_epoch`, where it runs after the monitor's callback),
+    unless the monitor stops the fit there.
     """
     import keras
 
@@ -104,6 +115,10 @@ def monitor_callback(monitor: Monitor, *, fused: bool) -> Any:
             logs = logs or {}
             if fused and (batch + 1) % steps == 0:
                 monitor.epoch_end(logs)
+                if stopper is not None and not monitor.stop:
+                    # The epoch's values are those fit hands on_epoch_end
+                    # (see the module's docstring); 0-based, as Keras counts.
+                    stopper.on_epoch_end((batch + 1) // steps - 1, logs)
             else:
                 monitor.step_end(batch % steps if fused else batch, logs)
             if monitor.stop:
@@ -146,22 +161,44 @@ def reset_metrics_each_epoch(model: Any, steps_per_epoch: int) -> None:
 
 
 def fit_fused(
-    model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, shuffle: bool, monitor: Monitor
+    model: Any,
+    x: Any,
+    y: Any,
+    *,
+    batch_size: int,
+    epochs: int,
+    shuffle: bool,
+    monitor: Monitor,
+    stopper: Any = None,
 ) -> None:
-    """All epochs in one ``fit`` call (see the module's docstring)."""
+    """All epochs in one ``fit`` call (see the module's docstring).
+
+    ``stopper``: a Keras ``EarlyStopping`` (:func:`early_stopping`), run at
+    each epoch's end as Keras's ``fit`` runs it: it may end the fit at an
+    epoch's end, and restores the best epoch's weights after the fit where
+    it was told to (whether it stopped early or not, as in Keras).
+    """
     import keras
 
     steps = monitor.steps_per_epoch
     if keras.backend.backend() == "jax":
         reset_metrics_each_epoch(model, steps)
+    if stopper is not None:
+        # Not in fit's callbacks: fit would run its on_epoch_end once, at
+        # the end of the one fused epoch.
+        stopper.set_model(model)
+        stopper.on_train_begin()
     model.fit(
         batch_stream(x, y, batch_size, epochs, shuffle, builds_first=builds_on_a_batch(model)),
         steps_per_epoch=steps * epochs,
         epochs=1,
         shuffle=False,  # the stream is already shuffled (and Keras warns otherwise)
-        callbacks=[monitor_callback(monitor, fused=True)],
+        callbacks=[monitor_callback(monitor, fused=True, stopper=stopper)],
         verbose=0,
     )
+    if stopper is not None:
+        # As fit ends its callbacks (not when fit raised): restore the best weights.
+        stopper.on_train_end()
 
 
 def early_stopping(options: Mapping[str, Any]) -> Any:

@@ -267,10 +267,10 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
     ``monitor`` (which may stop it: cancelled, time limit, NaN loss).
 
     Returns the Keras ``EarlyStopping`` callback that ran, or None; the
-    history is the monitor's. Without validation data nor early stopping,
-    all epochs run as one fused ``fit``
-    (:func:`~worker.fitting.fit_fused`), else as Keras's own ``fit``
-    (:func:`~worker.fitting.fit_per_epoch`).
+    history is the monitor's. Without validation data, all epochs run as
+    one fused ``fit`` (:func:`~worker.fitting.fit_fused`), early stopping
+    (``fit.early_stopping``) included; with validation data, as Keras's own
+    ``fit`` (:func:`~worker.fitting.fit_per_epoch`).
 
     Cost: memory, the request's ``x`` and ``y`` as arrays (:func:`fit_data`)
     beside the request's own lists, plus one training step's peak
@@ -289,21 +289,18 @@ def fit(model: Any, request: Mapping[str, Any], monitor: Monitor) -> Any:
         "epochs": int(fit_args["epochs"]),
         "shuffle": bool(fit_args["shuffle"]),
     }
-    stopper = None
-    if fit_args.get("early_stopping"):
-        # Keras's own EarlyStopping in Keras's own fit: exact by construction
-        # (the fused fit has no epoch ends for it to act on).
-        stopper = early_stopping(fit_args["early_stopping"])
-        fit_per_epoch(
-            model, x_fit, y_fit, validation, monitor=monitor, callbacks=[stopper], **options
-        )
-        if stopper.stopped_epoch and not monitor.stop:
-            monitor.ended_early()
-    elif validation is not None:
+    # Keras's own EarlyStopping, in either fit (worker/fitting.py).
+    stopper = early_stopping(fit_args["early_stopping"]) if fit_args.get("early_stopping") else None
+    if validation is not None:
         # Validation runs at epoch ends: Keras's own fit, epoch by epoch.
-        fit_per_epoch(model, x_fit, y_fit, validation, monitor=monitor, **options)
+        callbacks = [stopper] if stopper is not None else []
+        fit_per_epoch(
+            model, x_fit, y_fit, validation, monitor=monitor, callbacks=callbacks, **options
+        )
     else:
-        fit_fused(model, x, y, monitor=monitor, **options)
+        fit_fused(model, x, y, monitor=monitor, stopper=stopper, **options)
+    if stopper is not None and stopper.stopped_epoch and not monitor.stop:
+        monitor.ended_early()
     return stopper
 
 
