@@ -6,6 +6,7 @@ import argparse
 
 from . import dataset_upload
 from . import engine_vs_keras
+from . import goals
 from . import guard_cost
 from . import http_throughput
 from . import params_vs_keras
@@ -26,6 +27,7 @@ def main() -> None:
     dataset_upload.main(quick=options.quick)
     predict_latency.main(quick=options.quick)
     predict_while_training.main(quick=options.quick)
+    print(goals.table())
 
 
 if __name__ == "__main__":

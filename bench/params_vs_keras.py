@@ -24,6 +24,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from . import goals
 from .engine_vs_keras import keras_times
 from .engine_vs_keras import per_call
 from .engine_vs_keras import valid_specs
@@ -153,6 +154,22 @@ def main(quick: bool = False) -> None:
     print(
         f"(a2) median ratio Keras / app: Sequential {sequential:,.0f}×, "
         f"Functional {functional:,.0f}× (goal ≥ {GOAL}× for both)"
+    )
+    for key, ratio, kerases_, apps in (
+        ("params_sequential", sequential, kerases, app),
+        ("params_functional", functional, graph_kerases, graph_app),
+    ):
+        goals.record(
+            key,
+            f"{ratio:,.0f}× (app median {statistics.median(apps) * 1e6:.0f} µs)",
+            f"Keras build + count_params() median {statistics.median(kerases_) * 1e3:.1f} ms",
+            ratio >= GOAL,
+        )
+    goals.record(
+        "graph_schema",
+        f"{schema_ratio:.2f}× (graph {statistics.median(graph_schema) * 1e6:.1f} µs)",
+        f"as Sequential {statistics.median(sequential_schema) * 1e6:.1f} µs",
+        schema_ratio <= GRAPH_GOAL,
     )
 
 

@@ -21,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from . import goals
 from .seed_vs_service import call
 from .seed_vs_service import run_job
 from .seed_vs_service import service_stack
@@ -117,6 +118,12 @@ def main(quick: bool = False) -> None:
         f"    service/keras at p50: "
         f"{percentile(service, 50) / percentile(plain['times'], 50):.1f}×; "
         f"mean service {statistics.mean(service) * ms:.2f} ms"
+    )
+    goals.record(
+        "predict_latency",
+        f"p50 {percentile(service, 50) * ms:.2f} ms, p95 {percentile(service, 95) * ms:.2f} ms",
+        f"model.predict p50 {percentile(plain['times'], 50) * ms:.2f} ms "
+        f"(predict_on_batch {percentile(plain['on_batch'], 50) * ms:.2f} ms)",
     )
 
 

@@ -21,6 +21,7 @@ import urllib.request
 
 import redis
 
+from . import goals
 from .predict_latency import INSTANCE
 from .predict_latency import percentile
 from .predict_latency import post_raw
@@ -107,6 +108,13 @@ def main(quick: bool = False) -> None:
             f"    {state:8}: p50 {statistics.median(p50s[state]) * ms:6.2f} ms through the API "
             f"(goal ≤ {GOALS_MS[state]:g} ms; rounds {rounds_ms}); worker's own predict "
             f"{statistics.median(own[state]) * ms:5.2f} ms"
+        )
+        p50 = statistics.median(p50s[state]) * ms
+        goals.record(
+            f"predict_{state}",
+            f"{p50:.2f} ms",
+            f"worker's own predict {statistics.median(own[state]) * ms:.2f} ms",
+            p50 <= GOALS_MS[state],
         )
 
 

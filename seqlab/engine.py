@@ -161,34 +161,54 @@ class ModelReport:
     #: Filled by ``analyze(spec, strict=False)`` only: by default the first
     #: is raised.
     first_call_failures: list[SpecError] = field(default_factory=list)
+    #: The four sums below, over ``layers`` (a report's layers do not change
+    #: once analyzed), added up on first use: a ``POST /params`` answer, its
+    #: summary and its memory estimates read them a dozen times.
+    _sums: tuple[int, int, int, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _totals(self) -> tuple[int, int, int, int]:
+        sums = self._sums
+        if sums is None:
+            params = trainable = nbytes = trainable_bytes = 0
+            for layer in self.layers:
+                params += layer.params
+                # Keras sums the variables' flags (``Layer.trainable_weights``
+                # of the model), not the layers' own trainable_weights.
+                trainable += layer.model_trainable_params
+                nbytes += layer.param_bytes
+                trainable_bytes += layer.model_trainable_bytes
+            sums = self._sums = (params, trainable, nbytes, trainable_bytes)
+        return sums
 
     @property
     def total_params(self) -> int:
-        return sum(layer.params for layer in self.layers)
+        return self._totals()[0]
 
     @property
     def trainable_params(self) -> int:
-        # Keras sums the variables' flags (``Layer.trainable_weights`` of the
-        # model), not the layers' own trainable_weights.
-        return sum(layer.model_trainable_params for layer in self.layers)
+        return self._totals()[1]
 
     @property
     def non_trainable_params(self) -> int:
-        return self.total_params - self.trainable_params
+        params, trainable, _, _ = self._totals()
+        return params - trainable
 
     @property
     def param_bytes(self) -> int:
         """The weights' memory, each variable in its own dtype."""
-        return sum(layer.param_bytes for layer in self.layers)
+        return self._totals()[2]
 
     @property
     def trainable_bytes(self) -> int:
         """The memory of the variables the model trains (the footer's)."""
-        return sum(layer.model_trainable_bytes for layer in self.layers)
+        return self._totals()[3]
 
     @property
     def non_trainable_bytes(self) -> int:
-        return self.param_bytes - self.trainable_bytes
+        _, _, nbytes, trainable_bytes = self._totals()
+        return nbytes - trainable_bytes
 
     @property
     def macs(self) -> int | None:

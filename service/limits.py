@@ -329,6 +329,18 @@ def limit_train_body() -> None:
         request.max_content_length = limit + MULTIPART_SLACK
 
 
+def before_large_body_route() -> Response | None:
+    """Before every request: the body limit and large-body slot of
+    ``POST /train`` and ``POST /datasets`` (:func:`limit_train_body`, then
+    :func:`take_body_slot`); every other route (``POST /params`` on every
+    request) returns at once, having read its endpoint once."""
+    endpoint = request.endpoint
+    if endpoint != TRAIN_ENDPOINT and endpoint != UPLOAD_ENDPOINT:
+        return None
+    limit_train_body()
+    return take_body_slot()
+
+
 class BodySlots:
     """The large bodies one API process handles at once.
 
@@ -464,7 +476,6 @@ def init_app(app: Flask) -> None:
     """Apply the per-route body limit and name it in 413 answers; cap the
     large bodies each process reads at once."""
     app.extensions["body_slots"] = BodySlots(int(app.config["SEQLAB_LARGE_BODIES"]))
-    app.before_request(limit_train_body)
-    app.before_request(take_body_slot)
+    app.before_request(before_large_body_route)
     app.teardown_request(give_body_slot)
     app.register_error_handler(RequestEntityTooLarge, body_too_large)

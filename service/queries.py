@@ -75,8 +75,10 @@ def refuse_unknown_queries() -> None:
     OPTIONS (Flask's own answer, which reads nothing) and requests that
     match no route (a 404 or 405 follows) are left alone.
     """
+    if not request.args:  # most requests, checked first: nothing to refuse
+        return
     rule = request.url_rule
-    if rule is None or request.method == "OPTIONS" or not request.args:
+    if rule is None or request.method == "OPTIONS":
         return
     known = known_queries(rule.rule, request.method)
     unknown = sorted(set(request.args) - known)

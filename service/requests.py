@@ -35,7 +35,9 @@ def get_json_body() -> object:
         # Parse with the standard library rather than request.get_json():
         # Flask hides the parser's message outside debug mode, and we also
         # refuse NaN and Infinity, which are not JSON.
-        return json.loads(data, parse_constant=_reject_constant)
+        # json.loads as it reads bytes, with one decoder made once (loads
+        # would make one a call for its parse_constant).
+        return _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
     except json.JSONDecodeError as e:
         raise BadRequest(
             f"The request body is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})."
@@ -71,3 +73,6 @@ def get_json_object() -> dict[str, Any]:
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)

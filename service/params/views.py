@@ -2,6 +2,7 @@
 holds. Keep them thin: parse, call seqlab, return."""
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint
@@ -38,11 +39,19 @@ MAX_CACHED_BYTES = 64 * 1024
 LINE_LENGTHS = (40, 250)
 
 
-def _int_arg(name: str, low: int, high: int, errors: dict[str, list[str]]) -> int | None:
+#: What ``POST /params`` answers, with no whitespace left out (as
+#: ``json.dumps(document, ensure_ascii=False)``): one encoder for every
+#: request. The document is a tree, so the check for cycles is left out.
+ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
+
+def _int_arg(
+    args: Mapping[str, str], name: str, low: int, high: int, errors: dict[str, list[str]]
+) -> int | None:
     """An integer query parameter from ``low`` to ``high``; None when absent."""
-    if name not in request.args:
+    if name not in args:
         return None
-    raw = request.args[name]
+    raw = args[name]
     value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else low - 1
     if not low <= value <= high:
         errors[name] = [f"Must be an integer from {low} to {high}."]
@@ -56,12 +65,15 @@ def estimate_options() -> tuple[int | None, str, int]:
 
     :raise 422: naming the parameter, for a value it cannot take.
     """
+    args = request.args
+    if not args:  # the common request: every default
+        return None, "adam", PIPED_LINE_LENGTH
     errors: dict[str, list[str]] = {}
-    batch_size = _int_arg("train_batch_size", 1, MAX_INT, errors)
-    optimizer = request.args.get("optimizer", "adam")
+    batch_size = _int_arg(args, "train_batch_size", 1, MAX_INT, errors)
+    optimizer = args.get("optimizer", "adam")
     if optimizer not in OPTIMIZERS:
         errors["optimizer"] = [f"Must be one of: {', '.join(OPTIMIZERS)}."]
-    line_length = _int_arg("line_length", *LINE_LENGTHS, errors)
+    line_length = _int_arg(args, "line_length", *LINE_LENGTHS, errors)
     if errors:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
@@ -75,15 +87,18 @@ def count_params() -> Response:
     body = get_json_body()  # 400/413/415 before any cache lookup
     batch_size, optimizer, line_length = estimate_options()
     cache: LRUCache = current_app.extensions["params_cache"]
-    options = f"\0{batch_size}\0{optimizer}\0{line_length}".encode()
-    key = digest_key(request.get_data(cache=True) + options)
-    cached = cache.get(key)
-    if cached is None:
-        document = params_document(body, batch_size, optimizer, line_length)
-        cached = json.dumps(document, ensure_ascii=False).encode()
-        if len(cached) <= MAX_CACHED_BYTES:
-            cache.put(key, cached)
-    return Response(cached, mimetype="application/json")
+    key = None
+    if cache.maxsize > 0:  # PARAMS_CACHE_SIZE=0: no key to make
+        options = f"\0{batch_size}\0{optimizer}\0{line_length}".encode()
+        key = digest_key(request.get_data(cache=True) + options)
+        cached = cache.get(key)
+        if cached is not None:
+            return Response(cached, content_type="application/json")
+    document = params_document(body, batch_size, optimizer, line_length)
+    answer = ENCODER.encode(document).encode()
+    if key is not None and len(answer) <= MAX_CACHED_BYTES:
+        cache.put(key, answer)
+    return Response(answer, content_type="application/json")
 
 
 @bp.get("/layers")
