@@ -198,7 +198,8 @@ def test_a_second_worker_reruns_the_job_of_a_killed_one(redis_url, fault_queue, 
 
 
 def pool_children(pid):
-    """The pool processes of a worker's main process (from /proc)."""
+    """The pool processes of a worker's main process (from /proc): its
+    children but its predictor (worker/predictor.py)."""
     children = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -206,9 +207,17 @@ def pool_children(pid):
                 status = (entry / "status").read_text()
             except OSError:
                 continue
-            if f"\nPPid:\t{pid}\n" in status:
+            if f"\nPPid:\t{pid}\n" in status and b"worker.predictor" not in cmdline(entry):
                 children.append(int(entry.name))
     return children
+
+
+def cmdline(entry):
+    """A process's command line (empty once it has ended)."""
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.slow

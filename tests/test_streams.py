@@ -20,6 +20,7 @@ import uuid
 
 import pytest
 import redis
+from conftest import run_worker
 from conftest import serve_api
 from openapi_check import validate_response
 from tenants import Tenants
@@ -29,6 +30,7 @@ from test_jobs import wait_for
 from jobs.store import EVENTS_MAXLEN
 from seqlab_cli.client import Api
 from seqlab_cli.follow import follow
+from service import create_app
 from service.jobs.threads import gunicorn_threads
 from service.jobs.threads import stream_threads
 
@@ -288,24 +290,30 @@ def test_the_cli_follows_a_job_across_streams_the_server_ends(redis_url, queue, 
     assert not any("polling" in note for note in listener.notes), listener.notes
 
 
-def test_predicts_that_time_out_leave_nothing_in_redis(jobs_app, jobs_client):
+def test_predicts_that_time_out_leave_nothing_in_redis(redis_url, tmp_path):
+    # Through the training queue (a worker without a predictor, or an older
+    # one): a worker busy training takes predictions only when it is done.
+    queue = f"test-nopredictor-{uuid.uuid4().hex[:8]}"
+    jobs_app = create_app({"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue})
+    jobs_client = jobs_app.test_client()
     redis_client = jobs_app.extensions["jobs"].redis
-    rv = submit_with(jobs_client, {"example": "many_to_many"})
-    trained = wait_for(jobs_client, rv.headers["Location"]).get_json()
-    assert trained["status"] == "succeeded"
-    before = set(redis_client.scan_iter("celery-task-meta-*"))
-    # The worker trains a long job: predictions wait behind it, and time out.
-    busy = submit_with(jobs_client, {"example": "many_to_one", "fit": {"epochs": 100_000}})
-    wait_for(jobs_client, busy.headers["Location"], until=("running",))
-    jobs_app.config["PREDICT_TIMEOUT"] = 0.5
-    for _ in range(5):
+    with run_worker(redis_url, queue, tmp_path / "worker.log", SEQLAB_PREDICTOR="0"):
+        rv = submit_with(jobs_client, {"example": "many_to_many"})
+        trained = wait_for(jobs_client, rv.headers["Location"]).get_json()
+        assert trained["status"] == "succeeded"
+        before = set(redis_client.scan_iter("celery-task-meta-*"))
+        # The worker trains a long job: predictions wait behind it, and time out.
+        busy = submit_with(jobs_client, {"example": "many_to_one", "fit": {"epochs": 100_000}})
+        wait_for(jobs_client, busy.headers["Location"], until=("running",))
+        jobs_app.config["PREDICT_TIMEOUT"] = 0.5
+        for _ in range(5):
+            rv = jobs_client.post(f"/jobs/{trained['id']}/predict", json={"instances": NEW})
+            assert rv.status_code == 504, rv.get_json()
+        assert jobs_client.post(f"{busy.headers['Location']}/cancel").status_code == 202
+        # The worker takes the five now (expired), then this one, in order.
+        jobs_app.config["PREDICT_TIMEOUT"] = 60
         rv = jobs_client.post(f"/jobs/{trained['id']}/predict", json={"instances": NEW})
-        assert rv.status_code == 504, rv.get_json()
-    assert jobs_client.post(f"{busy.headers['Location']}/cancel").status_code == 202
-    # The worker takes the five now (expired), then this one, in order.
-    jobs_app.config["PREDICT_TIMEOUT"] = 60
-    rv = jobs_client.post(f"/jobs/{trained['id']}/predict", json={"instances": NEW})
-    assert rv.status_code == 200, rv.get_json()
+        assert rv.status_code == 200, rv.get_json()
     left = {
         key: redis_client.ttl(key)
         for pattern in ("celery-task-meta-*", "seqlab:reply:*")
