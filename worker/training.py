@@ -33,6 +33,7 @@ from seqlab.cost import JSON_VALUE_BYTES
 from seqlab.cost import prediction_bytes_bound
 from seqlab.fit import split_samples
 
+from . import steps
 from .agreement import EngineMismatch
 from .agreement import check_agreement
 from .backend import configure_backend
@@ -195,6 +196,8 @@ def build(request: Mapping[str, Any], expected: Mapping[str, Any]) -> Built:
     keras.utils.set_random_seed(int(request.get("seed", 0)))
     model, summary = build_checked(request["model"], expected)
     compile_model(model, request["compile"])
+    # The steps of the last model of this structure, already traced (JAX).
+    steps.attach(model, steps.structure_key(request["model"], request["compile"]))
     return Built(model=model, summary=summary, backend=backend)
 
 
