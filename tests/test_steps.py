@@ -50,3 +50,6 @@ def test_structure_key_names_spec_and_compile_options():
     assert structure_key(spec, {"loss": "mse"}) != structure_key(spec, {"loss": "mae"})
     wider = {**spec, "layers": [{"type": "LSTM", "units": 6}]}
     assert structure_key(spec, {"loss": "mse"}) != structure_key(wider, {"loss": "mse"})
+    # Options as the API stores them (null, empty) key as if left out.
+    stored = {"loss": "mse", "metrics": [], "learning_rate": None}
+    assert structure_key(spec, stored) == structure_key(spec, {"loss": "mse"})

@@ -45,8 +45,10 @@ _lock = threading.Lock()
 
 
 def structure_key(spec: Mapping[str, Any], compile_options: Mapping[str, Any]) -> str:
-    """What determines a model's traced steps: its spec and compile options."""
-    return json.dumps([spec, compile_options], sort_keys=True, separators=(",", ":"))
+    """What determines a model's traced steps: its spec and compile options
+    (an option left out, null or empty compiles as it would absent)."""
+    options = {k: v for k, v in compile_options.items() if v is not None and v != []}
+    return json.dumps([spec, options], sort_keys=True, separators=(",", ":"))
 
 
 def attach(model: Any, key: str) -> bool:
