@@ -13,6 +13,7 @@ from . import params_vs_keras
 from . import predict_latency
 from . import predict_while_training
 from . import seed_vs_service
+from . import warm_seed_job
 
 
 def main() -> None:
@@ -23,6 +24,7 @@ def main() -> None:
     params_vs_keras.main(quick=options.quick)
     http_throughput.main(quick=options.quick)
     seed_vs_service.main(quick=options.quick)
+    warm_seed_job.main(quick=options.quick)
     guard_cost.main(quick=options.quick)
     dataset_upload.main(quick=options.quick)
     predict_latency.main(quick=options.quick)
