@@ -129,13 +129,17 @@ def run_worker(redis_url, queue, log, name=None, predictor=False, **env):
     """A real Celery worker process (prefork, one child) on ``queue``, in a
     process group of its own, named ``<name>@<host>`` (``name`` defaults to
     the queue's); yields the Popen once the worker is ready (and, with
-    ``predictor``, its predictor: worker/predictor.py)."""
+    ``predictor``, its predictor: worker/predictor.py). Without, it runs
+    none (``SEQLAB_PREDICTOR=0``: predictions take the training queue):
+    a predictor loads Keras at the start, CPU the other tests need on a
+    2-core machine."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "SEQLAB_QUEUE": queue,
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
+        "SEQLAB_PREDICTOR": "1" if predictor else "0",
         **env,
     }
     with open(log, "wb") as out:
