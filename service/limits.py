@@ -33,6 +33,7 @@ from seqlab import analyze
 from seqlab.cost import HeldArray
 from seqlab.cost import JobCost
 from seqlab.cost import job_cost
+from seqlab.fit import history_names
 from seqlab.fit import split_samples
 from seqlab.memory import INPUT_DTYPE_BYTES
 from seqlab.memory import TrainMemory
@@ -169,16 +170,11 @@ def _held(arrays: Mapping[str, Any], itemsizes: list[int]) -> list[HeldArray]:
     return held
 
 
-def _history_names(report: ModelReport, compile_options: Mapping[str, Any]) -> int:
-    """At most how many values ``fit`` logs per epoch, before ``val_``'s:
-    the loss, each output's loss where there are several, and each metric
-    for each output."""
-    outputs = len(getattr(report, "outputs", None) or [None])
-    metrics = compile_options.get("metrics") or []
-    if isinstance(metrics, Mapping):
-        metrics = list(metrics.values())
-    flat = [m for item in metrics for m in (item if isinstance(item, list) else [item])]
-    return 1 + (outputs if outputs > 1 else 0) + outputs * len(flat)
+def _logged_names(report: ModelReport, compile_options: Mapping[str, Any]) -> int:
+    """How many values ``fit`` logs per epoch, before ``val_``'s."""
+    outputs = getattr(report, "outputs", None)
+    names = [name for name, _ in outputs] if outputs else ["output"]
+    return len(history_names(names, compile_options.get("metrics")))
 
 
 def job_cost_of(report: ModelReport, body: Mapping[str, Any]) -> JobCost:
@@ -217,7 +213,7 @@ def job_cost_of(report: ModelReport, body: Mapping[str, Any]) -> JobCost:
         held=held,
         optimizer=optimizer,
         epochs=fit_options["epochs"],
-        history_names=_history_names(report, body["compile"]) * (2 if validated else 1),
+        history_names=_logged_names(report, body["compile"]) * (2 if validated else 1),
         max_prediction_bytes=settings.max_prediction_bytes(),
         store_predictions=fit_options.get("store_predictions", True),
     )

@@ -25,6 +25,8 @@ from typing import Any
 
 from modelspec.errors import ApiValidationError
 from seqlab.engine import ModelReport
+from seqlab.fit import history_names as fit_history_names
+from seqlab.fit import per_output
 from seqlab.registry import format_output
 from seqlab.registry import format_shape
 
@@ -191,16 +193,6 @@ def split(loaded: Mapping[str, Any], i: int, n: int) -> dict[str, Any]:
     return {"value": loaded["value"][i], "shape": shape, "flat": flat, "first_bool": first}
 
 
-def per_output(value: Any, names: list[str], index: int, *, listed: bool = True) -> Any:
-    """Output ``index``'s setting: one value for all, a list (``listed``: a
-    list is per output, as for losses, not for metrics), or by name."""
-    if isinstance(value, Mapping):
-        return value.get(names[index])
-    if isinstance(value, list) and listed:
-        return value[index]
-    return value
-
-
 def check_compile(options: Mapping[str, Any], names: list[str], errors: Errors) -> None:
     """Losses, loss weights and metrics per output: as many as outputs, by
     the outputs' names."""
@@ -325,17 +317,9 @@ def check_graph_values(
 
 
 def history_names(report: ModelReport, options: Mapping[str, Any]) -> list[str]:
-    """The names ``fit`` logs for a graph model compiled with ``options``:
-    ``loss``, and with several outputs each output's ``<name>_loss`` and
-    ``<name>_<metric>`` (Keras 3's names), else each metric's own name."""
-    names = output_names(report)
-    metrics = options.get("metrics") or []
-    if len(names) == 1:
-        return ["loss", *(per_output(metrics, names, 0, listed=False) or [])]
-    logged = ["loss", *(f"{name}_loss" for name in names)]
-    for i, name in enumerate(names):
-        logged += [f"{name}_{m}" for m in (per_output(metrics, names, i, listed=False) or [])]
-    return logged
+    """The names ``fit`` logs for a graph model compiled with ``options``
+    (:func:`seqlab.fit.history_names` of its outputs)."""
+    return fit_history_names(output_names(report), options.get("metrics"))
 
 
 def data_shapes(arrays: Mapping[str, Any]) -> Any:
