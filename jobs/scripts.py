@@ -7,7 +7,8 @@ one way of loading them.
 Each file begins with a comment on the KEYS and ARGV it takes and what it
 returns. A script is its own file after the fragments that define the
 functions it calls (:data:`SCRIPTS`): ``emit.lua`` writes a job's events,
-``holds.lua`` checks a lease token. ``{{NAME}}`` in a file is a constant
+``holds.lua`` checks a lease token, ``set_for_record.lua`` stores a
+value for its job record's lifetime. ``{{NAME}}`` in a file is a constant
 filled in when a script is composed (``EVENTS_MAXLEN``, from
 :mod:`jobs.store`).
 """
@@ -31,14 +32,14 @@ SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "update_live": ("emit",),
     "cancel": ("emit",),
     "remove_finished": (),
-    "put_model": (),
-    "put_model_chunk": ("holds",),
+    "put_model": ("set_for_record",),
+    "put_model_chunk": ("holds", "set_for_record"),
     "claim": ("emit",),
     "renew": ("holds",),
     "update_leased": ("emit", "holds"),
-    "finish_leased": ("emit", "holds"),
+    "finish_leased": ("emit", "holds", "set_for_record"),
     "reap": ("emit",),
-    "put_predictions": ("holds",),
+    "put_predictions": ("holds", "set_for_record"),
     "reserve_dataset": (),
     "take_stream": (),
     "renew_stream": (),

@@ -44,7 +44,7 @@ def called(name):
 
 def test_there_are_scripts_and_fragments():
     assert len(scripts.SCRIPTS) >= 10
-    assert FRAGMENTS == ["emit", "holds"]
+    assert FRAGMENTS == ["emit", "holds", "set_for_record"]
 
 
 def test_every_file_is_part_of_some_script():
@@ -243,5 +243,6 @@ def test_the_key_check_sees_a_built_key():
     assert redis_keys(built) == ["KEYS[3] .. ':' .. n", "KEYS[k]"]
     assert not A_KEY.fullmatch(redis_keys(built)[0])
     assert fragment_functions() == {
-        "emit": [0, 1], "emit_status": [0, 1], "set_fields": [0, 1], "holds": [0]
+        "emit": [0, 1], "emit_status": [0, 1], "set_fields": [0, 1], "holds": [0],
+        "set_for_record": [0, 1],
     }  # fmt: skip
