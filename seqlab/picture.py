@@ -68,6 +68,7 @@ MIN_BOX_WIDTH = 120
 #: Characters a line of a box holds before it wraps; lines a text may take.
 LINE_CHARS = 48
 MAX_LINES = 12
+LONGEST = LINE_CHARS * MAX_LINES
 #: Space between boxes of a rank, beside an edge's bend point, between ranks,
 #: and around the picture (px).
 BOX_GAP = 28
@@ -107,7 +108,8 @@ class _Box:
     #: Each text of the box: its class (``name``, ``input``, ``output``,
     #: ``params``) and its wrapped lines.
     texts: list[tuple[str, list[str]]]
-    #: The untruncated texts, for the box's tooltip.
+    #: The texts unwrapped (up to ``LINE_CHARS * MAX_LINES`` characters
+    #: each), for the box's tooltip.
     full: list[str]
     width: float = 0.0
     height: float = 0.0
@@ -213,7 +215,7 @@ def _box(name: str, type_: str, kind: str, rows: Iterable[tuple[str, str]]) -> _
     full = [header]
     for cls, text in rows:
         texts.append((cls, wrap(text)))
-        full.append(text)
+        full.append(text if len(text) <= LONGEST else text[: LONGEST - 1] + "…")
     return _Box(_clean(name), _clean(type_), kind, texts, full)
 
 
