@@ -18,6 +18,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from itertools import combinations
+from pathlib import Path
 
 import corpus
 import graph_corpus
@@ -38,6 +39,7 @@ from seqlab.picture import wrap
 from seqlab.registry import format_output
 from service import create_app
 
+ROOT = Path(__file__).resolve().parent.parent
 SVG = "{http://www.w3.org/2000/svg}"
 SVG_TYPE = "image/svg+xml"
 SEQUENTIAL_SPECS = 240
@@ -505,6 +507,17 @@ def test_the_worst_legal_request_is_drawn_quickly_and_bounded(client):
     assert len(picture.boxes) == 264 and len(picture.edges) == 64 + 199 * 64
     # The longest texts are cut at MAX_LINES lines.
     assert len(picture.text(_long("a5"), "input")) == MAX_LINES
+
+
+def test_the_readme_shows_the_apis_picture(client):
+    """docs/seq2seq-graph.svg is the picture of the README's first
+    Functional request (regenerate it with seqlab params SPEC --svg)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n### Functional models\n", 1)[1]
+    body = json.loads(re.search(r"```json\n(.*?)```", section, re.DOTALL).group(1))
+    assert "docs/seq2seq-graph.svg" in section
+    drawn = post(client, body, SVG_TYPE).get_data(as_text=True)
+    assert (ROOT / "docs" / "seq2seq-graph.svg").read_text() == drawn
 
 
 # -- the command line --------------------------------------------------------------
