@@ -295,15 +295,14 @@ def _measure(box: _Box) -> None:
 
 
 def _ranks(n: int, edges: list[tuple[int, int]]) -> list[int]:
-    """Longest path from the sources (inputs on rank 0); edges go forward in
-    ``rows`` order (Keras's operations, depth first), so one pass in a
-    topological order suffices."""
+    """Each box's longest path from a source (the inputs, or a Sequential
+    model's first layer, on rank 0), in one pass over a topological order."""
     preds: list[list[int]] = [[] for _ in range(n)]
     succs: list[list[int]] = [[] for _ in range(n)]
     for u, v in edges:
         preds[v].append(u)
         succs[u].append(v)
-    # Kahn's algorithm, in box order: a topological order whatever the rows'.
+    # Kahn's algorithm, in box order.
     waiting = [len(p) for p in preds]
     ready = [i for i in range(n) if not waiting[i]]
     rank = [0] * n
