@@ -3,16 +3,45 @@ answers and what ``seqlab params`` prints offline, with no web server."""
 
 from typing import Any
 
+from seqlab import ModelReport
 from seqlab import SpecError
 from seqlab import analyze
 from seqlab import render_summary
 from seqlab.cost import model_file_bytes
 from seqlab.memory import train_memory
+from seqlab.picture import render_svg
 from seqlab.summary import CONSOLE_WIDTH
 from seqlab.summary import PIPED_LINE_LENGTH
 
 from .errors import ApiValidationError
 from .model import load_model_spec
+
+
+def model_report(body: object) -> tuple[dict[str, Any], ModelReport]:
+    """The engine's spec and report of a request body (any form), as Keras
+    counts the model (first-call failures in ``first_call_failures``).
+
+    :raise marshmallow.ValidationError: for a body the schema refuses.
+    :raise ApiValidationError: for a model Keras would refuse to build,
+        naming the layer.
+    """
+    try:
+        spec = load_model_spec(body, strict=False)
+        return spec, analyze(spec, strict=False)
+    except SpecError as error:
+        path = error.path or "body"
+        raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+
+
+def params_picture(body: object) -> str:
+    """The picture of ``POST /params`` with ``Accept: image/svg+xml`` (and
+    of ``seqlab params --svg``): the model's graph as an SVG document, as
+    Keras's ``plot_model(show_shapes=True)`` draws it.
+
+    :raise marshmallow.ValidationError: for a body the schema refuses.
+    :raise ApiValidationError: for a model Keras would refuse to build.
+    """
+    return render_svg(model_report(body)[1])
 
 
 def params_document(
@@ -36,12 +65,7 @@ def params_document(
     :raise ApiValidationError: for a model Keras would refuse to build,
         naming the layer.
     """
-    try:
-        spec = load_model_spec(body, strict=False)
-        report = analyze(spec, strict=False)
-    except SpecError as error:
-        path = error.path or "body"
-        raise ApiValidationError(f"{path}: {error.message}", {path: [error.message]}) from None
+    spec, report = model_report(body)
     memory = train_memory(report, batch_size, optimizer, spec.get("dtype"))
     return {
         **report.to_dict(),

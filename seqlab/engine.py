@@ -60,7 +60,8 @@ class LayerReport:
     #: empty, whatever the variables' own ``trainable`` flags (``weights``).
     trainable: bool = True
     #: In a graph, the tensors of every call of the layer in the model, as
-    #: Keras's summary writes them (``"lstm[0][1]"``); empty in a Sequential.
+    #: Keras's summary writes them (``"lstm[0][1]"``); in each of a shared
+    #: layer's ``GraphReport.calls``, that call's own; empty in a Sequential.
     connected_to: list[str] = field(default_factory=list)
     #: Keras's ``Param #`` (all weights) and the trainable part of it.
     params: int = field(init=False)

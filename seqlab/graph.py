@@ -829,7 +829,10 @@ def analyze_graph(spec: Mapping[str, Any], *, strict: bool = True) -> GraphRepor
             shared = []
             for n in nodes:
                 o = [t.shape for t in n.outputs]
-                shared.append(report.for_call(n.shapes, o[0] if len(o) == 1 else o))
+                call = report.for_call(n.shapes, o[0] if len(o) == 1 else o)
+                # Each call's own tensors (the layer's report lists every call's).
+                call.connected_to = [t.ref for t in n.inputs]
+                shared.append(call)
             calls += shared
             # A shared layer's multiply-accumulates: every call of it in the model.
             macs = [c.macs for c in shared]

@@ -125,9 +125,16 @@ def cli(ctx: click.Context, url: str, verbose: bool) -> None:
 @click.option("--batch-size", type=int, help="Batch of the training memory estimate [32].")
 @click.option("--optimizer", default="adam", show_default=True,
               help="Optimizer of the training memory estimate.")  # fmt: skip
+@click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also draw the model's graph in FILE (SVG), as plot_model.")  # fmt: skip
 @json_option
 def params(
-    spec: str | None, example: str | None, batch_size: int | None, optimizer: str, as_json: bool
+    spec: str | None,
+    example: str | None,
+    batch_size: int | None,
+    optimizer: str,
+    svg: str | None,
+    as_json: bool,
 ) -> None:
     """Count a model's parameters offline, exactly as Keras 3 (no server, no TensorFlow).
 
@@ -135,7 +142,8 @@ def params(
     "layers"}), Keras's model.to_json(), or a whole train request. Prints
     the table model.summary() prints, the formula behind each layer's count,
     the MACs and the training memory estimate; --json prints the document
-    of POST /params.
+    of POST /params; --svg FILE writes the picture POST /params answers
+    to Accept: image/svg+xml.
     """
     # The engine and the API's schemas (Flask and marshmallow, no TensorFlow),
     # imported here so that the other commands do not pay for them.
@@ -147,6 +155,7 @@ def params(
     from modelspec.errors import summarize_errors
     from modelspec.fields import MAX_INT
     from modelspec.params import params_document
+    from modelspec.params import params_picture
     from seqlab.examples import EXAMPLES
     from seqlab.memory import OPTIMIZERS
 
@@ -167,6 +176,13 @@ def params(
         raise CliError(detail, REFUSED, _problem(detail, listed_errors(errors))) from None
     except ApiValidationError as error:
         raise CliError(error.detail, REFUSED, _problem(error.detail, error.errors)) from None
+    if svg is not None:
+        picture = params_picture(body).encode()
+        try:
+            Path(svg).write_bytes(picture)
+        except OSError as error:
+            raise CliError(f"Cannot write {svg}: {error}", REFUSED) from None
+        click.echo(f"wrote {svg} ({len(picture):,} bytes)", err=True)
     if as_json:
         emit(document)
     else:

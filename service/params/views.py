@@ -14,6 +14,7 @@ from modelspec.errors import ApiValidationError
 from modelspec.fields import MAX_INT
 from modelspec.graph import takes_initial_state
 from modelspec.params import params_document
+from modelspec.params import params_picture
 from seqlab import LAYERS
 from seqlab import Layer
 from seqlab.memory import OPTIMIZERS
@@ -37,6 +38,14 @@ MAX_CACHED_BYTES = 64 * 1024
 #: needs every column at least 4 wide (under 40 it raises "Insufficient
 #: console width"), and 250 is wider than any screen.
 LINE_LENGTHS = (40, 250)
+
+
+#: What ``POST /params`` answers, by its request's ``Accept``: the document
+#: (first: the answer to ``*/*``, to no ``Accept``, and to an ``Accept``
+#: that takes neither, as before there was a choice) or its picture.
+JSON = "application/json"
+SVG = "image/svg+xml"
+MEDIA_TYPES = (JSON, SVG)
 
 
 #: What ``POST /params`` answers, with no whitespace left out (as
@@ -83,22 +92,39 @@ def estimate_options() -> tuple[int | None, str, int]:
 @bp.post("/params")
 def count_params() -> Response:
     """Count a model's parameters and output shapes, exactly as Keras 3 does,
-    and estimate the memory of training it."""
+    and estimate the memory of training it; or, for ``Accept:
+    image/svg+xml``, draw the model's graph."""
     body = get_json_body()  # 400/413/415 before any cache lookup
     batch_size, optimizer, line_length = estimate_options()
+    media_type = request.accept_mimetypes.best_match(MEDIA_TYPES, default=JSON)
     cache: LRUCache = current_app.extensions["params_cache"]
     key = None
     if cache.maxsize > 0:  # PARAMS_CACHE_SIZE=0: no key to make
-        options = f"\0{batch_size}\0{optimizer}\0{line_length}".encode()
+        # The picture depends on the body alone. Its key's suffix ends in a
+        # letter, the document's in a digit: the two never share a key.
+        if media_type == SVG:
+            options = f"\0{SVG}".encode()
+        else:
+            options = f"\0{batch_size}\0{optimizer}\0{line_length}".encode()
         key = digest_key(request.get_data(cache=True) + options)
         cached = cache.get(key)
         if cached is not None:
-            return Response(cached, content_type="application/json")
-    document = params_document(body, batch_size, optimizer, line_length)
-    answer = ENCODER.encode(document).encode()
+            return _answer(cached, media_type)
+    if media_type == SVG:
+        answer = params_picture(body).encode()
+    else:
+        document = params_document(body, batch_size, optimizer, line_length)
+        answer = ENCODER.encode(document).encode()
     if key is not None and len(answer) <= MAX_CACHED_BYTES:
         cache.put(key, answer)
-    return Response(answer, content_type="application/json")
+    return _answer(answer, media_type)
+
+
+def _answer(answer: bytes, media_type: str) -> Response:
+    """The answer in its media type; either one varies with ``Accept``."""
+    response = Response(answer, content_type=media_type)
+    response.vary.add("Accept")
+    return response
 
 
 @bp.get("/layers")
