@@ -83,6 +83,8 @@ class Browser:
         self._session: str | None = None
         #: Every URL the page requested, in order.
         self.requests: list[str] = []
+        #: The same requests: their ``url``, ``method`` and ``headers``.
+        self.sent: list[dict[str, Any]] = []
         #: The page's log: console errors, Content-Security-Policy refusals...
         self.log: list[str] = []
         #: What the page's scripts printed (console.error/warn...) and threw.
@@ -129,6 +131,7 @@ class Browser:
             event = answer.get("method")
             if event == "Network.requestWillBeSent":
                 self.requests.append(answer["params"]["request"]["url"])
+                self.sent.append(answer["params"]["request"])
             elif event == "Log.entryAdded":
                 entry = answer["params"]["entry"]
                 self.log.append(f"{entry['level']}: {entry['text']}")

@@ -69,10 +69,11 @@ def server(redis_url, queue, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keyed_server(redis_url, queue, tmp_path_factory):
-    """The same with API keys: alice's and bob's."""
+    """The same with API keys (alice's and bob's), and event streams that
+    last a second: a client must reconnect, with Last-Event-ID, to go on."""
     log = tmp_path_factory.mktemp("gunicorn-keys") / "gunicorn.log"
     with serve_api(log, REDIS_URL=redis_url, SEQLAB_QUEUE=queue,
-                   SEQLAB_API_KEYS=TENANTS.config) as url:  # fmt: skip
+                   SEQLAB_API_KEYS=TENANTS.config, SEQLAB_STREAM_SECONDS="1") as url:  # fmt: skip
         yield url
 
 
@@ -459,6 +460,30 @@ def test_with_keys_the_pages_ask_for_one_and_show_its_tenants_jobs(keyed_server,
     open_calculator(browser, base)
     assert "Total params: 146" in text_of(browser, "#summary")
     assert browser.evaluate("document.querySelector('#key-panel').hidden")
+    assert_stayed_home(browser, base)
+
+
+@needs_chromium
+def test_a_job_page_follows_its_events_across_reconnects(keyed_server, worker, browser):
+    base = keyed_server
+    # Several seconds of training: the server ends each stream after 1 s.
+    body = {"example": "many_to_many", "fit": {"epochs": 20_000}}
+    _, job = call(base, "POST", "/train", body, tenant="alice")
+    browser.load(f"{base}/ui/jobs/{job['id']}")
+    browser.wait_for("!document.querySelector('#key-panel').hidden")
+    browser.type_into("#key-input", TENANTS.secrets["alice"])
+    browser.click("#key-form button[type=submit]")
+    browser.wait_for("document.querySelector('#status').dataset.status === 'succeeded'", 180)
+    streams = [r for r in browser.sent if r["url"] == f"{base}/jobs/{job['id']}/events"]
+    keyed = [r for r in streams if r["headers"].get("Authorization") == "Bearer "
+             + TENANTS.secrets["alice"]]  # fmt: skip
+    resumed = [r["headers"]["Last-Event-ID"] for r in keyed if "Last-Event-ID" in r["headers"]]
+    assert resumed, f"{len(streams)} streams, none resumed"
+    # Each reconnect resumed after an event the page had: ids only grow.
+    order = [tuple(map(int, event_id.split("-"))) for event_id in resumed]
+    assert order == sorted(order)
+    # The whole history is drawn once the job has ended.
+    browser.wait_for("document.querySelectorAll('#chart path.series').length === 1")
     assert_stayed_home(browser, base)
 
 

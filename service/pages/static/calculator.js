@@ -283,20 +283,33 @@ function showCounts(doc) {
   $("#summary").textContent = doc.summary;
 }
 
+function shapeCell(shape) {
+  // Several outputs: one unbreakable tuple each, so that the cell wraps between them.
+  const tuples = Array.isArray(shape) && shape.some(Array.isArray) ? shape : [shape];
+  const cell = h("td", { class: "shape" });
+  tuples.forEach((tuple, i) => cell.append(i ? ", " : "", h("span", { text: formatShape(tuple) })));
+  return cell;
+}
+
 function layerRow(layer, nested) {
   return h("tr", { class: nested ? "sublayer" : "" },
     h("th", { scope: "row" }, nested ? "└ " : "", h("span", { text: layer.name }), " ", h("span", { class: "type", text: `(${layer.type})` })),
-    h("td", { class: "shape", text: formatShape(layer.output_shape) }),
+    shapeCell(layer.output_shape),
     h("td", { class: "num", text: formatInt(layer.params) }),
-    h("td", { class: "formula", text: layer.formula ?? "" }),
-    h("td", { class: "num", text: layer.macs === null ? "—" : formatInt(layer.macs) }),
     h("td", { class: "num", text: nested ? "" : formatBytes(layerBytes(layer)) }),
+    h("td", { class: "num", text: layer.macs === null ? "—" : formatInt(layer.macs) }),
+    h("td", { class: "formula", text: layer.formula ?? "" }),
   );
 }
+
+/** Whether POST /params draws pictures: null until asked, false once it
+ * answered JSON to Accept: image/svg+xml (then it is not asked again). */
+let drawsPictures = null;
 
 /** The model's graph, when POST /params answers SVG for Accept: image/svg+xml. */
 async function drawPicture(body, query, mine) {
   const panel = $("#picture");
+  if (drawsPictures === false) return;
   let response;
   try {
     response = await request(`/params?${query}`, { method: "POST", json: body, accept: "image/svg+xml" });
@@ -307,9 +320,11 @@ async function drawPicture(body, query, mine) {
   if (mine !== sequence) return;
   const type = response.headers.get("Content-Type") ?? "";
   if (!response.ok || !type.startsWith("image/svg+xml")) {
-    show(panel, false); // a server without pictures answers JSON
+    if (response.ok) drawsPictures = false; // a server without pictures answers JSON
+    show(panel, false);
     return;
   }
+  drawsPictures = true;
   // Parsed as XML and imported: the SVG's markup is never handed to innerHTML,
   // and a script inside it would not run (nor would the page's CSP let it).
   const parsed = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
@@ -342,6 +357,15 @@ function showPresets() {
   };
   select.addEventListener("change", describe);
   describe();
+  // Only the chosen source's input is in use (and in the tab order).
+  const sources = $$('input[name="data-source"]');
+  const useSource = () => {
+    const chosen = $('input[name="data-source"]:checked').value;
+    $("#preset").disabled = chosen !== "preset";
+    $("#dataset-id").disabled = chosen !== "dataset";
+  };
+  sources.forEach((radio) => radio.addEventListener("change", useSource));
+  useSource();
 }
 
 async function train(event) {
