@@ -289,6 +289,27 @@ def test_pasting_keras_to_json_counts_it(server, browser, name):
 
 
 @needs_chromium
+def test_the_model_goes_along_between_the_form_and_the_text(server, browser):
+    open_calculator(browser, server)
+    browser.type_into('[data-path="layers.0.units"]', "7")
+    browser.click('input[name="mode"][value="json"]')
+    model = json.loads(browser.evaluate("document.querySelector('#model-json').value"))
+    assert model["layers"][0]["units"] == 7
+    model["layers"][0]["units"] = 9
+    browser.type_into("#model-json", json.dumps(model))
+    wait_for_total(browser, engine_total(model))
+    browser.click('input[name="mode"][value="form"]')
+    assert browser.evaluate("document.querySelector('[data-path=\"layers.0.units\"]').value") == "9"
+    # A graph in a link opens as text: the form holds Sequential stacks.
+    graph = EXAMPLES["encoder_decoder"]["model"]
+    fragment = "#" + urllib.parse.quote(json.dumps({"model": graph}), safe="")
+    open_calculator(browser, server, fragment)
+    wait_for_total(browser, engine_total(graph))
+    assert browser.evaluate("document.querySelector('input[value=\"json\"]').checked")
+    assert_stayed_home(browser, server)
+
+
+@needs_chromium
 def test_layers_are_added_moved_and_removed(server, browser):
     open_calculator(browser, server)
     browser.evaluate(
@@ -444,6 +465,7 @@ def test_with_keys_the_pages_ask_for_one_and_show_its_tenants_jobs(keyed_server,
     jobs = dict(listed(browser))
     assert bobs["id"] in jobs
     assert alices["id"] not in jobs
+    assert browser.evaluate("document.querySelector('#more').hidden")  # one page holds them
     assert browser.evaluate("sessionStorage.getItem('seqlab.apiKey')") == TENANTS.secrets["bob"]
     assert not browser.evaluate("document.querySelector('#key-status').hidden")
     # Alice's job page, with bob's key: the API says no such job.

@@ -52,13 +52,24 @@ function readFragment() {
   }
 }
 
+/** Whether the form can show a model: the compact form of a Sequential
+ * model (a graph, or Keras's JSON, is shown as text). */
+function formCanShow(model) {
+  return Boolean(model) && typeof model === "object" && !Array.isArray(model) && !("inputs" in model)
+    && Array.isArray(model.input_shape) && Array.isArray(model.layers)
+    && model.layers.every((layer) => layer && typeof layer === "object" && typeof layer.type === "string");
+}
+
 function applySaved(saved) {
   if (typeof saved.json === "string") {
     state.mode = "json";
     state.json = saved.json;
-  } else if (saved.model && typeof saved.model === "object" && Array.isArray(saved.model.layers)) {
+  } else if (formCanShow(saved.model)) {
     state.mode = "form";
     state.model = saved.model;
+  } else if (saved.model !== undefined) {
+    state.mode = "json";
+    state.json = JSON.stringify(saved.model, null, 2);
   }
   state.batch = Number.isInteger(saved.train_batch_size) ? saved.train_batch_size : 32;
   state.optimizer = typeof saved.optimizer === "string" ? saved.optimizer : "adam";
@@ -125,7 +136,19 @@ function bindModelFields() {
     radio.addEventListener("change", () => {
       if (!radio.checked) return;
       state.mode = radio.value;
-      if (state.mode === "json" && !state.json.trim()) state.json = JSON.stringify(state.model, null, 2);
+      // The model goes along where the other mode can show it: the form's
+      // into the text; pasted text in the compact Sequential form into the
+      // form. Pasted Keras JSON stays in the text for the next switch.
+      let pasted = null;
+      try {
+        pasted = JSON.parse(state.json);
+      } catch {
+        /* empty, or not JSON */
+      }
+      if (state.mode === "json" && (!state.json.trim() || formCanShow(pasted))) {
+        state.json = JSON.stringify(state.model, null, 2);
+      }
+      if (state.mode === "form" && formCanShow(pasted)) state.model = pasted;
       showState();
       changed(true);
     }),
@@ -174,7 +197,10 @@ async function count() {
     answer = response.ok ? await response.json() : await readProblem(response);
   } catch (error) {
     if (error.name === "AbortError") return;
-    if (mine === sequence) showProblem({ detail: `The server did not answer: ${error.message}` });
+    if (mine === sequence) {
+      $("#busy").textContent = "";
+      showProblem({ detail: `The server did not answer: ${error.message}` });
+    }
     return;
   }
   if (mine !== sequence) return; // a newer edit was sent meanwhile

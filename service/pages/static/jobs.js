@@ -55,7 +55,7 @@ function row(job) {
     model,
     params,
     h("td", { class: "status" }, h("span", { class: "badge", "data-status": job.status, text: job.status })),
-    h("td", { class: "progress-cell" }, bar, h("span", { text: progress ? `${formatInt(progress.epoch)}/${formatInt(progress.epochs)} epochs` : "—" })),
+    h("td", { class: "progress-cell" }, h("div", {}, bar, h("span", { text: progress ? `${formatInt(progress.epoch)}/${formatInt(progress.epochs)} epochs` : "—" }))),
     h("td", { class: "num loss", "data-label": "final loss", text: finalLoss }),
     h("td", { class: "created" }, h("time", { datetime: job.created_at, text: formatTime(job.created_at) })),
   );
@@ -96,6 +96,7 @@ async function list(more = false) {
   nextToken = page.next_page_token;
   show($("#more"), Boolean(nextToken));
   show($("#jobs-empty"), body.children.length === 0);
+  show($("#jobs-table").closest(".table-scroll"), body.children.length > 0);
   document.body.dataset.listed = String(body.children.length);
 }
 
