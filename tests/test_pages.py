@@ -123,6 +123,22 @@ def assert_stayed_home(browser, base):
     assert [line for line in browser.console if line.startswith(("error", "exception"))] == []
 
 
+#: The form controls of the page, hidden ones included (a closed "Other
+#: arguments" holds most of them), that have no label, aria-label or
+#: aria-labelledby with text (nor, for a button, text of its own).
+UNLABELLED_JS = """
+[...document.querySelectorAll('input, select, textarea, button')].filter(el => {
+  const text = (node) => Boolean(node && node.textContent.trim());
+  const labelled = [...(el.labels || [])].some(text)
+    || (el.getAttribute('aria-label') || '').trim()
+    || (el.getAttribute('aria-labelledby') || '').split(' ')
+         .some(id => text(document.getElementById(id)))
+    || (el.tagName === 'BUTTON' && text(el));
+  return !labelled;
+}).map(el => el.outerHTML.slice(0, 100))
+"""
+
+
 def engine_total(model):
     return params_document(model)["total_params"]
 
@@ -530,6 +546,7 @@ def test_pages_fit_375_and_1440_pixels(server, worker, browser, tmp_path):
             sizes = browser.evaluate("[document.scrollingElement.scrollWidth, innerWidth]")
             assert sizes[0] <= sizes[1], f"{name} scrolls sideways at {width} px: {sizes}"
             assert browser.unnamed_controls() == [], f"{name} at {width} px"
+            assert browser.evaluate(UNLABELLED_JS) == [], f"{name} at {width} px"
             browser.capture(folder / f"{name}-{width}.png")
     assert_stayed_home(browser, server)
 
