@@ -3,7 +3,8 @@
 Gunicorn runs ``service:create_app()``; there is no module-level app. The
 routes live in one blueprint package per feature: :mod:`service.params`
 (``/params``, ``/layers``), :mod:`service.jobs` (``/train``, ``/jobs``,
-``/examples``) and :mod:`service.datasets` (``/datasets``); this package's
+``/examples``), :mod:`service.datasets` (``/datasets``) and
+:mod:`service.pages` (``/``, ``/ui/...``: the pages for people); this package's
 own modules are what every feature shares (auth, problem documents, request
 helpers, limits, health and docs).
 """
@@ -85,6 +86,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .datasets import init_app as init_datasets
     from .jobs import init_app as init_jobs
     from .jobs import init_queue
+    from .pages import init_app as init_pages
+    from .pages import views as pages
     from .params import init_app as init_params
     from .params import views as params
 
@@ -92,9 +95,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_queue(app)
     problems.init_app(app)
     # Every route needs an API key (when keys are set) but params' (/params,
-    # /layers), health's (/healthz, /readyz), docs' (/docs, /openapi.yaml)
-    # and views marked @auth.public.
-    auth.init_app(app, open_blueprints=[params.bp, health.bp, docs.bp])
+    # /layers), health's (/healthz, /readyz), docs' (/docs, /openapi.yaml),
+    # the pages' (shells whose data comes from the guarded routes) and views
+    # marked @auth.public.
+    auth.init_app(app, open_blueprints=[params.bp, health.bp, docs.bp, pages.bp])
     # After auth: a caller without a key learns nothing about the routes.
     queries.init_app(app)
     health.init_app(app)
@@ -103,4 +107,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(docs.bp)
     init_jobs(app)
     init_datasets(app)
+    init_pages(app)
     return app

@@ -3,7 +3,8 @@
 Swagger UI's files come from the ``flask-swagger-ui`` package, which
 bundles its ``dist/`` (Swagger UI 5, which reads OpenAPI 3.1), and are
 served by the API itself: the page loads nothing from another host, which
-its Content-Security-Policy enforces in the browser. The package's own
+its Content-Security-Policy (service/web.py, shared with the pages)
+enforces in the browser. The package's own
 blueprint is not used: its page starts Swagger UI from an inline script
 (which that policy forbids) and leaves Swagger UI's validator badge on,
 fetched from validator.swagger.io.
@@ -22,20 +23,16 @@ from pathlib import Path
 from flask import Blueprint
 from flask import Response
 from flask import render_template
-from flask import send_from_directory
 from werkzeug.exceptions import NotFound
+
+from .web import asset_response
+from .web import html_page
 
 bp = Blueprint("docs", __name__, template_folder="templates")
 
 #: The API contract, committed at the repository root.
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
-#: Everything the page may load: scripts, styles, images and requests of
-#: this server only (``data:`` images are Swagger UI's inline icons).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
-)
 #: The files of Swagger UI's dist that the page loads.
 SWAGGER_ASSETS = frozenset(
     {"swagger-ui-bundle.js", "swagger-ui.css", "index.css", "favicon-16x16.png",
@@ -44,8 +41,6 @@ SWAGGER_ASSETS = frozenset(
 #: The page's own files, beside this module.
 OWN_ASSETS = frozenset({"docs.js"})
 OWN_DIR = Path(__file__).resolve().parent / "static"
-#: Swagger UI's files change only with the package: a day's caching.
-ASSET_MAX_AGE = 86_400
 
 
 @cache
@@ -58,16 +53,10 @@ def swagger_dist() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "dist"
 
 
-def _secured(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 @bp.get("/docs")
 def docs() -> Response:
     """Swagger UI on this API's openapi.yaml."""
-    return _secured(Response(render_template("docs.html"), mimetype="text/html"))
+    return html_page(render_template("docs.html"))
 
 
 @bp.get("/docs/<asset>")
@@ -82,15 +71,7 @@ def asset(asset: str) -> Response:
         folder = OWN_DIR
     else:
         raise NotFound(f"The documentation has no file {asset[:64]!r}.")
-    response = send_from_directory(folder, asset, max_age=ASSET_MAX_AGE)
-    # Read now and close the file: a client that never closes the response
-    # (the test clients) would otherwise leave it open until the collector
-    # finds it. The files are small (Swagger UI's largest is about 1.5 MB).
-    response.direct_passthrough = False
-    body = response.get_data()
-    response.close()
-    response.set_data(body)
-    return _secured(response)
+    return asset_response(folder, asset)
 
 
 @cache

@@ -83,8 +83,12 @@ class Browser:
         self._session: str | None = None
         #: Every URL the page requested, in order.
         self.requests: list[str] = []
+        #: The same requests: their ``url``, ``method`` and ``headers``.
+        self.sent: list[dict[str, Any]] = []
         #: The page's log: console errors, Content-Security-Policy refusals...
         self.log: list[str] = []
+        #: What the page's scripts printed (console.error/warn...) and threw.
+        self.console: list[str] = []
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
             "sessionId"
@@ -92,6 +96,7 @@ class Browser:
         self.send("Network.enable")
         self.send("Page.enable")
         self.send("Log.enable")
+        self.send("Runtime.enable")
 
     def __enter__(self) -> Browser:
         return self
@@ -126,9 +131,18 @@ class Browser:
             event = answer.get("method")
             if event == "Network.requestWillBeSent":
                 self.requests.append(answer["params"]["request"]["url"])
+                self.sent.append(answer["params"]["request"])
             elif event == "Log.entryAdded":
                 entry = answer["params"]["entry"]
                 self.log.append(f"{entry['level']}: {entry['text']}")
+            elif event == "Runtime.consoleAPICalled":
+                args = answer["params"]["args"]
+                text = " ".join(str(a.get("value", a.get("description", ""))) for a in args)
+                self.console.append(f"{answer['params']['type']}: {text}")
+            elif event == "Runtime.exceptionThrown":
+                details = answer["params"]["exceptionDetails"]
+                text = details.get("exception", {}).get("description") or details.get("text")
+                self.console.append(f"exception: {text}")
 
     def _receive(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self._buffer:
@@ -160,3 +174,112 @@ class Browser:
             details = result["exceptionDetails"]
             raise RuntimeError(details.get("exception", {}).get("description") or details)
         return result["result"].get("value")
+
+    # --- helpers for tests that use a page as a person would ---------------
+
+    def load(self, url: str, timeout: float = 30) -> None:
+        """Navigate to ``url`` and wait until a new document has loaded (a
+        URL that differs only in its fragment loads the document again)."""
+        try:
+            here = self.evaluate("window.__leaving = true, location.href.split('#')[0]")
+        except RuntimeError:
+            here = None
+        if here == url.split("#")[0]:
+            self.send("Page.navigate", url="about:blank")  # else only the fragment changes
+        self.open(url)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.evaluate("!window.__leaving && document.readyState === 'complete'"):
+                    return
+            except RuntimeError:
+                pass  # the old document went away mid-question
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not load")
+            time.sleep(0.05)
+
+    def wait_for(self, expression: str, timeout: float = 30) -> Any:
+        """The first truthy value of a JavaScript expression, evaluated in
+        the page every 50 ms; TimeoutError (with the last value) after
+        ``timeout`` seconds."""
+        script = f"""
+        new Promise((resolve) => {{
+          const end = Date.now() + {int(timeout * 1000)};
+          (function look() {{
+            let value;
+            try {{ value = ({expression}); }} catch (error) {{ value = undefined; }}
+            if (value || Date.now() > end) resolve({{done: Boolean(value), value}});
+            else setTimeout(look, 50);
+          }})();
+        }})"""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answer = self.evaluate(script, timeout=timeout + 10)
+                break
+            except RuntimeError as error:
+                # The page navigated mid-wait: ask the new one.
+                gone = ("navigated", "context was destroyed", "Cannot find context")
+                if not any(words in str(error) for words in gone) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        if not answer["done"]:
+            raise TimeoutError(f"{expression} is still {answer.get('value')!r}")
+        return answer["value"]
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Replace the value of an input or textarea as typing would: focus,
+        select all, insert ``text`` (input events fire as for a person)."""
+        found = self.evaluate(
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+            " if (!el) return false; el.focus(); el.select(); return true; })()"
+        )
+        if not found:
+            raise LookupError(f"no {selector} on the page")
+        if text:
+            self.send("Input.insertText", text=text)
+        else:
+            self.send("Input.dispatchKeyEvent", type="keyDown", key="Delete", code="Delete",
+                      windowsVirtualKeyCode=46)  # fmt: skip
+            self.send("Input.dispatchKeyEvent", type="keyUp", key="Delete", code="Delete",
+                      windowsVirtualKeyCode=46)  # fmt: skip
+
+    def click(self, selector: str) -> None:
+        """Click the element (a JavaScript click, as a keyboard activation is)."""
+        if not self.evaluate(
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+            " if (!el) return false; el.click(); return true; })()"
+        ):
+            raise LookupError(f"no {selector} on the page")
+
+    def set_viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """Lay the page out at ``width`` × ``height`` CSS pixels (a phone's
+        viewport with ``mobile``)."""
+        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                  deviceScaleFactor=1, mobile=mobile)  # fmt: skip
+
+    def capture(self, path: Path) -> None:
+        """A PNG of the whole page (not only the viewport) at ``path``."""
+        import base64
+
+        metrics = self.send("Page.getLayoutMetrics")
+        size = metrics["cssContentSize"]
+        shot = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                         clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"],
+                               "scale": 1})  # fmt: skip
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    def unnamed_controls(self) -> list[str]:
+        """The page's form controls that have no accessible name, as
+        Chromium computes it for assistive technology (labels,
+        aria-label, aria-labelledby, a button's text...); [] is good."""
+        roles = {"textbox", "spinbutton", "checkbox", "radio", "combobox", "button",
+                 "listbox", "slider", "searchbox", "switch"}  # fmt: skip
+        nodes = self.send("Accessibility.getFullAXTree")["nodes"]
+        return [
+            f"{node['role']['value']} (DOM node {node.get('backendDOMNodeId')})"
+            for node in nodes
+            if not node.get("ignored")
+            and node.get("role", {}).get("value") in roles
+            and not str(node.get("name", {}).get("value", "")).strip()
+        ]
