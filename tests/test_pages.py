@@ -29,6 +29,7 @@ import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from browser import Browser
@@ -41,6 +42,8 @@ from modelspec.params import params_document
 from seqlab.examples import EXAMPLES
 from service import web
 from service.pages import views
+
+SVG_G = "{http://www.w3.org/2000/svg}g"
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -205,6 +208,28 @@ def test_changing_units_counts_again(server, browser):
         "document.querySelector('#memory-parts').textContent.startsWith('Batch 128, sgd')"
     )
     assert memory["optimizer_state"] == 0
+    assert_stayed_home(browser, server)
+
+
+@needs_chromium
+def test_the_calculator_draws_the_models_graph(server, browser, client):
+    """The picture panel shows POST /params's SVG (Accept: image/svg+xml):
+    a box per layer, the same names as the API's drawing, redrawn on edit."""
+    open_calculator(browser, server)
+    boxes = "[...document.querySelectorAll('#picture-box g.layer')].map(g => g.dataset.name)"
+    browser.wait_for(f"{boxes}.length > 0")
+    drawn = client.post("/params", json=SEED, headers={"Accept": "image/svg+xml"})
+    assert drawn.mimetype == "image/svg+xml"
+    names = [g.get("data-name") for g in ElementTree.fromstring(drawn.data).iter(SVG_G)
+             if g.get("class") == "layer"]  # fmt: skip
+    assert browser.evaluate(boxes) == names == ["lstm", "time_distributed"]
+    assert not browser.evaluate("document.querySelector('#picture').hidden")
+    # An edit redraws: the LSTM's box shows its new count.
+    browser.type_into('[data-path="layers.0.units"]', "7")
+    browser.wait_for(
+        "[...document.querySelectorAll('#picture-box text.params')]"
+        ".some(t => t.textContent.includes(String(4 * ((1 + 7) * 7 + 7))))"
+    )
     assert_stayed_home(browser, server)
 
 

@@ -328,14 +328,10 @@ function layerRow(layer, nested) {
   );
 }
 
-/** Whether POST /params draws pictures: null until asked, false once it
- * answered JSON to Accept: image/svg+xml (then it is not asked again). */
-let drawsPictures = null;
-
-/** The model's graph, when POST /params answers SVG for Accept: image/svg+xml. */
+/** The model's graph: POST /params answers Accept: image/svg+xml with a
+ * drawing in the manner of Keras's plot_model(show_shapes=True). */
 async function drawPicture(body, query, mine) {
   const panel = $("#picture");
-  if (drawsPictures === false) return;
   let response;
   try {
     response = await request(`/params?${query}`, { method: "POST", json: body, accept: "image/svg+xml" });
@@ -346,11 +342,9 @@ async function drawPicture(body, query, mine) {
   if (mine !== sequence) return;
   const type = response.headers.get("Content-Type") ?? "";
   if (!response.ok || !type.startsWith("image/svg+xml")) {
-    if (response.ok) drawsPictures = false; // a server without pictures answers JSON
     show(panel, false);
     return;
   }
-  drawsPictures = true;
   // Parsed as XML and imported: the SVG's markup is never handed to innerHTML,
   // and a script inside it would not run (nor would the page's CSP let it).
   const parsed = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
