@@ -13,6 +13,7 @@ from specs import NAN_JOB
 
 from jobs.store import INDEX
 from jobs.store import JobStore
+from seqlab import analyze
 from seqlab.examples import EXAMPLES
 from seqlab.examples import SEED_EXAMPLES
 from service import create_app
@@ -247,6 +248,10 @@ def test_list_jobs_newest_first_in_pages(jobs_app, spec):
     page = first.get_json()
     assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]
     assert "result" not in page["jobs"][0]
+    # Each entry names its model, as the engine counts it.
+    seed = analyze(EXAMPLES["one_to_one"]["model"])
+    assert page["jobs"][0]["model"] == {"name": seed.name, "total_params": seed.total_params}
+    assert client.get(f"/jobs/{ids[0]}").get_json()["model"] == page["jobs"][0]["model"]
     second = client.get(f"/jobs?page_size=2&page_token={page['next_page_token']}").get_json()
     assert second["jobs"][0]["id"] == ids[0]
     for query, field in [

@@ -21,6 +21,12 @@ def job_params(report: ModelReport, summary: str) -> dict[str, Any]:
     return {**report.counts(), "summary": summary}
 
 
+def job_model(report: ModelReport) -> dict[str, Any]:
+    """The model in a word, as every job document shows it (the jobs list
+    included): its Keras name and its parameter count."""
+    return {"name": report.name, "total_params": report.total_params}
+
+
 def stored_request(request: Mapping[str, Any]) -> dict[str, Any]:
     """The request as the job record keeps it: all but the training data,
     which is stored apart (:func:`stored_data`) so that polls never parse it."""
@@ -60,6 +66,8 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
             "model": f"/jobs/{job_id}/model",
         },
     }
+    if "model" in job:  # jobs queued before it was kept have none
+        doc["model"] = job["model"]
     if "example" in job.get("request", {}):
         doc["example"] = job["request"]["example"]
     if job.get("cancel_requested") and job["status"] == "running":

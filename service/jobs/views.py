@@ -61,6 +61,7 @@ from .ratelimit import check_train_rate
 from .schemas import monitor_error
 from .schemas import train_request_schema
 from .submission import job_document
+from .submission import job_model
 from .submission import job_params
 from .submission import stored_data
 from .submission import stored_request
@@ -230,6 +231,7 @@ def _create_and_queue(
         job_id,
         {
             "request": stored_request(body),
+            "model": job_model(report),
             "params": job_params(report, render_summary(report)),
             "data_shapes": shapes,
             "estimated_cost": cost.to_dict(),
@@ -300,7 +302,7 @@ def list_jobs() -> dict[str, Any]:
         first = next(iter(errors))
         raise ApiValidationError(f"{first}: {errors[first][0]}", errors)
     fields = ("id", "created_at", "started_at", "finished_at", "progress", "error",
-              "cancel_requested", "attempt")  # fmt: skip
+              "cancel_requested", "attempt", "model")  # fmt: skip
     # With API keys, the caller's own index: paging and pruning per tenant.
     page, cursor = store().page(size, after, fields, tenant=auth.caller(), status=status)
     page = current_app.extensions["reaper"].settle_page(page, fields)

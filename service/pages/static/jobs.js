@@ -1,9 +1,9 @@
 // GET /ui/jobs: the caller's jobs, newest first, from GET /jobs (a page at
 // a time: "More jobs" follows next_page_token; the status filter is the
 // API's ?status=). With API keys the API lists the key's tenant's jobs
-// only. A list entry has no model; each row reads its job's document
-// (GET /jobs/<id>, kept for the page's life) for the model's name and
-// parameters, and for the curves of the jobs ticked to compare.
+// only. A list entry names its model (name and parameter count); the job's
+// whole document (GET /jobs/<id>, kept for the page's life) is read only for
+// the curves of the jobs ticked to compare.
 
 import { ApiError, getJSON, initKeys } from "./api.js";
 import { $, clear, formatInt, formatTime, formatValue, h, show } from "./dom.js";
@@ -36,8 +36,8 @@ function statusFilter() {
 function row(job) {
   const short = job.id.slice(0, 8);
   const progress = job.progress;
-  const model = h("td", { class: "model", text: "…" });
-  const params = h("td", { class: "num params", "data-label": "params", text: "…" });
+  const model = h("td", { class: "model", text: job.model?.name ?? "—" });
+  const params = h("td", { class: "num params", "data-label": "params", text: job.model ? formatInt(job.model.total_params) : "—" });
   const box = h("input", { type: "checkbox", id: `compare-${job.id}`, "aria-label": `Compare job ${short}`, checked: compared.includes(job.id) });
   box.addEventListener("change", () => {
     const at = compared.indexOf(job.id);
@@ -58,16 +58,6 @@ function row(job) {
     h("td", { class: "progress-cell" }, h("div", {}, bar, h("span", { text: progress ? `${formatInt(progress.epoch)}/${formatInt(progress.epochs)} epochs` : "—" }))),
     h("td", { class: "num loss", "data-label": "final loss", text: finalLoss }),
     h("td", { class: "created" }, h("time", { datetime: job.created_at, text: formatTime(job.created_at) })),
-  );
-  documentOf(job.id).then(
-    (doc) => {
-      model.textContent = modelName(doc) ?? "—";
-      params.textContent = formatInt(doc.params?.total_params);
-    },
-    () => {
-      model.textContent = "—";
-      params.textContent = "—";
-    },
   );
   return tr;
 }
