@@ -147,10 +147,13 @@ def state(model, x) -> dict:
     }
 
 
-def worker_run(request: dict, epochs: int | None = None, stop_after_first: bool = False):
+def worker_run(
+    request: dict, epochs: int | None = None, stop_after_first: bool = False, slow: bool = False
+):
     """The worker's fit of ``request`` (``training.fit``): its path, how
     many compiled calls ran, and the run. ``stop_after_first``: a cancel
-    seen at the first check (after the first call)."""
+    seen at the first check (after the first call); ``slow``: every epoch
+    counts as slow (handed over to Keras's loop after the second call)."""
     from fit_compare import plain_program
 
     from worker import fitting
@@ -176,9 +179,11 @@ def worker_run(request: dict, epochs: int | None = None, stop_after_first: bool 
         return call
 
     fitting.fit_compiled, fitting.kept_steps.epochs_function = recorded, counted
-    interval = monitor_module.CHECK_INTERVAL
+    interval, slow_epoch = monitor_module.CHECK_INTERVAL, fitting.COMPILED_SLOW_EPOCH_SECONDS
     if stop_after_first:
         monitor_module.CHECK_INTERVAL = 0.0
+    if slow:
+        fitting.COMPILED_SLOW_EPOCH_SECONDS = 0.0
     try:
         model = plain_program(request["model"], request["compile"], request["seed"])
         monitor = monitor_module.Monitor(
@@ -191,6 +196,7 @@ def worker_run(request: dict, epochs: int | None = None, stop_after_first: bool 
     finally:
         fitting.fit_compiled, fitting.kept_steps.epochs_function = compiled, kept_run
         monitor_module.CHECK_INTERVAL = interval
+        fitting.COMPILED_SLOW_EPOCH_SECONDS = slow_epoch
     x, _ = job_arrays(request, model)
     run = {"history": monitor.history.result(), **state(model, x)}
     return ("compiled" if paths else "keras"), calls, run
@@ -234,9 +240,16 @@ def which_fit() -> dict:
     return {
         "seed": fitting.compiled_fits(Model(), small, small, 1000, 1),
         "graph_at_the_bound": fitting.compiled_fits(
-            Model(), [small, small], small, 10, longest // 10
+            Model(),
+            [small, small],
+            small,
+            longest // fitting.COMPILED_MAX_EPOCH_STEPS,
+            fitting.COMPILED_MAX_EPOCH_STEPS,
         ),
         "past_the_steps": fitting.compiled_fits(Model(), small, small, longest + 1, 1),
+        "past_the_epoch_steps": fitting.compiled_fits(
+            Model(), small, small, 1, fitting.COMPILED_MAX_EPOCH_STEPS + 1
+        ),
         "past_the_bytes": fitting.compiled_fits(Model(), big, small, 1, 1),
         "eager": fitting.compiled_fits(Eager(), small, small, 1, 1),
     }
@@ -259,6 +272,10 @@ def main() -> None:
         "worker": worker,
         "plain": plain_run(request, epochs=epochs),
     }
+    # Slow epochs: two compiled calls of one epoch, then Keras's loop.
+    path, calls, worker = worker_run(request, slow=True)
+    out["handed_over"] = {"path": path, "calls": calls, "worker": worker,
+                          "plain": plain_run(request)}  # fmt: skip
     print(json.dumps({"cases": out, "fits": which_fit()}))
 
 

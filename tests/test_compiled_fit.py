@@ -34,13 +34,13 @@ def compared(done):
 def test_every_case_ran_compiled(compared):
     assert set(compared) == {
         "one_to_one", "many_to_one", "many_to_many", "short_batches", "one_short_batch",
-        "embedding", "graph", "cancelled",
+        "embedding", "graph", "cancelled", "handed_over",
     }  # fmt: skip
     for case, run in compared.items():
         assert run["path"] == "compiled", case
         # Several epochs a call once the pace is known: a call per epoch
         # would be the per-step loop again.
-        if case != "cancelled":
+        if case not in ("cancelled", "handed_over"):
             assert sum(run["calls"]) == len(run["worker"]["history"]["loss"]), case
             assert max(run["calls"]) > 1, case
 
@@ -69,12 +69,22 @@ def test_a_cancel_ends_the_history_and_the_model_at_one_epoch(compared):
     assert len(run["worker"]["history"]["loss"]) == 1
 
 
+def test_slow_epochs_hand_the_fit_over_to_keras_loop_exactly(compared):
+    """Epochs slower than COMPILED_SLOW_EPOCH_SECONDS (here, all): the
+    second call's epoch is timed, then Keras's loop runs the other 38, on
+    the state and the sample orders the compiled calls left."""
+    run = compared["handed_over"]
+    assert run["calls"] == [1, 1]
+    assert len(run["worker"]["history"]["loss"]) == 40
+
+
 def test_which_fits_run_compiled(done):
     """Short jobs on small data (the bounds included), compiled by XLA."""
     assert done["fits"] == {
         "seed": True,
         "graph_at_the_bound": True,
         "past_the_steps": False,
+        "past_the_epoch_steps": False,
         "past_the_bytes": False,
         "eager": False,
     }

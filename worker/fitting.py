@@ -55,10 +55,12 @@ from .graph_arrays import take
 from .monitor import CHECK_INTERVAL
 from .monitor import Monitor
 
-#: Jobs of at most this many optimizer steps (epochs × steps per epoch)
-#: run compiled (:func:`fit_compiled`); longer ones report progress within
-#: an epoch and are stopped within a step by Keras's own loop.
+#: Jobs of at most this many optimizer steps (epochs × steps per epoch),
+#: of at most this many a epoch, run compiled (:func:`fit_compiled`);
+#: longer ones report progress within an epoch and are stopped within a
+#: step by Keras's own loop.
 COMPILED_MAX_STEPS = 10_000
+COMPILED_MAX_EPOCH_STEPS = 256
 #: ... and whose ``x`` and ``y`` take at most this many bytes: a compiled
 #: fit holds a copy of them (padded to a power of two samples) beside the
 #: job's arrays.
@@ -70,6 +72,9 @@ COMPILED_MAX_INDICES = 1 << 18
 #: A compiled call lasts about this long once the pace is known, so that
 #: progress, cancel and the time limit are checked as often as in Keras's loop.
 COMPILED_CALL_SECONDS = CHECK_INTERVAL / 2
+#: An epoch slower than this (timed after the first call, which may
+#: compile) hands the rest of the fit over to Keras's loop.
+COMPILED_SLOW_EPOCH_SECONDS = CHECK_INTERVAL
 
 
 def batch_stream(
@@ -211,10 +216,13 @@ def fit_fused(
     import keras
 
     if stopper is None and compiled_fits(model, x, y, epochs, monitor.steps_per_epoch):
-        fit_compiled(
+        epochs -= fit_compiled(
             model, x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, monitor=monitor
         )
-        return
+        if not epochs or monitor.stop:
+            return
+        # Its epochs are slow: Keras's loop runs the rest, checking in within them.
+        model.reset_metrics()
     steps = monitor.steps_per_epoch
     if keras.backend.backend() == "jax":
         reset_metrics_each_epoch(model, steps)
@@ -243,7 +251,8 @@ def data_bytes(data: Any) -> int:
 
 def compiled_fits(model: Any, x: Any, y: Any, epochs: int, steps_per_epoch: int) -> bool:
     """Whether :func:`fit_compiled` runs this fit: JAX compiling the model's
-    steps with XLA, a short job (:data:`COMPILED_MAX_STEPS`) on small data
+    steps with XLA, a short job (:data:`COMPILED_MAX_STEPS`, and
+    :data:`COMPILED_MAX_EPOCH_STEPS` a epoch) on small data
     (:data:`COMPILED_MAX_DATA_BYTES`), one step per execution."""
     import keras
 
@@ -253,6 +262,7 @@ def compiled_fits(model: Any, x: Any, y: Any, epochs: int, steps_per_epoch: int)
         and not model.run_eagerly
         and model.steps_per_execution == 1
         and epochs * steps_per_epoch <= COMPILED_MAX_STEPS
+        and steps_per_epoch <= COMPILED_MAX_EPOCH_STEPS
         and data_bytes(x) + data_bytes(y) <= COMPILED_MAX_DATA_BYTES
     )
 
@@ -271,7 +281,7 @@ def padded(data: Any, size: int) -> Any:
 
 def fit_compiled(
     model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, shuffle: bool, monitor: Monitor
-) -> None:
+) -> int:
     """All epochs as Keras's ``fit(x, y, batch_size, epochs, shuffle)`` runs
     them (JAX), several epochs per call of the model's epochs function
     (:func:`worker.steps.make_epochs_function`), without a return to Python
@@ -289,7 +299,10 @@ def fit_compiled(
     last, at most eight times as many. After each call its epochs are
     recorded in ``monitor``, then it checks in once: a cancel or the time
     limit stops the fit there, the history ending with the model's state.
-    A loss that is not finite stops it at that epoch.
+    A loss that is not finite stops it at that epoch. Where an epoch after
+    the first call takes longer than :data:`COMPILED_SLOW_EPOCH_SECONDS`,
+    it stops there too, the model's state put back: returns the epochs
+    run, and :func:`fit_fused` runs the rest in Keras's loop.
     """
     import jax
     import numpy as np
@@ -314,8 +327,8 @@ def fit_compiled(
     )
     initial_metrics = [np.array(v) for v in state[3]]
     x_all, y_all = padded(x, size), padded(y, size)
-    done, count = 0, 1
-    while done < epochs and not monitor.stop:
+    done, count, calls, slow = 0, 1, 0, False
+    while done < epochs and not monitor.stop and not slow:
         count = min(count, epochs - done, capacity)
         orders = np.zeros((capacity, size), dtype=np.int32)
         for row in orders[:count]:
@@ -325,6 +338,8 @@ def fit_compiled(
                           batch_size=batch_size, short=short)  # fmt: skip
         logs = jax.device_get(logs)
         seconds = time.perf_counter() - started
+        calls += 1
+        slow = calls > 1 and seconds / count > COMPILED_SLOW_EPOCH_SECONDS
         done += count
         for e in range(count):
             monitor.record_epoch({name: values[e] for name, values in logs.items()})
@@ -340,8 +355,9 @@ def fit_compiled(
     model._jax_state_synced = False
     model.jax_state_sync()
     model._jax_state = None
-    if epochs > 0:
+    if done == epochs or monitor.stop:  # else Keras's fit runs the rest, and ends it so
         model.optimizer.finalize_variable_values(model.trainable_weights)
+    return done
 
 
 def early_stopping(options: Mapping[str, Any]) -> Any:
