@@ -1,7 +1,8 @@
 """Train the same jobs twice in one process (JAX), the second time on the
 steps the first traced (worker/steps.py), beside Keras's plain ``fit`` of a
 fresh model; print one JSON document for tests/test_steps.py:
-``{case: {"first": result, "again": result, "plain": history, "reused": bool}}``.
+``{case: {"first": result, "again": result, "plain": history, "reused": bool,
+"reused_epochs": bool}}``.
 
 Run as a script in a fresh process (``python tests/steps_compare.py``):
 Keras binds its backend at import.
@@ -121,14 +122,19 @@ def main() -> None:
         steps.clear()
         first = job(request)
         key = steps.structure_key(request["model"], request["compile"])
-        kept = steps._cache.get(key, {}).get("train_function")
+        entry = steps._cache.get(key, {})
+        kept = entry.get("train_function")
+        kept_epochs = entry.get(steps.EPOCHS_FUNCTION)
         again = job(request)
         out[name] = {
             "first": first,
             "again": again,
             "plain": plain(request),
-            # The second job ran on the very step function the first made.
+            # The second job ran on the very step functions the first made
+            # (Keras's train step; the epochs function of a compiled fit).
             "reused": kept is not None and steps._cache[key]["train_function"] is kept,
+            "reused_epochs": kept_epochs is not None
+            and steps._cache[key][steps.EPOCHS_FUNCTION] is kept_epochs,
         }
     print(json.dumps(out))
 

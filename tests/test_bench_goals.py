@@ -33,6 +33,18 @@ def test_a_recorded_figure_shows_with_its_baseline_and_verdict():
     assert "p50 3.00 ms" in predict and "met" not in predict
 
 
+def test_the_warm_seed_job_has_its_row():
+    goals.record(
+        "warm_seed_job",
+        "one_to_one 0.063 s; many_to_one 0.038 s; many_to_many 0.047 s",
+        "baseline one_to_one 0.146 s; many_to_one 0.104 s; many_to_many 0.176 s",
+        True,
+    )
+    line = next(line for line in goals.table().splitlines() if line.startswith("warm seed job"))
+    assert "≤ 0.3 s each" in line and "many_to_many 0.047 s" in line and " met " in line
+    assert "baseline one_to_one 0.146 s" in line
+
+
 def test_an_unknown_goal_is_refused():
     with pytest.raises(KeyError):
         goals.record("no_such_goal", "1", "2")

@@ -27,6 +27,9 @@ def compared():
 def test_every_case_ran_again_on_the_kept_steps(compared):
     assert set(compared) == {"seed", "shuffled", "validation"}
     assert all(run["reused"] for run in compared.values())
+    # The epochs function is kept too: what a short job without validation
+    # data fits with (worker/fitting.py, fit_compiled).
+    assert all(run["reused_epochs"] for run in compared.values())
 
 
 def test_reused_steps_give_keras_plain_fit_history_exactly(compared):

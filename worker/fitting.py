@@ -26,6 +26,16 @@ step) and which weights to keep (``get_weights`` at the best epoch's end:
 under JAX, reading the model syncs the fit's state back to it first), as
 in Keras's own ``fit``, rather than a reimplementation of it.
 
+A short job (at most :data:`COMPILED_MAX_STEPS` steps, data of at most
+:data:`COMPILED_MAX_DATA_BYTES`) without early stopping goes further under
+JAX: :func:`fit_compiled` runs its epochs, several at a time, as one
+compiled program of Keras's own train step
+(:func:`worker.steps.make_epochs_function`), fed the batches ``fit`` forms
+(the same permutations, drawn as above), the metrics reset at each epoch's
+start as ``fit`` resets them, and reads each epoch's values back once per
+call. The seed's programs are a thousand steps of microseconds each: a
+call per step, and its read-back, were most of a job.
+
 With validation data, :func:`fit_per_epoch` is Keras's own ``fit``, early
 stopping or not: the validation pass runs at Keras's epoch ends.
 """
@@ -33,14 +43,38 @@ stopping or not: the validation pass runs at Keras's epoch ends.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from . import steps as kept_steps
 from .graph_arrays import samples
 from .graph_arrays import take
+from .monitor import CHECK_INTERVAL
 from .monitor import Monitor
+
+#: Jobs of at most this many optimizer steps (epochs × steps per epoch),
+#: of at most this many a epoch, run compiled (:func:`fit_compiled`);
+#: longer ones report progress within an epoch and are stopped within a
+#: step by Keras's own loop.
+COMPILED_MAX_STEPS = 10_000
+COMPILED_MAX_EPOCH_STEPS = 256
+#: ... and whose ``x`` and ``y`` take at most this many bytes: a compiled
+#: fit holds a copy of them (padded to a power of two samples) beside the
+#: job's arrays.
+COMPILED_MAX_DATA_BYTES = 4 * 1024 * 1024
+#: A compiled call runs at most this many epochs, and its sample orders
+#: take at most this many indices (``int32``).
+COMPILED_MAX_EPOCHS = 1024
+COMPILED_MAX_INDICES = 1 << 18
+#: A compiled call lasts about this long once the pace is known, so that
+#: progress, cancel and the time limit are checked as often as in Keras's loop.
+COMPILED_CALL_SECONDS = CHECK_INTERVAL / 2
+#: An epoch slower than this (timed after the first call, which may
+#: compile) hands the rest of the fit over to Keras's loop.
+COMPILED_SLOW_EPOCH_SECONDS = CHECK_INTERVAL
 
 
 def batch_stream(
@@ -181,6 +215,14 @@ def fit_fused(
     """
     import keras
 
+    if stopper is None and compiled_fits(model, x, y, epochs, monitor.steps_per_epoch):
+        epochs -= fit_compiled(
+            model, x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, monitor=monitor
+        )
+        if not epochs or monitor.stop:
+            return
+        # Its epochs are slow: Keras's loop runs the rest, checking in within them.
+        model.reset_metrics()
     steps = monitor.steps_per_epoch
     if keras.backend.backend() == "jax":
         reset_metrics_each_epoch(model, steps)
@@ -200,6 +242,122 @@ def fit_fused(
     if stopper is not None:
         # As fit ends its callbacks (not when fit raised): restore the best weights.
         stopper.on_train_end()
+
+
+def data_bytes(data: Any) -> int:
+    """The bytes of an array, or of a list of them."""
+    return sum(a.nbytes for a in data) if isinstance(data, list) else int(data.nbytes)
+
+
+def compiled_fits(model: Any, x: Any, y: Any, epochs: int, steps_per_epoch: int) -> bool:
+    """Whether :func:`fit_compiled` runs this fit: JAX compiling the model's
+    steps with XLA, a short job (:data:`COMPILED_MAX_STEPS`, and
+    :data:`COMPILED_MAX_EPOCH_STEPS` a epoch) on small data
+    (:data:`COMPILED_MAX_DATA_BYTES`), one step per execution."""
+    import keras
+
+    return (
+        keras.backend.backend() == "jax"
+        and bool(model.jit_compile)
+        and not model.run_eagerly
+        and model.steps_per_execution == 1
+        and epochs * steps_per_epoch <= COMPILED_MAX_STEPS
+        and steps_per_epoch <= COMPILED_MAX_EPOCH_STEPS
+        and data_bytes(x) + data_bytes(y) <= COMPILED_MAX_DATA_BYTES
+    )
+
+
+def padded(data: Any, size: int) -> Any:
+    """An array (or each of a list) as a JAX array of ``size`` samples, the
+    samples first, then zeros (never taken: see :func:`fit_compiled`)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    if isinstance(data, list):
+        return [padded(a, size) for a in data]
+    extra = np.zeros((size - len(data), *data.shape[1:]), dtype=data.dtype)
+    return jnp.asarray(np.concatenate([data, extra]) if len(extra) else data)
+
+
+def fit_compiled(
+    model: Any, x: Any, y: Any, *, batch_size: int, epochs: int, shuffle: bool, monitor: Monitor
+) -> int:
+    """All epochs as Keras's ``fit(x, y, batch_size, epochs, shuffle)`` runs
+    them (JAX), several epochs per call of the model's epochs function
+    (:func:`worker.steps.make_epochs_function`), without a return to Python
+    between steps.
+
+    What ``fit`` does around its steps is done here as it does it: the
+    model, its loss and metrics built on a first batch (drawing one
+    permutation where ``fit`` draws one), the metrics reset, the train
+    state taken from the model, and at the end put back into it and the
+    optimizer's values finalized. Each epoch's order is drawn from NumPy's
+    global generator as Keras's array adapter draws it.
+
+    The first call runs one epoch (it may compile the program); each next
+    runs as many as :data:`COMPILED_CALL_SECONDS` hold at the pace of the
+    last, at most eight times as many. After each call its epochs are
+    recorded in ``monitor``, then it checks in once: a cancel or the time
+    limit stops the fit there, the history ending with the model's state.
+    A loss that is not finite stops it at that epoch. Where an epoch after
+    the first call takes longer than :data:`COMPILED_SLOW_EPOCH_SECONDS`,
+    it stops there too, the model's state put back: returns the epochs
+    run, and :func:`fit_fused` runs the rest in Keras's loop.
+    """
+    import jax
+    import numpy as np
+
+    run = kept_steps.epochs_function(model)
+    n = samples(x)
+    size = 1 << (n - 1).bit_length()  # a program per power of two, not per count
+    full_batches, short = divmod(n, batch_size)
+    capacity = max(1, min(COMPILED_MAX_EPOCHS, COMPILED_MAX_INDICES // size))
+    capacity = 1 << (capacity.bit_length() - 1)
+    first = slice(0, batch_size)
+    if builds_on_a_batch(model) and shuffle:
+        np.random.permutation(n)  # fit's symbolic build reads a first, shuffled batch
+    model._symbolic_build(data_batch=(batch(x, first), batch(y, first)))
+    model.reset_metrics()
+    state = model._get_jax_state(
+        trainable_variables=True,
+        non_trainable_variables=True,
+        optimizer_variables=True,
+        metrics_variables=True,
+        purge_model_variables=True,
+    )
+    initial_metrics = [np.array(v) for v in state[3]]
+    x_all, y_all = padded(x, size), padded(y, size)
+    done, count, calls, slow = 0, 1, 0, False
+    while done < epochs and not monitor.stop and not slow:
+        count = min(count, epochs - done, capacity)
+        orders = np.zeros((capacity, size), dtype=np.int32)
+        for row in orders[:count]:
+            row[:n] = np.random.permutation(n) if shuffle else np.arange(n)
+        started = time.perf_counter()
+        logs, state = run(state, initial_metrics, x_all, y_all, orders, count, full_batches,
+                          batch_size=batch_size, short=short)  # fmt: skip
+        logs = jax.device_get(logs)
+        seconds = time.perf_counter() - started
+        calls += 1
+        slow = calls > 1 and seconds / count > COMPILED_SLOW_EPOCH_SECONDS
+        done += count
+        for e in range(count):
+            monitor.record_epoch({name: values[e] for name, values in logs.items()})
+            if monitor.stop:
+                break
+        if not monitor.stop:
+            monitor.epochs_checked()
+        count = max(1, min(8 * count, int(COMPILED_CALL_SECONDS * count / max(seconds, 1e-9))))
+    model._jax_state = dict(
+        zip(("trainable_variables", "non_trainable_variables", "optimizer_variables",
+             "metrics_variables"), state, strict=True)
+    )  # fmt: skip
+    model._jax_state_synced = False
+    model.jax_state_sync()
+    model._jax_state = None
+    if done == epochs or monitor.stop:  # else Keras's fit runs the rest, and ends it so
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+    return done
 
 
 def early_stopping(options: Mapping[str, Any]) -> Any:

@@ -150,6 +150,14 @@ class Monitor:
 
     def epoch_end(self, logs: Mapping[str, Any]) -> None:
         """An epoch ended with these (Keras's own per-epoch) values."""
+        self.record_epoch(logs)
+        if not self.stop:
+            self.epochs_checked()
+
+    def record_epoch(self, logs: Mapping[str, Any]) -> None:
+        """An epoch's values, recorded without a check (several epochs that
+        ran at once, then :meth:`epochs_checked`); a loss that is not
+        finite stops training here."""
         values = {name: float(value) for name, value in logs.items()}
         self.epochs_done += 1
         self.last_epoch = values
@@ -159,7 +167,9 @@ class Monitor:
         loss = values.get("loss")
         if loss is not None and not math.isfinite(loss):
             self.stopped_by = f"The loss became {loss} at epoch {self.epochs_done}."
-            return
+
+    def epochs_checked(self) -> None:
+        """The check after the epochs recorded so far (at the last epoch, always)."""
         self.check(step=0, force=self.epochs_done == self.epochs)
 
     def step_end(self, step: int, logs: Mapping[str, Any]) -> None:

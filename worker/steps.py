@@ -18,6 +18,11 @@ program, fed the new model's state); tests/test_steps.py holds a reused
 step's history to Keras's plain ``fit`` of a fresh model. Under TensorFlow a
 step reads its model's variables directly, so nothing is reused there.
 
+Beside Keras's three steps, an entry keeps the model's *epochs function*
+(:func:`make_epochs_function`): whole epochs of Keras's own train step in
+one compiled program, which :func:`worker.fitting.fit_compiled` runs for a
+short job instead of one step call per batch.
+
 Each entry keeps its first model alive (the traced functions hold it): the
 cache is bounded in entries (:data:`MAX_ENTRIES`, least recently used
 first out) and takes only models of at most :data:`MAX_PARAMS` parameters.
@@ -39,6 +44,8 @@ MAX_PARAMS = 1_000_000
 
 #: The step functions Keras's JAX trainer keeps on a model.
 FUNCTIONS = ("train_function", "test_function", "predict_function")
+#: Where a model keeps its epochs function (:func:`epochs_function`).
+EPOCHS_FUNCTION = "_seqlab_epochs_function"
 
 _cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _lock = threading.Lock()
@@ -76,11 +83,92 @@ def attach(model: Any, key: str) -> bool:
     model.make_train_function()
     model.make_test_function()
     model.make_predict_function()
+    epochs_function(model)
     with _lock:
-        _cache[key] = {name: getattr(model, name) for name in FUNCTIONS}
+        _cache[key] = {name: getattr(model, name) for name in (*FUNCTIONS, EPOCHS_FUNCTION)}
         while len(_cache) > MAX_ENTRIES:
             _cache.popitem(last=False)
     return False
+
+
+def epochs_function(model: Any) -> Any:
+    """The model's epochs function: the one its key's entry keeps
+    (:func:`attach`), else one made now for this model (JAX)."""
+    function = getattr(model, EPOCHS_FUNCTION, None)
+    if function is None:
+        function = make_epochs_function(model)
+        setattr(model, EPOCHS_FUNCTION, function)
+    return function
+
+
+def make_epochs_function(model: Any) -> Any:
+    """Whole epochs of ``model``'s train step as one jitted function (JAX)::
+
+        logs, state = function(state, initial_metrics, x, y, orders, count,
+                               full_batches, batch_size=B, short=S)
+
+    runs ``count`` epochs from ``state`` (Keras's JAX train state, donated):
+    epoch ``e`` resets the metric variables to ``initial_metrics`` (as
+    ``fit`` resets them at an epoch's start), then steps through
+    ``full_batches`` batches of ``B`` samples and, where ``S`` > 0, one
+    short batch of ``S``, the samples in the order of ``orders[e]`` (a
+    permutation, or the identity: the batches ``fit`` forms, taken from
+    ``x`` and ``y``, which may hold padding past the samples). ``logs``:
+    each value Keras's step logs, per epoch (``[K, ...]`` for ``orders``
+    of ``K`` rows), the epoch's last step's: what ``fit`` hands its
+    callbacks at the epoch's end.
+
+    Every step is Keras's own ``train_step`` of the same state and batch,
+    one after the other: the values are those of ``fit``'s step calls, with
+    no return to Python between them. ``count`` and ``full_batches`` are
+    arguments, not constants: one program runs any number of epochs.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    step = jax.jit(model.train_step)
+
+    def take(data: Any, index: Any) -> Any:
+        # A list of arrays (a graph model's) as a tuple, as worker.fitting.batch gives it.
+        if isinstance(data, list | tuple):
+            return tuple(a[index] for a in data)
+        return data[index]
+
+    def run(state: Any, initial_metrics: Any, x: Any, y: Any, orders: Any, count: Any,
+            full_batches: Any, batch_size: int, short: int) -> Any:  # fmt: skip
+        def train(state: Any, index: Any) -> tuple[Any, Any]:
+            logs, state = step(state, (take(x, index), take(y, index)))
+            return tuple(list(part) for part in state), logs
+
+        state = tuple(list(part) for part in state)
+        shapes = jax.eval_shape(train, state, jnp.zeros((short or batch_size,), jnp.int32))[1]
+        no_logs = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        epochs = orders.shape[0]
+        buffers = jax.tree.map(lambda s: jnp.zeros((epochs, *s.shape), s.dtype), shapes)
+
+        def epoch(e: Any, carry: Any) -> Any:
+            state, buffers = carry
+            state = (*state[:3], list(initial_metrics))
+            order = orders[e]
+
+            def full(b: Any, carry: Any) -> Any:
+                index = lax.dynamic_slice(order, (b * batch_size,), (batch_size,))
+                return train(carry[0], index)
+
+            logs = no_logs
+            if orders.shape[1] >= batch_size:  # else no batch is full
+                state, logs = lax.fori_loop(0, full_batches, full, (state, logs))
+            if short:
+                index = lax.dynamic_slice(order, (full_batches * batch_size,), (short,))
+                state, logs = train(state, index)
+            buffers = jax.tree.map(lambda buf, value: buf.at[e].set(value), buffers, logs)
+            return state, buffers
+
+        state, buffers = lax.fori_loop(0, count, epoch, (state, buffers))
+        return buffers, state
+
+    return jax.jit(run, donate_argnums=0, static_argnames=("batch_size", "short"))
 
 
 def clear() -> None:

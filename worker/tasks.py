@@ -420,11 +420,14 @@ def _warm_up(**_: Any) -> None:
         return
 
     def run() -> None:
+        started = time.monotonic()
         from . import training
 
         try:
             training.warm_up()
         except Exception:  # noqa: BLE001 (a failed warm-up only costs time)
             logger.exception("warm-up failed")
+        else:
+            logger.info("warm-up: done in %.1f s", time.monotonic() - started)
 
     threading.Thread(target=run, name="seqlab-warm-up", daemon=True).start()

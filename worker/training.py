@@ -77,14 +77,18 @@ class TrainingFailed(Exception):
 
 
 def warm_up() -> None:
-    """Load Keras and compile a tiny model, so that the first job does not
-    pay for importing TensorFlow and initializing XLA."""
+    """Load Keras and train each of the seed's programs for two epochs, so
+    that the first job does not pay for importing TensorFlow and
+    initializing XLA, and a seed job finds its steps traced and compiled
+    (:mod:`worker.steps`: the same programs run any number of epochs)."""
+    from seqlab.examples import SEED_EXAMPLES
     from seqlab.examples import example_request
 
-    request = example_request("many_to_one")
-    request["fit"].update(epochs=2, shuffle=True, validation_split=0.0)
-    report = analyze(request["model"])
-    train(request, expected=report.counts(), on_progress=_ignore, should_stop=_never)
+    for name in SEED_EXAMPLES:
+        request = example_request(name)
+        request["fit"].update(epochs=2, shuffle=True, validation_split=0.0)
+        report = analyze(request["model"])
+        train(request, expected=report.counts(), on_progress=_ignore, should_stop=_never)
     with keras_lock:  # not while a job's objects are alive
         settle_heap()
 
