@@ -177,6 +177,31 @@ class HeldArray:
         return 2 * stored + converted + ARRAY_OVERHEAD
 
 
+# -- the compiled fit --------------------------------------------------------------
+
+#: A JAX worker runs a short fit on small data as one compiled program
+#: (``worker/fitting.py``, ``fit_compiled``) only where its ``x`` and ``y``
+#: take at most this many bytes: the program holds a copy of them, padded to a
+#: power of two samples.
+COMPILED_MAX_DATA_BYTES = 4 * 1024 * 1024
+#: ... and the sample orders of one call at most this many ``int32`` indices.
+COMPILED_MAX_INDICES = 1 << 18
+
+
+def compiled_fit_bytes(arrays: Sequence[HeldArray]) -> int:
+    """What a compiled fit adds to the worker's memory for training on
+    ``arrays`` (``x`` and ``y``): nothing past :data:`COMPILED_MAX_DATA_BYTES`,
+    or for no arrays (a fit with validation data never runs compiled), else
+    each padded to at most twice its samples, once on the host and once
+    as the program's array, and one call's sample orders. An upper bound: the
+    worker may still run Keras's own loop (a long job, validation data, early
+    stopping, the TensorFlow backend)."""
+    data = sum(a.array_bytes for a in arrays)
+    if not arrays or data > COMPILED_MAX_DATA_BYTES:
+        return 0
+    return 2 * 2 * data + 4 * COMPILED_MAX_INDICES
+
+
 # -- one training job ------------------------------------------------------------
 
 
@@ -198,7 +223,9 @@ class JobCost:
       and as JSON (one batch's outputs only when they could not be stored);
     * ``model_file``: saving, the ``.keras`` file twice (Keras writes its
       weights into an in-memory HDF5 file before the zip; the worker reads
-      the zip back to store it).
+      the zip back to store it);
+    * ``compiled_fit``: a compiled fit's copy of small data
+      (:func:`compiled_fit_bytes`).
 
     Bytes stored in Redis, kept for the job's lifetime: the model file, the
     predictions (none past ``SEQLAB_MAX_PREDICTION_BYTES``) and the history.
@@ -211,6 +238,7 @@ class JobCost:
     stored_model_file: int
     stored_predictions: int
     stored_history: int
+    compiled_fit: int = 0
 
     @property
     def worker_memory(self) -> int | None:
@@ -223,7 +251,7 @@ class JobCost:
         """The job's worker memory without the activations where they are
         unknown: what a limit can refuse in any case."""
         step = self.training.static if self.training.total is None else self.training.total
-        return step + self.data + self.predictions + self.model_file
+        return step + self.data + self.predictions + self.model_file + self.compiled_fit
 
     @property
     def stored_bytes(self) -> int:
@@ -239,6 +267,7 @@ class JobCost:
                 "data": self.data,
                 "predictions": self.predictions,
                 "model_file": self.model_file,
+                "compiled_fit": self.compiled_fit,
             },
             "training_step": self.training.to_dict(),
             "stored_bytes": self.stored_bytes,
@@ -297,6 +326,7 @@ def job_cost(
     history_names: int,
     max_prediction_bytes: int,
     store_predictions: bool = True,
+    trained: Sequence[HeldArray] | None = None,
 ) -> JobCost:
     """The cost of training ``report`` (analysed at the data's lengths).
 
@@ -306,6 +336,8 @@ def job_cost(
         held: every array the job brings (training and validation, inputs
             and targets).
         history_names: values ``fit`` logs per epoch (with ``val_``'s).
+        trained: the training ``x`` and ``y`` (a compiled fit's data); None
+            for ``held`` (a job without validation arrays).
     """
     predictions, stored_predictions = predictions_cost(
         report, x, training.batch_size, max_prediction_bytes, store_predictions
@@ -319,4 +351,5 @@ def job_cost(
         stored_model_file=file,
         stored_predictions=stored_predictions,
         stored_history=epochs * history_names * JSON_VALUE_BYTES,
+        compiled_fit=compiled_fit_bytes(held if trained is None else trained),
     )

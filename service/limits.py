@@ -216,6 +216,8 @@ def job_cost_of(report: ModelReport, body: Mapping[str, Any]) -> JobCost:
         history_names=_logged_names(report, body["compile"]) * (2 if validated else 1),
         max_prediction_bytes=settings.max_prediction_bytes(),
         store_predictions=fit_options.get("store_predictions", True),
+        # With validation data the worker never runs the compiled fit.
+        trained=[] if validated else None,
     )
 
 
@@ -237,7 +239,8 @@ def memory_message(cost: JobCost, limit: int) -> str:
         f"memory: the training step {step:,} (weights {m.weights:,}, gradients {m.gradients:,}, "
         f"{m.optimizer} state {m.optimizer_state:,}, activations {_bytes(m.activations)} "
         f"for batches of {m.batch_size}), the data {cost.data:,}, the predictions on the "
-        f"training inputs {cost.predictions:,} and the model file {cost.model_file:,}; "
+        f"training inputs {cost.predictions:,}, the model file {cost.model_file:,} and a "
+        f"compiled fit's copy of the data {cost.compiled_fit:,}; "
         f"over the worker's budget of {limit:,} bytes (SEQLAB_WORKER_MEMORY_BYTES). "
         "A smaller fit.batch_size needs fewer activations; fit.store_predictions false "
         "skips the predictions."

@@ -186,3 +186,22 @@ def test_the_predictions_pass_is_bounded_before_it_runs():
     memory, stored = predictions_cost(report, [x], 32, len(text) // 2)
     assert (memory, stored) == (x.array_bytes + 32 * 50 * 64 * 4, 0)
     assert predictions_cost(report, [x], 32, 64 * 1024**2, store=False) == (0, 0)
+
+
+# -- the compiled fit ----------------------------------------------------------------
+
+
+def test_a_compiled_fits_copy_is_counted_up_to_its_data_bound():
+    from seqlab.cost import COMPILED_MAX_DATA_BYTES
+    from seqlab.cost import COMPILED_MAX_INDICES
+    from seqlab.cost import compiled_fit_bytes
+
+    x, y = HeldArray((1000, 5, 1), 4), HeldArray((1000, 1), 4)
+    # Padded to at most twice the samples, on the host and as the program's
+    # array; and one call's sample orders.
+    assert compiled_fit_bytes([x, y]) == 4 * 24_000 + 4 * COMPILED_MAX_INDICES
+    # Data past the bound runs Keras's own loop: no copy.
+    big = HeldArray((COMPILED_MAX_DATA_BYTES // 4 + 1,), 4)
+    assert compiled_fit_bytes([big]) == 0
+    # Nor with validation data, which the limits pass as no arrays.
+    assert compiled_fit_bytes([]) == 0

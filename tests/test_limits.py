@@ -16,7 +16,9 @@ from openapi_check import validate_response
 
 from seqlab import analyze
 from seqlab.cost import ARRAY_OVERHEAD
+from seqlab.cost import COMPILED_MAX_INDICES
 from seqlab.cost import HeldArray
+from seqlab.cost import compiled_fit_bytes
 from seqlab.cost import model_file_bytes
 from seqlab.cost import prediction_bytes_bound
 from seqlab.cost import predictions_cost
@@ -118,13 +120,15 @@ def two_features():
 def worker_memory(body, x_shape, y_shape, batch, report=None):
     """The job's worker memory as seqlab/cost.py composes it, from its
     parts: the training step, the inline data (JSON, then float32 arrays),
-    the predictions on the training inputs and the model file, twice."""
+    the predictions on the training inputs, the model file, twice, and a
+    compiled fit's copy of the data."""
     report = report or analyze(body["model"])
     step = train_memory(report, batch, body["compile"].get("optimizer", "adam")).total
     x = HeldArray(tuple(x_shape), 4)
     data = x.load_bytes() + HeldArray(tuple(y_shape), 4).load_bytes()
     predictions, _ = predictions_cost(report, [x], batch, 64 * 1024**2)
-    return step + data + predictions + 2 * model_file_bytes(report)
+    compiled = compiled_fit_bytes([x, HeldArray(tuple(y_shape), 4)])
+    return step + data + predictions + 2 * model_file_bytes(report) + compiled
 
 
 ONE_TO_ONE_MEMORY = worker_memory(one_to_one(), [5, 1, 1], [5, 1], 5)
@@ -173,12 +177,16 @@ def test_memory_budget_message_names_its_parts(idle_app, spec):
     data = x.load_bytes() + HeldArray((5, 1), 4).load_bytes()
     predictions, _ = predictions_cost(report, [x], 4, 64 * 1024**2)
     file = 2 * model_file_bytes(report, "sgd")
-    total = m.total + data + predictions + file
+    # 5 × (1 + 1) float32 values: padded, on the host and in the program; and
+    # one call's sample orders.
+    compiled = 4 * 40 + 4 * COMPILED_MAX_INDICES
+    total = m.total + data + predictions + file + compiled
     assert reason == (
         f"Training it is estimated to take {total:,} bytes of worker memory: the training "
         f"step {m.total:,} (weights {m.weights:,}, gradients {m.gradients:,}, sgd state 0, "
         f"activations {m.activations:,} bytes for batches of 4), the data {data:,}, the "
-        f"predictions on the training inputs {predictions:,} and the model file {file:,}; "
+        f"predictions on the training inputs {predictions:,}, the model file {file:,} and a "
+        f"compiled fit's copy of the data {compiled:,}; "
         "over the worker's budget of 1 bytes (SEQLAB_WORKER_MEMORY_BYTES). A smaller "
         "fit.batch_size needs fewer activations; fit.store_predictions false skips the "
         "predictions."

@@ -49,6 +49,9 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from seqlab.cost import COMPILED_MAX_DATA_BYTES
+from seqlab.cost import COMPILED_MAX_INDICES
+
 from . import steps as kept_steps
 from .graph_arrays import samples
 from .graph_arrays import take
@@ -61,14 +64,13 @@ from .monitor import Monitor
 #: step by Keras's own loop.
 COMPILED_MAX_STEPS = 10_000
 COMPILED_MAX_EPOCH_STEPS = 256
-#: ... and whose ``x`` and ``y`` take at most this many bytes: a compiled
-#: fit holds a copy of them (padded to a power of two samples) beside the
-#: job's arrays.
-COMPILED_MAX_DATA_BYTES = 4 * 1024 * 1024
-#: A compiled call runs at most this many epochs, and its sample orders
-#: take at most this many indices (``int32``).
+#: ... and whose ``x`` and ``y`` take at most COMPILED_MAX_DATA_BYTES: a
+#: compiled fit holds a copy of them (padded to a power of two samples) beside
+#: the job's arrays; its sample orders take at most COMPILED_MAX_INDICES
+#: (``int32``). Both bound the memory the cost model counts
+#: (``seqlab/cost.py``, ``compiled_fit_bytes``).
+#: A compiled call runs at most this many epochs.
 COMPILED_MAX_EPOCHS = 1024
-COMPILED_MAX_INDICES = 1 << 18
 #: A compiled call lasts about this long once the pace is known, so that
 #: progress, cancel and the time limit are checked as often as in Keras's loop.
 COMPILED_CALL_SECONDS = CHECK_INTERVAL / 2
