@@ -6,10 +6,13 @@ the oracle."""
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +30,8 @@ from service.jobs.submission import INLINE_PREDICTIONS
 from service.jobs.submission import job_document
 from worker.predicting import ModelCache
 
+#: The jitted step's comparison with Keras (JAX, run as a script).
+COMPARE = Path(__file__).with_name("predict_compare.py")
 SEQUENCE = [[[0.0], [0.2], [0.4], [0.6], [0.8]]]
 NEW = [[[0.1], [0.3], [0.5], [0.7], [0.9]], [[0.8], [0.6], [0.4], [0.2], [0.0]]]
 
@@ -340,3 +345,32 @@ def test_stored_predictions_are_sent_undecoded(idle_app, spec):
     # The stored text as redis-py reads it (its buffer, the bytes) and the
     # test client's joined body, and little else (decoded: 5 times).
     assert peak < 3.5 * len(stored)
+
+
+@pytest.fixture(scope="module")
+def jitted():
+    """tests/predict_compare.py's figures: JAX, in a process of its own."""
+    done = subprocess.run([sys.executable, str(COMPARE)], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_the_jitted_step_answers_what_keras_predict_does(jitted):
+    """The predictor's one jitted call per batch (worker/predicting.py
+    batch_predictor) gives ``model.predict``'s numbers to 1e-6 and
+    ``predict_on_batch``'s exactly: for one batch and for many of the fit's
+    batch size, call after call, on every model of the script's."""
+    assert set(jitted) == {"many_to_many", "policies", "embedding", "two_by_two",
+                           "encoder_decoder", "stateful"}  # fmt: skip
+    for name, case in jitted.items():
+        if name == "stateful":
+            continue
+        assert case["jitted"], name
+        assert case["runs"] == 4 * 2, name
+        assert case["equal_to_predict_on_batch"], name
+        assert case["max_diff_to_predict"] <= 1e-6, (name, case)
+
+
+def test_a_stateful_model_keeps_predict_on_batch(jitted):
+    assert jitted["stateful"] == {"jitted": False}
