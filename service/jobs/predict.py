@@ -307,8 +307,11 @@ def check_output_size(
 
 
 def served_jobs() -> ServedJobs:
-    """This process's :class:`ServedJobs`."""
-    return current_app.extensions.setdefault("served_jobs", ServedJobs())  # type: ignore[no-any-return]
+    """This app's :class:`ServedJobs` (one per process)."""
+    served = current_app.extensions.get("served_jobs")
+    if served is None:
+        served = current_app.extensions.setdefault("served_jobs", ServedJobs())
+    return served  # type: ignore[no-any-return]
 
 
 def read_served(job_id: str) -> Served:
