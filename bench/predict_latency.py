@@ -3,7 +3,10 @@ plain process.
 
 The seed's many_to_many model is trained through the service (gunicorn, one
 real Celery worker); then 100 requests of one instance each go to a warm
-worker (its model cache already holding the model), one after another.
+worker (its model cache already holding the model), one after another, each
+on a connection of its own (``urllib``: the figure of the goals' table);
+then 100 more over one kept-alive connection (what ``requests.Session``
+or ``httpx.Client`` do), for comparison.
 The baseline, in the same run: a fresh Python process that loads the
 downloaded ``.keras`` file with ``keras.saving.load_model`` and calls
 ``model.predict`` on the same instance 100 times. p50 and p95 of each.
@@ -11,6 +14,8 @@ downloaded ``.keras`` file with ``keras.saving.load_model`` and calls
 
 from __future__ import annotations
 
+import argparse
+import http.client
 import json
 import os
 import statistics
@@ -18,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -65,6 +71,26 @@ def post_raw(url: str, body: dict) -> bytes:
         return response.read()
 
 
+def kept_alive(url: str, body: dict, requests: int) -> list[float]:
+    """Seconds of each of ``requests`` POSTs over one HTTP/1.1 connection."""
+    parts = urllib.parse.urlsplit(url)
+    data = json.dumps(body).encode()
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    times = []
+    try:
+        for _ in range(requests):
+            start = time.perf_counter()
+            connection.request("POST", parts.path, data, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            times.append(time.perf_counter() - start)
+            if response.status != 200:
+                raise RuntimeError(f"POST {parts.path}: {response.status}")
+    finally:
+        connection.close()
+    return times
+
+
 def baseline(model_file: bytes, requests: int, backend: str) -> dict:
     """Seconds to load and first predict, and each later ``predict`` and
     ``predict_on_batch``, in a fresh process on the worker's backend."""
@@ -91,6 +117,7 @@ def main(quick: bool = False) -> None:
             start = time.perf_counter()
             answer = json.loads(post_raw(url, {"instances": INSTANCE}))
             service.append(time.perf_counter() - start)
+        kept = kept_alive(url, {"instances": INSTANCE}, requests)
         with urllib.request.urlopen(f"{base}/jobs/{job['id']}/model", timeout=30) as response:
             model_file = response.read()
     plain = baseline(model_file, requests, job["result"]["backend"])
@@ -103,6 +130,10 @@ def main(quick: bool = False) -> None:
         f"(model_cached {answer['model_cached']}; worker's own predict "
         f"{answer['predict_seconds'] * ms:.2f} ms; first request, loading it: "
         f"{first['model_load_seconds'] * ms:.0f} ms to load)"
+    )
+    print(
+        f"             p50 {percentile(kept, 50) * ms:7.2f} ms  p95 "
+        f"{percentile(kept, 95) * ms:7.2f} ms  of {requests} over one kept-alive connection"
     )
     print(
         f"    keras:   p50 {percentile(plain['times'], 50) * ms:7.2f} ms  p95 "
@@ -128,4 +159,6 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="30 requests instead of 100")
+    main(quick=parser.parse_args().quick)

@@ -552,6 +552,34 @@ class JobStore:
         args = [json.dumps(request), max(1, int(ttl * 1000))]
         return bool(self.scripts.push_predict(keys=keys, args=args))
 
+    def ask_predict(
+        self, queue: str, job_id: str, request: Mapping[str, Any], ttl: float, wait: float
+    ) -> tuple[int, bytes | None]:
+        """:meth:`push_predict` of ``request`` (its ``reply_key`` named) if
+        the job's record still says it succeeded, and the first ``wait``
+        seconds (at least 10 ms) of the wait for its answer, in one round
+        trip: the script and a ``BLPOP`` on the reply list sent together.
+
+        Returns (1, the answer as put, undecoded, or None if none came yet)
+        where pushed; (0, None) where no predictor of ``queue`` is live and
+        (-1, None) where the job is gone or not succeeded: nothing pushed
+        then (the script put an empty reply, which the ``BLPOP`` took).
+        """
+        reply_key = request["reply_key"]
+        keys = [self.predictors_key(queue), self.predict_key(queue), self.key(job_id), reply_key]
+        ttl_ms = max(1, int(ttl * 1000))
+        # EVAL with the text, not EVALSHA: a NOSCRIPT (Redis restarted) would
+        # leave the BLPOP behind it waiting for a reply that never comes.
+        script = self.scripts.push_predict.script
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.eval(script, len(keys), *keys, json.dumps(request), ttl_ms, ttl_ms)
+            pipe.blpop([reply_key], timeout=max(0.01, wait))
+            pushed, popped = pipe.execute()
+        pushed = int(pushed)
+        if pushed != 1:
+            return pushed, None
+        return 1, None if popped is None else popped[1]
+
     def take_predict(self, queues: list[str], timeout: float) -> dict[str, Any] | None:
         """The oldest request of any of ``queues``, waiting up to ``timeout``
         seconds (at least 10 ms); None if none came."""

@@ -3,13 +3,18 @@ predictions on the training inputs stored apart (``GET /jobs/<id>/predictions``)
 a real Redis and a real Celery worker process; Keras, in this process, is
 the oracle."""
 
+import contextlib
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,10 +28,14 @@ from jobs.store import JobStore
 from jobs.store import new_job_id
 from seqlab.examples import example_request
 from service import create_app
+from service.jobs.predict import Served
+from service.jobs.predict import ServedJobs
 from service.jobs.submission import INLINE_PREDICTIONS
 from service.jobs.submission import job_document
 from worker.predicting import ModelCache
 
+#: The jitted step's comparison with Keras (JAX, run as a script).
+COMPARE = Path(__file__).with_name("predict_compare.py")
 SEQUENCE = [[[0.0], [0.2], [0.4], [0.6], [0.8]]]
 NEW = [[[0.1], [0.3], [0.5], [0.7], [0.9]], [[0.8], [0.6], [0.4], [0.2], [0.0]]]
 
@@ -116,10 +125,13 @@ def test_repeated_predictions_use_the_loaded_model(trained):
     assert first["model_cached"] is False and first["model_load_seconds"] > 0
     assert all(a["model_cached"] is True and a["model_load_seconds"] < 0.01 for a in later)
     assert all(a["predictions"] == first["predictions"] for a in later)
-    # The worker found its loaded model by the digest in the record, and
-    # read no chunk of the file (each chunk's key starts with the first's).
+    # The worker found its loaded model by the digest the API read from the
+    # record, and read no chunk of the file (each chunk's key starts with
+    # the first's); nor did either read the record again: the push script's
+    # check of its status is each prediction's one look at it.
     assert not [c for c in commands if store.model_key(job_id) in c]
-    assert any(c.startswith(f"HMGET {store.key(job_id)} ") for c in commands), commands
+    looks = [c for c in commands if c.split(" ")[1:2] == [store.key(job_id)]]
+    assert looks == [f"HGET {store.key(job_id)} status"] * 2, commands
 
 
 def test_predict_leaves_no_celery_result_behind(trained):
@@ -340,3 +352,153 @@ def test_stored_predictions_are_sent_undecoded(idle_app, spec):
     # The stored text as redis-py reads it (its buffer, the bytes) and the
     # test client's joined body, and little else (decoded: 5 times).
     assert peak < 3.5 * len(stored)
+
+
+@pytest.fixture(scope="module")
+def jitted():
+    """tests/predict_compare.py's figures: JAX, in a process of its own."""
+    done = subprocess.run([sys.executable, str(COMPARE)], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_the_jitted_step_answers_what_keras_predict_does(jitted):
+    """The predictor's one jitted call per batch (worker/predicting.py
+    batch_predictor) gives ``model.predict``'s numbers to 1e-6 and
+    ``predict_on_batch``'s exactly: for one batch and for many of the fit's
+    batch size, call after call, on every model of the script's."""
+    assert set(jitted) == {"many_to_many", "policies", "embedding", "two_by_two",
+                           "encoder_decoder", "stateful"}  # fmt: skip
+    for name, case in jitted.items():
+        if name == "stateful":
+            continue
+        assert case["jitted"], name
+        assert case["runs"] == 4 * 2, name
+        assert case["equal_to_predict_on_batch"], name
+        assert case["max_diff_to_predict"] <= 1e-6, (name, case)
+
+
+def test_a_stateful_model_keeps_predict_on_batch(jitted):
+    assert jitted["stateful"] == {"jitted": False}
+
+
+@contextlib.contextmanager
+def fake_predictor(app, answers=None):
+    """A live predictor of the app's queue in a thread: it answers each
+    request with fixed predictions (and the request it took, in
+    ``answers``) until the block ends."""
+    store: JobStore = app.extensions["jobs"]
+    queue = app.config["SEQLAB_QUEUE"]
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            store.announce_predictor([queue], "test:fake", 5)
+            request = store.take_predict([queue], 0.1)
+            if request is not None:
+                (answers if answers is not None else []).append(request)
+                store.put_reply(request["reply_key"], {"predictions": [[0.5]]}, 60)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        store.redis.delete(store.predictors_key(queue))
+
+
+def test_a_prediction_is_one_round_trip_and_names_the_model_file(idle_app):
+    """The API reads a job's record once; later predictions send the push
+    and the wait together, the push checking the record's status, and name
+    the model file's digest (which the predictor finds its model by)."""
+    job_id = fake_job(idle_app, "succeeded")
+    store: JobStore = idle_app.extensions["jobs"]
+    client = idle_app.test_client()
+    taken = []
+    with fake_predictor(idle_app, taken):
+        assert client.post(f"/jobs/{job_id}/predict", json={"instances": NEW}).status_code == 200
+        commands = commands_during(
+            store.redis,
+            lambda: client.post(f"/jobs/{job_id}/predict", json={"instances": NEW}),
+        )
+    assert [r["model_file"] for r in taken] == [store.model_file(job_id)] * 2
+    assert store.model_file(job_id)["sha256"]
+    # The API's own commands (not the fake predictor's, nor the script's):
+    # one EVAL and one BLPOP, sent together.
+    api = [
+        c.split(" ")[0]
+        for c in commands
+        if c.startswith(("EVAL ", "BLPOP seqlab:reply:", f"HMGET {store.key(job_id)}"))
+    ]
+    assert api == ["EVAL", "BLPOP"], commands  # fmt: skip
+    assert f"HGET {store.key(job_id)} status" in commands
+
+
+def test_kept_facts_never_outlive_the_job(idle_app):
+    """Predictions of a job deleted (or, were it possible, no longer
+    succeeded) after the API kept its facts are its 404 or 409, whatever
+    the body; nothing is pushed for them."""
+    client = idle_app.test_client()
+    store: JobStore = idle_app.extensions["jobs"]
+    taken = []
+    with fake_predictor(idle_app, taken):
+        gone, changed = fake_job(idle_app, "succeeded"), fake_job(idle_app, "succeeded")
+        for job_id in (gone, changed):
+            rv = client.post(f"/jobs/{job_id}/predict", json={"instances": NEW})
+            assert rv.status_code == 200, rv.get_json()
+        assert store.remove_finished(gone) == "succeeded"
+        store.redis.hset(store.key(changed), "status", json.dumps("failed"))
+        for body in ({"instances": NEW}, {"instances": [[0.1, 0.2]]}, {}):
+            assert client.post(f"/jobs/{gone}/predict", json=body).status_code == 404
+            rv = client.post(f"/jobs/{changed}/predict", json=body)
+            assert rv.status_code == 409 and "failed" in rv.get_json()["detail"]
+    assert len(taken) == 2
+    assert not store.redis.exists(store.predict_key(idle_app.config["SEQLAB_QUEUE"]))
+    assert not list(store.redis.scan_iter("seqlab:reply:*"))  # the empty replies taken
+
+
+def test_kept_facts_are_the_tenants_alone(redis_url):
+    tenants = Tenants()
+    app = tenants.app(redis_url, f"idle-{uuid.uuid4().hex[:8]}")
+    job_id = fake_job(app, "succeeded", tenant=tenants.names["alice"])
+    client = app.test_client()
+    url = f"/jobs/{job_id}/predict"
+    with fake_predictor(app):
+        rv = client.post(url, json={"instances": NEW}, headers=tenants.bearer("alice"))
+        assert rv.status_code == 200, rv.get_json()
+        for body in ({"instances": NEW}, {"instances": [[0.1, 0.2]]}):
+            assert client.post(url, json=body, headers=tenants.bearer("bob")).status_code == 404
+            assert client.post(url, json=body).status_code == 401
+        rv = client.post(url, json={"instances": [[0.1]]}, headers=tenants.bearer("alice"))
+        assert rv.status_code == 422
+
+
+def test_served_jobs_are_kept_within_their_bounds():
+    spec = {"input_shape": [1, 1], "layers": []}
+    cache = ServedJobs(size=3, max_chars=1000)
+    for n in range(5):
+        cache.put(f"j{n}", Served(None, spec, None, None, 30))  # type: ignore[arg-type]
+    assert len(cache) == 3 and cache.get("j1") is None and cache.get("j4") is not None
+    cache.put("big", Served(None, spec, None, None, 101))  # type: ignore[arg-type]
+    assert cache.get("big") is None  # over a tenth of the characters: read each time
+    for n in range(12):
+        cache.put(f"k{n}", Served(None, spec, None, None, 100))  # type: ignore[arg-type]
+    assert len(cache) == 3 and cache.get("k11") is not None
+    cache.drop("k11")
+    assert cache.get("k11") is None and len(cache) == 2
+
+
+def test_no_live_predictor_is_an_empty_reply_taken_at_once(idle_app):
+    store: JobStore = idle_app.extensions["jobs"]
+    queue = idle_app.config["SEQLAB_QUEUE"]
+    job_id = fake_job(idle_app, "succeeded")
+    reply_key = store.reply_key(uuid.uuid4().hex)
+    started = time.monotonic()
+    assert store.ask_predict(queue, job_id, {"reply_key": reply_key}, 30, 5) == (0, None)
+    running = fake_job(idle_app, "running")
+    assert store.ask_predict(queue, running, {"reply_key": reply_key}, 30, 5) == (-1, None)
+    assert time.monotonic() - started < 2  # neither waited
+    assert not store.redis.exists(reply_key, store.predict_key(queue))

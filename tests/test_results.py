@@ -114,15 +114,30 @@ def test_a_predict_request_runs_in_batches_of_the_fit_batch_size(tagger, idle_ap
     store.create(job_id, {"request": {"model": request["model"], "fit": request["fit"]}}, {})
     token, _ = store.claim(job_id, "host:test", "q", lease_seconds=30)
     assert store.finish_leased(job_id, token, "succeeded", training.save(model))
-    # Every model's predict_on_batch, the loaded one's included.
+    # Every model's predict_on_batch, the loaded one's included, and the
+    # jitted step that stands for it under JAX (worker/predicting.py).
     rows = []
     real = keras.Model.predict_on_batch
+    real_predictor = predicting.batch_predictor
 
     def recording(self, x):
         rows.append(len(x))
         return real(self, x)
 
+    def recording_predictor(model):
+        on_batch = real_predictor(model)
+        assert (on_batch is not None) == (keras.backend.backend() == "jax")
+        if on_batch is None:
+            return None
+
+        def recorded(x):
+            rows.append(len(x))
+            return on_batch(x)
+
+        return recorded
+
     monkeypatch.setattr(keras.Model, "predict_on_batch", recording)
+    monkeypatch.setattr(predicting, "batch_predictor", recording_predictor)
 
     answer = predicting.predict(store, job_id, x.tolist())
     assert rows == [8, 8, 8, 8, 5]

@@ -75,7 +75,9 @@ def serve(jobs: JobStore, queues: list[str], parent: int) -> None:
             if stale(request):  # the API answered 504 already
                 logger.info("predictions of job %s asked too long ago; dropped", job_id)
                 continue
-            answer = predicting.answer(jobs, job_id, request["instances"])
+            answer = predicting.answer(
+                jobs, job_id, request["instances"], request.get("model_file")
+            )
             predicting.deliver(
                 jobs, job_id, answer, request["reply_key"], request.get("reply_by"),
                 int(request.get("reply_ttl", 60)),

@@ -468,27 +468,39 @@ def prediction_batch_size(request: Mapping[str, Any]) -> int:
     return model_batch_size(request["model"]) or int(request["fit"]["batch_size"])
 
 
-def predict(model: Any, x: Any, batch_size: int | None) -> Any:
+def predict(
+    model: Any,
+    x: Any,
+    batch_size: int | None,
+    on_batch: Callable[[Any], Any] | None = None,
+) -> Any:
     """The model's outputs for ``x`` (one array, or a list for several
     inputs), in batches of ``batch_size`` where given (a stateful model
     accepts no other than its own), else in one batch; as :func:`as_lists`
-    answers them."""
+    answers them. ``on_batch`` computes one batch (default
+    ``model.predict_on_batch``; the predictor's jitted call of the same
+    step, :func:`worker.predicting.batch_predictor`)."""
     import keras
     import numpy as np
 
-    if not batch_size:
-        out = model.predict_on_batch(x)
+    on_batch = on_batch or model.predict_on_batch
+    if not batch_size or samples(x) <= batch_size:
+        out = on_batch(x)
     else:
-        batches = list(predict_batches(model, x, batch_size))
+        batches = list(predict_batches(model, x, batch_size, on_batch))
         out = keras.tree.map_structure(lambda *a: np.concatenate(a), *batches)
     return as_lists(model, out)
 
 
-def predict_batches(model: Any, x: Any, batch_size: int) -> Iterator[Any]:
-    """``model.predict_on_batch`` of each ``batch_size`` samples of ``x``
-    in turn (the last batch may be smaller), computed as they are asked for."""
+def predict_batches(
+    model: Any, x: Any, batch_size: int, on_batch: Callable[[Any], Any] | None = None
+) -> Iterator[Any]:
+    """``model.predict_on_batch`` (or ``on_batch``) of each ``batch_size``
+    samples of ``x`` in turn (the last batch may be smaller), computed as
+    they are asked for."""
+    on_batch = on_batch or model.predict_on_batch
     for i in range(0, samples(x), batch_size):
-        yield model.predict_on_batch(take(x, slice(i, i + batch_size)))
+        yield on_batch(take(x, slice(i, i + batch_size)))
 
 
 def as_lists(model: Any, out: Any) -> Any:

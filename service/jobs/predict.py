@@ -23,16 +23,33 @@ the list after its wait ended is dropped unanswered. Taking the answer
 removes the list; an answer no one waits for any more is gone within a
 minute of the wait's end. The wait holds one of the process's long-wait
 threads (:mod:`service.jobs.threads`): none free is a 429.
+
+A prediction is on the path of a client's every call, so it costs the API
+one Redis round trip where it can (:meth:`jobs.store.JobStore.ask_predict`:
+the push and the first second of the wait sent together). What it checks
+instances against, a succeeded job's tenant, model spec, engine report and
+model file, never changes while the record lives (every transition starts
+from queued or running; ids are never reused), so each process keeps them
+for the jobs it served last (:class:`ServedJobs`) and reads no record for
+them again: the push itself checks, atomically, that the record still says
+succeeded, and a job deleted or expired meanwhile is its 404 as before. Any
+refusal made from kept facts (a 422, a 429) is checked against the record
+first, so that a job gone meanwhile is a 404 whatever the body. The request
+names the model file's digest, so that a predictor holding that model
+answers without reading the record either.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
+from typing import NamedTuple
 
 import marshmallow as ma
 import redis
@@ -54,6 +71,7 @@ from seqlab.cost import JSON_VALUE_BYTES
 from seqlab.cost import prediction_bytes_bound
 from seqlab.registry import format_shape
 
+from .. import auth
 from ..datasets.checks import check_input_values
 from ..datasets.checks import fits
 from ..datasets.graph_checks import arrange
@@ -69,6 +87,7 @@ from .threads import take_thread
 # The same rules as a training request's data.x: its private helpers, as
 # they take a tensor and a field path, not a whole request.
 from .views import get_job_or_404
+from .views import no_such_job
 from .views import store
 
 bp = Blueprint("predict", __name__)
@@ -77,6 +96,76 @@ Errors = dict[str, list[str]]
 
 #: Seconds a worker's answer is kept for the request that waits on it.
 REPLY_TTL = 60
+#: Seconds of the wait sent with the push (:meth:`JobStore.ask_predict`);
+#: a longer wait goes on in further reads. Also the longest a failed push
+#: (Redis refusing the script) takes to become a 503.
+FIRST_WAIT = 1.0
+#: Succeeded jobs whose facts each API process keeps (:class:`ServedJobs`),
+#: and the most characters of model spec (as JSON) they hold together; a
+#: spec of more than a tenth of that is read each time.
+SERVED_JOBS = 256
+SERVED_SPEC_CHARS = 4 * 1024 * 1024
+
+
+class Served(NamedTuple):
+    """What a prediction of a succeeded job is checked against and asks
+    for: facts a record keeps unchanged as long as it lives."""
+
+    tenant: str | None
+    spec: Mapping[str, Any]
+    report: ModelReport
+    #: The record's ``model_file`` (its ``sha256`` finds a predictor's loaded model).
+    model_file: Mapping[str, Any] | None
+    #: The spec's size as JSON, counted against :data:`SERVED_SPEC_CHARS`.
+    chars: int
+
+
+class ServedJobs:
+    """The :class:`Served` facts of the succeeded jobs this process
+    predicted for last, by job id; thread safe."""
+
+    def __init__(self, size: int = SERVED_JOBS, max_chars: int = SERVED_SPEC_CHARS) -> None:
+        self.size = size
+        self.max_chars = max_chars
+        self._jobs: OrderedDict[str, Served] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str) -> Served | None:
+        with self._lock:
+            served = self._jobs.get(job_id)
+            if served is not None:
+                self._jobs.move_to_end(job_id)
+            return served
+
+    def put(self, job_id: str, served: Served) -> None:
+        """Keep ``served``, dropping the least recently used beyond the
+        bounds; a spec over a tenth of :attr:`max_chars` is not kept."""
+        if served.chars > self.max_chars // 10:
+            return
+        with self._lock:
+            old = self._jobs.pop(job_id, None)
+            if old is not None:
+                self._chars -= old.chars
+            self._jobs[job_id] = served
+            self._chars += served.chars
+            while len(self._jobs) > self.size or self._chars > self.max_chars:
+                _, dropped = self._jobs.popitem(last=False)
+                self._chars -= dropped.chars
+
+    def drop(self, job_id: str) -> None:
+        with self._lock:
+            old = self._jobs.pop(job_id, None)
+            if old is not None:
+                self._chars -= old.chars
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+
+class JobChanged(Exception):
+    """The push found the record gone, or no longer succeeded."""
 
 
 class PredictRequestSchema(ma.Schema):
@@ -217,38 +306,78 @@ def check_output_size(
         raise ApiValidationError(f"{path}: {message}", {path: [message]})
 
 
-@bp.post("/jobs/<job_id>/predict")
-def predict(job_id: str) -> Response:
-    """The outputs of the job's trained model for new instances.
+def served_jobs() -> ServedJobs:
+    """This app's :class:`ServedJobs` (one per process)."""
+    served = current_app.extensions.get("served_jobs")
+    if served is None:
+        served = current_app.extensions.setdefault("served_jobs", ServedJobs())
+    return served  # type: ignore[no-any-return]
 
-    409 unless the job has succeeded (a cancelled or timed-out job's
-    partial model is for downloading, not serving); 422 for instances that
-    do not fit its input; 504 if no worker answers in time.
+
+def read_served(job_id: str) -> Served:
+    """The job's facts, read from its record (and kept for its next
+    predictions).
+
+    Raises:
+        NotFound: 404 if there is no such job, or it is another tenant's.
+        Conflict: 409 unless the job has succeeded.
     """
-    job = get_job_or_404(job_id, fields=("request",))
+    job = get_job_or_404(job_id, fields=("request", "model_file"))
     if job["status"] != "succeeded":
         raise Conflict(
             f"Job {job_id} is {job['status']}; predictions come from the model of a job "
             "that has succeeded."
         )
-    body = predict_request_schema.load(get_json_object())
-    path = "instances" if "instances" in body else "inputs"
     spec = job["request"]["model"]
-    report = analyze(spec)
-    if is_graph_report(report):
-        tensors = check_graph_instances(report, path, body[path])
-        values: Any = [tensor["value"] for tensor in tensors]
-        shapes = [tensor["shape"] for tensor in tensors]
-    else:
-        check_instances(report, spec, path, body[path])
-        values, shapes = body[path]["value"], [body[path]["shape"]]
-    check_output_size(report, spec, path, shapes)
-    timeout = float(current_app.config["PREDICT_TIMEOUT"])
-    thread = take_thread("a prediction's wait", timeout)
-    try:
-        answer = ask_worker(job_id, values, timeout)
-    finally:
-        give_back_thread(thread)
+    served = Served(
+        job.get("tenant"),
+        spec,
+        analyze(spec),
+        job.get("model_file"),
+        len(json.dumps(spec, separators=(",", ":"))),
+    )
+    served_jobs().put(job_id, served)
+    return served
+
+
+@bp.post("/jobs/<job_id>/predict")
+def predict(job_id: str) -> Response:
+    """The outputs of the job's trained model for new instances.
+
+    404 for no such job (or another tenant's); 409 unless the job has
+    succeeded (a cancelled or timed-out job's partial model is for
+    downloading, not serving); 422 for instances that do not fit its input;
+    504 if no worker answers in time.
+    """
+    served = served_jobs().get(job_id)
+    for attempt in (1, 2):
+        kept = served is not None
+        if served is None:
+            served = read_served(job_id)
+        elif not auth.owned_by_caller(served.tenant):
+            # A tenant never changes: another tenant's job is this 404 first.
+            raise no_such_job(job_id)
+        try:
+            values = checked_values(served)
+            timeout = float(current_app.config["PREDICT_TIMEOUT"])
+            thread = take_thread("a prediction's wait", timeout)
+        except Exception:
+            if kept:  # a job gone meanwhile is its 404 (or 409), whatever the body
+                served_jobs().drop(job_id)
+                read_served(job_id)
+            raise
+        try:
+            answer = ask_worker(job_id, served, values, timeout)
+            break
+        except JobChanged:
+            # Gone or no longer succeeded: the record's own 404 or 409 (a
+            # record that says succeeded again is asked once more).
+            served_jobs().drop(job_id)
+            served = None
+            if attempt == 2:
+                raise Conflict(f"Job {job_id} changed while its predictions were asked.") from None
+        finally:
+            give_back_thread(thread)
     if answer.startswith(b'{"error"'):
         error = json.loads(answer)["error"]
         if error["type"] == "NoModel":
@@ -263,22 +392,48 @@ def predict(job_id: str) -> Response:
     return Response(answer, mimetype="application/json")
 
 
-def ask_worker(job_id: str, values: Any, timeout: float) -> bytes:
+def checked_values(served: Served) -> Any:
+    """The request body's instances, checked against the job's model as
+    ``POST /train`` checks ``data.x``: one list, or one per input of a graph
+    model, in its order.
+
+    Raises:
+        ApiValidationError: 422, naming the field.
+    """
+    body = predict_request_schema.load(get_json_object())
+    path = "instances" if "instances" in body else "inputs"
+    report, spec = served.report, served.spec
+    if is_graph_report(report):
+        tensors = check_graph_instances(report, path, body[path])
+        values: Any = [tensor["value"] for tensor in tensors]
+        shapes = [tensor["shape"] for tensor in tensors]
+    else:
+        check_instances(report, spec, path, body[path])
+        values, shapes = body[path]["value"], [body[path]["shape"]]
+    check_output_size(report, spec, path, shapes)
+    return values
+
+
+def ask_worker(job_id: str, served: Served, values: Any, timeout: float) -> bytes:
     """Hand the request to a predictor of the job queue (else send the task
     ``seqlab.predict``) and wait up to ``timeout`` s for its answer (the
     JSON the worker put, undecoded).
 
     Raises:
+        JobChanged: if the record no longer says succeeded (nothing was pushed).
         GatewayTimeout: 504 if no worker answered in time.
         ServiceUnavailable: 503 if the queue or Redis is unreachable.
     """
     jobs = store()
     queue = current_app.config["SEQLAB_QUEUE"]
     reply_key = jobs.reply_key(uuid.uuid4().hex)
+    deadline = time.monotonic() + timeout
     reply = {"reply_key": reply_key, "reply_by": time.time() + timeout, "reply_ttl": REPLY_TTL}
+    request = {"job_id": job_id, "instances": values, "model_file": served.model_file, **reply}
     try:
-        pushed = jobs.push_predict(queue, {"job_id": job_id, "instances": values, **reply},
-                                   ttl=timeout)  # fmt: skip
+        pushed, answer = jobs.ask_predict(queue, job_id, request, timeout, min(timeout, FIRST_WAIT))
+        if pushed < 0:
+            raise JobChanged(job_id)
         if not pushed:
             # Expiring with the wait: a task no worker took in time is dropped,
             # not run later for nobody; ignore_result: Celery keeps nothing of it.
@@ -286,13 +441,16 @@ def ask_worker(job_id: str, values: Any, timeout: float) -> bytes:
                 "seqlab.predict", args=[job_id, values], kwargs=reply, queue=queue,
                 expires=timeout, ignore_result=True,
             )  # fmt: skip
+    except JobChanged:
+        raise
     except Exception as error:
         current_app.logger.warning("could not queue predictions of %s: %s", job_id, error)
         unavailable = ServiceUnavailable("The job queue is unreachable; try again shortly.")
         unavailable.retry_after = 5  # type: ignore[assignment]
         raise unavailable from error
     try:
-        answer = jobs.wait_reply_json(reply_key, timeout)
+        if answer is None:
+            answer = jobs.wait_reply_json(reply_key, deadline - time.monotonic())
     except (redis.exceptions.RedisError, OSError) as error:
         # Redis went away while we waited: the answer cannot be read.
         unavailable = ServiceUnavailable("The job store (Redis) is unreachable; try again shortly.")
