@@ -71,7 +71,6 @@ from seqlab.cost import JSON_VALUE_BYTES
 from seqlab.cost import prediction_bytes_bound
 from seqlab.registry import format_shape
 
-from .. import auth
 from ..datasets.checks import check_input_values
 from ..datasets.checks import fits
 from ..datasets.graph_checks import arrange
@@ -83,11 +82,11 @@ from ..requests import get_json_object
 from .schemas import Arrays
 from .threads import give_back_thread
 from .threads import take_thread
+from .views import check_owner
 
 # The same rules as a training request's data.x: its private helpers, as
 # they take a tensor and a field path, not a whole request.
 from .views import get_job_or_404
-from .views import no_such_job
 from .views import store
 
 bp = Blueprint("predict", __name__)
@@ -354,9 +353,9 @@ def predict(job_id: str) -> Response:
         kept = served is not None
         if served is None:
             served = read_served(job_id)
-        elif not auth.owned_by_caller(served.tenant):
+        else:
             # A tenant never changes: another tenant's job is this 404 first.
-            raise no_such_job(job_id)
+            check_owner(job_id, served.tenant)
         try:
             values = checked_values(served)
             timeout = float(current_app.config["PREDICT_TIMEOUT"])

@@ -104,9 +104,22 @@ def get_job_or_404(job_id: str, fields: tuple[str, ...] | None = None) -> dict[s
     if fields is not None:
         fields = (*fields, "tenant")
     job = store().get(checked_job_id(job_id), fields)
-    if job is None or not auth.owned_by_caller(job.get("tenant")):
+    if job is None:
         raise no_such_job(job_id)
+    check_owner(job_id, job.get("tenant"))
     return job
+
+
+def check_owner(job_id: str, tenant: str | None) -> None:
+    """The one ownership check of a job: a job of ``tenant`` that the caller
+    may not see is the 404 of an unknown id. :func:`get_job_or_404` runs it
+    on every record it loads; a prediction runs it on the facts a process
+    kept of a record (``service.jobs.predict``), whose tenant never changes.
+
+    :raise 404: if the caller is not the job's tenant (with keys on).
+    """
+    if not auth.owned_by_caller(tenant):
+        raise no_such_job(job_id)
 
 
 def visible_job(job_id: str) -> dict[str, Any] | None:
