@@ -20,14 +20,36 @@ SCRIPT = Path(__file__).with_name("fit_compare.py")
 pytestmark = pytest.mark.keras
 
 
-@pytest.fixture(scope="module", params=["jax", "tensorflow"])
-def compared(request):
+BACKENDS = ("jax", "tensorflow")
+
+
+@pytest.fixture(scope="module")
+def comparisons(tmp_path_factory):
+    """Both backends' comparisons, run side by side (each in a process of
+    its own: Keras binds its backend at import), into files (a pipe nobody
+    reads yet would stall one); started when the first test asks for one."""
+    folder = tmp_path_factory.mktemp("fit_compare")
+    runs = {}
+    for backend in BACKENDS:
+        with (
+            open(folder / f"{backend}.out", "wb") as out,
+            open(folder / f"{backend}.err", "wb") as err,
+        ):
+            runs[backend] = subprocess.Popen([sys.executable, str(SCRIPT), backend],
+                                             stdout=out, stderr=err)  # fmt: skip
+    yield folder, runs
+    for run in runs.values():
+        run.kill()
+        run.wait()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def compared(request, comparisons):
     backend = request.param
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), backend], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return backend, json.loads(done.stdout)
+    folder, runs = comparisons
+    code = runs[backend].wait(timeout=900)
+    assert code == 0, (folder / f"{backend}.err").read_text()[-3000:]
+    return backend, json.loads((folder / f"{backend}.out").read_text())
 
 
 def close(a, b):
