@@ -71,7 +71,11 @@ def nests(body: object, limit: int) -> bool:
             return True
         below = []
         for value in level:
-            for item in value.values() if isinstance(value, Mapping) else value:
+            # A dict (what json.loads makes) is a Mapping without isinstance.
+            mapping = value.__class__ is dict or (
+                value.__class__ is not list and isinstance(value, Mapping)
+            )
+            for item in value.values() if mapping else value:
                 kind = type(item)
                 if kind is dict or kind is list:
                     below.append(item)

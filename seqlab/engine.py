@@ -79,12 +79,12 @@ class LayerReport:
 
     def __post_init__(self) -> None:
         total = trainable = total_bytes = trainable_bytes = 0
-        for w in self.weights:
-            size = math.prod(w.shape)
-            nbytes = size * DTYPE_BYTES[w.dtype]
+        for _, shape, flag, dtype in self.weights:
+            size = math.prod(shape)
+            nbytes = size * DTYPE_BYTES[dtype]
             total += size
             total_bytes += nbytes
-            if w.trainable:
+            if flag:
                 trainable += size
                 trainable_bytes += nbytes
         self.params, self.model_trainable_params = total, trainable
