@@ -53,6 +53,9 @@ GRAPH_RIGHT_ALIGNED = (False, False, True, False)
 _WORD = re.compile(r"\s*\S+\s*")
 #: rich's markup tags (``rich/markup.py``): ``[bold]``, ``[#ff0000]``, ``[/]``.
 _TAG = re.compile(r"(\\*)\[[a-z#/@][^[]*?]")
+#: Where a tag could start: a search that runs before ``_TAG``'s, which
+#: tries its leading backslashes at every position.
+_TAG_START = re.compile(r"\[[a-z#/@]")
 
 
 def _markup_text(markup: str) -> str:
@@ -96,7 +99,7 @@ def printed_connections(refs: Sequence[str]) -> str:
     """The ``Connected to`` cell: Keras does not escape the names there, so
     a name like ``enc[fwd]`` loses its ``[fwd]`` as a markup tag."""
     text = ", ".join(refs) or "-"
-    if "\\" in text or _TAG.search(text):
+    if "\\" in text or (_TAG_START.search(text) and _TAG.search(text)):
         return _markup_text(text)
     return text
 
@@ -229,16 +232,17 @@ def _plain_cell(text: str, width: int) -> list[str]:
     breaks (a word that does not fit starts a line), each line without its
     trailing spaces and cut to ``width - 1`` and ``…`` if still too long."""
     breaks = [0]
-    offset = 0
-    for match in _WORD.finditer(text):
-        word = match.group()
+    offset = start = 0
+    # The words are contiguous: each takes the spaces after it (the first
+    # those before it too), so each starts where the one before ends.
+    for word in _WORD.findall(text):
         if width - offset >= len(word.rstrip()):
             offset += len(word)
         else:
-            start = match.start()
             if start:
                 breaks.append(start)
             offset = len(word)
+        start += len(word)
     breaks.append(len(text))
     out = []
     for a, b in pairwise(breaks):
