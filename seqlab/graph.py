@@ -230,7 +230,9 @@ class _Builder:
                 )
             refs = None
         form = layer.call_form
-        if isinstance(refs, Mapping):
+        if refs.__class__ is dict or (
+            refs.__class__ not in (str, list, type(None)) and isinstance(refs, Mapping)
+        ):
             if form != "query_value_key":
                 raise SpecError(
                     f"{layer.type} is called on one tensor or a list; only "

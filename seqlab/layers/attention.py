@@ -419,7 +419,7 @@ class MultiHeadAttention(Wrapper):
     def build_weights(self, input_shape: Any) -> list[Weight]:
         weights = super().build_weights(input_shape)
         for i, w in enumerate(weights):
-            if any(d < 0 for d in w.shape):
+            if w.shape and min(w.shape) < 0:
                 if self.custom_initializers:
                     # Keras initializes the weights created before this one
                     # first: their initializers' refusals come first.

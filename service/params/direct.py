@@ -150,7 +150,7 @@ class DirectParams:
             (keys is None or "params" in app.extensions["open_blueprints"])
             and app.config["SERVER_NAME"] is None
             and app.config.get("TRUSTED_HOSTS") is None
-            and not any(signal.receivers for signal in SIGNALS)
+            and not any([signal.receivers for signal in SIGNALS])
         )
 
     def _check(self, current: tuple[Any, ...]) -> bool:
