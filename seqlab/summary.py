@@ -255,7 +255,16 @@ def _plain_row(
     cells: Sequence[str], widths: list[int], right: Sequence[bool], line: str
 ) -> list[str] | None:
     """A row of printable ASCII cells (the common case: names, shapes and
-    counts), as ``_cell`` and ``_row`` draw it; None for any other.
+    counts), as ``_cell`` and ``_row`` draw it; None for any other."""
+    for text, width in zip(cells, widths, strict=True):
+        if not (text.isascii() and text.isprintable()) or width <= 0:
+            return None
+    return _plain_lines(cells, widths, line)
+
+
+def _plain_lines(cells: Sequence[str], widths: list[int], line: str) -> list[str]:
+    """``_plain_row`` of cells known to be printable ASCII, columns wider
+    than their padding.
 
     In such text a character is one cell, and so is the ``…`` of a cut
     word: every line is justified by ``%`` through ``line``, the row's
@@ -264,8 +273,6 @@ def _plain_row(
     columns: list[Any] = []
     height = 1
     for text, width in zip(cells, widths, strict=True):
-        if not (text.isascii() and text.isprintable()) or width <= 0:
-            return None
         if len(text) <= width:
             columns.append(text.rstrip())
         else:
@@ -352,7 +359,7 @@ def _graph_cells(rows: Iterable[Any], connected: bool) -> Iterable[tuple[str, ..
     for name, class_name, output, params, connected_to in rows:
         cells: tuple[str, ...] = (
             f"{printed_name(name)} ({class_name})",
-            format_row_output(output),
+            format_shape(output) if output.__class__ is tuple else format_row_output(output),
             f"{params:,}",
         )
         if connected:
@@ -404,10 +411,17 @@ def render_summary(
     out = _console_lines(f'Model: "{printed_name(report.name)}"', console_width)
     top, rule, bottom, line = _frame(header, widths, right)
     table = list(top)
-    for i, cells in enumerate(body):
+    rows_cells = list(body)
+    # Printable ASCII throughout (the common table) is checked once.
+    text = "".join([cell for cells in rows_cells for cell in cells])
+    plain = text.isascii() and text.isprintable() and min(widths) > 0
+    for i, cells in enumerate(rows_cells):
         if i:
             table.append(rule)
-        lines = _plain_row(cells, widths, right, line)
+        if plain:
+            lines: list[str] | None = _plain_lines(cells, widths, line)
+        else:
+            lines = _plain_row(cells, widths, right, line)
         if lines is None:
             cells_lines = [_cell(c, w) for c, w in zip(cells, widths, strict=True)]
             lines = _row(cells_lines, widths, "│", right)
