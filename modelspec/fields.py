@@ -321,6 +321,12 @@ def layer_schema(layer_type: str, depth: int, keys: frozenset[str]) -> ma.Schema
 class Dimension(fields.Field):
     """One input dimension: a positive int, or null for a variable length."""
 
+    def fast_deserialize(self, value: Any) -> int | None:
+        """``_deserialize`` for the fast loader (``modelspec.fast``)."""
+        if type(value) is int and 1 <= value <= MAX_INT:
+            return value
+        return self._deserialize(value, None, None)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
         if value is None:
             return None

@@ -272,6 +272,7 @@ def _plain_lines(cells: Sequence[str], widths: list[int], line: str) -> list[str
     """
     columns: list[Any] = []
     height = 1
+    wrapped = False
     for text, width in zip(cells, widths, strict=True):
         if len(text) <= width:
             columns.append(text.rstrip())
@@ -280,8 +281,11 @@ def _plain_lines(cells: Sequence[str], widths: list[int], line: str) -> list[str
             if len(lines) > height:
                 height = len(lines)
             columns.append(lines)
+            wrapped = True
+    if not wrapped:
+        return [line % tuple(columns)]
     if height == 1:
-        return [line % tuple(c if c.__class__ is str else c[0] for c in columns)]
+        return [line % tuple([c if c.__class__ is str else c[0] for c in columns])]
     padded = [
         [c, *[""] * (height - 1)] if c.__class__ is str else c + [""] * (height - len(c))
         for c in columns

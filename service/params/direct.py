@@ -140,7 +140,7 @@ class DirectParams:
             app.teardown_request_funcs,
             app.url_value_preprocessors,
         )
-        current = tuple(tuple(r.get(None, ())) + tuple(r.get("params", ())) for r in registries)
+        current = tuple([(*r.get(None, ()), *r.get("params", ())) for r in registries])
         if current != self._passing:
             self._passing = current if self._check(current) else None
             if self._passing is None:
