@@ -20,6 +20,7 @@ run their ``_deserialize``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -177,6 +178,61 @@ def _compile_field(field: fields.Field) -> Loader:
             return field.deserialize(value)
 
         return marshmallow_field
+    loader = _compile_checks(field)
+    kind = str if type(field) is fields.String else getattr(field, "fast_type", None)
+    if kind is None:
+        return loader
+    return _plain(kind, tuple(field.validators), loader)
+
+
+def _plain(kind: type, validators: tuple[Any, ...], loader: Loader) -> Loader:
+    """``loader`` with the common value first: one of exactly the type
+    ``kind`` that the field returns as it is (a string, an int, a bool),
+    checked inline by its validator where it is one of the usual ones;
+    any other value goes through ``loader``."""
+    if not validators:
+
+        def plain(value: Any) -> Any:
+            return value if value.__class__ is kind else loader(value)
+
+        return plain
+    (validator,) = validators if len(validators) == 1 else (None,)
+    if (
+        type(validator) is validate.Range
+        and kind is int
+        and validator.min_inclusive
+        and validator.max_inclusive
+    ):
+        low = -math.inf if validator.min is None else validator.min
+        high = math.inf if validator.max is None else validator.max
+
+        def int_in_range(value: Any) -> Any:
+            if value.__class__ is int and low <= value <= high:
+                return value
+            return loader(value)
+
+        return int_in_range
+    if type(validator) is validate.Regexp and kind is str:
+        match = validator.regex.match
+
+        def matching(value: Any) -> Any:
+            if value.__class__ is str and match(value) is not None:
+                return value
+            return loader(value)
+
+        return matching
+    if type(validator) is validate.OneOf and kind is str:
+        choices = frozenset(c for c in validator.choices if isinstance(c, str))
+
+        def one_of(value: Any) -> Any:
+            return value if value.__class__ is str and value in choices else loader(value)
+
+        return one_of
+    return loader
+
+
+def _compile_checks(field: fields.Field) -> Loader:
+    """The field's ``_deserialize`` (its fast form) with None and its validators."""
     core = _core(field)
     validators = tuple(field.validators)
     allow_none = field.allow_none

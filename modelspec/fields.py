@@ -58,6 +58,9 @@ DTYPES = (
 class StrictBool(fields.Boolean):
     """A JSON true/false only (marshmallow would also take "yes" or 1)."""
 
+    #: What the fast loader passes as it is (``modelspec.fast``).
+    fast_type = bool
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid")
@@ -66,6 +69,9 @@ class StrictBool(fields.Boolean):
 
 class StrictInt(fields.Integer):
     """A JSON integer: no floats, no strings, no booleans."""
+
+    #: What the fast loader passes as it is (``modelspec.fast``).
+    fast_type = int
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
