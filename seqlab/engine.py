@@ -124,10 +124,11 @@ class LayerReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (shapes as lists, unknown dimensions as None)."""
+        output = self.output_shape
         out = {
             "name": self.name,
             "type": self.type,
-            "output_shape": shape_to_json(self.output_shape),
+            "output_shape": [list(s) for s in output] if output.__class__ is list else list(output),
             "params": self.params,
             "trainable_params": self.trainable_params,
             "non_trainable_params": self.params - self.trainable_params,

@@ -144,7 +144,7 @@ class GraphReport(ModelReport):
         """Today's keys, plus ``inputs``, ``outputs`` and each layer's ``connected_to``."""
         out = ModelReport.to_dict(self)
         for entry, layer in zip(out["layers"], self.layers, strict=True):
-            entry["connected_to"] = list(layer.connected_to)
+            entry["connected_to"] = layer.connected_to.copy()
         out["inputs"] = [{"name": n, "shape": list(s)} for n, s in self.inputs]
         out["outputs"] = [{"name": n, "shape": shape_to_json(s)} for n, s in self.outputs]
         return out

@@ -231,18 +231,24 @@ def _plain_cell(text: str, width: int) -> list[str]:
     """``_cell`` of printable ASCII text longer than its column: ``wrap``'s
     breaks (a word that does not fit starts a line), each line without its
     trailing spaces and cut to ``width - 1`` and ``…`` if still too long."""
+    # The words are contiguous: each takes the spaces after it (the first
+    # those before it too), so each starts where the one before ends. Each
+    # is (its length without its spaces, with them); in text of single
+    # spaces (names, shapes, references) the split on " " gives them.
+    if "  " in text or text[0] == " " or text[-1] == " ":
+        words = [(len(word.rstrip()), len(word)) for word in _WORD.findall(text)]
+    else:
+        words = [(len(part), len(part) + 1) for part in text.split(" ")]
     breaks = [0]
     offset = start = 0
-    # The words are contiguous: each takes the spaces after it (the first
-    # those before it too), so each starts where the one before ends.
-    for word in _WORD.findall(text):
-        if width - offset >= len(word.rstrip()):
-            offset += len(word)
+    for bare, length in words:
+        if width - offset >= bare:
+            offset += length
         else:
             if start:
                 breaks.append(start)
-            offset = len(word)
-        start += len(word)
+            offset = length
+        start += length
     breaks.append(len(text))
     out = []
     for a, b in pairwise(breaks):
