@@ -176,3 +176,10 @@ def test_host_settings_are_flasks(spy, key, value):
     answer = call(spy.direct, DENSE)
     assert spy.calls == 1
     assert answer == call(spy.flask, DENSE)
+
+
+def test_another_view_on_the_route_is_flasks(spy):
+    app = spy.direct.app
+    app.view_functions["params.count_params"] = lambda: {"other": True}
+    status, _, body = call(spy.direct, DENSE)
+    assert (status, body, spy.calls) == ("200 OK", b'{"other":true}\n', 1)
