@@ -20,12 +20,14 @@ run their ``_deserialize``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields
+from marshmallow import validate
 from marshmallow.utils import missing
 
 Loader = Callable[[Any], Any]
@@ -99,7 +101,7 @@ def _compile_schema(schema: ma.Schema, sparse: bool) -> Loader:
     if sparse:
 
         def load_sparse(data: Any) -> dict[str, Any]:
-            if not isinstance(data, Mapping):
+            if data.__class__ is not dict and not isinstance(data, Mapping):
                 raise Rejected
             out = {}
             for key, value in data.items():
@@ -115,7 +117,7 @@ def _compile_schema(schema: ma.Schema, sparse: bool) -> Loader:
         return load_sparse
 
     def load_ordered(data: Any) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
+        if data.__class__ is not dict and not isinstance(data, Mapping):
             raise Rejected
         out = {}
         for name, loader in ordered:
@@ -176,9 +178,80 @@ def _compile_field(field: fields.Field) -> Loader:
             return field.deserialize(value)
 
         return marshmallow_field
+    loader = _compile_checks(field)
+    kind = str if type(field) is fields.String else getattr(field, "fast_type", None)
+    if kind is None:
+        return loader
+    return _plain(kind, tuple(field.validators), loader)
+
+
+def _plain(kind: type, validators: tuple[Any, ...], loader: Loader) -> Loader:
+    """``loader`` with the common value first: one of exactly the type
+    ``kind`` that the field returns as it is (a string, an int, a bool),
+    checked inline by its validator where it is one of the usual ones;
+    any other value goes through ``loader``."""
+    if not validators:
+
+        def plain(value: Any) -> Any:
+            return value if value.__class__ is kind else loader(value)
+
+        return plain
+    (validator,) = validators if len(validators) == 1 else (None,)
+    if (
+        type(validator) is validate.Range
+        and kind is int
+        and validator.min_inclusive
+        and validator.max_inclusive
+    ):
+        low = -math.inf if validator.min is None else validator.min
+        high = math.inf if validator.max is None else validator.max
+
+        def int_in_range(value: Any) -> Any:
+            if value.__class__ is int and low <= value <= high:
+                return value
+            return loader(value)
+
+        return int_in_range
+    if type(validator) is validate.Regexp and kind is str:
+        match = validator.regex.match
+
+        def matching(value: Any) -> Any:
+            if value.__class__ is str and match(value) is not None:
+                return value
+            return loader(value)
+
+        return matching
+    if type(validator) is validate.OneOf and kind is str:
+        choices = frozenset(c for c in validator.choices if isinstance(c, str))
+
+        def one_of(value: Any) -> Any:
+            return value if value.__class__ is str and value in choices else loader(value)
+
+        return one_of
+    return loader
+
+
+def _compile_checks(field: fields.Field) -> Loader:
+    """The field's ``_deserialize`` (its fast form) with None and its validators."""
     core = _core(field)
     validators = tuple(field.validators)
     allow_none = field.allow_none
+    checks = [_check(v) for v in validators]
+
+    if len(checks) == 1 and checks[0] is not None:
+        check = checks[0]
+
+        def load_checked(value: Any) -> Any:
+            if value is None:
+                if allow_none:
+                    return None
+                raise Rejected
+            out = core(value)
+            if not check(out):
+                raise Rejected
+            return out
+
+        return load_checked
 
     def load_field(value: Any) -> Any:
         if value is None:
@@ -202,3 +275,45 @@ def _compile_field(field: fields.Field) -> Loader:
         return core(value)
 
     return load_unvalidated
+
+
+def _check(validator: Any) -> Callable[[Any], bool] | None:
+    """A marshmallow validator's verdict as a predicate (True: it passes),
+    without its call and error formatting, for the validators the schemas
+    use (``Range``, ``OneOf``, ``Length``, ``Regexp``); None for others."""
+    kind = type(validator)
+    if kind is validate.Range:
+        low, high = validator.min, validator.max
+        low_in, high_in = validator.min_inclusive, validator.max_inclusive
+
+        def in_range(value: Any) -> bool:
+            if low is not None and (value < low if low_in else value <= low):
+                return False
+            return not (high is not None and (value > high if high_in else value >= high))
+
+        return in_range
+    if kind is validate.OneOf:
+        choices = validator.choices
+
+        def one_of(value: Any) -> bool:
+            try:
+                return value in choices
+            except TypeError:
+                return False
+
+        return one_of
+    if kind is validate.Length and validator.equal is None:
+        shortest, longest = validator.min, validator.max
+
+        def length(value: Any) -> bool:
+            size = len(value)
+            return not (
+                (shortest is not None and size < shortest)
+                or (longest is not None and size > longest)
+            )
+
+        return length
+    if kind is validate.Regexp:
+        match = validator.regex.match
+        return lambda value: match(value) is not None
+    return None

@@ -58,6 +58,9 @@ DTYPES = (
 class StrictBool(fields.Boolean):
     """A JSON true/false only (marshmallow would also take "yes" or 1)."""
 
+    #: What the fast loader passes as it is (``modelspec.fast``).
+    fast_type = bool
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid")
@@ -66,6 +69,9 @@ class StrictBool(fields.Boolean):
 
 class StrictInt(fields.Integer):
     """A JSON integer: no floats, no strings, no booleans."""
+
+    #: What the fast loader passes as it is (``modelspec.fast``).
+    fast_type = int
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -213,6 +219,8 @@ class LayerField(fields.Field):
         self.types = types or tuple(LAYERS)
         self.depth = depth
         self._type_set = frozenset(self.types)
+        #: ``fast_deserialize``'s compiled loader of each type, made on first use.
+        self._loaders: dict[str, fast.Loader] = {}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -234,12 +242,17 @@ class LayerField(fields.Field):
     def fast_deserialize(self, value: Any) -> Any:
         """``_deserialize`` for the fast loader (``modelspec.fast``): the layer
         through its type's compiled schema."""
-        layer_type = value.get("type") if isinstance(value, Mapping) else None
+        mapping = value.__class__ is dict or isinstance(value, Mapping)
+        layer_type = value.get("type") if mapping else None
         if type(layer_type) is not str or layer_type not in self._type_set:
             return self._deserialize(value, None, None)  # raises
-        if self.depth >= MAX_NESTING:
-            raise ma.ValidationError(f"Layers may be nested at most {MAX_NESTING} deep.")
-        return fast.schema_loader(full_layer_schema(layer_type, self.depth), sparse=True)(value)
+        loader = self._loaders.get(layer_type)
+        if loader is None:
+            if self.depth >= MAX_NESTING:
+                raise ma.ValidationError(f"Layers may be nested at most {MAX_NESTING} deep.")
+            schema = full_layer_schema(layer_type, self.depth)
+            loader = self._loaders[layer_type] = fast.schema_loader(schema, sparse=True)
+        return loader(value)
 
 
 def arg_field(arg: Arg, depth: int) -> fields.Field:
@@ -313,6 +326,12 @@ def layer_schema(layer_type: str, depth: int, keys: frozenset[str]) -> ma.Schema
 
 class Dimension(fields.Field):
     """One input dimension: a positive int, or null for a variable length."""
+
+    def fast_deserialize(self, value: Any) -> int | None:
+        """``_deserialize`` for the fast loader (``modelspec.fast``)."""
+        if type(value) is int and 1 <= value <= MAX_INT:
+            return value
+        return self._deserialize(value, None, None)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | None:
         if value is None:

@@ -65,6 +65,8 @@ def takes_initial_state(layer: type[Layer]) -> bool:
 
 def check_reference(value: Any) -> str:
     """Validate one tensor reference; return it."""
+    if value.__class__ is str and value.isascii() and value.isidentifier() and len(value) <= 128:
+        return value  # a plain name (the common reference): REFERENCE matches it
     if not isinstance(value, str) or not REFERENCE.match(value):
         raise ma.ValidationError(REFERENCE_HELP)
     return value
@@ -117,6 +119,12 @@ class CallInputs(fields.Field):
     def __init__(self, form: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.form = form
+
+    def fast_deserialize(self, value: Any) -> Any:
+        """``_deserialize`` for the fast loader (``modelspec.fast``)."""
+        if value.__class__ is str and self.form in ("one", None):
+            return check_reference(value)  # one reference by name: the common call
+        return self._deserialize(value, None, None)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         form = self.form
@@ -261,8 +269,14 @@ class GraphEntries(fields.Field):
         entry through its compiled schema; the first error ends it."""
         if not isinstance(value, list) or not 1 <= len(value) <= MAX_LAYERS:
             raise fast.Rejected
-        named = _entry_names(value)
-        auto = _auto_names(value)
+        # The names only serve ``{"call": ...}`` entries, to find their layer.
+        if any(
+            (entry.__class__ is dict or isinstance(entry, Mapping)) and "call" in entry
+            for entry in value
+        ):
+            named, auto = _entry_names(value), _auto_names(value)
+        else:
+            named = auto = {}
         return [fast_entry(entry, named, auto) for entry in value]
 
 
@@ -323,7 +337,7 @@ def full_entry_schema(layer_type: str) -> ma.Schema:
 def fast_entry(entry: Any, named: Mapping[str, str], auto: Mapping[str, str]) -> dict[str, Any]:
     """``load_entry`` through the compiled schemas; raises ``ValidationError``
     (not necessarily marshmallow's) for anything they do not accept."""
-    if not isinstance(entry, Mapping):
+    if entry.__class__ is not dict and not isinstance(entry, Mapping):
         raise fast.Rejected
     if "call" in entry:
         if "type" in entry:
@@ -332,10 +346,20 @@ def fast_entry(entry: Any, named: Mapping[str, str], auto: Mapping[str, str]) ->
         layer_type = named.get(target) or auto.get(target) if isinstance(target, str) else None
         return fast.schema_loader(call_schema(layer_type))(entry)  # type: ignore[no-any-return]
     layer_type = entry.get("type")
-    if type(layer_type) is not str or layer_type not in LAYERS:
+    if type(layer_type) is not str:
         raise fast.Rejected
-    loader = fast.schema_loader(full_entry_schema(layer_type), sparse=True)
+    loader = _ENTRY_LOADERS.get(layer_type)
+    if loader is None:
+        if layer_type not in LAYERS:
+            raise fast.Rejected
+        loader = _ENTRY_LOADERS[layer_type] = fast.schema_loader(
+            full_entry_schema(layer_type), sparse=True
+        )
     return loader(entry)  # type: ignore[no-any-return]
+
+
+#: ``fast_entry``'s compiled loader of each layer type's entries, made on first use.
+_ENTRY_LOADERS: dict[str, fast.Loader] = {}
 
 
 class GraphSpecSchema(ma.Schema):

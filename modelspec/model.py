@@ -64,14 +64,18 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 def nests(body: object, limit: int) -> bool:
     """Whether ``body`` holds an array or object ``limit`` or more levels
     down (``body`` itself is level 0): a pass level by level, without paths."""
-    level = [body] if isinstance(body, Mapping | list) else []
+    level = [body] if body.__class__ in (dict, list) or isinstance(body, Mapping | list) else []
     depth = 0
     while level:
         if depth >= limit:
             return True
         below = []
         for value in level:
-            for item in value.values() if isinstance(value, Mapping) else value:
+            # A dict (what json.loads makes) is a Mapping without isinstance.
+            mapping = value.__class__ is dict or (
+                value.__class__ is not list and isinstance(value, Mapping)
+            )
+            for item in value.values() if mapping else value:
                 kind = type(item)
                 if kind is dict or kind is list:
                     below.append(item)
@@ -140,7 +144,7 @@ def load_model_spec(body: object, *, strict: bool = True) -> dict[str, Any]:
         if body.get("class_name") == "Functional":  # type: ignore[union-attr]
             built = build_configs(body)  # type: ignore[arg-type]
         body = from_keras_json(body)  # type: ignore[arg-type]
-    if not isinstance(body, Mapping):
+    if body.__class__ is not dict and not isinstance(body, Mapping):
         raise ma.ValidationError("Must be a JSON object.")
     if "inputs" not in body:
         return fast.load(model_spec_schema, body)  # type: ignore[no-any-return]

@@ -57,12 +57,19 @@ STRUCTURE_PER_VARIABLE = 2 * 1024
 def variables(layers: list[LayerReport]) -> int:
     """How many variables (weights) the layers hold (a wrapper's list holds
     its wrapped layers')."""
-    return sum(len(layer.weights) for layer in layers)
+    total = 0
+    for layer in layers:
+        total += len(layer.weights)
+    return total
 
 
 def layer_count(layers: list[LayerReport]) -> int:
     """The layers, each wrapped layer counted too (each has its own groups)."""
-    return sum(1 + layer_count(layer.sublayers) for layer in layers)
+    total = len(layers)
+    for layer in layers:
+        if layer.sublayers:
+            total += layer_count(layer.sublayers)
+    return total
 
 
 def model_file_payload(

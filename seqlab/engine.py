@@ -18,7 +18,6 @@ from dataclasses import field
 from dataclasses import fields
 from typing import Any
 
-from .argspec import Arg
 from .argspec import Kind
 from .checks import check_activations
 from .checks import check_bfloat16_initializers
@@ -79,12 +78,12 @@ class LayerReport:
 
     def __post_init__(self) -> None:
         total = trainable = total_bytes = trainable_bytes = 0
-        for w in self.weights:
-            size = math.prod(w.shape)
-            nbytes = size * DTYPE_BYTES[w.dtype]
+        for _, shape, flag, dtype in self.weights:
+            size = math.prod(shape)
+            nbytes = size * DTYPE_BYTES[dtype]
             total += size
             total_bytes += nbytes
-            if w.trainable:
+            if flag:
                 trainable += size
                 trainable_bytes += nbytes
         self.params, self.model_trainable_params = total, trainable
@@ -125,21 +124,24 @@ class LayerReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (shapes as lists, unknown dimensions as None)."""
-        return {
+        output = self.output_shape
+        out = {
             "name": self.name,
             "type": self.type,
-            "output_shape": shape_to_json(self.output_shape),
+            "output_shape": [list(s) for s in output] if output.__class__ is list else list(output),
             "params": self.params,
             "trainable_params": self.trainable_params,
-            "non_trainable_params": self.non_trainable_params,
+            "non_trainable_params": self.params - self.trainable_params,
             "macs": self.macs,
             "formula": self.formula,
             "weights": [
-                {"name": w.name, "shape": list(w.shape), "trainable": w.trainable, "dtype": w.dtype}
-                for w in self.weights
+                {"name": name, "shape": list(shape), "trainable": trainable, "dtype": dtype}
+                for name, shape, trainable, dtype in self.weights
             ],
-            **({"sublayers": [s.to_dict() for s in self.sublayers]} if self.sublayers else {}),
         }
+        if self.sublayers:
+            out["sublayers"] = [s.to_dict() for s in self.sublayers]
+        return out
 
 
 #: What ``LayerReport.for_call`` copies as is.
@@ -289,19 +291,20 @@ def configure_layer(spec: Mapping[str, Any], namer: Namer, path: str) -> Layer:
         raise SpecError(f"Unknown layer type {spec.get('type')!r}.", f"{path}.type")
     plan = _plan(cls)
     config = dict(plan.defaults)
-    for arg in plan.special:
-        if arg.name not in spec:
-            if arg.required:
-                raise SpecError("Missing data for required field.", f"{path}.{arg.name}")
+    for name, required, kind, length in plan.special:
+        if name not in spec:
+            if required:
+                raise SpecError("Missing data for required field.", f"{path}.{name}")
             continue
-        value = spec[arg.name]
-        if arg.kind is Kind.LAYER and value is not None:
-            value = configure_layer(value, namer, f"{path}.{arg.name}")
-        elif arg.kind is Kind.INT_TUPLE and isinstance(value, int):
-            value = [value] * (arg.length or 1)  # Keras's standardize_tuple
-        config[arg.name] = value
+        value = spec[name]
+        if kind is Kind.LAYER and value is not None:
+            value = configure_layer(value, namer, f"{path}.{name}")
+        elif kind is Kind.INT_TUPLE and isinstance(value, int):
+            value = [value] * length  # Keras's standardize_tuple
+        config[name] = value
+    copied = plan.copied
     for key, value in spec.items():
-        if key in config and key not in plan.special_names:
+        if key in copied:
             config[key] = value
     # Keras's default initializers always fit; only chosen ones are checked.
     custom_init = not plan.initializers.isdisjoint(spec)
@@ -323,9 +326,11 @@ class _Plan:
     #: Every optional argument at its Keras default, ints of INT_TUPLE
     #: arguments already as Keras's standardized one-element lists.
     defaults: dict[str, Any]
-    #: Arguments that need more than copying: required, nested, tuples.
-    special: tuple[Arg, ...]
-    special_names: frozenset[str]
+    #: Arguments that need more than copying: required, nested, tuples, as
+    #: (name, required, kind, length of a tuple).
+    special: tuple[tuple[str, bool, Kind, int], ...]
+    #: The other arguments: copied from the spec as they are.
+    copied: frozenset[str]
     prefix: str
     #: The ``*_initializer`` arguments.
     initializers: frozenset[str]
@@ -345,10 +350,11 @@ def _plan(cls: type[Layer]) -> _Plan:
     special = tuple(
         a for a in cls.all_args() if a.required or a.kind in (Kind.LAYER, Kind.INT_TUPLE)
     )
+    names = {a.name for a in special}
     return _Plan(
         standardized,
-        special,
-        frozenset(a.name for a in special),
+        tuple((a.name, a.required, a.kind, a.length or 1) for a in special),
+        frozenset(name for name in standardized if name not in names),
         cls.name_prefix(),
         frozenset(initializer_args(cls)),
     )

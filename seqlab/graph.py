@@ -144,7 +144,7 @@ class GraphReport(ModelReport):
         """Today's keys, plus ``inputs``, ``outputs`` and each layer's ``connected_to``."""
         out = ModelReport.to_dict(self)
         for entry, layer in zip(out["layers"], self.layers, strict=True):
-            entry["connected_to"] = list(layer.connected_to)
+            entry["connected_to"] = layer.connected_to.copy()
         out["inputs"] = [{"name": n, "shape": list(s)} for n, s in self.inputs]
         out["outputs"] = [{"name": n, "shape": shape_to_json(s)} for n, s in self.outputs]
         return out
@@ -181,13 +181,17 @@ class _Builder:
             self.by_name[name] = op
             self.inputs.append(node.outputs[0])
 
-    def resolve(self, ref: Any, path: str) -> _Tensor:
-        """The tensor a reference names (``"x"``, ``"x[n][t]"``)."""
+    def resolve(self, ref: Any, path: str, last: Any = None) -> _Tensor:
+        """The tensor a reference names (``"x"``, ``"x[n][t]"``); ``path``
+        names the reference in errors, followed by ``last`` when given
+        (made only for an error)."""
         if ref.__class__ is str and not ref.endswith("]"):
             # The common case, a bare name: its first call's first output.
             op = self.by_name.get(ref)
             if op is not None and op.nodes and op.nodes[0].outputs:
                 return op.nodes[0].outputs[0]
+        if last is not None:
+            path = f"{path}.{last}"
         if not isinstance(ref, str):
             raise SpecError(f"A tensor reference is a string; got {ref!r}.", path)
         match = _REF.match(ref)
@@ -230,7 +234,9 @@ class _Builder:
                 )
             refs = None
         form = layer.call_form
-        if isinstance(refs, Mapping):
+        if refs.__class__ is dict or (
+            refs.__class__ not in (str, list, type(None)) and isinstance(refs, Mapping)
+        ):
             if form != "query_value_key":
                 raise SpecError(
                     f"{layer.type} is called on one tensor or a list; only "
@@ -251,7 +257,7 @@ class _Builder:
                         f"{layer.type} call takes a query and a value (and optionally a key).",
                         ipath,
                     )
-            named = {k: self.resolve(v, f"{ipath}.{k}") for k, v in refs.items()}
+            named = {k: self.resolve(v, ipath, k) for k, v in refs.items()}
             flat = [named[k] for k in ("query", "value", "key") if k in named]
             return flat, flat, [named[k] for k in sorted(named)]
         if refs is None:
@@ -267,7 +273,7 @@ class _Builder:
                     f"got a list of {len(refs)}.",
                     ipath,
                 )
-            tensors = [self.resolve(r, f"{ipath}.{j}") for j, r in enumerate(refs)]
+            tensors = [self.resolve(r, ipath, j) for j, r in enumerate(refs)]
             if form == "query_value_key" and len(tensors) == 1:
                 raise SpecError(
                     "missing a required argument: 'value'. "
@@ -324,7 +330,7 @@ class _Builder:
         # The common call, one tensor by name or the previous entry's output,
         # skips call_tensors' checks (it would take the same branch).
         if form == "one" and refs.__class__ is str:
-            x = self.resolve(refs, f"{path}.inputs")
+            x = self.resolve(refs, path, "inputs")
             given: Any = x
             flat = ordered = [x]
         elif form == "one" and refs is _MISSING and previous is not None:
@@ -519,7 +525,7 @@ class _Builder:
             refs = [refs]
         if not isinstance(refs, list):
             raise SpecError("`initial_state` is a list of references.", spath)
-        return [self.resolve(r, f"{spath}.{j}") for j, r in enumerate(refs)]
+        return [self.resolve(r, spath, j) for j, r in enumerate(refs)]
 
     def check_built(self, op: _Op, layer: Layer, shape: Any, path: str) -> None:
         """A later call of a built layer: Keras's ``InputSpec`` after build."""
@@ -629,7 +635,7 @@ class _Builder:
                 "`outputs` argument cannot be empty: give a reference or a list of them.",
                 "outputs",
             )
-        outs = [self.resolve(r, f"outputs.{k}") for k, r in enumerate(refs)]
+        outs = [self.resolve(r, "outputs", k) for k, r in enumerate(refs)]
         return outs, outs
 
 

@@ -21,7 +21,8 @@ from .keras_layer_json import is_keras_object
 
 def is_keras_json(body: object) -> bool:
     """Whether ``body`` looks like a serialized Keras model."""
-    return isinstance(body, Mapping) and "class_name" in body and "config" in body
+    mapping = body.__class__ is dict or isinstance(body, Mapping)
+    return mapping and "class_name" in body and "config" in body  # type: ignore[operator]
 
 
 def _batch_shape(config: Mapping[str, Any]) -> list[Any] | None:

@@ -256,10 +256,23 @@ def activation_bytes(report: ModelReport, input_dtype: str | None = None) -> int
     if calls is not None:
         return _graph_activation_bytes(report, calls)
     x, y = values(report.input_shape), values(report.output_shape)
-    layers = [kept_bytes(layer) for layer in report.layers]
-    if x is None or y is None or None in layers:
+    if x is None or y is None:
         return None
-    return x * INPUT_DTYPE_BYTES[input_dtype or "float32"] + 3 * y * 4 + sum(layers)  # type: ignore[arg-type]
+    kept = _kept_total(report.layers)
+    if kept is None:
+        return None
+    return x * INPUT_DTYPE_BYTES[input_dtype or "float32"] + 3 * y * 4 + kept
+
+
+def _kept_total(layers: list[LayerReport]) -> int | None:
+    """What the layers keep together; None as soon as one is unknown."""
+    total = 0
+    for layer in layers:
+        kept = KEPT[layer.type](layer)
+        if kept is None:
+            return None
+        total += kept
+    return total
 
 
 def _graph_activation_bytes(report: Any, calls: list[LayerReport]) -> int | None:
@@ -268,12 +281,14 @@ def _graph_activation_bytes(report: Any, calls: list[LayerReport]) -> int | None
     layer keeps (a shared layer keeps its activations once per call)."""
     x = [values(shape) for _, shape in report.inputs]
     y = [values(shape) for _, shape in report.outputs]
-    kept = [kept_bytes(call) for call in calls if call.type != "InputLayer"]
-    if None in x or None in y or None in kept:
+    if None in x or None in y:
+        return None
+    kept = _kept_total([call for call in calls if call.type != "InputLayer"])
+    if kept is None:
         return None
     dtypes = report.input_dtypes or ["float32"] * len(x)
     inputs = sum(n * INPUT_DTYPE_BYTES[d] for n, d in zip(x, dtypes, strict=True))  # type: ignore[operator]
-    return inputs + 3 * sum(y) * 4 + sum(kept)  # type: ignore[arg-type]
+    return inputs + 3 * sum(y) * 4 + kept  # type: ignore[arg-type]
 
 
 def train_batch_size(report: ModelReport, batch_size: int | None = None) -> int:

@@ -332,6 +332,11 @@ class Layer:
 
 def format_shape(shape: Shape) -> str:
     """Format a shape as Keras prints it: ``(None, 5)``; rank 1 is ``(None)``."""
+    if shape.__class__ is tuple and len(shape) > 1:
+        # A tuple of ints and Nones prints so itself (anything else is quoted).
+        text = repr(shape)
+        if "'" not in text:
+            return text
     return "(" + ", ".join(dim(d) for d in shape) + ")"
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from .cells import cell_len
@@ -52,6 +53,9 @@ GRAPH_RIGHT_ALIGNED = (False, False, True, False)
 _WORD = re.compile(r"\s*\S+\s*")
 #: rich's markup tags (``rich/markup.py``): ``[bold]``, ``[#ff0000]``, ``[/]``.
 _TAG = re.compile(r"(\\*)\[[a-z#/@][^[]*?]")
+#: Where a tag could start: a search that runs before ``_TAG``'s, which
+#: tries its leading backslashes at every position.
+_TAG_START = re.compile(r"\[[a-z#/@]")
 
 
 def _markup_text(markup: str) -> str:
@@ -95,7 +99,7 @@ def printed_connections(refs: Sequence[str]) -> str:
     """The ``Connected to`` cell: Keras does not escape the names there, so
     a name like ``enc[fwd]`` loses its ``[fwd]`` as a markup tag."""
     text = ", ".join(refs) or "-"
-    if "\\" in text or _TAG.search(text):
+    if "\\" in text or (_TAG_START.search(text) and _TAG.search(text)):
         return _markup_text(text)
     return text
 
@@ -223,16 +227,76 @@ def _row(
     return out
 
 
-def _one_line_row(cells: Sequence[str], widths: list[int], right: Sequence[bool]) -> str | None:
-    """A row whose cells each fit their column on one line (the common
-    case: ASCII names and shapes), as ``_row`` draws it; None otherwise."""
-    parts = []
-    for text, width, flush_right in zip(cells, widths, right, strict=True):
-        if not text.isascii() or len(text) > width or "\n" in text:
+def _plain_cell(text: str, width: int) -> list[str]:
+    """``_cell`` of printable ASCII text longer than its column: ``wrap``'s
+    breaks (a word that does not fit starts a line), each line without its
+    trailing spaces and cut to ``width - 1`` and ``…`` if still too long."""
+    # The words are contiguous: each takes the spaces after it (the first
+    # those before it too), so each starts where the one before ends. Each
+    # is (its length without its spaces, with them); in text of single
+    # spaces (names, shapes, references) the split on " " gives them.
+    if "  " in text or text[0] == " " or text[-1] == " ":
+        words = [(len(word.rstrip()), len(word)) for word in _WORD.findall(text)]
+    else:
+        words = [(len(part), len(part) + 1) for part in text.split(" ")]
+    breaks = [0]
+    offset = start = 0
+    for bare, length in words:
+        if width - offset >= bare:
+            offset += length
+        else:
+            if start:
+                breaks.append(start)
+            offset = length
+        start += length
+    breaks.append(len(text))
+    out = []
+    for a, b in pairwise(breaks):
+        line = text[a:b].rstrip()
+        out.append(line if len(line) <= width else line[: width - 1] + "…")
+    return out
+
+
+def _plain_row(
+    cells: Sequence[str], widths: list[int], right: Sequence[bool], line: str
+) -> list[str] | None:
+    """A row of printable ASCII cells (the common case: names, shapes and
+    counts), as ``_cell`` and ``_row`` draw it; None for any other."""
+    for text, width in zip(cells, widths, strict=True):
+        if not (text.isascii() and text.isprintable()) or width <= 0:
             return None
-        text = text.rstrip()
-        parts.append(f" {text.rjust(width) if flush_right else text.ljust(width)} ")
-    return "│" + "│".join(parts) + "│"
+    return _plain_lines(cells, widths, line)
+
+
+def _plain_lines(cells: Sequence[str], widths: list[int], line: str) -> list[str]:
+    """``_plain_row`` of cells known to be printable ASCII, columns wider
+    than their padding.
+
+    In such text a character is one cell, and so is the ``…`` of a cut
+    word: every line is justified by ``%`` through ``line``, the row's
+    format (``_frame``'s), all cells at once.
+    """
+    columns: list[Any] = []
+    height = 1
+    wrapped = False
+    for text, width in zip(cells, widths, strict=True):
+        if len(text) <= width:
+            columns.append(text.rstrip())
+        else:
+            lines = _plain_cell(text, width)
+            if len(lines) > height:
+                height = len(lines)
+            columns.append(lines)
+            wrapped = True
+    if not wrapped:
+        return [line % tuple(columns)]
+    if height == 1:
+        return [line % tuple([c if c.__class__ is str else c[0] for c in columns])]
+    padded = [
+        [c, *[""] * (height - 1)] if c.__class__ is str else c + [""] * (height - len(c))
+        for c in columns
+    ]
+    return [line % parts for parts in zip(*padded, strict=True)]
 
 
 _FRAMES: dict[tuple[tuple[str, ...], tuple[int, ...], tuple[bool, ...]], Any] = {}
@@ -240,10 +304,11 @@ _FRAMES: dict[tuple[tuple[str, ...], tuple[int, ...], tuple[bool, ...]], Any] = 
 
 def _frame(
     header: Sequence[str], widths: list[int], right: Sequence[bool]
-) -> tuple[list[str], str, str]:
+) -> tuple[list[str], str, str, str]:
     """The lines of a table that do not depend on its rows: the top border
-    and header, the rule between rows, the bottom border (kept per layout
-    and widths, as ``column_widths`` keeps the widths)."""
+    and header, the rule between rows, the bottom border; and the ``%``
+    format of a body line (``│ %-31s │ %-22s │ %13s │``) for ``_plain_row``
+    (kept per layout and widths, as ``column_widths`` keeps the widths)."""
     key = (tuple(header), tuple(widths), tuple(right))
     frame = _FRAMES.get(key)
     if frame is None:
@@ -251,10 +316,15 @@ def _frame(
         head = [_cell(h, w) for h, w in zip(header, widths, strict=True)]
         top += _row(head, widths, "┃", right, bottom=True)
         top.append(_border("┡", "━", "╇", "┩", widths))
+        line = "│".join(
+            f" %{'' if flush_right else '-'}{max(w, 0)}s "
+            for w, flush_right in zip(widths, right, strict=True)
+        )
         frame = _FRAMES[key] = (
             top,
             _border("├", "─", "┼", "┤", widths),
             _border("└", "─", "┴", "┘", widths),
+            "│" + line + "│",
         )
     return frame  # type: ignore[no-any-return]
 
@@ -299,7 +369,7 @@ def _graph_cells(rows: Iterable[Any], connected: bool) -> Iterable[tuple[str, ..
     for name, class_name, output, params, connected_to in rows:
         cells: tuple[str, ...] = (
             f"{printed_name(name)} ({class_name})",
-            format_row_output(output),
+            format_shape(output) if output.__class__ is tuple else format_row_output(output),
             f"{params:,}",
         )
         if connected:
@@ -349,17 +419,23 @@ def render_summary(
     # The title is printed by rich's console (80 columns when piped): a long
     # name wraps to a line of its own and folds.
     out = _console_lines(f'Model: "{printed_name(report.name)}"', console_width)
-    top, rule, bottom = _frame(header, widths, right)
+    top, rule, bottom, line = _frame(header, widths, right)
     table = list(top)
-    for i, cells in enumerate(body):
+    rows_cells = list(body)
+    # Printable ASCII throughout (the common table) is checked once.
+    text = "".join([cell for cells in rows_cells for cell in cells])
+    plain = text.isascii() and text.isprintable() and min(widths) > 0
+    for i, cells in enumerate(rows_cells):
         if i:
             table.append(rule)
-        line = _one_line_row(cells, widths, right)
-        if line is not None:
-            table.append(line)
+        if plain:
+            lines: list[str] | None = _plain_lines(cells, widths, line)
         else:
+            lines = _plain_row(cells, widths, right, line)
+        if lines is None:
             cells_lines = [_cell(c, w) for c, w in zip(cells, widths, strict=True)]
-            table += _row(cells_lines, widths, "│", right)
+            lines = _row(cells_lines, widths, "│", right)
+        table += lines
     table.append(bottom)
     if line_length > console_width:
         # The console crops what does not fit (Segment.split_and_crop_lines).

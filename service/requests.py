@@ -28,7 +28,15 @@ def get_json_body() -> object:
             f" received Content-Type: {received}."
         )
     # Reading the body enforces MAX_CONTENT_LENGTH (413).
-    data = request.get_data(cache=True)
+    return parse_json(request.get_data(cache=True))
+
+
+def parse_json(data: bytes) -> object:
+    """A request body's JSON value (``get_json_body`` without the request:
+    UTF-8, -16 or -32, NaN and Infinity refused).
+
+    :raise 400: if the body is empty or not valid JSON.
+    """
     if not data.strip():
         raise BadRequest("The request body is empty; expected a JSON document.")
     try:

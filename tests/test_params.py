@@ -569,3 +569,45 @@ def test_readme_functional_examples_are_served_as_written(client):
         assert answer[key] == data[key], key
     for written, served in zip(answer["layers"], data["layers"], strict=True):
         assert written == {k: served[k] for k in written}
+
+
+def corpus_answers(client):
+    """Each corpus request's answer (status and bytes), by kind: the
+    Sequential and Functional corpora with the default options, and the
+    first of each with every other option."""
+    from corpus import generate
+    from graph_corpus import generate as generate_graphs
+
+    sequential, functional = generate(500, seed=0), generate_graphs(240, seed=0)
+    queries = ["line_length=40", "line_length=250", "train_batch_size=7&optimizer=sgd"]
+    kinds = {
+        "sequential": [("", body) for body in sequential],
+        "functional": [("", body) for body in functional],
+        "options": [(q, body) for body in sequential[:40] + functional[:40] for q in queries],
+    }
+    for kind, requests in kinds.items():
+        for query, body in requests:
+            rv = client.post(f"/params?{query}" if query else "/params", json=body)
+            yield kind, b"%d " % rv.status_code + rv.get_data()
+
+
+#: SHA-256 of ``corpus_answers``, each kind's answers in order. They change
+#: only with what the API answers (or with the corpora): a change here is a
+#: change every client sees, byte for byte, so make it on purpose and
+#: record the new digests.
+CORPUS_DIGESTS = {
+    "sequential": "755425cc3103c9480d1ebe6070a8478017de0c394ca3e2c5c1b0323d61455ec5",
+    "functional": "27696ed325b93516371b5deb1d68d6ddccb4aa484146723344bc236bf024cc67",
+    "options": "d4342bb100ab34f546516345d254f64d4237785050d4ee512ab382d03f2b645a",
+}
+
+
+def test_corpus_answers_are_byte_for_byte_the_recorded_ones(client):
+    """Faster code must answer the same bytes: every corpus answer, valid
+    model or refusal, held to the digests recorded when it was written."""
+    import hashlib
+
+    digests = {kind: hashlib.sha256() for kind in CORPUS_DIGESTS}
+    for kind, answer in corpus_answers(client):
+        digests[kind].update(answer)
+    assert {kind: d.hexdigest() for kind, d in digests.items()} == CORPUS_DIGESTS

@@ -91,3 +91,33 @@ def test_long_layer_and_model_names_as_keras_prints_them():
         "│ " + "d" * 30 + "… │ (None, 1)              │             4 │",
         "│ (Dense)                         │                        │               │",
     ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plain_rows_are_drawn_as_the_general_path_draws_them(seed):
+    """``render_summary`` draws rows of printable ASCII cells with ``%``
+    formats (``_plain_row``): the same lines as ``_cell`` and ``_row``, for
+    words longer than their column, runs of spaces and narrow columns."""
+    import random
+
+    from seqlab.summary import GRAPH_POSITIONS
+    from seqlab.summary import GRAPH_RIGHT_ALIGNED
+    from seqlab.summary import RIGHT_ALIGNED
+    from seqlab.summary import _cell
+    from seqlab.summary import _frame
+    from seqlab.summary import _plain_row
+    from seqlab.summary import _row
+
+    rng = random.Random(seed)
+    pieces = ["a", "b_c", "(Dense)", "[0][0],", "9", "-", " ", "  ", "(None,", "x" * 40]
+    for _ in range(400):
+        line_length = rng.choice([40, 57, 76, 120, 250])
+        positions, right = rng.choice(
+            [((0.45, 0.80, 1.0), RIGHT_ALIGNED), (GRAPH_POSITIONS, GRAPH_RIGHT_ALIGNED)]
+        )
+        widths = column_widths(line_length, positions)
+        cells = ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 8))) for _ in widths]
+        line = _frame(["h"] * len(widths), widths, right)[3]
+        lines = [_cell(c, w) for c, w in zip(cells, widths, strict=True)]
+        general = _row(lines, widths, "│", right)
+        assert _plain_row(cells, widths, right, line) == general, (cells, widths)

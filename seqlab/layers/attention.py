@@ -393,6 +393,17 @@ class MultiHeadAttention(Wrapper):
         return part
 
     def placed_sublayers(self, input_shape: Any) -> list[tuple[Layer, Shape]]:
+        # Its weights and its report place the same layers (see
+        # Wrapper.build_weights): they are made once per input.
+        placed = self.__dict__.get("_placed")
+        if placed is not None and placed[0] == input_shape:
+            return placed[1]
+        parts = self.make_sublayers(input_shape)
+        self._placed = (input_shape, parts)
+        return parts
+
+    def make_sublayers(self, input_shape: Any) -> list[tuple[Layer, Shape]]:
+        """The projections, softmax and dropout, each with its input shape."""
         query, value, key = self.split(input_shape)
         h, k, v = self.heads, self.config["key_dim"], self.value_dim
         o = self.projected_shape or (query[-1],)
@@ -419,7 +430,7 @@ class MultiHeadAttention(Wrapper):
     def build_weights(self, input_shape: Any) -> list[Weight]:
         weights = super().build_weights(input_shape)
         for i, w in enumerate(weights):
-            if any(d < 0 for d in w.shape):
+            if w.shape and min(w.shape) < 0:
                 if self.custom_initializers:
                     # Keras initializes the weights created before this one
                     # first: their initializers' refusals come first.

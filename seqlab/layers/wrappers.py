@@ -46,12 +46,20 @@ class Wrapper(Layer):
         raise NotImplementedError
 
     def build_weights(self, input_shape: Shape) -> list[Weight]:
+        # A call builds the layer, and its report and formula read the same
+        # weights again: they are made once per input (of this layer object,
+        # which lives as long as one analysis).
+        built = self.__dict__.get("_built")
+        if built is not None and built[0] == input_shape:
+            return list(built[1])
         # Each variable keeps the flag and dtype its own layer gave it.
-        return [
+        weights = [
             Weight(f"{layer.name}/{w.name}", w.shape, w.trainable, w.dtype)
             for layer, shape in self.placed_sublayers(input_shape)
             for w in layer.variables(shape)
         ]
+        self._built = (input_shape, weights)
+        return list(weights)
 
 
 @register

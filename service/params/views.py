@@ -97,7 +97,35 @@ def count_params() -> Response:
     body = get_json_body()  # 400/413/415 before any cache lookup
     batch_size, optimizer, line_length = estimate_options()
     media_type = request.accept_mimetypes.best_match(MEDIA_TYPES, default=JSON)
-    cache: LRUCache = current_app.extensions["params_cache"]
+    answer = params_answer(
+        request.get_data(cache=True),
+        body,
+        current_app.extensions["params_cache"],
+        batch_size,
+        optimizer,
+        line_length,
+        media_type,
+    )
+    return _answer(answer, media_type)
+
+
+def params_answer(
+    data: bytes,
+    body: object,
+    cache: LRUCache,
+    batch_size: int | None = None,
+    optimizer: str = "adam",
+    line_length: int = PIPED_LINE_LENGTH,
+    media_type: str = JSON,
+) -> bytes:
+    """What ``POST /params`` answers for a request body (``data``, parsed
+    as ``body``), its options and media type (the document, or the SVG
+    picture): from ``cache`` when it holds it, else computed (and kept when
+    small enough).
+
+    :raise marshmallow.ValidationError, ApiValidationError: as
+        ``params_document``, for a model the API refuses.
+    """
     key = None
     if cache.maxsize > 0:  # PARAMS_CACHE_SIZE=0: no key to make
         # The picture depends on the body alone. Its key's suffix ends in a
@@ -106,10 +134,10 @@ def count_params() -> Response:
             options = f"\0{SVG}".encode()
         else:
             options = f"\0{batch_size}\0{optimizer}\0{line_length}".encode()
-        key = digest_key(request.get_data(cache=True) + options)
+        key = digest_key(data + options)
         cached = cache.get(key)
         if cached is not None:
-            return _answer(cached, media_type)
+            return cached
     if media_type == SVG:
         answer = params_picture(body).encode()
     else:
@@ -117,7 +145,7 @@ def count_params() -> Response:
         answer = ENCODER.encode(document).encode()
     if key is not None and len(answer) <= MAX_CACHED_BYTES:
         cache.put(key, answer)
-    return _answer(answer, media_type)
+    return answer
 
 
 def _answer(answer: bytes, media_type: str) -> Response:
