@@ -25,6 +25,7 @@ from specs import ENCODER_DECODER  # noqa: E402
 from specs import MANY_TO_MANY  # noqa: E402
 from specs import POLICY_SPEC  # noqa: E402
 from specs import STATEFUL_JOB  # noqa: E402
+from specs import TWO_BY_TWO  # noqa: E402
 
 #: The seed's model, dtype policies, an integer input through Embedding
 #: with Dropout and BatchNormalization (their inference behaviour), two
@@ -48,25 +49,7 @@ CASES = {
         },
         "int32",
     ),
-    "two_by_two": (
-        {
-            "inputs": [{"name": "seq", "shape": [4, 2]}, {"name": "extra", "shape": [3]}],
-            "layers": [
-                {"type": "LSTM", "units": 6, "inputs": "seq"},
-                {"type": "Concatenate", "inputs": ["lstm", "extra"]},
-                {"type": "Dense", "units": 2, "name": "reg"},
-                {
-                    "type": "Dense",
-                    "units": 3,
-                    "activation": "softmax",
-                    "name": "cls",
-                    "inputs": "concatenate",
-                },
-            ],
-            "outputs": ["reg", "cls"],
-        },
-        "float32",
-    ),  # fmt: skip
+    "two_by_two": (TWO_BY_TWO, "float32"),
     "encoder_decoder": (ENCODER_DECODER, "float32"),
 }
 #: (instances, batch size) of each run: one batch, a short one, many of the

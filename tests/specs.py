@@ -62,6 +62,43 @@ ENCODER_DECODER: dict[str, Any] = {
 }
 
 
+#: An encoder-decoder with attention, every entry named as a person would.
+SEQ2SEQ: dict[str, Any] = {
+    "name": "seq2seq",
+    "inputs": [{"name": "source", "shape": [7, 3]}, {"name": "target", "shape": [5, 4]}],
+    "layers": [
+        {"type": "LSTM", "units": 8, "return_state": True, "return_sequences": True,
+         "name": "encoder", "inputs": "source"},
+        {"type": "LSTM", "units": 8, "return_sequences": True, "name": "decoder",
+         "inputs": "target", "initial_state": ["encoder[0][1]", "encoder[0][2]"]},
+        {"type": "Attention", "inputs": ["decoder", "encoder"]},
+        {"type": "Concatenate", "inputs": ["decoder", "attention"]},
+        {"type": "Dense", "units": 2},
+    ],
+    "outputs": "dense",
+}  # fmt: skip
+
+#: Two inputs (a sequence and a vector), two outputs (a regression and a
+#: 3-class softmax), a merge: what list and dict data must reach in order.
+TWO_BY_TWO: dict[str, Any] = {
+    "name": "two_by_two",
+    "inputs": [{"name": "seq", "shape": [4, 2]}, {"name": "extra", "shape": [3]}],
+    "layers": [
+        {"type": "LSTM", "units": 6, "inputs": "seq"},
+        {"type": "Concatenate", "inputs": ["lstm", "extra"]},
+        {"type": "Dense", "units": 2, "name": "reg"},
+        {
+            "type": "Dense",
+            "units": 3,
+            "activation": "softmax",
+            "name": "cls",
+            "inputs": "concatenate",
+        },
+    ],
+    "outputs": ["reg", "cls"],
+}  # fmt: skip
+
+
 def encoder_decoder(keras: Any) -> Any:
     """``ENCODER_DECODER`` in plain Keras (in a fresh session, the same names)."""
     layers = keras.layers

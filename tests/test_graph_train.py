@@ -10,28 +10,10 @@ import math
 
 import pytest
 from fit_compare import plain_program
+from specs import TWO_BY_TWO
 
 from jobs.store import TERMINAL
 
-#: Two inputs (a sequence and a vector), two outputs (a regression and a
-#: 3-class softmax), a merge: what list and dict data must reach in order.
-TWO_BY_TWO = {
-    "name": "two_by_two",
-    "inputs": [{"name": "seq", "shape": [4, 2]}, {"name": "extra", "shape": [3]}],
-    "layers": [
-        {"type": "LSTM", "units": 6, "inputs": "seq"},
-        {"type": "Concatenate", "inputs": ["lstm", "extra"]},
-        {"type": "Dense", "units": 2, "name": "reg"},
-        {
-            "type": "Dense",
-            "units": 3,
-            "activation": "softmax",
-            "name": "cls",
-            "inputs": "concatenate",
-        },
-    ],
-    "outputs": ["reg", "cls"],
-}  # fmt: skip
 SAMPLES = 12
 
 

@@ -13,6 +13,7 @@ from specs import MANY_TO_MANY
 from specs import MANY_TO_ONE
 from specs import ONE_TO_ONE
 from specs import POLICY_SPEC
+from specs import SEQ2SEQ
 
 from seqlab import LAYERS
 
@@ -373,21 +374,6 @@ def test_layer_dtype_policies_set_bytes_and_weight_dtypes(client, spec):
 
 
 # -- graphs (Functional models) -------------------------------------------------
-
-SEQ2SEQ = {
-    "name": "seq2seq",
-    "inputs": [{"name": "source", "shape": [7, 3]}, {"name": "target", "shape": [5, 4]}],
-    "layers": [
-        {"type": "LSTM", "units": 8, "return_state": True, "return_sequences": True,
-         "name": "encoder", "inputs": "source"},
-        {"type": "LSTM", "units": 8, "return_sequences": True, "name": "decoder",
-         "inputs": "target", "initial_state": ["encoder[0][1]", "encoder[0][2]"]},
-        {"type": "Attention", "inputs": ["decoder", "encoder"]},
-        {"type": "Concatenate", "inputs": ["decoder", "attention"]},
-        {"type": "Dense", "units": 2},
-    ],
-    "outputs": "dense",
-}  # fmt: skip
 
 
 def test_graph_answer(client, spec):

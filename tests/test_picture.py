@@ -27,6 +27,7 @@ from browser import Browser
 from browser import chromium
 from marshmallow import ValidationError
 from openapi_check import validate_response
+from specs import SEQ2SEQ
 
 from modelspec.errors import ApiValidationError
 from modelspec.params import model_report
@@ -79,21 +80,8 @@ STACK = {
     ],
 }
 
-#: An encoder-decoder with attention; an embedding's mask (two mask operations).
-SEQ2SEQ = {
-    "name": "seq2seq",
-    "inputs": [{"name": "source", "shape": [7, 3]}, {"name": "target", "shape": [5, 4]}],
-    "layers": [
-        {"type": "LSTM", "units": 8, "return_sequences": True, "return_state": True,
-         "name": "encoder", "inputs": "source"},
-        {"type": "LSTM", "units": 8, "return_sequences": True, "name": "decoder",
-         "inputs": "target", "initial_state": ["encoder[0][1]", "encoder[0][2]"]},
-        {"type": "Attention", "inputs": ["decoder", "encoder"]},
-        {"type": "Concatenate", "inputs": ["decoder", "attention"]},
-        {"type": "Dense", "units": 2},
-    ],
-    "outputs": "dense",
-}  # fmt: skip
+#: Two inputs through one shared embedding and encoder; the masks make two
+#: mask operations.
 SIAMESE = {
     "inputs": [{"name": "left", "shape": [10], "dtype": "int32"},
                {"name": "right", "shape": [10], "dtype": "int32"}],
