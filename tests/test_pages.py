@@ -517,6 +517,10 @@ def test_with_keys_the_pages_ask_for_one_and_show_its_tenants_jobs(keyed_server,
     browser.load(f"{base}/ui/jobs/{alices['id']}")
     browser.wait_for("!document.querySelector('#job-problem').hidden")
     assert "No such job" in text_of(browser, "#job-problem")
+    # ... and nothing of a job: no status, chart or buttons.
+    assert browser.evaluate(
+        "[...document.querySelectorAll('main > .panel, main > .two')].every(p => p.hidden)"
+    )
     # The key never went into a URL.
     assert not [url for url in browser.requests if TENANTS.secrets["bob"] in url]
     # Forget it: the page asks again.

@@ -307,6 +307,8 @@ function showError(error) {
     ? "No such job: it was deleted, it expired, or it belongs to another API key."
     : error.message;
   show(box);
+  // A job that is not there has no status, chart or buttons to show.
+  if (error.status === 404) for (const part of document.querySelectorAll("main > .panel, main > .two")) show(part, false);
 }
 
 async function start() {
