@@ -15,7 +15,13 @@ from service.queries import contract_queries
 from service.queries import openapi_path
 
 #: A value for each route variable that the route accepts as such.
-VARIABLES = {"job_id": "0" * 32, "dataset_id": "0" * 32, "asset": "docs.js"}
+VARIABLES = {
+    "job_id": "0" * 32,
+    "dataset_id": "0" * 32,
+    "asset": "docs.js",
+    "version": "0" * 12,
+    "name": "api.js",
+}
 
 
 def app_routes(app):
