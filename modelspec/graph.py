@@ -286,25 +286,27 @@ def _auto_names(entries: list[Any]) -> dict[str, str]:
     a ``{"call": ...}`` entry to find its layer's call arguments."""
     counts: dict[str, int] = {}
     out: dict[str, str] = {}
-
-    def name(spec: Any, depth: int) -> None:
-        if not isinstance(spec, Mapping) or depth > MAX_NESTING:
-            return
-        if not isinstance(spec.get("type"), str) or spec["type"] not in LAYERS:
-            return
-        for key in ("layer", "backward_layer"):
-            name(spec.get(key), depth + 1)
-        if isinstance(spec.get("name"), str):
-            return
-        prefix = LAYERS[spec["type"]].name_prefix()
-        n = counts.get(prefix, 0)
-        counts[prefix] = n + 1
-        if depth == 0:
-            out[f"{prefix}_{n}" if n else prefix] = spec["type"]
-
     for entry in entries:
-        name(entry, 0)
+        _auto_name(entry, 0, counts, out)
     return out
+
+
+def _auto_name(spec: Any, depth: int, counts: dict[str, int], out: dict[str, str]) -> None:
+    """Count the automatic names of ``spec`` (a creating entry at depth 0)
+    and of the layers it wraps; record the entry's own in ``out``."""
+    if not isinstance(spec, Mapping) or depth > MAX_NESTING:
+        return
+    if not isinstance(spec.get("type"), str) or spec["type"] not in LAYERS:
+        return
+    for key in ("layer", "backward_layer"):
+        _auto_name(spec.get(key), depth + 1, counts, out)
+    if isinstance(spec.get("name"), str):
+        return
+    prefix = LAYERS[spec["type"]].name_prefix()
+    n = counts.get(prefix, 0)
+    counts[prefix] = n + 1
+    if depth == 0:
+        out[f"{prefix}_{n}" if n else prefix] = spec["type"]
 
 
 def load_entry(entry: Any, named: Mapping[str, str], auto: Mapping[str, str]) -> dict[str, Any]:

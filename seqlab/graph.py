@@ -166,6 +166,18 @@ class _Builder:
         #: Failures Keras meets only on the model's first call (fit or
         #: predict): (node, path, message), raised if the node is in the model.
         self.deferred: list[tuple[_Node, str, str]] = []
+        #: Every operation, in the order the program made them.
+        self.ops: list[_Op] = []
+
+    def release(self) -> None:
+        """Unlink the operations, nodes and tensors (an operation holds its
+        nodes, each node its op; a node its outputs, each its node), so that
+        they are freed as soon as the analysis ends rather than by the
+        cyclic garbage collector, which would walk them all later."""
+        for op in self.ops:
+            for node in op.nodes:
+                node.outputs = []
+            op.nodes = []
 
     # -- the program -------------------------------------------------------
 
@@ -176,6 +188,7 @@ class _Builder:
             dtype = item.get("dtype") or "float32"
             layer = InputLayer(shape, dtype, name)
             op = _Op("input", name, "InputLayer", f"inputs.{k}.name", layer)
+            self.ops.append(op)
             node = _Node(op, [], shape)
             node.outputs.append(_Tensor(node, 0, shape, dtype))
             self.by_name[name] = op
@@ -324,6 +337,7 @@ class _Builder:
             if layer.name in self.by_name:
                 raise duplicate_name(layer.name, f"{path}.name")
             op = _Op("layer", layer.name, layer.type, f"{path}.name", layer)
+            self.ops.append(op)
             self.by_name[layer.name] = op
         form = layer.call_form
         refs = entry.get("inputs", _MISSING)
@@ -424,6 +438,7 @@ class _Builder:
         """A non-layer op Keras creates on symbolic tensors (a mask op), named
         when it is created; returns its output."""
         op = _Op("op", self.namer.auto(_snake(kind)), kind, path, None)
+        self.ops.append(op)
         node = _Node(op, inputs, [t.shape for t in inputs])
         node.outputs.append(_Tensor(node, 0, shape, "bool"))
         return node.outputs[0]
@@ -779,6 +794,15 @@ def analyze_graph(spec: Mapping[str, Any], *, strict: bool = True) -> GraphRepor
     [('input_layer', (None, 7, 3), 0), ('lstm', (None, 5), 180), ('dense', (None, 1), 6)]
     """
     builder = _Builder(spec)
+    try:
+        return _analyze(builder, strict)
+    finally:
+        builder.release()
+
+
+def _analyze(builder: _Builder, strict: bool) -> GraphReport:
+    """``analyze_graph`` with its builder (which it then releases)."""
+    spec = builder.spec
     structure, outputs = builder.run()
     inputs = builder.inputs
     ops, node_depth, _ = _map_graph(inputs, outputs)

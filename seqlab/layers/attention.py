@@ -58,13 +58,14 @@ def rate(name: str) -> Arg:
     return Arg(name, Kind.FLOAT, 0.0, minimum=0.0, maximum=1.0)
 
 
-def fully_defined(layer: Layer, variable: str, shape: tuple[int | None, ...]) -> None:
-    """Keras's refusal of a variable whose shape has an unknown dimension."""
+def fully_defined(layer: str, variable: str, shape: tuple[int | None, ...]) -> None:
+    """Keras's refusal of a variable whose shape has an unknown dimension
+    (``layer``: the name of the layer that creates it)."""
     if None in shape:
         raise SpecError(
             "Shapes used to initialize variables must be fully-defined (no `None` "
             f"dimensions). Received: shape={shape!r} for variable "
-            f"path='{layer.name}/{variable}'"
+            f"path='{layer}/{variable}'"
         )
 
 
@@ -210,7 +211,7 @@ class AdditiveAttention(BaseAttention):
         if not self.config["use_scale"]:
             return []
         shape = (input_shape[0][-1],)
-        fully_defined(self, "scale", shape)
+        fully_defined(self.name, "scale", shape)
         return [Weight("scale", shape)]  # type: ignore[arg-type]
 
 
@@ -382,7 +383,8 @@ class MultiHeadAttention(Wrapper):
             "kernel": kernel,
             "bound": bound,
             "use_bias": c["use_bias"],
-            "parent": self,
+            # Its name, not itself: the layer keeps its parts (no cycle).
+            "parent": self.name,
             "kernel_initializer": c["kernel_initializer"],
             "bias_initializer": c["bias_initializer"],
             "trainable": True,
