@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Epochs of a seed job (one step an epoch) that runs Keras's own loop, past
+#: the compiled fit's bound (worker/fitting.py ``COMPILED_MAX_STEPS``): seconds
+#: of training, so that a test can act on the job while it trains.
+KERAS_LOOP_EPOCHS = 12_000
+
 # -- the seed article's Sequential models (seqlab/examples.py) ---------------
 
 #: One time step in, one value out: 146 parameters.

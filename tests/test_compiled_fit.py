@@ -78,6 +78,16 @@ def test_slow_epochs_hand_the_fit_over_to_keras_loop_exactly(compared):
     assert len(run["worker"]["history"]["loss"]) == 40
 
 
+def test_the_suites_long_jobs_run_keras_loop():
+    """Tests that act on a job while it trains (kill, Redis blips, stream
+    ends) train KERAS_LOOP_EPOCHS: too many steps to run compiled in a blink."""
+    from specs import KERAS_LOOP_EPOCHS
+
+    from worker.fitting import COMPILED_MAX_STEPS
+
+    assert KERAS_LOOP_EPOCHS > COMPILED_MAX_STEPS
+
+
 def test_which_fits_run_compiled(done):
     """Short jobs on small data (the bounds included), compiled by XLA."""
     assert done["fits"] == {

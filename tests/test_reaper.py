@@ -16,6 +16,7 @@ import pytest
 import redis
 from conftest import run_worker
 from openapi_check import validate_response
+from specs import KERAS_LOOP_EPOCHS
 from test_jobs import submit
 from test_jobs import wait_for
 
@@ -30,7 +31,7 @@ FAST = {
     "SEQLAB_WARM_UP": "0",
 }
 #: Long enough to be killed while it trains, short enough to run again.
-JOB = {"example": "many_to_one", "fit": {"epochs": 3000}}
+JOB = {"example": "many_to_one", "fit": {"epochs": KERAS_LOOP_EPOCHS}}
 
 
 def queued_messages(app):
@@ -152,7 +153,7 @@ def test_a_killed_workers_job_is_queued_again_and_runs_on_the_next_worker(
         job = wait_for(client, location, timeout=240).get_json()
     assert job["status"] == "succeeded", job.get("error")
     assert job["attempt"] == 2
-    assert job["result"]["epochs_completed"] == 3000
+    assert job["result"]["epochs_completed"] == KERAS_LOOP_EPOCHS
 
 
 @pytest.mark.slow

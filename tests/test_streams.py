@@ -23,6 +23,7 @@ import redis
 from conftest import run_worker
 from conftest import serve_api
 from openapi_check import validate_response
+from specs import KERAS_LOOP_EPOCHS
 from tenants import Tenants
 from test_jobs import submit as submit_with
 from test_jobs import wait_for
@@ -277,7 +278,7 @@ def test_the_cli_follows_a_job_across_streams_the_server_ends(redis_url, queue, 
                    SEQLAB_STREAM_SECONDS="1") as base:  # fmt: skip
         api = Api(base, tenants.secrets["alice"])
         job = api.call(
-            "POST", "/train", {"example": "many_to_many", "fit": {"epochs": 6000}}
+            "POST", "/train", {"example": "many_to_many", "fit": {"epochs": KERAS_LOOP_EPOCHS}}
         ).json()
         listener = Recorder()
         follow(api, job["id"], listener, sleep=time.sleep)

@@ -12,6 +12,7 @@ from conftest import free_port
 from conftest import run_worker
 from conftest import start_redis
 from openapi_check import validate_response
+from specs import KERAS_LOOP_EPOCHS
 from specs import STATEFUL_JOB
 from test_health import ROUTES
 from test_jobs import submit
@@ -102,16 +103,16 @@ def test_a_redis_blip_does_not_fail_the_job(own_redis, tmp_path):
     app = create_app({"TESTING": True, "REDIS_URL": url, "SEQLAB_QUEUE": queue})
     client = app.test_client()
     with run_worker(url, queue, tmp_path / "worker.log", SEQLAB_WARM_UP="0"):
-        location = submit(client, {"example": "many_to_one", "fit": {"epochs": 3000}}).headers[
-            "Location"
-        ]
+        location = submit(
+            client, {"example": "many_to_one", "fit": {"epochs": KERAS_LOOP_EPOCHS}}
+        ).headers["Location"]
         wait_for(client, location, until=("running",), check=lambda j: "progress" in j)
         own_redis.stop()
         time.sleep(4)  # progress writes and cancel checks fail meanwhile
         own_redis.start()
         job = wait_for(client, location, timeout=120).get_json()
     assert job["status"] == "succeeded", job.get("error")
-    assert job["result"]["epochs_completed"] == 3000
+    assert job["result"]["epochs_completed"] == KERAS_LOOP_EPOCHS
 
 
 def test_stored_errors_carry_no_terminal_colours():
