@@ -37,6 +37,7 @@ import redis
 from . import scripts
 from .store import PREFIX
 from .store import now
+from .sweeps import SweepStore
 
 #: The arrays an upload may hold: training inputs and targets, and
 #: optionally validation ones.
@@ -235,6 +236,11 @@ def resolve(data: Mapping[str, Any], datasets: DatasetStore) -> dict[str, Any]:
     :raise DatasetGone: if a dataset was deleted or expired meanwhile.
     """
     resolved: dict[str, Any] = {}
+    if "sweep" in data:  # a sweep's trial: the data its trials share (jobs/sweeps.py)
+        raw = datasets.redis.get(SweepStore.data_key(data["sweep"]))
+        if raw is None:
+            raise DatasetGone(f"the data of sweep {data['sweep']}")
+        data = {**json.loads(raw), **{k: v for k, v in data.items() if k != "sweep"}}
     if "dataset" in data:
         arrays = datasets.load(data["dataset"], ("x", "y"))
         resolved["x"], resolved["y"] = arrays["x"], arrays["y"]

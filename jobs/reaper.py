@@ -42,6 +42,21 @@ def send_train_task(celery: Any, job_id: str, queue: str, time_limit: int | None
     )
 
 
+def send_group_task(celery: Any, job_ids: list[str], queue: str, time_limit: int | None) -> str:
+    """Queue the task that trains a sweep's trials of one structure together
+    (``seqlab.train_group``), with one job's time limits: the group runs
+    within them (worker/tasks.py). Returns the task's id."""
+    task_id = f"group-{job_ids[0]}"
+    celery.send_task(
+        "seqlab.train_group",
+        args=[job_ids],
+        task_id=task_id,
+        queue=queue,
+        **settings.celery_time_limits(time_limit),
+    )
+    return task_id
+
+
 class Reaper:
     """Finds and settles running jobs whose worker is gone.
 

@@ -256,10 +256,13 @@ class JobStore:
         fields: Mapping[str, Any],
         data: Mapping[str, Any],
         tenant: str | None = None,
+        *,
+        listed: bool = True,
     ) -> dict[str, Any]:
         """Write a new queued job and its training data; returns the record.
 
-        A job of a ``tenant`` records it and is listed in its index too.
+        A job of a ``tenant`` records it and is listed in its index too;
+        one not ``listed`` (a sweep's trial: its sweep lists it) in none.
         """
         record = {"id": job_id, "status": "queued", "created_at": now(), **fields}
         if tenant is not None:
@@ -274,7 +277,7 @@ class JobStore:
             pipe.xadd(events, {"event": "status", "data": json.dumps(queued)},
                       maxlen=EVENTS_MAXLEN, approximate=True)  # fmt: skip
             pipe.expire(events, self.ttl)
-            for index in _indexes(tenant):
+            for index in _indexes(tenant) if listed else ():
                 pipe.zadd(index, {job_id: created})
                 # Members older than a job's lifetime name expired jobs; and with
                 # the TTL refreshed here an index outlives its newest job only.

@@ -90,6 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .pages import views as pages
     from .params import init_app as init_params
     from .params import views as params
+    from .sweeps import init_app as init_sweeps
 
     # Both connect lazily: the API starts, and /params works, without Redis.
     init_queue(app)
@@ -107,5 +108,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(docs.bp)
     init_jobs(app)
     init_datasets(app)
+    init_sweeps(app)
     init_pages(app)
     return app

@@ -65,6 +65,11 @@ DEFAULTS = {
     "SEQLAB_MAX_DATASET_BYTES": 64 * MiB,
     # Datasets one tenant (or the open API) keeps at a time.
     "SEQLAB_MAX_DATASETS": 20,
+    # Trials of one sweep (POST /sweeps): the combinations of its vary.
+    "SEQLAB_MAX_TRIALS": 256,
+    # What one sweep keeps in Redis: its data once, and each trial's model
+    # file, predictions and history.
+    "SEQLAB_MAX_SWEEP_STORED_BYTES": 1 * GiB,
     # Large bodies (over LARGE_BODY_BYTES: a train request's data, an
     # upload) each API process reads and decodes at once (BodySlots).
     "SEQLAB_LARGE_BODIES": 2,

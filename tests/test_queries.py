@@ -21,6 +21,8 @@ VARIABLES = {
     "asset": "docs.js",
     "version": "0" * 12,
     "name": "api.js",
+    "sweep_id": "0" * 32,
+    "trial": "0",
 }
 
 

@@ -34,6 +34,7 @@ celery_app.conf.update(
     # after SEQLAB_PREDICT_TIMEOUT).
     task_routes={
         "seqlab.train": {"queue": settings.queue()},
+        "seqlab.train_group": {"queue": settings.queue()},
         "seqlab.predict": {"queue": settings.queue()},
     },
     # Our own job records hold the results; Celery's are for its bookkeeping.

@@ -128,6 +128,96 @@ def train_model(self: Any, job_id: str) -> None:
             report.final("succeeded", model_file, result=result)
 
 
+@shared_task(name="seqlab.train_group", bind=True, ignore_result=True)
+def train_group(self: Any, job_ids: list[str]) -> None:
+    """Train a sweep's trials that share one structure together
+    (:mod:`worker.sweeping`), each a job of its own: claimed, leased and
+    ended as :func:`train_model` ends a lone job.
+
+    Trials that are no longer queued (cancelled, or claimed by a lone task
+    that a reaper sent after a lost worker) are left out. The group runs
+    under its trials' time limit (they share ``fit``): one group never holds
+    the worker longer than one of its jobs may.
+    """
+    jobs = store()
+    queue = (self.request.delivery_info or {}).get("routing_key") or settings.queue()
+    worker = worker_name(self.request.hostname)
+    claims: dict[str, tuple[str, dict[str, Any]]] = {}
+    for job_id in job_ids:
+        claimed = jobs.claim(job_id, worker, queue, settings.lease_seconds())
+        if claimed is not None:
+            claims[job_id] = claimed
+    if not claims:
+        logger.info("no trial of %s is queued; nothing to train", job_ids[0])
+        return
+    first = next(iter(claims.values()))[1]
+    limit = settings.effective_time_limit(first["request"]["fit"].get("time_limit_seconds"))
+    deadline = time.monotonic() + limit
+    with GroupLeases(jobs, {job_id: token for job_id, (token, _) in claims.items()}) as leases:
+        from . import sweeping  # Keras loads here, in the child process
+
+        reporters = [
+            Reporter(jobs, job_id, token, leases.keeper(job_id))
+            for job_id, (token, _) in claims.items()
+        ]
+        ended: set[int] = set()
+
+        def on_trial(index: int, result: dict[str, Any], model_file: bytes) -> None:
+            report = reporters[index]
+            reason = (result.get("stopped") or {}).get("reason")
+            if reason == "cancelled" or report.should_stop():
+                report.final("cancelled", model_file, result=result)
+            elif reason == "time_limit":
+                message = (
+                    f"The sweep's group reached its time limit of {limit} s after "
+                    f"{result['epochs_completed']} epochs; its history and model so far are kept."
+                )
+                report.final(
+                    "failed", model_file, result=result,
+                    error=failure("TimeLimitExceeded", message),
+                )  # fmt: skip
+            elif reason in ("epochs", "early_stopping"):
+                report.final("succeeded", model_file, result=result)
+            else:
+                message = f"Training stopped: {reason}."
+                report.final("failed", model_file, result=result,
+                             error=failure("TrainingFailed", message))  # fmt: skip
+            ended.add(index)
+
+        def should_stop() -> bool:
+            return all(report.should_stop() for report in reporters)
+
+        def on_progress(progress: dict[str, Any]) -> None:
+            for index, report in enumerate(reporters):
+                if index not in ended:
+                    report.progress(progress)
+
+        try:
+            data = resolve(first["request"]["data"], DatasetStore(jobs.redis, settings.job_ttl()))
+            requests = [{**job["request"], "data": data} for _, job in claims.values()]
+            path = sweeping.train_group(
+                requests,
+                expected=first["params"],
+                on_trial=on_trial,
+                should_stop=should_stop,
+                deadline=deadline,
+                on_progress=on_progress,
+            )
+            logger.info("group of %d trials trained %s", len(requests), path)
+            error = None
+        except SoftTimeLimitExceeded:
+            error = failure("TimeLimitExceeded", f"The group ran past its time limit of {limit} s.")
+        except DatasetGone:
+            error = failure("DatasetNotFound", "The sweep's data was deleted or expired.")
+        except Exception as raised:  # noqa: BLE001 (any failure must end the trials)
+            logger.exception("group of %s failed", job_ids[0])
+            error = failure(type(raised).__name__, str(raised), traceback.format_exc(limit=-8))
+        if error is not None:
+            for index, report in enumerate(reporters):
+                if index not in ended:
+                    report.final("failed", error=error)
+
+
 @shared_task(name="seqlab.predict")
 def predict(
     job_id: str,
@@ -193,6 +283,45 @@ class LeaseKeeper:
                 logger.warning("job %s is no longer this worker's; stopping it", self.job_id)
                 self.lost.set()
                 return
+
+
+class GroupLeases:
+    """The leases of a group's jobs, renewed together from one thread (as
+    :class:`LeaseKeeper` renews one job's); :meth:`keeper` is what a job's
+    :class:`Reporter` reads to know it lost its lease."""
+
+    def __init__(self, jobs: JobStore, tokens: dict[str, str]) -> None:
+        self.jobs, self.tokens = jobs, tokens
+        self.seconds = settings.lease_seconds()
+        self.lost = {job_id: threading.Event() for job_id in tokens}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="seqlab-leases", daemon=True)
+
+    def keeper(self, job_id: str) -> Any:
+        """An object with the job's ``lost`` event, as a Reporter reads it."""
+        return type("Lease", (), {"lost": self.lost[job_id]})()
+
+    def __enter__(self) -> GroupLeases:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.seconds / 3):
+            for job_id, token in self.tokens.items():
+                if self.lost[job_id].is_set():
+                    continue
+                try:
+                    held = self.jobs.renew(job_id, token, self.seconds)
+                except redis.RedisError as error:
+                    logger.warning("job %s: lease not renewed (%s)", job_id, error)
+                    continue
+                if not held:
+                    logger.warning("job %s is no longer this worker's", job_id)
+                    self.lost[job_id].set()
 
 
 class Reporter:

@@ -70,6 +70,8 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
         doc["model"] = job["model"]
     if "example" in job.get("request", {}):
         doc["example"] = job["request"]["example"]
+    if "sweep" in job:  # a sweep's trial
+        doc["sweep"] = job["sweep"]
     if job.get("cancel_requested") and job["status"] == "running":
         doc["cancel_requested"] = True
     if "attempt" in job:  # runs started: 2 once a lost worker's job ran again

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -155,7 +156,48 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         earlier = idempotent.earlier_job(visible_job)
         if earlier is not None:
             return _accepted(earlier, replayed=True)
-    body = train_request_schema.load(raw)
+    prepared = prepare_train(train_request_schema.load(raw))
+    job_id = new_job_id()
+    if idempotent is not None:
+        # Claimed before anything is written: of concurrent requests with
+        # one key, one creates the job and the others answer with it.
+        earlier = idempotent.claim(job_id, visible_job)
+        if earlier is not None:
+            return _accepted(earlier, replayed=True)
+    try:
+        record = _create_and_queue(job_id, prepared)
+    except BaseException:
+        if idempotent is not None:
+            # The key is free for the retry. Without Redis this fails too,
+            # and the claim frees itself within CLAIM_SECONDS.
+            with contextlib.suppress(redis.exceptions.RedisError):
+                idempotent.release()
+        raise
+    if idempotent is not None:
+        idempotent.confirm()
+    return _accepted(record, replayed=False)
+
+
+@dataclass
+class PreparedJob:
+    """A train request checked in full, with what writing its job needs."""
+
+    body: dict[str, Any]
+    report: ModelReport
+    cost: JobCost
+    #: What the worker needs to load the request's datasets (None: inline data).
+    dataset_refs: dict[str, Any] | None
+    warnings: list[str]
+
+
+def prepare_train(body: dict[str, Any]) -> PreparedJob:
+    """Every check of a loaded train request beyond its schema: the model
+    (the engine's analysis), the data against the model, the datasets it
+    names, the limits and the cost model, the backends of live workers.
+    ``POST /train`` runs it once, ``POST /sweeps`` once per trial.
+
+    :raise ApiValidationError: 422 naming the field and the reason.
+    """
     try:
         report = analyze(body["model"])
     except SpecError as error:
@@ -179,26 +221,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     if not graph:
         check_data(report, body)
         check_validation_data(report, body)
-    warnings = check_backends(report)
-    job_id = new_job_id()
-    if idempotent is not None:
-        # Claimed before anything is written: of concurrent requests with
-        # one key, one creates the job and the others answer with it.
-        earlier = idempotent.claim(job_id, visible_job)
-        if earlier is not None:
-            return _accepted(earlier, replayed=True)
-    try:
-        record = _create_and_queue(job_id, body, report, cost, dataset_refs, warnings)
-    except BaseException:
-        if idempotent is not None:
-            # The key is free for the retry. Without Redis this fails too,
-            # and the claim frees itself within CLAIM_SECONDS.
-            with contextlib.suppress(redis.exceptions.RedisError):
-                idempotent.release()
-        raise
-    if idempotent is not None:
-        idempotent.confirm()
-    return _accepted(record, replayed=False)
+    return PreparedJob(body, report, cost, dataset_refs, check_backends(report))
 
 
 def check_early_stopping_monitor(body: dict[str, Any], logged: list[str] | None = None) -> None:
@@ -212,24 +235,33 @@ def check_early_stopping_monitor(body: dict[str, Any], logged: list[str] | None 
         raise ApiValidationError(f"{path}: {error}", {path: [error]})
 
 
-def _create_and_queue(
+def stored_job_data(prepared: PreparedJob) -> dict[str, Any]:
+    """The inline training data a job stores (none for data on a dataset)."""
+    refs = prepared.dataset_refs
+    return stored_data(prepared.body) if refs is None or "dataset" not in refs else {}
+
+
+def create_record(
     job_id: str,
-    body: dict[str, Any],
-    report: ModelReport,
-    cost: JobCost,
-    dataset_refs: dict[str, Any] | None = None,
-    warnings: list[str] | None = None,
+    prepared: PreparedJob,
+    tenant: str | None,
+    *,
+    data: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    listed: bool = True,
 ) -> dict[str, Any]:
-    """Write the job, of the caller's tenant, and queue it; returns the record.
+    """Write a queued job of ``tenant`` (not queued yet); returns the record.
 
-    A job on datasets stores their ids (``dataset_refs``), not their
-    arrays: the worker reads them when it starts the job.
-
-    :raise 503: if it cannot be queued (and then nothing is left written).
+    A job on datasets stores their ids, not their arrays: the worker reads
+    them when it starts the job. ``data``: what to store instead of the
+    request's data (a sweep's trials name the sweep's, stored once);
+    ``extra``: more fields of the record; ``listed``: whether the jobs
+    list shows it (a sweep's trials are listed by their sweep).
     """
-    tenant = auth.caller()
+    body, report, cost = prepared.body, prepared.report, prepared.cost
+    dataset_refs, warnings = prepared.dataset_refs, prepared.warnings
     shapes: dict[str, Any] = {key: data_shapes(body["data"][key]) for key in ("x", "y")}
-    data = stored_data(body) if dataset_refs is None or "dataset" not in dataset_refs else {}
+    data = stored_job_data(prepared) if data is None else dict(data)
     if dataset_refs:
         data.update(dataset_refs)
         if "dataset" in dataset_refs:
@@ -240,7 +272,7 @@ def _create_and_queue(
                 "x": body["validation"]["x"]["shape"],
                 "y": body["validation"]["y"]["shape"],
             }
-    record = store().create(
+    return store().create(
         job_id,
         {
             "request": stored_request(body),
@@ -249,16 +281,27 @@ def _create_and_queue(
             "data_shapes": shapes,
             "estimated_cost": cost.to_dict(),
             **({"warnings": warnings} if warnings else {}),
+            **(extra or {}),
         },
         data,
         tenant=tenant,
+        listed=listed,
     )
+
+
+def _create_and_queue(job_id: str, prepared: PreparedJob) -> dict[str, Any]:
+    """Write the job, of the caller's tenant, and queue it; returns the record.
+
+    :raise 503: if it cannot be queued (and then nothing is left written).
+    """
+    tenant = auth.caller()
+    record = create_record(job_id, prepared, tenant)
     try:
         send_train_task(
             current_app.extensions["celery"],
             job_id,
             current_app.config["SEQLAB_QUEUE"],
-            body["fit"].get("time_limit_seconds"),
+            prepared.body["fit"].get("time_limit_seconds"),
         )
     except Exception as error:
         # Nothing half-written: a job that was never queued does not exist.
