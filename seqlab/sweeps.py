@@ -88,8 +88,9 @@ def check_vary(vary: Any, max_trials: int) -> dict[str, list[Any]]:
     count = math.prod(len(v) for v in checked.values())
     if count > max_trials:
         sizes = " × ".join(str(len(v)) for v in checked.values())
+        sizes = f"{sizes} = {count:,}" if len(checked) > 1 else f"{count:,}"
         raise SweepError(
-            f"The sweep has {sizes} = {count:,} trials, over the limit of {max_trials:,} "
+            f"The sweep has {sizes} trials, over the limit of {max_trials:,} "
             "(SEQLAB_MAX_TRIALS).",
             "vary",
         )
