@@ -13,6 +13,7 @@ from . import params_vs_keras
 from . import predict_latency
 from . import predict_while_training
 from . import seed_vs_service
+from . import sweep_vs_jobs
 from . import warm_seed_job
 
 
@@ -29,6 +30,7 @@ def main() -> None:
     dataset_upload.main(quick=options.quick)
     predict_latency.main(quick=options.quick)
     predict_while_training.main(quick=options.quick)
+    sweep_vs_jobs.main(quick=options.quick)
     print(goals.table())
 
 

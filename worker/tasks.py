@@ -212,10 +212,16 @@ def train_group(self: Any, job_ids: list[str]) -> None:
         except Exception as raised:  # noqa: BLE001 (any failure must end the trials)
             logger.exception("group of %s failed", job_ids[0])
             error = failure(type(raised).__name__, str(raised), traceback.format_exc(limit=-8))
-        if error is not None:
-            for index, report in enumerate(reporters):
-                if index not in ended:
-                    report.final("failed", error=error)
+        for index, report in enumerate(reporters):
+            if index in ended:
+                continue
+            # Not reached: the group stopped first (a cancel), or failed.
+            if error is None and report.should_stop():
+                report.final("cancelled")
+            else:
+                report.final("failed", error=error or failure(
+                    "TrainingFailed", "The group ended without training this trial."
+                ))  # fmt: skip
 
 
 @shared_task(name="seqlab.predict")
