@@ -90,8 +90,7 @@ def check_vary(vary: Any, max_trials: int) -> dict[str, list[Any]]:
         sizes = " × ".join(str(len(v)) for v in checked.values())
         sizes = f"{sizes} = {count:,}" if len(checked) > 1 else f"{count:,}"
         raise SweepError(
-            f"The sweep has {sizes} trials, over the limit of {max_trials:,} "
-            "(SEQLAB_MAX_TRIALS).",
+            f"The sweep has {sizes} trials, over the limit of {max_trials:,} (SEQLAB_MAX_TRIALS).",
             "vary",
         )
     return checked

@@ -56,7 +56,7 @@ FIELDS = ("id", "created_at", "request", "result", "history_so_far", "progress",
 
 # Matplotlib's font cache and text layout are shared by every thread of the
 # process (gunicorn's gthread workers): one drawing at a time.
-_drawing = threading.Lock()
+drawing_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -197,12 +197,12 @@ def render(curves: Curves, fmt: str) -> bytes:
     out = io.BytesIO()
     # No dates or random ids in the file: the same curves, the same bytes.
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    with _drawing, _rc():
+    with drawing_lock, plot_settings():
         figure.savefig(out, format=fmt, metadata=metadata)
     return out.getvalue()
 
 
-def _rc() -> Any:
+def plot_settings() -> Any:
     """Matplotlib's settings while drawing: the SVG keeps its text as text
     (smaller, searchable), with fixed ids (random otherwise)."""
     import matplotlib
@@ -223,7 +223,7 @@ def draw(curves: Curves) -> Any:
     cols = 1 if len(groups) == 1 else 2 if len(groups) <= 4 else 3
     rows = math.ceil(len(groups) / cols)
     size = (8.0, 4.8) if cols == 1 else (5.2 * cols, 3.4 * rows + 1.0)
-    with _drawing, _rc():
+    with drawing_lock, plot_settings():
         figure = Figure(figsize=size, dpi=100, layout="constrained")
         canvas = FigureCanvasAgg(figure)
         renderer, font = canvas.get_renderer(), FontProperties(size=TITLE_SIZE)

@@ -33,9 +33,9 @@ from jobs.store import finite
 from seqlab.sweeps import TERMINAL
 
 from ..jobs.plots import MEDIA_TYPES
-from ..jobs.plots import _drawing
-from ..jobs.plots import _rc
 from ..jobs.plots import block_middles
+from ..jobs.plots import drawing_lock
+from ..jobs.plots import plot_settings
 from ..jobs.plots import use_log_scale
 from ..jobs.threads import StreamSlot
 from .documents import sweep_document
@@ -143,7 +143,7 @@ def render_overlay(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with _drawing, _rc():
+    with drawing_lock, plot_settings():
         figure = Figure(figsize=(6.0 * len(metrics), 4.6), dpi=100, layout="constrained")
         FigureCanvasAgg(figure)
         axes = figure.subplots(1, len(metrics), squeeze=False).ravel()
