@@ -41,6 +41,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -264,27 +265,42 @@ class JobStore:
         A job of a ``tenant`` records it and is listed in its index too;
         one not ``listed`` (a sweep's trial: its sweep lists it) in none.
         """
-        record = {"id": job_id, "status": "queued", "created_at": now(), **fields}
-        if tenant is not None:
-            record["tenant"] = tenant
-        key, created = self.key(job_id), time.time()
-        queued = {"status": "queued", "at": record["created_at"]}
-        with self.redis.pipeline() as pipe:  # MULTI/EXEC: all or nothing
-            pipe.hset(key, mapping={k: json.dumps(v) for k, v in record.items()})
-            pipe.expire(key, self.ttl)
-            pipe.set(self.data_key(job_id), json.dumps(data), ex=self.ttl)
-            events = self.events_key(job_id)
-            pipe.xadd(events, {"event": "status", "data": json.dumps(queued)},
-                      maxlen=EVENTS_MAXLEN, approximate=True)  # fmt: skip
-            pipe.expire(events, self.ttl)
+        return self.create_many([(job_id, fields, data)], tenant, listed=listed)[0]
+
+    def create_many(
+        self,
+        jobs: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]],
+        tenant: str | None = None,
+        *,
+        listed: bool = True,
+    ) -> list[dict[str, Any]]:
+        """:meth:`create` of each ``(job_id, fields, data)``, all in one
+        step (MULTI/EXEC: all or none): a sweep's trials."""
+        records, created = [], time.time()
+        with self.redis.pipeline() as pipe:
+            for job_id, fields, data in jobs:
+                record = {"id": job_id, "status": "queued", "created_at": now(), **fields}
+                if tenant is not None:
+                    record["tenant"] = tenant
+                key = self.key(job_id)
+                queued = {"status": "queued", "at": record["created_at"]}
+                pipe.hset(key, mapping={k: json.dumps(v) for k, v in record.items()})
+                pipe.expire(key, self.ttl)
+                pipe.set(self.data_key(job_id), json.dumps(data), ex=self.ttl)
+                events = self.events_key(job_id)
+                pipe.xadd(events, {"event": "status", "data": json.dumps(queued)},
+                          maxlen=EVENTS_MAXLEN, approximate=True)  # fmt: skip
+                pipe.expire(events, self.ttl)
+                for index in _indexes(tenant) if listed else ():
+                    pipe.zadd(index, {job_id: created})
+                records.append(record)
             for index in _indexes(tenant) if listed else ():
-                pipe.zadd(index, {job_id: created})
                 # Members older than a job's lifetime name expired jobs; and with
                 # the TTL refreshed here an index outlives its newest job only.
                 pipe.zremrangebyscore(index, "-inf", f"({created - self.ttl!r}")
                 pipe.expire(index, self.ttl)
             pipe.execute()
-        return record
+        return records
 
     def delete(self, job_id: str, tenant: str | None = None) -> None:
         """Remove every trace of a job (used when queueing it failed)."""

@@ -241,22 +241,18 @@ def stored_job_data(prepared: PreparedJob) -> dict[str, Any]:
     return stored_data(prepared.body) if refs is None or "dataset" not in refs else {}
 
 
-def create_record(
-    job_id: str,
+def job_fields(
     prepared: PreparedJob,
-    tenant: str | None,
     *,
     data: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
-    listed: bool = True,
-) -> dict[str, Any]:
-    """Write a queued job of ``tenant`` (not queued yet); returns the record.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields and the data of a queued job's record (``JobStore.create``).
 
     A job on datasets stores their ids, not their arrays: the worker reads
     them when it starts the job. ``data``: what to store instead of the
     request's data (a sweep's trials name the sweep's, stored once);
-    ``extra``: more fields of the record; ``listed``: whether the jobs
-    list shows it (a sweep's trials are listed by their sweep).
+    ``extra``: more fields of the record.
     """
     body, report, cost = prepared.body, prepared.report, prepared.cost
     dataset_refs, warnings = prepared.dataset_refs, prepared.warnings
@@ -272,21 +268,16 @@ def create_record(
                 "x": body["validation"]["x"]["shape"],
                 "y": body["validation"]["y"]["shape"],
             }
-    return store().create(
-        job_id,
-        {
-            "request": stored_request(body),
-            "model": job_model(report),
-            "params": job_params(report, render_summary(report)),
-            "data_shapes": shapes,
-            "estimated_cost": cost.to_dict(),
-            **({"warnings": warnings} if warnings else {}),
-            **(extra or {}),
-        },
-        data,
-        tenant=tenant,
-        listed=listed,
-    )
+    fields = {
+        "request": stored_request(body),
+        "model": job_model(report),
+        "params": job_params(report, render_summary(report)),
+        "data_shapes": shapes,
+        "estimated_cost": cost.to_dict(),
+        **({"warnings": warnings} if warnings else {}),
+        **(extra or {}),
+    }
+    return fields, data
 
 
 def _create_and_queue(job_id: str, prepared: PreparedJob) -> dict[str, Any]:
@@ -295,7 +286,7 @@ def _create_and_queue(job_id: str, prepared: PreparedJob) -> dict[str, Any]:
     :raise 503: if it cannot be queued (and then nothing is left written).
     """
     tenant = auth.caller()
-    record = create_record(job_id, prepared, tenant)
+    record = store().create(job_id, *job_fields(prepared), tenant=tenant)
     try:
         send_train_task(
             current_app.extensions["celery"],

@@ -314,17 +314,19 @@ def write_and_queue(
     }
     sweeps = store()
     jobs = job_views.store()
-    written: list[str] = []
+    written = False
     try:
         sweeps.create(document, stored_data(loaded) if inline else None, tenant)
+        trial_jobs = []
         for trial, one, job_id in zip(trials, prepared, job_ids, strict=True):
-            job_views.create_record(
-                job_id, one, tenant,
+            fields, data = job_views.job_fields(
+                one,
                 data=shared_data(sweep_id) if inline else None,
                 extra={"sweep": {"id": sweep_id, "trial": trial.number}},
-                listed=False,
-            )  # fmt: skip
-            written.append(job_id)
+            )
+            trial_jobs.append((job_id, fields, data))
+        jobs.create_many(trial_jobs, tenant, listed=False)
+        written = True
         celery, queue = current_app.extensions["celery"], current_app.config["SEQLAB_QUEUE"]
         limit = first.body["fit"].get("time_limit_seconds")
         for members_of in members:
@@ -332,7 +334,7 @@ def write_and_queue(
     except Exception as error:
         # Nothing half-written: a sweep that was never queued does not exist.
         with contextlib.suppress(redis.exceptions.RedisError):
-            for job_id in written:
+            for job_id in job_ids if written else ():
                 jobs.delete(job_id, tenant)
             sweeps.delete(sweep_id, tenant)
         current_app.logger.warning("could not queue sweep %s: %s", sweep_id, error)
