@@ -161,36 +161,38 @@ def train_group(self: Any, job_ids: list[str]) -> None:
             for job_id, (token, _) in claims.items()
         ]
         ended: set[int] = set()
+        attempts = [job.get("attempt") for _, job in claims.values()]
 
-        def on_trial(index: int, result: dict[str, Any], model_file: bytes) -> None:
-            report = reporters[index]
-            reason = (result.get("stopped") or {}).get("reason")
-            if reason == "cancelled" or report.should_stop():
-                report.final("cancelled", model_file, result=result)
-            elif reason == "time_limit":
+        def on_trial(index: int, outcome: Any) -> None:
+            report, result = reporters[index], outcome.result
+            kept = {"result": result} if result is not None else {}
+            if outcome.status == "cancelled" or (
+                outcome.status == "succeeded" and report.should_stop()
+            ):
+                # A trial cancelled alone ends with its group, cancelled.
+                report.final("cancelled", outcome.model_file, **kept)
+            elif outcome.status == "time_limit":
+                epochs = result["epochs_completed"] if result else 0
                 message = (
-                    f"The sweep's group reached its time limit of {limit} s after "
-                    f"{result['epochs_completed']} epochs; its history and model so far are kept."
+                    f"The sweep's group reached its time limit of {limit} s after {epochs} "
+                    "epochs; its history and model so far are kept."
                 )
-                report.final(
-                    "failed", model_file, result=result,
-                    error=failure("TimeLimitExceeded", message),
-                )  # fmt: skip
-            elif reason in ("epochs", "early_stopping"):
-                report.final("succeeded", model_file, result=result)
+                report.final("failed", outcome.model_file, **kept,
+                             error=failure("TimeLimitExceeded", message))  # fmt: skip
+            elif outcome.status == "succeeded":
+                report.final("succeeded", outcome.model_file, **kept)
             else:
-                message = f"Training stopped: {reason}."
-                report.final("failed", model_file, result=result,
-                             error=failure("TrainingFailed", message))  # fmt: skip
+                report.final("failed", error=failure("TrainingFailed", outcome.message or ""))
             ended.add(index)
 
         def should_stop() -> bool:
             return all(report.should_stop() for report in reporters)
 
-        def on_progress(progress: dict[str, Any]) -> None:
-            for index, report in enumerate(reporters):
-                if index not in ended:
-                    report.progress(progress)
+        def on_progress(index: int, progress: dict[str, Any]) -> None:
+            reporters[index].progress(progress)
+
+        def on_history(index: int, snapshot: dict[str, Any]) -> None:
+            reporters[index].history(snapshot, attempt=attempts[index])
 
         try:
             data = resolve(first["request"]["data"], DatasetStore(jobs.redis, settings.job_ttl()))
@@ -202,6 +204,7 @@ def train_group(self: Any, job_ids: list[str]) -> None:
                 should_stop=should_stop,
                 deadline=deadline,
                 on_progress=on_progress,
+                on_history=on_history,
             )
             logger.info("group of %d trials trained %s", len(requests), path)
             error = None
