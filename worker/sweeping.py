@@ -33,6 +33,7 @@ bounds) the trials run one by one in this process, each exactly a lone job
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections import OrderedDict
@@ -45,10 +46,14 @@ from typing import Any
 
 from jobs import settings
 from seqlab.cost import COMPILED_MAX_INDICES
+from seqlab.cost import prediction_bytes_bound
 
 from . import steps as kept_steps
 from . import training
 from .backend import configure_backend
+from .builder import build_layer
+from .builder import build_model
+from .builder import is_graph
 from .fitting import COMPILED_CALL_SECONDS
 from .fitting import COMPILED_MAX_EPOCHS
 from .fitting import batch
@@ -57,6 +62,8 @@ from .fitting import compiled_fits
 from .fitting import padded
 from .graph_arrays import job_arrays
 from .graph_arrays import samples
+from .graph_arrays import take
+from .group_files import StateFiles
 from .monitor import Monitor
 
 #: Group programs a process keeps (by structure and batch layout), least
@@ -172,10 +179,19 @@ def train_one_by_one(
 
 @dataclass
 class Group:
-    """The trials' built models and what their fit needs (:func:`build_group`)."""
+    """The trials' initial train states, the model that stands for them
+    all, and what their fit needs (:func:`build_group`)."""
 
-    built: list[training.Built]
+    #: The first trial's model, compiled; every trial's state fits it.
+    model: Any
+    summary: str
+    #: Its train state's variables, by part (trainable, non-trainable,
+    #: optimizer, metrics): what each state's values are the values of.
+    variables: list[list[Any]]
+    #: Each trial's initial train state (values, in the variables' order).
     states: list[Any]
+    #: Each trial's learning rate (the optimizer's, where a trial sets none).
+    learning_rates: list[float]
     x: Any
     y: Any
     validation: tuple[Any, Any] | None
@@ -186,47 +202,123 @@ class Group:
 def build_group(requests: Sequence[Mapping[str, Any]], expected: Mapping[str, Any]) -> Group | None:
     """Each trial's compiled model, its train state and the shared data;
     None where the group cannot run as one compiled program (past the
-    compiled fit's bounds). Holds ``training.keras_lock`` (the caller's)."""
+    compiled fit's bounds). Holds ``training.keras_lock`` (the caller's).
+
+    The cyclic garbage collector is paused meanwhile: building a model
+    makes some tens of thousands of objects, and its collections would
+    scan the group's models built so far again and again (a 128-trial
+    group built twice as slowly per trial as a 32-trial one).
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_group(requests, expected)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build_group(
+    requests: Sequence[Mapping[str, Any]], expected: Mapping[str, Any]
+) -> Group | None:
     import keras
+    import numpy as np
 
     started = time.perf_counter()
     first = requests[0]
     fit_args = first["fit"]
     batch_size, epochs = int(fit_args["batch_size"]), int(fit_args["epochs"])
-    built, states = [], []
-    x = y = validation = None
-    builds_first = False
     # What the group's trials share traces one set of steps: the learning
     # rate is a variable's value, not part of the program.
     options = {k: v for k, v in first["compile"].items() if k != "learning_rate"}
-    key = kept_steps.structure_key(first["model"], options)
+    keras.utils.set_random_seed(int(first.get("seed", 0)))
+    # As build_model's fresh session, without its garbage collection: it
+    # would scan the group's models built so far, every time.
+    keras.backend.clear_session(free_memory=False)
+    model, summary = training.build_checked(first["model"], expected, fresh_session=False)
+    training.compile_model(model, first["compile"])
+    kept_steps.attach(model, kept_steps.structure_key(first["model"], options))
+    x, y, validation = training.fit_data(first, *job_arrays(first, model))
+    if not compiled_fits(model, x, y, epochs, math.ceil(samples(x) / batch_size)):
+        return None
+    if model.optimizer.use_ema:  # its weights are finalized per model: one by one
+        return None
+    # Whether fit would draw a permutation for this build (epoch_orders).
+    builds_first = builds_on_a_batch(model)
+    model._symbolic_build(
+        data_batch=(batch(x, slice(0, batch_size)), batch(y, slice(0, batch_size)))
+    )
+    model.reset_metrics()
+    variables = [
+        list(model.trainable_variables),
+        list(model.non_trainable_variables),
+        list(model.optimizer.variables),
+        list(model.metrics_variables),
+    ]
+    template = model._get_jax_state(
+        trainable_variables=True,
+        non_trainable_variables=True,
+        optimizer_variables=True,
+        metrics_variables=True,
+        purge_model_variables=True,
+    )
+    rate_slot = next(i for i, v in enumerate(variables[2]) if v is model.optimizer._learning_rate)
+    default_rate = float(keras.optimizers.get(first["compile"]["optimizer"]).learning_rate)
+    states, rates = [], []
     for request in requests:
+        rate = request["compile"].get("learning_rate")
+        rate = default_rate if rate is None else float(rate)
+        rates.append(rate)
+        if not states:
+            states.append(template)
+            continue
+        # Another trial: its weights (and dropout seeds) are those its lone
+        # job's model starts from: built as that job builds it, after its
+        # seed. The optimizer's and metrics' start is every trial's, but for
+        # the learning rate: the first trial's, with its own rate.
         keras.utils.set_random_seed(int(request.get("seed", 0)))
-        model, summary = training.build_checked(request["model"], expected)
-        training.compile_model(model, request["compile"])
-        kept_steps.attach(model, key)
-        if x is None:
-            arrays = job_arrays(request, model)
-            x, y, validation = training.fit_data(request, *arrays)
-            steps = math.ceil(samples(x) / batch_size)
-            if not compiled_fits(model, x, y, epochs, steps):
-                return None
-        # Whether fit would draw a permutation for this build (epoch_orders).
-        builds_first = builds_on_a_batch(model)
-        first_batch = slice(0, batch_size)
-        model._symbolic_build(data_batch=(batch(x, first_batch), batch(y, first_batch)))
-        model.reset_metrics()
-        states.append(
-            model._get_jax_state(
-                trainable_variables=True,
-                non_trainable_variables=True,
-                optimizer_variables=True,
-                metrics_variables=True,
-                purge_model_variables=True,
-            )
-        )
-        built.append(training.Built(model=model, summary=summary, backend="jax"))
-    return Group(built, states, x, y, validation, builds_first, time.perf_counter() - started)
+        keras.backend.clear_session(free_memory=False)
+        weights, others = initial_values(request["model"])
+        if [w.shape for w in weights] != [w.shape for w in template[0]] or [
+            w.shape for w in others
+        ] != [w.shape for w in template[1]]:
+            return None  # not the first trial's structure after all
+        optimizer = list(template[2])
+        optimizer[rate_slot] = np.asarray(rate, dtype=variables[2][rate_slot].dtype)
+        states.append((weights, others, optimizer, list(template[3])))
+    return Group(
+        model, summary, variables, states, rates, x, y, validation, builds_first,
+        time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def initial_values(spec: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The initial values of the trainable and the non-trainable variables
+    of ``spec``'s model, built after the caller's seed as the lone job
+    builds it.
+
+    A Sequential spec's layers are made in the builder's order (their
+    initializers and seed generators draw their seeds as they are made)
+    and each built on its input's shape: the variables the model's build
+    would make, in its order, without tracing the model's call (most of a
+    build's time); a graph spec's model is built whole.
+    """
+    if is_graph(spec):
+        model = build_model(spec, fresh_session=False)
+        layers = [model]
+    else:
+        import keras
+
+        # As build_model makes them: the input first (it draws no seed).
+        shape: Any = (spec.get("batch_size"), *spec["input_shape"])
+        keras.Input(batch_shape=shape, dtype=spec.get("dtype") or "float32")
+        layers = [build_layer(layer) for layer in spec["layers"]]
+        for layer in layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+    trainable = [v.value for layer in layers for v in layer.trainable_variables]
+    others = [v.value for layer in layers for v in layer.non_trainable_variables]
+    return trainable, others
 
 
 def epoch_orders(seed: int, n: int, epochs: int, shuffle: bool, builds_first: bool) -> Any:
@@ -234,7 +326,7 @@ def epoch_orders(seed: int, n: int, epochs: int, shuffle: bool, builds_first: bo
     as its lone job draws them from NumPy's global generator."""
     import numpy as np
 
-    if not shuffle:
+    if not shuffle or n == 1:  # a permutation of one sample draws nothing
         return np.broadcast_to(np.arange(n, dtype=np.int32), (epochs, n))
     np.random.seed(seed)  # as keras.utils.set_random_seed(seed) seeds it
     if builds_first:
@@ -365,7 +457,7 @@ def train_vectorized(
     on_history: Callable[[int, dict[str, Any]], None],
 ) -> None:
     """The group's epochs as one program (see the module's docstring), then
-    each trial predicted, saved and handed over."""
+    each trial's predictions and file, and its outcome handed over."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -381,14 +473,13 @@ def train_vectorized(
     capacity = 1 << (capacity.bit_length() - 1)
     options = {k: v for k, v in first["compile"].items() if k != "learning_rate"}
     key = kept_steps.structure_key(first["model"], options)
-    function = group_function(group.built[0].model, key, group.validation is not None)
+    function = group_function(group.model, key, group.validation is not None)
     orders = [
         epoch_orders(int(r.get("seed", 0)), n, epochs, shuffle, group.builds_first)
         for r in requests
     ]
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *group.states)
-    initial = [[np.array(v) for v in state[3]] for state in group.states]
-    initial_metrics = jax.tree.map(lambda *leaves: jnp.stack(leaves), *initial)
+    initial_metrics = jax.tree.map(jnp.copy, stacked[3])  # the state is donated
     x_all, y_all = padded(group.x, size), padded(group.y, size)
     x_val, y_val = group.validation if group.validation is not None else (None, None)
     n_val = samples(x_val) if x_val is not None else 0
@@ -438,34 +529,107 @@ def train_vectorized(
                 monitor.epochs_checked()
         count = max(1, min(8 * count, int(COMPILED_CALL_SECONDS * count / max(seconds, 1e-9))))
     trained = time.perf_counter()
+    finish(group, requests, monitors, stacked, stop[0] if stop else None, on_trial,
+           build_seconds=group.build_seconds, train_seconds=trained - started)  # fmt: skip
+
+
+def finish(
+    group: Group,
+    requests: Sequence[Mapping[str, Any]],
+    monitors: Sequence[Monitor],
+    stacked: Any,
+    stopped_by: str | None,
+    on_trial: OnTrial,
+    *,
+    build_seconds: float,
+    train_seconds: float,
+) -> None:
+    """Each trial's predictions on the training inputs (one vectorized
+    pass), its ``.keras`` file (:class:`~worker.group_files.StateFiles`)
+    and result document, handed to ``on_trial`` in turn."""
+    import jax
+
+    model = group.model
     states = jax.device_get(stacked)
-    for index, (built, request, monitor) in enumerate(
-        zip(group.built, requests, monitors, strict=True)
-    ):
-        kept = time.perf_counter()
-        model = built.model
-        own = tuple([leaf[index] for leaf in part] for part in states)
-        model._jax_state = dict(zip(STATE_NAMES, own, strict=True))
-        model._jax_state_synced = False
-        model.jax_state_sync()
-        model._jax_state = None
-        model.optimizer.finalize_variable_values(model.trainable_weights)
+    # The model holds the first trial's final state (its variables were
+    # purged for the fit): its config is serialized with every file.
+    model._jax_state = dict(zip(STATE_NAMES, (list(p) for p in jax.tree.map(
+        lambda leaf: leaf[0], stacked)), strict=True))  # fmt: skip
+    model._jax_state_synced = False
+    model.jax_state_sync()
+    model._jax_state = None
+    finished = time.perf_counter()
+    predictions = predict_trials(group, requests[0], stacked)
+    files = StateFiles(model, group.variables)
+    rate = model.optimizer._learning_rate
+    built = training.Built(model=model, summary=group.summary, backend="jax")
+    share = time.perf_counter() - finished
+    for index, (request, monitor) in enumerate(zip(requests, monitors, strict=True)):
+        own_started = time.perf_counter()
         if monitor.stopped_by not in (None, "cancelled", "time_limit"):
             on_trial(index, TrialOutcome("failed", message=monitor.stopped_by))
             continue
-        predictions = training.predict_training_inputs(
-            model, request, settings.max_prediction_bytes()
-        )
-        model_file = training.save(model)
-        result = training.result_document(request, built, monitor, None, predictions)
-        if stop:
-            result["stopped"]["reason"] = stop[0]
+        own = tuple([leaf[index] for leaf in part] for part in states)
+        rate.assign(group.learning_rates[index])
+        model_file = files.write(own)
+        result = training.result_document(request, built, monitor, None, predictions[index])
+        if stopped_by:
+            result["stopped"]["reason"] = stopped_by
         result["timings"] = {
-            # The group's build and fit, shared by its trials: each one's share.
-            "build_seconds": round(group.build_seconds / len(requests), 4),
-            "train_seconds": round((trained - started) / len(requests), 4),
-            "predict_and_save_seconds": round(time.perf_counter() - kept, 4),
+            # The group's build, fit and predictions, shared by its trials:
+            # each one's share, then its own file and result.
+            "build_seconds": round(build_seconds / len(requests), 4),
+            "train_seconds": round(train_seconds / len(requests), 4),
+            "predict_and_save_seconds": round(
+                share / len(requests) + time.perf_counter() - own_started, 4
+            ),
         }
         result["trained_with"] = {"trials": len(requests), "vectorized": True}
-        status = stop[0] if stop else "succeeded"
-        on_trial(index, TrialOutcome(status, result, model_file))
+        on_trial(index, TrialOutcome(stopped_by or "succeeded", result, model_file))
+
+
+def predict_trials(
+    group: Group, request: Mapping[str, Any], stacked: Any
+) -> list[training.TrainingPredictions]:
+    """Every trial's predictions on the training inputs, as
+    ``training.predict_training_inputs`` makes a lone job's (the same
+    batches, the same bound on their size), computed for all trials at
+    once: Keras's ``predict_step`` ``vmap``-ped over their states."""
+    import jax
+    import numpy as np
+
+    model, trials = group.model, len(group.states)
+    limit = settings.max_prediction_bytes()
+    if not request["fit"].get("store_predictions", True):
+        return [training.predict_training_inputs(model, request, limit)] * trials
+    x, _ = job_arrays(request, model)
+    size = training.prediction_batch_size(request)
+
+    options = {k: v for k, v in request["compile"].items() if k != "learning_rate"}
+    key = f"{kept_steps.structure_key(request['model'], options)}|predict"
+    step = _programs.get(key)
+    if step is None:
+
+        def one(trainable: Any, non_trainable: Any, batch_x: Any) -> Any:
+            return model.predict_step((trainable, non_trainable), (batch_x,))[0]
+
+        step = _programs[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+        while len(_programs) > MAX_PROGRAMS:
+            _programs.popitem(last=False)
+    first = jax.device_get(step(stacked[0], stacked[1], take(x, slice(0, size))))
+    count = samples(x)
+    per_sample = sum(int(np.prod(np.shape(a)[2:])) for a in jax.tree.leaves(first))
+    if prediction_bytes_bound(count, per_sample) > limit:
+        # Too large for every trial alike: the lone job's answer says why.
+        return [training.predict_training_inputs(model, request, limit)] * trials
+    batches = [first] + [
+        jax.device_get(step(stacked[0], stacked[1], take(x, slice(i, i + size))))
+        for i in range(size, count, size)
+    ]
+    out = jax.tree.map(lambda *parts: np.concatenate(parts, axis=1), *batches)
+    return [
+        training.TrainingPredictions(
+            values=training.as_lists(model, jax.tree.map(lambda a, i=i: a[i], out))
+        )
+        for i in range(trials)
+    ]

@@ -224,10 +224,13 @@ def build(request: Mapping[str, Any], expected: Mapping[str, Any]) -> Built:
     return Built(model=model, summary=summary, backend=backend)
 
 
-def build_checked(spec: Mapping[str, Any], expected: Mapping[str, Any]) -> tuple[Any, str]:
+def build_checked(
+    spec: Mapping[str, Any], expected: Mapping[str, Any], *, fresh_session: bool = True
+) -> tuple[Any, str]:
     """The Keras model of ``spec`` and the summary Keras prints for it,
-    after checking that it is the model the engine counted."""
-    model = build_model(spec)
+    after checking that it is the model the engine counted
+    (``fresh_session``: as :func:`~worker.builder.build_model`'s)."""
+    model = build_model(spec, fresh_session=fresh_session)
     lines: list[str] = []
     model.summary(print_fn=lines.append, line_length=SUMMARY_LINE_LENGTH)
     try:
