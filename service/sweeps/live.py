@@ -1,11 +1,13 @@
 """A sweep as it runs: ``GET /sweeps/<id>/events`` (Server-Sent Events) and
 ``GET /sweeps/<id>/plot.png|svg`` (every trial's loss curve, overlaid).
 
-A sweep's state is its trials' job records, so its stream reads them every
-:data:`POLL_SECONDS` (one Redis round trip for all trials) and sends what
-changed: ``event: trial`` for a trial whose status or progress moved,
-``event: status`` for the sweep's own status (with its counts and best
-trial), and ends after the final one. The stream holds a thread and a slot
+A sweep's state is its trials' job records, so its stream reads them (one
+Redis round trip for all trials) and sends what changed: ``event: trial``
+for a trial whose status or progress moved, ``event: status`` for the
+sweep's own status (with its counts and best trial), and ends after the
+final one. Between reads it waits on the trials' own event streams (one
+``XREAD BLOCK`` over all of them), so a change is sent as it is written,
+at most one read every :data:`MIN_READ_SECONDS`. The stream holds a thread and a slot
 of the tenant's stream cap, as a job's does (service/jobs/threads.py).
 """
 
@@ -44,8 +46,9 @@ from .views import store
 
 bp = Blueprint("sweep_live", __name__)
 
-#: Seconds between two reads of a sweep's trials by its event stream.
-POLL_SECONDS = 0.25
+#: Seconds at least between two reads of a sweep's trials by its stream
+#: (hundreds of trials each report progress twice a second).
+MIN_READ_SECONDS = 0.05
 #: A legend names each trial's values up to this many trials.
 LEGEND_UP_TO = 16
 #: The job fields a plot reads of each trial.
@@ -64,8 +67,9 @@ def sweep_events(sweep_id: str) -> Response:
     slot = StreamSlot.take(current_app.extensions["jobs"])
     keepalive = float(current_app.config["EVENTS_KEEPALIVE_SECONDS"])
     seconds = float(current_app.config["STREAM_SECONDS"])
+    events = current_app.extensions["events"]  # the blocking reads' own client
     response = Response(
-        stream_with_context(follow(sweep, slot, keepalive, seconds)),
+        stream_with_context(follow(sweep, slot, keepalive, seconds, events)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -74,16 +78,23 @@ def sweep_events(sweep_id: str) -> Response:
 
 
 def follow(
-    sweep: Mapping[str, Any], slot: StreamSlot, keepalive: float, seconds: float
+    sweep: Mapping[str, Any], slot: StreamSlot, keepalive: float, seconds: float, events: Any
 ) -> Iterator[str]:
-    """The body of a sweep's event stream (see the module's docstring)."""
+    """The body of a sweep's event stream (see the module's docstring);
+    ``events``: a job store on a client whose reads may block."""
     yield "retry: 2000\n\n"
     deadline, quiet_since = time.monotonic() + seconds, time.monotonic()
     seen: list[tuple[str, Any]] = []
     last_status: dict[str, Any] | None = None
+    # Each trial's event stream, read from its start: only what comes after
+    # the entries read so far wakes the stream.
+    after = {events.events_key(trial["job"]): "0-0" for trial in sweep["trials"]}
     try:
         while True:
             slot.renew()
+            read_at = time.monotonic()
+            # Past everything written so far: what comes after the read wakes us.
+            advance(after, events.redis.xread(after))
             jobs = store().trials(sweep, ("progress", "result"))
             sent = False
             for number, job in enumerate(jobs):
@@ -114,11 +125,19 @@ def follow(
             elif now - quiet_since >= keepalive:
                 yield ": keep-alive\n\n"
                 quiet_since = now
-            time.sleep(POLL_SECONDS)
+            wait = max(0.001, min(keepalive, deadline - now))
+            events.redis.xread(after, block=int(wait * 1000))
+            time.sleep(max(0.0, MIN_READ_SECONDS - (time.monotonic() - read_at)))
     except redis.RedisError:
         return
     finally:
         slot.release()
+
+
+def advance(after: dict[str, Any], read: Any) -> None:
+    """Move each stream's last-read id past the entries ``XREAD`` returned."""
+    for key, entries in read or []:
+        after[key.decode() if isinstance(key, bytes) else key] = entries[-1][0]
 
 
 def trial_curves(job: Mapping[str, Any], metric: str) -> tuple[list[float], list[float]]:
