@@ -42,6 +42,7 @@ from .follow import patient_get
 from .render import job_text
 from .render import jobs_table
 from .render import params_text
+from .sweeps import sweep
 
 #: The job states ``seqlab jobs --status`` filters on.
 STATUSES = ("queued", "running", *TERMINAL)
@@ -112,6 +113,7 @@ def cli(ctx: click.Context, url: str, verbose: bool) -> None:
       seqlab train model.json --data d.npz --epochs 50 --no-wait
       seqlab jobs --status running             list jobs
       seqlab watch ID / wait ID... / cancel ID / model ID -o m.keras / plot ID -o loss.png
+      seqlab sweep run --example many_to_one --vary seed=0,1,2,3   many variants at once
     """
     ctx.obj = Settings(url, verbose)
 
@@ -491,3 +493,6 @@ def plot(settings: Settings, job_id: str, output: Path, url: str | None, as_json
         raise click.BadParameter("the file must end in .png or .svg.", param_hint="-o")
     accept = "image/png" if kind == "png" else "image/svg+xml"
     _download(settings, url, f"/jobs/{job_id}/plot.{kind}", accept, output, as_json)
+
+
+cli.add_command(sweep)
