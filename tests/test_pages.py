@@ -693,3 +693,106 @@ def test_a_new_file_is_a_new_url(monkeypatch, tmp_path):
         assert views.assets_version() != before
     finally:
         views.assets_version.cache_clear()
+
+
+# --- sweeps ---------------------------------------------------------------------
+
+SWEEP = {
+    "example": "many_to_one",
+    "fit": {"epochs": 40},
+    "vary": {"seed": [0, 1, 2], "compile.learning_rate": [0.01, 0.05]},
+}
+ROWS_JS = "[...document.querySelectorAll('#trials tbody tr')]"
+
+
+def wait_for_sweep(base, sweep_id, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        status, sweep = call(base, "GET", f"/sweeps/{sweep_id}")
+        assert status == 200, sweep
+        if sweep["status"] in ("succeeded", "failed", "cancelled"):
+            return sweep
+        assert time.monotonic() < deadline, f"sweep {sweep_id} is still {sweep['status']}"
+        time.sleep(0.2)
+
+
+@needs_chromium
+def test_a_sweep_page_fills_its_table_live_and_sorts_by_any_column(server, browser, worker):
+    status, sweep = call(server, "POST", "/sweeps", SWEEP)
+    assert status == 202, sweep
+    browser.load(f"{server}/ui/sweeps/{sweep['id']}")
+    browser.wait_for(READY)
+    # Live: the page follows the sweep's events until every trial has ended.
+    browser.wait_for("document.body.dataset.status === 'succeeded'", timeout=120)
+    done = wait_for_sweep(server, sweep["id"])
+    assert browser.evaluate(f"{ROWS_JS}.length") == 6
+    headers = browser.evaluate(
+        "[...document.querySelectorAll('#trials thead th')].map(th => th.textContent)"
+    )
+    assert headers == ["Trial", "seed", "compile.learning_rate", "Status", "Params", "Epochs",
+                       "loss"]  # fmt: skip
+    # The best trial is marked, and its row is the API's best.
+    best = done["best"]["trial"]
+    assert browser.evaluate(f"{ROWS_JS}.filter(r => r.classList.contains('best'))"
+                            ".map(r => r.dataset.trial)") == [str(best)]  # fmt: skip
+    assert browser.evaluate("document.querySelector('tr.best td a').textContent") == f"★ {best}"
+    # Sorting by loss orders the rows by the API's final losses; again, the other way.
+    losses = {t["trial"]: t["result"]["final_metrics"]["loss"] for t in done["trials"]}
+    browser.click("#trials button[data-column='m:loss']")
+    order = browser.evaluate(f"{ROWS_JS}.map(r => Number(r.dataset.trial))")
+    assert order == sorted(losses, key=losses.get)
+    browser.click("#trials button[data-column='m:loss']")
+    assert browser.evaluate(f"{ROWS_JS}.map(r => Number(r.dataset.trial))") == order[::-1]
+    assert (
+        browser.evaluate("document.querySelector('#trials th[aria-sort=descending]').textContent")
+        == "loss"
+    )
+    # By a varied value: numbers as numbers.
+    browser.click("#trials button[data-column='v:seed']")
+    seeds = browser.evaluate(f"{ROWS_JS}.map(r => r.children[1].textContent)")
+    assert seeds == ["0", "0", "1", "1", "2", "2"]
+    # The curves: one line per trial; each trial links to its job's page.
+    assert browser.evaluate("document.body.dataset.lines") == "6"
+    links = browser.evaluate("[...document.querySelectorAll('#trials tbody a')].map(a => a.href)")
+    assert sorted(links) == sorted(f"{server}/ui/jobs/{t['job']}" for t in done["trials"])
+    assert browser.evaluate("document.querySelector('#cancel').disabled") is True
+    # The list page shows it.
+    browser.load(f"{server}/ui/sweeps")
+    browser.wait_for(READY)
+    assert browser.evaluate(f"Boolean(document.querySelector('tr[data-sweep=\"{sweep['id']}\"]'))")
+    if os.environ.get("SEQLAB_SCREENSHOTS"):
+        browser.load(f"{server}/ui/sweeps/{sweep['id']}")
+        browser.wait_for(READY)
+        browser.capture(Path(os.environ["SEQLAB_SCREENSHOTS"]) / "sweep.png")
+    assert_stayed_home(browser, server)
+
+
+@needs_chromium
+def test_a_queued_sweep_can_be_cancelled_from_its_page(redis_url, browser, tmp_path):
+    """On a queue no worker serves, the sweep stays queued until the page cancels it."""
+    with serve_api(tmp_path / "gunicorn.log", REDIS_URL=redis_url,
+                   SEQLAB_QUEUE="idle-pages") as base:  # fmt: skip
+        status, sweep = call(base, "POST", "/sweeps", SWEEP)
+        assert status == 202
+        browser.load(f"{base}/ui/sweeps/{sweep['id']}")
+        browser.wait_for(READY)
+        assert text_of(browser, "#status") == "queued"
+        assert browser.evaluate(f"{ROWS_JS}.length") == 6
+        browser.click("#cancel")
+        browser.wait_for("document.body.dataset.status === 'cancelled'")
+        assert text_of(browser, "#counts") == "6 trials: 6 cancelled"
+        assert_stayed_home(browser, base)
+
+
+@needs_chromium
+def test_an_unknown_sweeps_page_says_so(server, browser):
+    browser.load(f"{server}/ui/sweeps/{'0' * 32}")
+    browser.wait_for(READY)
+    assert "There is no sweep" in text_of(browser, "#sweep-problem")
+    assert browser.evaluate("document.querySelector('#trials').closest('section').hidden")
+
+
+def test_a_sweep_page_for_an_id_of_another_form_is_a_404(client, spec):
+    rv = client.get("/ui/sweeps/xyz")
+    assert rv.status_code == 404
+    validate_response(spec, "/ui/sweeps/{sweep_id}", "get", rv)

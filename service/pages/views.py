@@ -14,6 +14,7 @@ from werkzeug.exceptions import NotFound
 
 from jobs.store import STATUSES
 from jobs.store import is_job_id
+from jobs.sweeps import is_sweep_id
 from seqlab.memory import OPTIMIZERS
 
 from ..web import asset_response
@@ -26,7 +27,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: list to the folder).
 ASSETS = frozenset(
     {"seqlab.css", "favicon.svg", "api.js", "dom.js", "events.js", "chart.js",
-     "layerform.js", "names.js", "calculator.js", "jobs.js", "job.js"}
+     "layerform.js", "names.js", "calculator.js", "jobs.js", "job.js", "sweeps.js",
+     "sweep.js"}
 )  # fmt: skip
 
 
@@ -67,6 +69,23 @@ def job_page(job_id: str) -> Response:
     if not is_job_id(job_id):
         raise NotFound(f"No job has the id {job_id[:64]!r}.")
     return html_page(render_template("pages/job.html", job_id=job_id))
+
+
+@bp.get("/ui/sweeps")
+def sweeps_page() -> Response:
+    """The caller's sweeps, newest first (from ``GET /sweeps``)."""
+    return html_page(render_template("pages/sweeps.html"))
+
+
+@bp.get("/ui/sweeps/<sweep_id>")
+def sweep_page(sweep_id: str) -> Response:
+    """One sweep, live: its trials as a sortable table and their curves.
+
+    :raise 404: for a string that is not a sweep id's form.
+    """
+    if not is_sweep_id(sweep_id):
+        raise NotFound(f"No sweep has the id {sweep_id[:64]!r}.")
+    return html_page(render_template("pages/sweep.html", sweep_id=sweep_id))
 
 
 @bp.get("/ui/static/<version>/<name>")
