@@ -168,3 +168,38 @@ def test_cancelling_a_running_sweep_stops_its_group_keeping_histories(jobs_clien
     assert 0 < first["epochs_completed"] < KERAS_LOOP_EPOCHS
     assert first["stopped"]["reason"] == "cancelled"
     assert client.delete(f"/sweeps/{sweep_id}").status_code == 204
+
+
+def test_a_sweep_on_a_dataset_with_validation_arrays(redis_url, queue, worker, tenants):
+    """Larger data goes in a dataset: its trials read it (and its validation
+    arrays) as a lone job does, trained together, ranked by val_loss."""
+    from test_datasets import MODEL
+    from test_datasets import npz
+    from test_datasets import upload
+    from test_datasets import windows
+
+    app = tenants.app(redis_url, queue)
+    client, alice = app.test_client(), tenants.bearer("alice")
+    x, y = windows(120, seed=1)
+    x_val, y_val = windows(40, seed=2)
+    rv = upload(client, npz(x=x, y=y, x_val=x_val, y_val=y_val), alice)
+    assert rv.status_code == 201, rv.get_json()
+    body = {"model": MODEL, "data": {"dataset": rv.get_json()["id"]},
+            "fit": {"epochs": 4, "batch_size": 32}, "vary": {"seed": [0, 1, 2]}}  # fmt: skip
+    rv = client.post("/sweeps", json=body, headers=alice)
+    assert rv.status_code == 202, rv.get_json()
+    sweep_id = rv.get_json()["id"]
+    deadline = time.monotonic() + 120
+    while (sweep := client.get(f"/sweeps/{sweep_id}", headers=alice).get_json())["status"] not in (
+        "succeeded", "failed", "cancelled",
+    ):  # fmt: skip
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert sweep["status"] == "succeeded", sweep
+    assert sweep["objective"] == {"metric": "val_loss", "mode": "min"}
+    for trial in sweep["trials"]:
+        assert len(trial["result"]["history"]["val_loss"]) == 4
+        job = client.get(trial["links"]["job"], headers=alice).get_json()
+        assert job["result"]["trained_with"] == {"trials": 3, "vectorized": True}
+    finals = [t["result"]["final_metrics"]["val_loss"] for t in sweep["trials"]]
+    assert sweep["best"]["trial"] == finals.index(min(finals))
