@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,3 +157,24 @@ def problem_error(status: int, body: bytes) -> ApiError:
         detail = text or http.client.responses.get(status, "")
         document = None
     return ApiError(f"HTTP {status}: {detail}", status, document)
+
+
+#: Tries of ``POST /train`` when no answer or a 5xx comes back, and the
+#: seconds before each retry.
+SUBMIT_RETRIES = (0.5, 1.0)
+
+
+def submit(api: Api, request: dict[str, Any], path: str = "/train") -> dict[str, Any]:
+    """``POST /train`` (or ``path``: ``/sweeps``) with an ``Idempotency-Key``
+    of this invocation's own, sent again with the same key when no answer or
+    a 5xx comes back (or a 409: the first try is still being queued): a
+    retried submit is answered with the job of the first, never a second."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    for pause in (*SUBMIT_RETRIES, None):
+        try:
+            return api.call("POST", path, request, headers).json()  # type: ignore[no-any-return]
+        except ApiError as error:
+            if pause is None or not (error.transient or error.status == 409):
+                raise
+        time.sleep(pause)
+    raise AssertionError("unreachable")

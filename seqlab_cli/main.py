@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import click
 
 from .client import DEFAULT_URL
 from .client import Api
+from .client import submit
 from .display import display_for
 from .errors import INTERRUPTED
 from .errors import JOB_FAILED
@@ -282,27 +282,6 @@ def train(
         with contextlib.suppress(ApiError):
             api.call("DELETE", f"/datasets/{dataset}")
     sys.exit(status)
-
-
-#: Tries of ``POST /train`` when no answer or a 5xx comes back, and the
-#: seconds before each retry.
-SUBMIT_RETRIES = (0.5, 1.0)
-
-
-def submit(api: Api, request: dict[str, Any]) -> dict[str, Any]:
-    """``POST /train`` with an ``Idempotency-Key`` of this invocation's own,
-    sent again with the same key when no answer or a 5xx comes back (or a
-    409: the first try is still being queued): a retried submit is answered
-    with the job of the first, never a second job."""
-    headers = {"Idempotency-Key": str(uuid.uuid4())}
-    for pause in (*SUBMIT_RETRIES, None):
-        try:
-            return api.call("POST", "/train", request, headers).json()  # type: ignore[no-any-return]
-        except ApiError as error:
-            if pause is None or not (error.transient or error.status == 409):
-                raise
-        time.sleep(pause)
-    raise AssertionError("unreachable")
 
 
 @cli.command()

@@ -10,7 +10,6 @@ import json
 import math
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import click
 
 from .client import STREAM_TIMEOUT
 from .client import Api
+from .client import submit
 from .errors import INTERRUPTED
 from .errors import JOB_FAILED
 from .errors import OK
@@ -141,20 +141,6 @@ def summary_line(sweep: dict[str, Any]) -> str:
     return f"sweep {sweep['id']}: {sweep['status']} ({counts}){told}"
 
 
-def submit_sweep(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    """``POST /sweeps`` with an ``Idempotency-Key`` of its own, sent again
-    (same key) when no answer or a 5xx comes back: never two sweeps."""
-    headers = {"Idempotency-Key": str(uuid.uuid4())}
-    for pause in (0.5, 1.0, None):
-        try:
-            return api.call("POST", "/sweeps", body, headers).json()  # type: ignore[no-any-return]
-        except ApiError as error:
-            if pause is None or not (error.transient or error.status == 409):
-                raise
-        time.sleep(pause)
-    raise AssertionError("unreachable")
-
-
 def follow_sweep(api: Api, sweep_id: str, total: int) -> None:
     """Print a line on stderr as each trial ends, until the sweep has; its
     event stream, reconnected if it drops, or polling where there is none."""
@@ -251,7 +237,7 @@ def run(
     if objective is not None:
         body["objective"] = {"metric": objective, "mode": mode}
     api = _api(url)
-    created = submit_sweep(api, body)
+    created = submit(api, body, "/sweeps")
     sweep_id = created["id"]
     if wait is None:
         wait = sys.stderr.isatty()

@@ -23,6 +23,7 @@ SPEC = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
 SOME_ID = "0" * 32
 BODIES = {
     ("/train", "post"): {"example": "one_to_one"},
+    ("/sweeps", "post"): {"example": "one_to_one", "vary": {"seed": [0, 1]}},
     ("/params", "post"): {"input_shape": [5, 1], "layers": [{"type": "LSTM", "units": 5}]},
 }
 QUICK = {"example": "many_to_one", "fit": {"epochs": 5}}
@@ -53,6 +54,7 @@ def operations(guarded):
 
 def call(client, path, method, headers=None):
     url = path.replace("{job_id}", SOME_ID).replace("{dataset_id}", f"ds_{SOME_ID}")
+    url = url.replace("{sweep_id}", SOME_ID).replace("{trial}", "0")
     if (path, method) in UPLOADS:
         return client.open(url, method=method.upper(), data=UPLOADS[path, method],
                            content_type="application/octet-stream", headers=headers)  # fmt: skip
@@ -80,6 +82,14 @@ def test_the_spec_guards_every_job_route_and_opens_the_rest():
         "/jobs/{job_id}/plot.svg",
         "/datasets",
         "/datasets/{dataset_id}",
+        "/sweeps",
+        "/sweeps/{sweep_id}",
+        "/sweeps/{sweep_id}/cancel",
+        "/sweeps/{sweep_id}/events",
+        "/sweeps/{sweep_id}/plot.png",
+        "/sweeps/{sweep_id}/plot.svg",
+        "/sweeps/{sweep_id}/trials/{trial}/model",
+        "/sweeps/{sweep_id}/trials/{trial}/predict",
     }
     assert {"/params", "/layers", "/examples", "/healthz", "/openapi.yaml", "/docs"} <= {
         path for path, _ in operations(guarded=False)

@@ -82,31 +82,30 @@ class StateFiles:
         self.places: dict[tuple[int, int], tuple[int, Any, tuple[int, ...]]] = {}
         self.configs: dict[float, tuple[str, str]] = {}
 
-    def _replay(self, store: Any, state: Sequence[Sequence[Any]]) -> None:
-        """Keras's writes, with ``state``'s values, into ``store``."""
-        for kind, key, value in self.calls:
-            if kind == "make":
-                store.make(key, metadata=value)
-            elif kind == "set":
-                part, index = value
-                store[key] = state[part][index]
-            else:
-                store[key] = value
+    def _replayed(self, state: Sequence[Sequence[Any]]) -> bytes:
+        """The weights file Keras's writes make with ``state``'s values."""
+        out = io.BytesIO()
+        store = _saving_lib().H5IOStore(out, mode="w")
+        try:
+            for kind, key, value in self.calls:
+                if kind == "make":
+                    store.make(key, metadata=value)
+                elif kind == "set":
+                    part, index = value
+                    store[key] = state[part][index]
+                else:
+                    store[key] = value
+        finally:
+            store.close()
+        return out.getvalue()
 
     def _weights(self, state: Sequence[Sequence[Any]]) -> bytes:
         """The weights file (``model.weights.h5``) of ``state``."""
         import h5py
         import numpy as np
 
-        saving_lib = _saving_lib()
         if self.image is None:
-            out = io.BytesIO()
-            store = saving_lib.H5IOStore(out, mode="w")
-            try:
-                self._replay(store, state)
-            finally:
-                store.close()
-            self.image = out.getvalue()
+            self.image = self._replayed(state)
             with h5py.File(io.BytesIO(self.image), "r") as h5:
                 path = ""
                 for kind, key, value in self.calls:
@@ -121,13 +120,7 @@ class StateFiles:
                         self.places[value] = (offset, dataset.dtype, dataset.shape)
             return self.image
         if not self.places:
-            out = io.BytesIO()
-            store = saving_lib.H5IOStore(out, mode="w")
-            try:
-                self._replay(store, state)
-            finally:
-                store.close()
-            return out.getvalue()
+            return self._replayed(state)
         image = bytearray(self.image)
         for (part, index), (offset, dtype, shape) in self.places.items():
             values = np.ascontiguousarray(state[part][index], dtype=dtype)

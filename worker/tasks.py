@@ -74,10 +74,10 @@ def train_model(self: Any, job_id: str) -> None:
     # The clock starts with the job: waiting for Keras to load counts.
     deadline = time.monotonic() + limit
     # Renewed from now on: importing Keras may outlast a short lease.
-    with LeaseKeeper(jobs, job_id, token, settings.lease_seconds()) as lease:
+    with LeaseKeeper(jobs, {job_id: token}, settings.lease_seconds()) as lease:
         from . import training  # Keras loads here, in the child process
 
-        report = Reporter(jobs, job_id, token, lease)
+        report = Reporter(jobs, job_id, token, lease.lost[job_id])
         try:
             # A job on a dataset reads its arrays now (it copied only the id).
             job["request"]["data"] = resolve(
@@ -153,11 +153,12 @@ def train_group(self: Any, job_ids: list[str]) -> None:
     first = next(iter(claims.values()))[1]
     limit = settings.effective_time_limit(first["request"]["fit"].get("time_limit_seconds"))
     deadline = time.monotonic() + limit
-    with GroupLeases(jobs, {job_id: token for job_id, (token, _) in claims.items()}) as leases:
+    tokens = {job_id: token for job_id, (token, _) in claims.items()}
+    with LeaseKeeper(jobs, tokens, settings.lease_seconds()) as leases:
         from . import sweeping  # Keras loads here, in the child process
 
         reporters = [
-            Reporter(jobs, job_id, token, leases.keeper(job_id))
+            Reporter(jobs, job_id, token, leases.lost[job_id])
             for job_id, (token, _) in claims.items()
         ]
         ended: set[int] = set()
@@ -258,59 +259,23 @@ def predict(
 
 
 class LeaseKeeper:
-    """Renews a running job's lease from a thread of its own, every third of
-    its lifetime, whatever the training loop is doing (one long step, XLA
-    compiling); ``lost`` is set once the job is no longer this worker's.
+    """Renews running jobs' leases from a thread of its own, every third of
+    their lifetime, whatever the training loop is doing (one long step, XLA
+    compiling): one job's, or a sweep group's (``tokens``: each job's lease
+    token). ``lost[job_id]`` is set once a job is no longer this worker's.
 
-    A failed renewal (Redis away) is retried at the next turn: the lease
+    A failed renewal (Redis away) is retried at the next turn: a lease
     lapses only if Redis stays away for its whole lifetime, and is taken up
     again if no reaper came meanwhile.
     """
 
-    def __init__(self, jobs: JobStore, job_id: str, token: str, seconds: float) -> None:
-        self.jobs, self.job_id, self.token, self.seconds = jobs, job_id, token, seconds
-        self.lost = threading.Event()
+    def __init__(self, jobs: JobStore, tokens: dict[str, str], seconds: float) -> None:
+        self.jobs, self.tokens, self.seconds = jobs, tokens, seconds
+        self.lost = {job_id: threading.Event() for job_id in tokens}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="seqlab-lease", daemon=True)
 
     def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._done.wait(self.seconds / 3):
-            try:
-                held = self.jobs.renew(self.job_id, self.token, self.seconds)
-            except redis.RedisError as error:
-                logger.warning("job %s: lease not renewed (%s)", self.job_id, error)
-                continue
-            if not held:
-                logger.warning("job %s is no longer this worker's; stopping it", self.job_id)
-                self.lost.set()
-                return
-
-
-class GroupLeases:
-    """The leases of a group's jobs, renewed together from one thread (as
-    :class:`LeaseKeeper` renews one job's); :meth:`keeper` is what a job's
-    :class:`Reporter` reads to know it lost its lease."""
-
-    def __init__(self, jobs: JobStore, tokens: dict[str, str]) -> None:
-        self.jobs, self.tokens = jobs, tokens
-        self.seconds = settings.lease_seconds()
-        self.lost = {job_id: threading.Event() for job_id in tokens}
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seqlab-leases", daemon=True)
-
-    def keeper(self, job_id: str) -> Any:
-        """An object with the job's ``lost`` event, as a Reporter reads it."""
-        return type("Lease", (), {"lost": self.lost[job_id]})()
-
-    def __enter__(self) -> GroupLeases:
         self._thread.start()
         return self
 
@@ -329,7 +294,7 @@ class GroupLeases:
                     logger.warning("job %s: lease not renewed (%s)", job_id, error)
                     continue
                 if not held:
-                    logger.warning("job %s is no longer this worker's", job_id)
+                    logger.warning("job %s is no longer this worker's; stopping it", job_id)
                     self.lost[job_id].set()
 
 
@@ -345,11 +310,12 @@ class Reporter:
     stays away past that, the lease lapses and a reaper settles the job.
     """
 
-    def __init__(self, jobs: JobStore, job_id: str, token: str, lease: LeaseKeeper) -> None:
+    def __init__(self, jobs: JobStore, job_id: str, token: str, lost: threading.Event) -> None:
         self.jobs = jobs
         self.job_id = job_id
         self.token = token
-        self.lease = lease
+        #: Set once the job's lease is lost (:class:`LeaseKeeper`).
+        self.lost = lost
 
     def progress(self, progress: dict[str, Any]) -> None:
         for attempt in range(2):
@@ -378,7 +344,7 @@ class Reporter:
 
     def should_stop(self) -> bool:
         """Whether a cancel was asked for, or the job is no longer ours."""
-        if self.lease.lost.is_set():
+        if self.lost.is_set():
             return True
         try:
             return self.jobs.cancel_requested(self.job_id)
