@@ -153,10 +153,10 @@ def test_cancelling_a_running_sweep_stops_its_group_keeping_histories(jobs_clien
     body = {**SEED_SWEEP, "fit": {"epochs": KERAS_LOOP_EPOCHS}}
     sweep_id = client.post("/sweeps", json=body).get_json()["id"]
     deadline = time.monotonic() + 120
-    while client.get(f"/sweeps/{sweep_id}").get_json()["status"] != "running":
+    # Some epochs in: the first trial reports progress.
+    while not client.get(f"/sweeps/{sweep_id}").get_json()["trials"][0].get("progress"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    time.sleep(1.0)  # some epochs in
     response = client.post(f"/sweeps/{sweep_id}/cancel")
     assert response.status_code in (200, 202)
     sweep = finished_sweep(client, sweep_id, timeout=60)
@@ -203,3 +203,49 @@ def test_a_sweep_on_a_dataset_with_validation_arrays(redis_url, queue, worker, t
         assert job["result"]["trained_with"] == {"trials": 3, "vectorized": True}
     finals = [t["result"]["final_metrics"]["val_loss"] for t in sweep["trials"]]
     assert sweep["best"]["trial"] == finals.index(min(finals))
+
+
+@pytest.mark.slow
+def test_the_trials_of_a_killed_workers_group_run_again_on_the_next_worker(redis_url, tmp_path):
+    """Kill the worker's whole process group while it trains a group: the
+    trials' leases lapse, a read of the sweep gives each back to the queue
+    (a lone job now), and the next worker trains them to the end."""
+    import uuid
+
+    from conftest import run_worker
+    from test_reaper import FAST
+    from test_reaper import kill_group
+
+    from service import create_app
+
+    queue = f"fault-{uuid.uuid4().hex[:8]}"
+    client = create_app(
+        {"TESTING": True, "REDIS_URL": redis_url, "SEQLAB_QUEUE": queue}
+    ).test_client()
+    body = {
+        "example": "many_to_one",
+        "fit": {"epochs": KERAS_LOOP_EPOCHS},
+        "vary": {"seed": [0, 1]},
+    }
+    with run_worker(redis_url, queue, tmp_path / "first.log", **FAST) as first:
+        sweep_id = client.post("/sweeps", json=body).get_json()["id"]
+        deadline = time.monotonic() + 180
+        while not (trial := client.get(f"/sweeps/{sweep_id}").get_json()["trials"][0]).get(
+            "progress"
+        ):
+            assert time.monotonic() < deadline, trial
+            time.sleep(0.1)
+        kill_group(first)
+    deadline = time.monotonic() + 60
+    while (sweep := client.get(f"/sweeps/{sweep_id}").get_json())["trial_statuses"] != {
+        "queued": 2
+    }:
+        assert time.monotonic() < deadline, sweep["trial_statuses"]
+        time.sleep(0.2)
+    with run_worker(redis_url, queue, tmp_path / "second.log", **FAST):
+        sweep = finished_sweep(client, sweep_id, timeout=300)
+    assert sweep["status"] == "succeeded", sweep
+    for trial in sweep["trials"]:
+        job = client.get(trial["links"]["job"]).get_json()
+        assert job["attempt"] == 2
+        assert trial["result"]["epochs_completed"] == KERAS_LOOP_EPOCHS

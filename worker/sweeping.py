@@ -228,16 +228,14 @@ def _build_group(
     first = requests[0]
     fit_args = first["fit"]
     batch_size, epochs = int(fit_args["batch_size"]), int(fit_args["epochs"])
-    # What the group's trials share traces one set of steps: the learning
-    # rate is a variable's value, not part of the program.
-    options = {k: v for k, v in first["compile"].items() if k != "learning_rate"}
     keras.utils.set_random_seed(int(first.get("seed", 0)))
     # As build_model's fresh session, without its garbage collection: it
     # would scan the group's models built so far, every time.
     keras.backend.clear_session(free_memory=False)
     model, summary = training.build_checked(first["model"], expected, fresh_session=False)
+    # Not attach()-ed to the kept steps: the group traces its own program,
+    # and a model that may never train must not lend its steps to others.
     training.compile_model(model, first["compile"])
-    kept_steps.attach(model, kept_steps.structure_key(first["model"], options))
     x, y, validation = training.fit_data(first, *job_arrays(first, model))
     if not compiled_fits(model, x, y, epochs, math.ceil(samples(x) / batch_size)):
         return None

@@ -42,7 +42,7 @@ from ..jobs.plots import use_log_scale
 from ..jobs.threads import StreamSlot
 from .documents import sweep_document
 from .views import get_sweep_or_404
-from .views import store
+from .views import trial_records
 
 bp = Blueprint("sweep_live", __name__)
 
@@ -95,7 +95,7 @@ def follow(
             read_at = time.monotonic()
             # Past everything written so far: what comes after the read wakes us.
             advance(after, events.redis.xread(after))
-            jobs = store().trials(sweep, ("progress", "result"))
+            jobs = trial_records(sweep, ("progress", "result"))
             sent = False
             for number, job in enumerate(jobs):
                 state = (job["status"], job.get("progress"))
@@ -201,7 +201,7 @@ def plot(sweep_id: str, fmt: str) -> Response:
     :raise 409: while no trial has a history point.
     """
     sweep = get_sweep_or_404(sweep_id)
-    jobs = store().trials(sweep, PLOT_FIELDS)
+    jobs = trial_records(sweep, PLOT_FIELDS)
     metric = sweep["objective"]["metric"]
     metrics = ["loss"] if metric == "loss" else ["loss", metric]
     if not any(trial_curves(job, "loss")[0] for job in jobs):

@@ -98,7 +98,17 @@ def visible_sweep(sweep_id: str) -> dict[str, Any] | None:
     sweep = store().get(sweep_id) if is_sweep_id(sweep_id) else None
     if sweep is None or not auth.owned_by_caller(sweep.get("tenant")):
         return None
-    return sweep_document(sweep, store().trials(sweep, TRIAL_FIELDS))
+    return sweep_document(sweep, trial_records(sweep, TRIAL_FIELDS))
+
+
+def trial_records(sweep: Mapping[str, Any], fields: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Each trial's job record (``status`` and ``fields``), a running one
+    whose worker was lost settled first, as ``GET /jobs/<id>`` settles it
+    (queued again, its task published: a lone job now): a sweep never
+    waits on a dead worker."""
+    fields = fields if "id" in fields else ("id", *fields)
+    records = store().trials(sweep, fields)
+    return current_app.extensions["reaper"].settle_page(records, fields)  # type: ignore[no-any-return]
 
 
 def trial_job_id(sweep_id: str, number: str) -> str:
@@ -359,7 +369,7 @@ def list_sweeps() -> dict[str, Any]:
     for sweep_id in sweeps.ids(auth.caller(), size):
         sweep = sweeps.get(sweep_id)
         if sweep is not None:
-            documents.append(sweep_document(sweep, sweeps.trials(sweep, ()), full=False))
+            documents.append(sweep_document(sweep, trial_records(sweep), full=False))
     return {"sweeps": documents}
 
 
@@ -367,7 +377,7 @@ def list_sweeps() -> dict[str, Any]:
 def get_sweep(sweep_id: str) -> dict[str, Any]:
     """A sweep: its status, its trials with their values and results, the best."""
     sweep = get_sweep_or_404(sweep_id)
-    return sweep_document(sweep, store().trials(sweep, TRIAL_FIELDS))
+    return sweep_document(sweep, trial_records(sweep, TRIAL_FIELDS))
 
 
 @bp.post("/sweeps/<sweep_id>/cancel")
@@ -384,7 +394,7 @@ def cancel_sweep(sweep_id: str) -> tuple[dict[str, Any], int]:
     acted = [o[0] for o in outcomes if o is not None and o[0] != "ended"]
     if not acted:
         raise Conflict(f"Sweep {sweep_id} has already ended; nothing to cancel.")
-    document = sweep_document(sweep, store().trials(sweep, TRIAL_FIELDS))
+    document = sweep_document(sweep, trial_records(sweep, TRIAL_FIELDS))
     return document, 200 if all(o == "cancelled" for o in acted) else 202
 
 
@@ -395,7 +405,7 @@ def delete_sweep(sweep_id: str) -> tuple[str, int]:
     409 while any trial is queued or running (cancel the sweep first).
     """
     sweep = get_sweep_or_404(sweep_id)
-    statuses = [job["status"] for job in store().trials(sweep, ())]
+    statuses = [job["status"] for job in trial_records(sweep)]
     live = [n for n, s in enumerate(statuses) if s not in (*TERMINAL, "expired")]
     if live:
         raise Conflict(
