@@ -18,7 +18,7 @@ RTOL = 1e-4
 
 SEED_SWEEP = {
     "example": "many_to_one",
-    "fit": {"epochs": 60},
+    "fit": {"epochs": 40},
     "vary": {"seed": [0, 1], "compile.learning_rate": [0.01, 0.05]},
 }
 
@@ -72,9 +72,19 @@ def assert_close(got, want, what):
             assert math.isclose(a, b, rel_tol=RTOL, abs_tol=1e-7), (what, name, epoch, a, b)
 
 
-@pytest.mark.parametrize("body", [SEED_SWEEP, VALIDATED_SWEEP], ids=["seed", "validated"])
-def test_each_trial_learns_what_a_lone_job_with_its_values_learns(backend_client, body):
-    client = backend_client
+def test_each_trial_learns_what_a_lone_job_with_its_values_learns(backend_client):
+    """Both backends: JAX trains the group as one vectorized program,
+    TensorFlow its trials one by one through the lone job's own code."""
+    assert_trials_match_lone_jobs(backend_client, SEED_SWEEP)
+
+
+def test_with_shuffling_a_metric_and_validation_too(jobs_client):
+    """The vectorized path (JAX) with a short last batch and validation."""
+    jobs_client.backend = "jax"
+    assert_trials_match_lone_jobs(jobs_client, VALIDATED_SWEEP)
+
+
+def assert_trials_match_lone_jobs(client, body):
     response = client.post("/sweeps", json=body)
     assert response.status_code == 202, response.get_json()
     sweep = finished_sweep(client, response.get_json()["id"])
@@ -91,6 +101,9 @@ def test_each_trial_learns_what_a_lone_job_with_its_values_learns(backend_client
         assert_close(trial["result"]["history"], lone["result"]["history"], what)
         job = client.get(trial["links"]["job"]).get_json()
         assert job["result"]["backend"] == client.backend
+        # JAX: the group's one program; TensorFlow: one by one, as lone jobs.
+        vectorized = job["result"].get("trained_with", {}).get("vectorized", False)
+        assert vectorized == (client.backend == "jax")
         assert job["sweep"] == {"id": sweep["id"], "trial": trial["trial"]}
         for a, b in zip(
             np.ravel(job["result"]["predictions"]), np.ravel(lone["result"]["predictions"]),
