@@ -252,3 +252,17 @@ def test_an_unreachable_queue_is_a_503_and_nothing_is_left_written(redis_url):
     response = app.test_client().post("/sweeps", json=MANY_TO_ONE)
     assert response.status_code == 503
     assert keys_of(redis_url) - before == set()
+
+
+def test_the_datas_values_are_checked_against_each_model_structure(client, redis_url):
+    """Values are read once per structure, not once per trial: a second
+    structure that the same values do not fit is still refused."""
+    before = keys_of(redis_url)
+    body = {"example": "many_to_one", "vary": {"seed": [0, 1], "model.dtype": ["float32", "uint8"]}}
+    response = client.post("/sweeps", json=body)
+    assert response.status_code == 422, response.get_json()
+    errors = response.get_json()["errors"]
+    assert any(
+        "trial 1 (seed = 0, model.dtype = 'uint8')" in m for ms in errors.values() for m in ms
+    )
+    assert keys_of(redis_url) - before == set()

@@ -42,13 +42,15 @@ PASSES_VALUES = ("Reshape", "Permute", "Flatten", "RepeatVector")
 DROPOUTS = ("Dropout", "SpatialDropout1D")
 
 
-def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
+def check_data(report: ModelReport, request: Mapping[str, Any], *, values: bool = True) -> None:
     """Refuse data that does not fit the model, before anything is queued.
 
     ``x`` must be ``(samples, *input_shape)``, ``y`` ``(samples,
     *output_shape)`` (or the integer-label shape for sparse losses), with
     the same number of samples; then the values, the sample counts and
     batch sizes, and the Dropout noise shapes must be what Keras needs.
+    ``values`` false skips the values (every one of them is read): a sweep
+    checks them once per model structure, whose trials share the data.
 
     Raises:
         ApiValidationError: 422, with every reason by field path.
@@ -62,7 +64,8 @@ def check_data(report: ModelReport, request: Mapping[str, Any]) -> None:
     errors: Errors = {}
     check_shapes(report, request, errors)
     if not errors:
-        check_values(report, request, errors)
+        if values:
+            check_values(report, request, errors)
         check_stateful_batches(report, request, errors)
         check_noise_shapes(report, request, errors)
     if errors:

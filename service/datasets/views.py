@@ -559,15 +559,18 @@ def resolve_train_data(body: dict[str, Any]) -> dict[str, Any] | None:
     return refs or None
 
 
-def check_validation_data(report: ModelReport, body: dict[str, Any]) -> None:
+def check_validation_data(
+    report: ModelReport, body: dict[str, Any], *, values: bool = True
+) -> None:
     """The validation arrays against the model, their shapes and values, as
-    ``check_data`` does ``data.x``/``data.y`` (errors under ``validation.x``/``.y``)."""
+    ``check_data`` does ``data.x``/``data.y`` (errors under ``validation.x``/``.y``;
+    ``values`` as there)."""
     if "validation" not in body:
         return
     errors: dict[str, list[str]] = {}
     pseudo = {**body, "data": body["validation"], "fit": {**body["fit"], "validation_split": 0}}
     check_shapes(report, pseudo, errors)
-    if not errors:
+    if not errors and values:
         check_values(report, pseudo, errors)
     renamed = {}
     for path, reasons in errors.items():

@@ -190,11 +190,13 @@ class PreparedJob:
     warnings: list[str]
 
 
-def prepare_train(body: dict[str, Any]) -> PreparedJob:
+def prepare_train(body: dict[str, Any], *, check_values: bool = True) -> PreparedJob:
     """Every check of a loaded train request beyond its schema: the model
     (the engine's analysis), the data against the model, the datasets it
     names, the limits and the cost model, the backends of live workers.
-    ``POST /train`` runs it once, ``POST /sweeps`` once per trial.
+    ``POST /train`` runs it once, ``POST /sweeps`` once per trial, with
+    ``check_values`` (reading every value of the inline data against the
+    model) only for the first trial of each model structure.
 
     :raise ApiValidationError: 422 naming the field and the reason.
     """
@@ -219,8 +221,8 @@ def prepare_train(body: dict[str, Any]) -> PreparedJob:
         check_early_stopping_monitor(body)
     cost = check_limits(report, body)
     if not graph:
-        check_data(report, body)
-        check_validation_data(report, body)
+        check_data(report, body, values=check_values)
+        check_validation_data(report, body, values=check_values)
     return PreparedJob(body, report, cost, dataset_refs, check_backends(report))
 
 

