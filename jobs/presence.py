@@ -16,6 +16,8 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 
@@ -40,13 +42,19 @@ def worker_key(node: str) -> str:
 
 
 def beat(
-    client: redis.Redis, node: str, queues: Iterable[str], ttl: float, backend: str | None = None
+    client: redis.Redis,
+    node: str,
+    queues: Iterable[str],
+    ttl: float,
+    backend: str | None = None,
+    device: Mapping[str, Any] | None = None,
 ) -> None:
     """Say that worker ``node``, serving ``queues`` with Keras's ``backend``,
-    is alive for ``ttl`` seconds."""
+    is alive for ``ttl`` seconds; ``device``: its ``{"device": "gpu"|"cpu",
+    "memory_bytes": n}``, by which jobs are routed (:mod:`jobs.routing`)."""
     value = json.dumps(
         {"node": node, "host": socket.gethostname(), "pid": os.getpid(),
-         "queues": sorted(queues), "backend": backend, "at": time.time()}
+         "queues": sorted(queues), "backend": backend, **(device or {}), "at": time.time()}
     )  # fmt: skip
     with client.pipeline(transaction=False) as pipe:
         pipe.set(worker_key(node), value, px=int(ttl * 1000))
@@ -62,9 +70,9 @@ def leave(client: redis.Redis, node: str) -> None:
         pipe.execute()
 
 
-def live_records(client: redis.Redis, queue: str) -> list[dict]:
-    """The heartbeat records of the live workers serving ``queue``; forgets
-    the dead ones."""
+def live_records(client: redis.Redis, queue: str | None = None) -> list[dict]:
+    """The heartbeat records of the live workers serving ``queue`` (of all
+    live workers, None); forgets the dead ones."""
     nodes = sorted(m.decode() for m in client.smembers(WORKERS))
     if not nodes:
         return []
@@ -73,7 +81,7 @@ def live_records(client: redis.Redis, queue: str) -> list[dict]:
     if dead:
         client.srem(WORKERS, *dead)
     records = [json.loads(value) for value in values if value is not None]
-    return [record for record in records if queue in record["queues"]]
+    return [record for record in records if queue is None or queue in record["queues"]]
 
 
 def live_workers(client: redis.Redis, queue: str) -> int:

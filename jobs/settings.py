@@ -9,13 +9,101 @@ DEFAULT_JOB_TTL = 7 * 24 * 3600
 
 
 def redis_url() -> str:
-    """``REDIS_URL``: broker, result store and job records."""
+    """``REDIS_URL``: job records, events, datasets, Celery's results, and
+    the broker unless ``SEQLAB_BROKER_URL`` names another."""
     return os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 
 
+def broker_url() -> str:
+    """``SEQLAB_BROKER_URL``: where Celery's messages go (default
+    ``REDIS_URL``); ``amqp://user:password@host:5672/vhost`` for RabbitMQ."""
+    return os.environ.get("SEQLAB_BROKER_URL") or redis_url()
+
+
+def is_amqp(url: str) -> bool:
+    """Whether a broker URL is RabbitMQ's (AMQP) rather than Redis's."""
+    return url.split("://", 1)[0] in {"amqp", "amqps", "pyamqp"}
+
+
+def broker_options(url: str) -> dict[str, object]:
+    """The Celery settings that depend on the broker, for the worker and the
+    API's producer alike (a queue's arguments must match wherever it is
+    declared, or RabbitMQ refuses the second declaration).
+
+    On RabbitMQ: quorum queues (replicated, and they survive a broker
+    restart), including those Celery creates on first use, and publisher
+    confirms, so that a send returns only once the broker has the message.
+    On Redis: the transport's visibility timeout, longer than any job.
+    """
+    if is_amqp(url):
+        return {
+            "task_default_queue_type": "quorum",
+            "task_create_missing_queue_type": "quorum",
+            "broker_transport_options": {"confirm_publish": True},
+            # A lost broker connection is found within two heartbeats.
+            "broker_heartbeat": 10,
+        }
+    return {"broker_transport_options": {"visibility_timeout": visibility_timeout()}}
+
+
+def pinned_queue() -> str | None:
+    """``SEQLAB_QUEUE``: the one queue of every training job, set; unset,
+    jobs are routed by size (:func:`gpu_queue`, :func:`cpu_queue`)."""
+    return os.environ.get("SEQLAB_QUEUE") or None
+
+
+def gpu_queue() -> str:
+    """``SEQLAB_GPU_QUEUE``: the queue of jobs over ``SEQLAB_CPU_JOB_BYTES``
+    (default ``gpu``)."""
+    return os.environ.get("SEQLAB_GPU_QUEUE") or "gpu"
+
+
+def cpu_queue() -> str:
+    """``SEQLAB_CPU_QUEUE``: the queue of jobs estimated to need at most
+    ``SEQLAB_CPU_JOB_BYTES`` of worker memory (default ``cpu``)."""
+    return os.environ.get("SEQLAB_CPU_QUEUE") or "cpu"
+
+
+#: 512 MiB.
+DEFAULT_CPU_JOB_BYTES = 512 * 1024 * 1024
+
+
+def cpu_job_bytes() -> int:
+    """``SEQLAB_CPU_JOB_BYTES``: the largest training-memory estimate of a
+    job routed to the CPU queue (default 512 MiB)."""
+    return int(os.environ.get("SEQLAB_CPU_JOB_BYTES") or DEFAULT_CPU_JOB_BYTES)
+
+
 def queue() -> str:
-    """``SEQLAB_QUEUE``: the Celery queue of training jobs."""
-    return os.environ.get("SEQLAB_QUEUE", "gpu")
+    """The default queue: ``SEQLAB_QUEUE`` where set, else the GPU queue."""
+    return pinned_queue() or gpu_queue()
+
+
+def worker_queues() -> list[str]:
+    """The queues a worker started without ``-Q`` serves: the pinned one,
+    else both the GPU and the CPU queue (a host that can run anything)."""
+    pinned = pinned_queue()
+    return [pinned] if pinned else [gpu_queue(), cpu_queue()]
+
+
+def device_memory_bytes() -> int | None:
+    """``SEQLAB_DEVICE_MEMORY_BYTES``: the memory a worker publishes as its
+    device's (jobs are routed and refused by it); unset, the worker finds
+    its GPU's memory, else the host's."""
+    value = os.environ.get("SEQLAB_DEVICE_MEMORY_BYTES")
+    return int(value) if value else None
+
+
+def redis_timeout() -> float:
+    """``SEQLAB_REDIS_TIMEOUT``: seconds a Redis command may take before the
+    connection counts as lost (default 10): what an API request waits, at
+    most, before its 503 when a partition cuts it off from Redis."""
+    return float(os.environ.get("SEQLAB_REDIS_TIMEOUT", "10"))
+
+
+def redis_connect_timeout() -> float:
+    """Seconds to open a Redis connection: 3, or the command timeout if shorter."""
+    return min(3.0, redis_timeout())
 
 
 def job_ttl() -> int:

@@ -50,6 +50,7 @@ from typing import NamedTuple
 import redis
 
 from jobs import scripts
+from jobs import settings
 
 PREFIX = "seqlab"
 INDEX = f"{PREFIX}:jobs"
@@ -218,7 +219,15 @@ class JobStore:
     @classmethod
     def from_url(cls, url: str, ttl: int) -> JobStore:
         """A store on the Redis at ``url``."""
-        return cls(redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30), ttl)
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=settings.redis_timeout(),
+            # Without it, a connect to a host cut off waits out the kernel's
+            # SYN retries (about two minutes).
+            socket_connect_timeout=settings.redis_connect_timeout(),
+            health_check_interval=30,
+        )
+        return cls(client, ttl)
 
     @staticmethod
     def key(job_id: str) -> str:

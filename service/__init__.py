@@ -36,7 +36,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1_048_576,
         # The job queue: broker, Celery results and job records.
         REDIS_URL=settings.redis_url(),
-        SEQLAB_QUEUE=settings.queue(),
+        # Celery's messages (SEQLAB_BROKER_URL); None: REDIS_URL's Redis.
+        BROKER_URL=os.environ.get("SEQLAB_BROKER_URL") or None,
+        # The one queue of every job where SEQLAB_QUEUE pins it; None: jobs
+        # are routed by their size to the GPU or the CPU queue.
+        SEQLAB_QUEUE=settings.pinned_queue(),
+        SEQLAB_GPU_QUEUE=settings.gpu_queue(),
+        SEQLAB_CPU_QUEUE=settings.cpu_queue(),
+        SEQLAB_CPU_JOB_BYTES=settings.cpu_job_bytes(),
         JOB_TTL=settings.job_ttl(),
         # Uploaded datasets are kept as long as jobs unless configured.
         DATASET_TTL=int(os.environ.get("SEQLAB_DATASET_TTL") or settings.job_ttl()),

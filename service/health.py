@@ -3,12 +3,14 @@ Redis away: a 503 problem with ``Retry-After``, never a 500.
 
 ``/healthz`` is liveness: it touches nothing. A
 load balancer or an orchestrator takes traffic off an instance whose
-``/readyz`` fails. Readiness needs Redis only: without workers, jobs can
-still be queued and read, and ``workers`` says that they will wait.
+``/readyz`` fails. Readiness needs Redis (and RabbitMQ, where it is the
+broker): without workers, jobs can still be queued and read, and
+``workers`` says that they will wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import redis
@@ -20,6 +22,7 @@ from flask import current_app
 from jobs import presence
 from jobs.store import RUNNING
 
+from .jobs.routing import queues
 from .problems import problem
 
 bp = Blueprint("health", __name__)
@@ -44,27 +47,64 @@ def get_health() -> dict[str, str]:
 
 @bp.get("/readyz")
 def get_readiness() -> Response | dict[str, Any]:
-    """Whether this instance can serve every route: Redis answers within
-    ``READINESS_TIMEOUT`` seconds. Says how many workers serve the training
-    queue and how many jobs wait in it."""
+    """Whether this instance can serve every route: Redis (and RabbitMQ,
+    where it is the broker) answers within ``READINESS_TIMEOUT`` seconds.
+    Says how many workers serve each training queue and how many jobs wait
+    in it."""
     client: redis.Redis = current_app.extensions["readiness_redis"]
-    queue = current_app.config["SEQLAB_QUEUE"]
+    names = queues().names()
     try:
         client.ping()
-        workers = presence.live_workers(client, queue)
-        depth = presence.queue_depth(client, queue)
+        live = presence.live_records(client)
+        workers = [sum(name in w["queues"] for w in live) for name in names]
         running = int(client.zcard(RUNNING))
+        if broker_url().startswith("redis"):
+            depths = [presence.queue_depth(client, name) for name in names]
     except redis.BusyLoadingError:
         return unavailable("Redis is loading its data after a restart; try again shortly.")
     except redis.RedisError as error:
         current_app.logger.warning("not ready: Redis unavailable (%s)", error)
         return unavailable(f"Redis does not answer ({type(error).__name__}).")
+    if not broker_url().startswith("redis"):
+        try:
+            depths = [broker_depth(name) for name in names]
+        except Exception as error:  # noqa: BLE001 (kombu's and amqp's errors alike)
+            current_app.logger.warning("not ready: the broker is unavailable (%s)", error)
+            return unavailable(f"The broker (RabbitMQ) does not answer ({type(error).__name__}).")
+    listed = [
+        {"name": name, "depth": depth, "workers": count}
+        for name, depth, count in zip(names, depths, workers, strict=True)
+    ]
     return {
         "status": "ready",
-        "workers": workers,
-        "queue": {"name": queue, "depth": depth},
+        "workers": sum(bool(set(w["queues"]) & set(names)) for w in live),
+        "queue": {"name": listed[0]["name"], "depth": listed[0]["depth"]},
+        "queues": listed,
+        "broker": "redis" if broker_url().startswith("redis") else "rabbitmq",
         "running_jobs": running,
     }
+
+
+def broker_url() -> str:
+    """Where this app sends Celery's messages."""
+    return current_app.config["BROKER_URL"] or current_app.config["REDIS_URL"]
+
+
+def broker_depth(queue: str) -> int:
+    """Messages waiting in ``queue`` on RabbitMQ: a passive declare, which
+    answers with the count and creates nothing (0 for a queue never used)."""
+    celery = current_app.extensions["celery"]
+    timeout = float(current_app.config["READINESS_TIMEOUT"])
+    with celery.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout)
+        channel = connection.channel()
+        try:
+            return int(channel.queue_declare(queue, passive=True).message_count)
+        except connection.channel_errors:  # 404: no such queue yet
+            return 0
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
 
 
 def redis_unavailable(error: Exception) -> Response:

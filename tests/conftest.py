@@ -86,18 +86,20 @@ def redis_server(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def start_redis(directory, port=None, *extra):
-    """Run a redis-server of our own; yields its URL without a database."""
+def start_redis(directory, port=None, *extra, bind="127.0.0.1", prefix=()):
+    """Run a redis-server of our own; yields its URL without a database.
+    ``bind``: its address (a test network's, tests/hosts.py); ``prefix``:
+    the argv that runs it on a host of a test network."""
     port = port or free_port()
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-         "--save", "", "--appendonly", "no", *extra],
+        [*prefix, server, "--port", str(port), "--bind", bind, "--dir", str(directory),
+         "--save", "", "--appendonly", "no", "--protected-mode", "no", *extra],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}"
+    url = f"redis://{bind.split()[0]}:{port}"
     deadline = time.monotonic() + 10
     while not _redis_ready(f"{url}/0"):
         if time.monotonic() > deadline:
@@ -119,20 +121,47 @@ def redis_url(redis_server):
 
 
 @pytest.fixture(scope="session")
+def rabbitmq():
+    """The machine's RabbitMQ (127.0.0.1:5672, guest) with a virtual host of
+    this session's own, removed at the end: ``amqp://`` URL of it. Skips
+    where none answers, unless ``SEQLAB_REQUIRE_RABBITMQ`` is set (as
+    ``.ci/run`` sets it, having started one)."""
+    ctl = shutil.which("rabbitmqctl")
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError:
+        ctl = None
+    if ctl is None:
+        reason = "no RabbitMQ answers on 127.0.0.1:5672 (Debian: apt-get install rabbitmq-server)"
+        if os.environ.get("SEQLAB_REQUIRE_RABBITMQ"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    vhost = f"seqlab-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="session")
 def queue():
     """A queue of this session's own, so no other worker takes its jobs."""
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
 @contextlib.contextmanager
-def run_worker(redis_url, queue, log, name=None, predictor=False, **env):
+def run_worker(redis_url, queue, log, name=None, predictor=False, prefix=(), **env):
     """A real Celery worker process (prefork, one child) on ``queue``, in a
     process group of its own, named ``<name>@<host>`` (``name`` defaults to
     the queue's); yields the Popen once the worker is ready (and, with
     ``predictor``, its predictor: worker/predictor.py). Without, it runs
     none (``SEQLAB_PREDICTOR=0``: predictions take the training queue):
     a predictor loads Keras at the start, CPU the other tests need on a
-    2-core machine."""
+    2-core machine. ``prefix``: the argv that runs it on a host of a test
+    network (tests/hosts.py); ``SEQLAB_BROKER_URL`` in ``env``: RabbitMQ."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -144,7 +173,7 @@ def run_worker(redis_url, queue, log, name=None, predictor=False, **env):
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            [*prefix, sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
              "--loglevel", "info", "--hostname", f"{name or queue}@%h", "--without-mingle",
              "--without-gossip"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -168,20 +197,22 @@ def run_worker(redis_url, queue, log, name=None, predictor=False, **env):
 
 
 @contextlib.contextmanager
-def serve_api(log, processes=1, threads=8, **env):
+def serve_api(log, processes=1, threads=8, host="127.0.0.1", prefix=(), **env):
     """The API under a real gunicorn, started as ``make up`` starts it
     (gthread workers), on a free port; yields its base URL once /healthz
     answers, and stops it (its whole process group) at the end. ``env``:
-    variables of its environment (REDIS_URL, SEQLAB_QUEUE, ...)."""
+    variables of its environment (REDIS_URL, SEQLAB_QUEUE, ...); ``host``
+    and ``prefix``: its address and the argv that runs it on a host of a
+    test network (tests/hosts.py)."""
     from devtools.up import api_argv
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": str(processes), **env}
-    argv = api_argv(sys.executable, "127.0.0.1", str(port), str(threads))
+    argv = [*prefix, *api_argv(sys.executable, host, str(port), str(threads))]
     with open(log, "wb") as out:
         server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 60
         while not _answers(f"{base}/healthz"):

@@ -1,9 +1,11 @@
 """The Celery application: ``celery -A worker.celery_app worker``.
 
-Redis is broker and result store (``REDIS_URL``), JSON the only serializer.
-Training tasks go to one named queue (``SEQLAB_QUEUE``, default ``gpu``),
-which a bare ``celery -A worker.celery_app worker`` serves by itself; a CPU
-host can serve another queue with ``-Q``. Nothing here imports TensorFlow or
+Redis is the result store (``REDIS_URL``) and, unless ``SEQLAB_BROKER_URL``
+names RabbitMQ, the broker; JSON is the only serializer. Training tasks go
+to the queue that the API chose by the job's size (``gpu`` or ``cpu``), or
+to ``SEQLAB_QUEUE`` where that pins one; a bare ``celery -A
+worker.celery_app worker`` serves both (:func:`jobs.settings.worker_queues`),
+a CPU host ``-Q cpu``. Nothing here imports TensorFlow or
 Keras: the pool's child processes import them inside the task, and the
 predictor (:mod:`worker.serving`) is a process of its own.
 """
@@ -15,28 +17,51 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.worker.consumer import Consumer
+from kombu import Queue
 
 from jobs import settings
 
+BROKER_URL = settings.broker_url()
+#: The queues of a worker started without ``-Q``; on RabbitMQ, quorum queues.
+QUEUE_ARGUMENTS = {"x-queue-type": "quorum"} if settings.is_amqp(BROKER_URL) else None
+
+
+class JobConsumer(Consumer):
+    """Celery's consumer without native delayed delivery.
+
+    On quorum queues Celery sets it up at every (re)connection: some thirty
+    exchange and queue declarations, each a round trip, during which the
+    consumer sends no heartbeats; over a 200 ms link that is a minute, and
+    RabbitMQ closes the connection for missed heartbeats first. No seqlab
+    task is delayed (no ETA, no countdown: a lost job is queued again at
+    once), so nothing uses it.
+    """
+
+    class Blueprint(Consumer.Blueprint):
+        default_steps = [
+            step
+            for step in Consumer.Blueprint.default_steps
+            if not step.endswith(":DelayedDelivery")
+        ]
+
+
 celery_app = Celery("seqlab", include=["worker.tasks", "worker.maintenance", "worker.serving"])
 celery_app.conf.update(
-    broker_url=settings.redis_url(),
+    broker_url=BROKER_URL,
     result_backend=settings.redis_url(),
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
-    # The queue a plain `celery worker` consumes, and where train tasks go.
+    # The queues a plain `celery worker` consumes; tasks name their queue.
     task_default_queue=settings.queue(),
+    task_queues=[Queue(name, queue_arguments=QUEUE_ARGUMENTS) for name in settings.worker_queues()],
     # Each worker's predictor (worker/serving.py) answers predictions while
     # its pool trains. The task is for APIs from before predictors and for a
     # queue with no live predictor: it shares the training queue, so a
     # worker busy training takes it once its job ends (the API gives up
     # after SEQLAB_PREDICT_TIMEOUT).
-    task_routes={
-        "seqlab.train": {"queue": settings.queue()},
-        "seqlab.train_group": {"queue": settings.queue()},
-        "seqlab.predict": {"queue": settings.queue()},
-    },
+    task_routes={"seqlab.predict": {"queue": settings.queue()}},
     # Our own job records hold the results; Celery's are for its bookkeeping.
     result_expires=settings.job_ttl(),
     task_track_started=True,
@@ -44,21 +69,27 @@ celery_app.conf.update(
     # so an idle GPU host is not left waiting behind a busy one.
     worker_prefetch_multiplier=1,
     worker_disable_prefetch=True,
-    # Early acknowledgement: a message leaves Redis as its task starts, so
-    # Redis never hands a running job to a second worker, however long it
-    # runs. A job whose worker dies is not lost with its message: its lease
-    # lapses and a reaper queues it again (jobs/reaper.py). Late
-    # acknowledgement would add redeliveries after `visibility_timeout`
-    # (duplicates that the lease would have to turn away) and nothing else.
+    # Early acknowledgement, on either broker: a message leaves the broker as
+    # its task starts, so the broker never hands a running job to a second
+    # worker, however long it runs. A job whose worker dies or is cut off is
+    # not lost with its message: its lease lapses and a reaper queues it
+    # again (jobs/reaper.py), and the job's fencing token turns away the
+    # first worker's late writes. Late acknowledgement would add
+    # redeliveries and nothing else: on Redis after `visibility_timeout`; on
+    # RabbitMQ whenever a worker's connection drops (a partition longer than
+    # two heartbeats) and after its `consumer_timeout` (30 minutes by
+    # default, shorter than the longest job), each a duplicate that the
+    # lease would have to turn away.
     task_acks_late=False,
-    # Messages taken but not yet started (none, with prefetch disabled) are
-    # handed back only after longer than any job may run.
-    broker_transport_options={"visibility_timeout": settings.visibility_timeout()},
     result_backend_transport_options={"visibility_timeout": settings.visibility_timeout()},
     visibility_timeout=settings.visibility_timeout(),
     broker_connection_retry_on_startup=True,
+    worker_consumer="worker.celery_app:JobConsumer",
     # One process per GPU by default; more with --concurrency on CPU hosts.
     worker_concurrency=int(os.environ.get("SEQLAB_WORKER_CONCURRENCY", "1")),
+    # Queue types, publisher confirms (RabbitMQ) or the visibility timeout
+    # (Redis): jobs/settings.py, shared with the API's producer.
+    **settings.broker_options(BROKER_URL),
 )
 
 

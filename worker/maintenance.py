@@ -28,6 +28,7 @@ from jobs.reaper import send_train_task
 from jobs.store import JobStore
 
 from .backend import backend_name
+from .device import device
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class Maintenance:
         self.worker = worker
         # Published with each heartbeat: the API refuses what it cannot train.
         self.backend = backend_name()
+        # And its device's memory: the API routes jobs by it.
+        self.device = device()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="seqlab-maintenance", daemon=True)
 
@@ -76,8 +79,9 @@ class Maintenance:
         while True:
             try:
                 presence.beat(
-                    self.store.redis, self.node, self.queues, 3 * beat_every, self.backend
-                )
+                    self.store.redis, self.node, self.queues, 3 * beat_every, self.backend,
+                    self.device,
+                )  # fmt: skip
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + sweep_every
                     self.reaper.sweep(pending_after=max(30.0, 3 * sweep_every))

@@ -53,6 +53,39 @@ def store() -> JobStore:
     return JobStore.from_url(settings.redis_url(), settings.job_ttl())
 
 
+def claim(
+    task: Any, jobs: JobStore, job_id: str, worker: str, queue: str
+) -> tuple[str, dict[str, Any]] | None:
+    """:meth:`JobStore.claim`, riding out Redis blips (a slow or lossy link,
+    a failover) for ``SEQLAB_FINAL_WRITE_SECONDS``: the task's message is
+    already acknowledged, so a claim that gave up at the first timeout
+    would leave the job queued with no message to run it.
+
+    A claim whose reply was lost (Redis ran it; the answer timed out) reads
+    as "not queued" on the retry: the job then holds a lease that nobody
+    renews, and a reaper queues it again once the lease lapses. If Redis
+    stays away past the deadline, the task is sent again (a broker apart
+    from Redis may take it), else the job waits, queued, for a resubmit.
+    """
+    deadline = time.monotonic() + settings.final_write_seconds()
+    delay = 0.1
+    while True:
+        try:
+            return jobs.claim(job_id, worker, queue, settings.lease_seconds())
+        except redis.RedisError as error:
+            if time.monotonic() + delay > deadline:
+                logger.error("job %s: not claimed (%s); sending its task again", job_id, error)
+                hard, soft = task.request.timelimit or (None, None)
+                task.app.send_task(
+                    task.name, args=task.request.args, task_id=task.request.id, queue=queue,
+                    time_limit=hard, soft_time_limit=soft,
+                )  # fmt: skip
+                return None
+            logger.warning("job %s: claim failed (%s); retrying", job_id, error)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 @shared_task(name="seqlab.train", bind=True, ignore_result=True)
 def train_model(self: Any, job_id: str) -> None:
     """Train the job's model and store the outcome in its record.
@@ -63,9 +96,7 @@ def train_model(self: Any, job_id: str) -> None:
     """
     jobs = store()
     queue = (self.request.delivery_info or {}).get("routing_key") or settings.queue()
-    claimed = jobs.claim(
-        job_id, worker_name(self.request.hostname), queue, settings.lease_seconds()
-    )
+    claimed = claim(self, jobs, job_id, worker_name(self.request.hostname), queue)
     if claimed is None:
         logger.info("job %s is not queued (cancelled, expired or taken); not starting it", job_id)
         return
@@ -144,7 +175,7 @@ def train_group(self: Any, job_ids: list[str]) -> None:
     worker = worker_name(self.request.hostname)
     claims: dict[str, tuple[str, dict[str, Any]]] = {}
     for job_id in job_ids:
-        claimed = jobs.claim(job_id, worker, queue, settings.lease_seconds())
+        claimed = claim(self, jobs, job_id, worker, queue)
         if claimed is not None:
             claims[job_id] = claimed
     if not claims:

@@ -19,6 +19,8 @@ def init_queue(app: Flask) -> None:
     from jobs.reaper import send_train_task
     from jobs.store import JobStore
 
+    from .routing import default_queue
+
     app.extensions["jobs"] = JobStore.from_url(app.config["REDIS_URL"], int(app.config["JOB_TTL"]))
     # Uploads on the jobs' Redis connection pool.
     app.extensions["datasets"] = DatasetStore(
@@ -28,7 +30,7 @@ def init_queue(app: Flask) -> None:
     # code. Its result backend is where it reads the answers of predictions.
     app.extensions["celery"] = Celery(
         "seqlab",
-        broker=app.config["REDIS_URL"],
+        broker=app.config["BROKER_URL"] or app.config["REDIS_URL"],
         backend=app.config["REDIS_URL"],
         set_as_current=False,
     )
@@ -39,9 +41,10 @@ def init_queue(app: Flask) -> None:
         broker_connection_timeout=3,
         broker_connection_max_retries=1,
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2},
-        # Celery's Redis transport uses the shortest visibility timeout of
-        # the apps that share it: the producer's must be the worker's.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout()},
+        # The worker's queue types and publisher confirms (RabbitMQ), or its
+        # visibility timeout (Celery's Redis transport uses the shortest of
+        # the apps that share it).
+        **settings.broker_options(app.config["BROKER_URL"] or app.config["REDIS_URL"]),
     )
     # The API settles the jobs of lost workers it reads (see jobs/reaper.py).
     app.extensions["reaper"] = Reaper(
@@ -50,7 +53,7 @@ def init_queue(app: Flask) -> None:
             app.extensions["celery"], job_id, queue, limit
         ),
         int(app.config["JOB_RETRIES"]),
-        app.config["SEQLAB_QUEUE"],
+        default_queue(app),
     )
 
 

@@ -15,15 +15,14 @@ from seqlab.backends import NAMES
 from seqlab.backends import backend_problems
 
 
-def check_backends(report: ModelReport) -> list[str]:
-    """Refuse a model that a live worker of the queue cannot train (it may be
+def check_backends(report: ModelReport, queue: str) -> list[str]:
+    """Refuse a model that a live worker of ``queue`` cannot train (it may be
     the one that takes the job); return warnings when no worker is alive to
     say which backend will run it.
 
     :raise ApiValidationError: 422 under ``model``, naming the backend and
         each layer it cannot train.
     """
-    queue = current_app.config["SEQLAB_QUEUE"]
     live = presence.live_backends(current_app.extensions["jobs"].redis, queue)
     if live is None:
         return [

@@ -79,6 +79,7 @@ from ..datasets.graph_checks import is_graph_report
 from ..datasets.graph_checks import raise_errors
 from ..datasets.graph_checks import tensor_error
 from ..requests import get_json_object
+from .routing import default_queue
 from .schemas import Arrays
 from .threads import give_back_thread
 from .threads import take_thread
@@ -117,6 +118,8 @@ class Served(NamedTuple):
     model_file: Mapping[str, Any] | None
     #: The spec's size as JSON, counted against :data:`SERVED_SPEC_CHARS`.
     chars: int
+    #: The queue it trained on: its workers' predictors answer (None: the default).
+    queue: str | None = None
 
 
 class ServedJobs:
@@ -321,7 +324,7 @@ def read_served(job_id: str) -> Served:
         NotFound: 404 if there is no such job, or it is another tenant's.
         Conflict: 409 unless the job has succeeded.
     """
-    job = get_job_or_404(job_id, fields=("request", "model_file"))
+    job = get_job_or_404(job_id, fields=("request", "model_file", "queue"))
     if job["status"] != "succeeded":
         raise Conflict(
             f"Job {job_id} is {job['status']}; predictions come from the model of a job "
@@ -334,6 +337,7 @@ def read_served(job_id: str) -> Served:
         analyze(spec),
         job.get("model_file"),
         len(json.dumps(spec, separators=(",", ":"))),
+        job.get("queue"),
     )
     served_jobs().put(job_id, served)
     return served
@@ -414,7 +418,7 @@ def checked_values(served: Served) -> Any:
 
 
 def ask_worker(job_id: str, served: Served, values: Any, timeout: float) -> bytes:
-    """Hand the request to a predictor of the job queue (else send the task
+    """Hand the request to a predictor of the job's queue (else send the task
     ``seqlab.predict``) and wait up to ``timeout`` s for its answer (the
     JSON the worker put, undecoded).
 
@@ -424,7 +428,7 @@ def ask_worker(job_id: str, served: Served, values: Any, timeout: float) -> byte
         ServiceUnavailable: 503 if the queue or Redis is unreachable.
     """
     jobs = store()
-    queue = current_app.config["SEQLAB_QUEUE"]
+    queue = served.queue or default_queue()
     reply_key = jobs.reply_key(uuid.uuid4().hex)
     deadline = time.monotonic() + timeout
     reply = {"reply_key": reply_key, "reply_by": time.time() + timeout, "reply_ttl": REPLY_TTL}

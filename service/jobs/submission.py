@@ -82,6 +82,8 @@ def job_document(job: Mapping[str, Any], *, full: bool = True) -> dict[str, Any]
         doc["error"] = {k: v for k, v in job["error"].items() if k != "traceback"}
     if not full:
         return doc
+    if "queue" in job:  # jobs queued before routing name none until they start
+        doc["queue"] = job["queue"]
     if "warnings" in job:
         doc["warnings"] = job["warnings"]
     doc["params"] = job["params"]

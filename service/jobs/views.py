@@ -59,6 +59,7 @@ from .backends import check_backends
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import IdempotentRequest
 from .ratelimit import check_train_rate
+from .routing import route
 from .schemas import monitor_error
 from .schemas import train_request_schema
 from .submission import job_document
@@ -188,12 +189,15 @@ class PreparedJob:
     #: What the worker needs to load the request's datasets (None: inline data).
     dataset_refs: dict[str, Any] | None
     warnings: list[str]
+    #: The queue it goes to (service/jobs/routing.py).
+    queue: str
 
 
 def prepare_train(body: dict[str, Any], *, check_values: bool = True) -> PreparedJob:
     """Every check of a loaded train request beyond its schema: the model
     (the engine's analysis), the data against the model, the datasets it
-    names, the limits and the cost model, the backends of live workers.
+    names, the limits and the cost model, the queue its size routes it to
+    and the memory and backends of the live workers there.
     ``POST /train`` runs it once, ``POST /sweeps`` once per trial, with
     ``check_values`` (reading every value of the inline data against the
     model) only for the first trial of each model structure.
@@ -223,7 +227,9 @@ def prepare_train(body: dict[str, Any], *, check_values: bool = True) -> Prepare
     if not graph:
         check_data(report, body, values=check_values)
         check_validation_data(report, body, values=check_values)
-    return PreparedJob(body, report, cost, dataset_refs, check_backends(report))
+    routed = route(cost.worker_memory_known)
+    warnings = [*routed.warnings, *check_backends(report, routed.queue)]
+    return PreparedJob(body, report, cost, dataset_refs, warnings, routed.queue)
 
 
 def check_early_stopping_monitor(body: dict[str, Any], logged: list[str] | None = None) -> None:
@@ -276,6 +282,7 @@ def job_fields(
         "params": job_params(report, render_summary(report)),
         "data_shapes": shapes,
         "estimated_cost": cost.to_dict(),
+        "queue": prepared.queue,
         **({"warnings": warnings} if warnings else {}),
         **(extra or {}),
     }
@@ -293,7 +300,7 @@ def _create_and_queue(job_id: str, prepared: PreparedJob) -> dict[str, Any]:
         send_train_task(
             current_app.extensions["celery"],
             job_id,
-            current_app.config["SEQLAB_QUEUE"],
+            prepared.queue,
             prepared.body["fit"].get("time_limit_seconds"),
         )
     except Exception as error:

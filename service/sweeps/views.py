@@ -347,9 +347,11 @@ def write_and_queue(
             trial_jobs.append((job_id, fields, data))
         jobs.create_many(trial_jobs, tenant, listed=False)
         written = True
-        celery, queue = current_app.extensions["celery"], current_app.config["SEQLAB_QUEUE"]
+        celery = current_app.extensions["celery"]
         limit = first.body["fit"].get("time_limit_seconds")
         for members_of in members:
+            # Trials of one structure need the same memory: one queue.
+            queue = prepared[members_of[0]].queue
             send_group_task(celery, [job_ids[n] for n in members_of], queue, limit)
     except Exception as error:
         # Nothing half-written: a sweep that was never queued does not exist.

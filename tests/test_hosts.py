@@ -1,0 +1,345 @@
+"""Workers on other hosts, over a real network that the tests cut.
+
+Each test makes its hosts with network namespaces (tests/hosts.py): the
+test's own Redis listens on the bridge, each worker runs on a host of its
+own and reaches Redis, and the broker, only across the bridge. The job and
+partition tests run on both brokers: Redis, and RabbitMQ (the machine's,
+on a virtual host of the session's own, reached through a relay on the
+bridge). Faults are real: a host's cable out, a worker's process group
+killed, a slow and lossy link.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import math
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from conftest import run_worker
+from conftest import serve_api
+from conftest import start_redis
+from hosts import Network
+from hosts import Relay
+from hosts import wait_until
+from hosts import why_not
+
+from jobs.store import TERMINAL
+from service import create_app
+
+#: Short leases, so that a lost worker is found in seconds: renewed every
+#: 4/3 s, a job whose worker is cut off is queued again within 4 s plus a
+#: reaper's period (1 s) of its last renewal.
+LEASE_SECONDS = 4
+WORKER_ENV = {
+    "SEQLAB_LEASE_SECONDS": str(LEASE_SECONDS),
+    "SEQLAB_REAPER_SECONDS": "1",
+    "SEQLAB_HEARTBEAT_SECONDS": "1",
+    # A command to a Redis across a cut cable gives up after 1.3 s (the
+    # rule: at most a third of the lease, README "Scaling out").
+    "SEQLAB_REDIS_TIMEOUT": "1.3",
+    "SEQLAB_WARM_UP": "0",
+}
+#: Epochs of the long job: some seconds of training on this machine, so
+#: that it is still running when its host is cut off and mended.
+LONG_EPOCHS = 700
+
+
+@pytest.fixture(scope="module")
+def network():
+    """Hosts of this module's own (skipped where namespaces cannot be made,
+    unless ``SEQLAB_REQUIRE_NETNS`` is set, as ``.ci/run`` sets it)."""
+    reason = why_not()
+    if reason:
+        if os.environ.get("SEQLAB_REQUIRE_NETNS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with Network() as net:
+        yield net
+
+
+@pytest.fixture(scope="module")
+def hosts(network):
+    """Three hosts: two for workers, one for a Redis that the API loses."""
+    return [network.add_host() for _ in range(3)]
+
+
+@pytest.fixture(scope="module")
+def hub(network, tmp_path_factory):
+    """The test's Redis on the bridge: job records, events, results, and
+    the Redis broker."""
+    directory = tmp_path_factory.mktemp("hub")
+    with start_redis(directory, None, bind=f"{network.gateway} 127.0.0.1") as url:
+        yield f"{url}/0"
+
+
+@dataclass
+class Broker:
+    """One broker, as the hosts reach it and as the API (here) does."""
+
+    name: str
+    for_hosts: str
+    for_api: str | None
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request, network, hub):
+    if request.param == "redis":
+        return Broker("redis", hub, None)
+    local = request.getfixturevalue("rabbitmq")
+    # The machine's RabbitMQ listens on loopback: the hosts reach it through
+    # a relay on the bridge (RabbitMQ then sees loopback clients, as guest needs).
+    relay = Relay((network.gateway, 0), ("127.0.0.1", 5672))
+    request.addfinalizer(relay.close)
+    remote = local.replace("127.0.0.1:5672", f"{network.gateway}:{relay.address[1]}")
+    return Broker("rabbitmq", remote, local)
+
+
+def app_for(hub, broker, **config):
+    return create_app({"TESTING": True, "REDIS_URL": hub, "BROKER_URL": broker.for_api, **config})
+
+
+def long_body(epochs=LONG_EPOCHS):
+    """A job of some seconds: an LSTM on 64 windows of a sine, batches of 8."""
+    x = [[[math.sin(0.3 * (i + t))] for t in range(12)] for i in range(64)]
+    y = [[math.sin(0.3 * (i + 12))] for i in range(64)]
+    return {
+        "model": {"input_shape": [12, 1], "layers": [{"type": "LSTM", "units": 16},
+                                                     {"type": "Dense", "units": 1}]},
+        "data": {"x": x, "y": y},
+        "fit": {"epochs": epochs, "batch_size": 8},
+    }  # fmt: skip
+
+
+def submit(client, body):
+    rv = client.post("/train", json=body)
+    assert rv.status_code == 202, rv.get_json()
+    return rv.get_json()["id"]
+
+
+def record(app, job_id):
+    return app.extensions["jobs"].get(job_id)
+
+
+def statuses(app, job_id):
+    """The job's status events, in order, from its event stream."""
+    events = app.extensions["jobs"].events(job_id)
+    return [json.loads(e.data)["status"] for e in events if e.kind == "status"]
+
+
+def node_of(job):
+    """Which test host's worker a record names (its node ``h<k>-...@host``)."""
+    return job["worker"].split(":", 1)[1].split("-", 1)[0]
+
+
+def workers(hub, broker, hosts, tmp_path, queue, **env):
+    """A worker on each host: ``(name, host, log)`` and the context managers."""
+    env = {**WORKER_ENV, "SEQLAB_BROKER_URL": broker.for_hosts, **env}
+    started = []
+    for k, host in enumerate(hosts, 1):
+        log = tmp_path / f"h{k}.log"
+        manager = run_worker(hub, queue, log, name=f"h{k}-{queue}", prefix=host.prefix(), **env)
+        started.append((f"h{k}", host, log, manager))
+    return started
+
+
+def test_a_host_cut_off_mid_job_is_replaced_and_its_late_writes_refused(
+    network, hosts, hub, broker, tmp_path
+):
+    queue = f"hosts-{uuid.uuid4().hex[:8]}"
+    app = app_for(hub, broker, SEQLAB_QUEUE=queue)
+    client = app.test_client()
+    started = workers(hub, broker, hosts[:2], tmp_path, queue)
+    with started[0][3] as one, started[1][3] as two:
+        processes = {"h1": one, "h2": two}
+        job_id = submit(client, long_body())
+        first = wait_until(
+            lambda: (r := record(app, job_id))["status"] == "running" and "progress" in r and r,
+            120, "the job to run",
+        )  # fmt: skip
+        cut_name = node_of(first)
+        cut_host = next(h for n, h, _, _ in started if n == cut_name)
+        cut_log = next(lg for n, _, lg, _ in started if n == cut_name)
+        network.cut(cut_host)
+        cut_at = time.monotonic()
+        # Another host runs it again within the lease plus the reaper's period.
+        again = wait_until(
+            lambda: (r := record(app, job_id)).get("attempt") == 2 and r["status"] == "running"
+            and r, 60, "the job to run again",
+        )  # fmt: skip
+        waited = time.monotonic() - cut_at
+        assert node_of(again) != cut_name
+        # Still training on the cut-off host: it never heard.
+        assert processes[cut_name].poll() is None
+        network.mend(cut_host)
+        done = wait_until(
+            lambda: (r := record(app, job_id))["status"] not in ("queued", "running") and r,
+            240, "the job to end",
+        )  # fmt: skip
+        # The cut-off worker learns that the job is no longer its own, and drops it.
+        wait_until(lambda: b"is no longer this worker's" in cut_log.read_bytes(), 120,
+                   "the cut-off worker to drop the job")  # fmt: skip
+        time.sleep(2 * LEASE_SECONDS)  # any late write it still had would land by now
+        final = record(app, job_id)
+    assert done["status"] == "succeeded", done.get("error")
+    assert final["status"] == "succeeded" and final["attempt"] == 2
+    assert node_of(final) == node_of(again)
+    assert final["finished_at"] == done["finished_at"]
+    # Exactly one success in the job's stream; the lost run shows as given back.
+    assert statuses(app, job_id) == ["queued", "running", "queued", "running", "succeeded"]
+    # The stored model is the one its record describes, written once.
+    model = client.get(f"/jobs/{job_id}/model")
+    assert model.status_code == 200
+    assert hashlib.sha256(model.data).hexdigest() == final["model_file"]["sha256"]
+    assert waited < LEASE_SECONDS + 1 + 10, waited
+
+
+def test_a_killed_hosts_job_runs_again_on_another_host(hosts, hub, broker, tmp_path):
+    queue = f"hosts-{uuid.uuid4().hex[:8]}"
+    app = app_for(hub, broker, SEQLAB_QUEUE=queue)
+    client = app.test_client()
+    started = workers(hub, broker, hosts[:2], tmp_path, queue)
+    with started[0][3] as one, started[1][3] as two:
+        processes = {"h1": one, "h2": two}
+        job_id = submit(client, long_body(epochs=200))
+        first = wait_until(
+            lambda: (r := record(app, job_id))["status"] == "running" and r, 120, "the job to run"
+        )
+        os.killpg(processes[node_of(first)].pid, signal.SIGKILL)
+        done = wait_until(
+            lambda: (r := client.get(f"/jobs/{job_id}").get_json())["status"]
+            not in ("queued", "running") and r, 120, "the job to end",
+        )  # fmt: skip
+        final = record(app, job_id)
+    assert done["status"] == "succeeded" and done["attempt"] == 2, done
+    assert node_of(final) != node_of(first)
+    assert statuses(app, job_id) == ["queued", "running", "queued", "running", "succeeded"]
+
+
+def test_jobs_finish_over_a_slow_lossy_link_with_their_leases_renewed(
+    network, hosts, hub, broker, tmp_path
+):
+    """200 ms each way and 5 % of segments lost (held a retransmission
+    timeout), between the worker's host and Redis and the broker alike."""
+    queue = f"hosts-{uuid.uuid4().hex[:8]}"
+    app = app_for(hub, broker, SEQLAB_QUEUE=queue)
+    client = app.test_client()
+    redis_port = int(hub.rsplit(":", 1)[1].split("/")[0])
+    slow = dict(delay=0.2, loss=0.05, seed=7)
+    redis_relay = Relay((network.gateway, 0), ("127.0.0.1", redis_port), **slow)
+    relays = [redis_relay]
+    slow_redis = f"redis://{network.gateway}:{redis_relay.address[1]}/0"
+    broker_url = slow_redis
+    if broker.name == "rabbitmq":
+        amqp_relay = Relay((network.gateway, 0), ("127.0.0.1", 5672), **slow)
+        relays.append(amqp_relay)
+        slow_amqp = f"{network.gateway}:{amqp_relay.address[1]}"
+        broker_url = broker.for_api.replace("127.0.0.1:5672", slow_amqp)
+    # Commands wait 3 s (a round trip and two lost segments), and the lease
+    # is three of those (the rule in README "Scaling out").
+    env = {**WORKER_ENV, "SEQLAB_REDIS_TIMEOUT": "3", "SEQLAB_LEASE_SECONDS": "9",
+           "SEQLAB_BROKER_URL": broker_url}  # fmt: skip
+    log = tmp_path / "slow.log"
+    try:
+        host = hosts[0].prefix()
+        with run_worker(slow_redis, queue, log, name=f"h1-{queue}", prefix=host, **env):
+            ids = [submit(client, {"example": "many_to_one", "seed": n}) for n in range(2)]
+            ids.append(submit(client, long_body(epochs=300)))
+            for job_id in ids:
+                wait_until(
+                    lambda job_id=job_id: record(app, job_id)["status"] in TERMINAL,
+                    240, "the jobs to end", every=0.5,
+                )  # fmt: skip
+    finally:
+        for relay in relays:
+            relay.close()
+    for job_id in ids:
+        job = record(app, job_id)
+        assert job["status"] == "succeeded", job.get("error")
+        assert job["attempt"] == 1  # never taken for lost
+        assert statuses(app, job_id) == ["queued", "running", "succeeded"]
+    # Each renewal crossed the slow link in time: none was missed.
+    assert b"lease not renewed" not in log.read_bytes()
+    assert b"requeued" not in log.read_bytes()
+
+
+#: The routes that need Redis, with a request each: every one must answer
+#: 503 with Retry-After while the API is cut off from Redis.
+def redis_routes(job_id):
+    return [
+        ("GET", "/readyz", None),
+        ("GET", "/jobs", None),
+        ("GET", f"/jobs/{job_id}", None),
+        ("GET", f"/jobs/{job_id}/events", None),
+        ("GET", f"/jobs/{job_id}/plot.png", None),
+        ("GET", f"/jobs/{job_id}/model", None),
+        ("POST", f"/jobs/{job_id}/predict", {"instances": [[[0.5]]]}),
+        ("POST", f"/jobs/{job_id}/cancel", None),
+        ("DELETE", f"/jobs/{job_id}", None),
+        ("POST", "/train", {"example": "one_to_one"}),
+        ("GET", "/datasets", None),
+        ("GET", f"/datasets/ds_{job_id}", None),
+        ("GET", "/sweeps", None),
+        ("GET", f"/sweeps/{job_id}", None),
+        ("POST", "/sweeps", {"example": "one_to_one", "vary": {"seed": [0, 1]}}),
+    ]
+
+
+def call(base, method, path, body, timeout=30):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as rv:
+            return rv.status, dict(rv.headers), rv.read(), time.monotonic() - started
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read(), time.monotonic() - started
+
+
+def test_the_api_cut_off_from_redis_answers_503_and_recovers_by_itself(
+    network, hosts, tmp_path, spec
+):
+    """Redis on a host of its own, the API here: the Redis host's cable out."""
+    redis_host = hosts[2]
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    with start_redis(directory, None, bind=redis_host.address, prefix=redis_host.prefix()) as url:
+        env = {"REDIS_URL": f"{url}/0", "SEQLAB_QUEUE": f"idle-{uuid.uuid4().hex[:8]}",
+               "SEQLAB_REDIS_TIMEOUT": "2"}  # fmt: skip
+        with serve_api(tmp_path / "api.log", processes=1, threads=32, **env) as base:
+            status, _, body, _ = call(base, "POST", "/train", {"example": "one_to_one"})
+            assert status == 202
+            job_id = json.loads(body)["id"]
+            network.cut(redis_host)
+            try:
+                routes = redis_routes(job_id)
+                with concurrent.futures.ThreadPoolExecutor(len(routes)) as pool:
+                    answers = list(pool.map(lambda r: call(base, *r), routes))
+                # What needs no Redis still answers at once.
+                assert call(base, "GET", "/healthz", None)[0] == 200
+                assert call(base, "GET", "/ui/jobs", None)[0] == 200  # its script reads /jobs
+                assert call(base, "POST", "/params", long_body()["model"])[0] == 200
+            finally:
+                network.mend(redis_host)
+            for route, answer in zip(routes, answers, strict=True):
+                (method, path, _), (status, headers, body, seconds) = route, answer
+                assert status == 503, (method, path, status, body[:300])
+                assert headers.get("Retry-After", "").isdigit(), (method, path, headers)
+                problem = json.loads(body)
+                assert problem["status"] == 503 and problem["detail"], (method, path)
+                # Within the Redis timeouts, never a thread held for good.
+                assert seconds < 20, (method, path, seconds)
+            # Back by itself: the same API answers once Redis is reachable.
+            wait_until(lambda: call(base, "GET", "/readyz", None)[0] == 200, 30, "readiness")
+            status, _, body, _ = call(base, "GET", f"/jobs/{job_id}", None)
+            assert status == 200 and json.loads(body)["status"] == "queued"
+            assert call(base, "POST", "/train", {"example": "one_to_one"})[0] == 202
