@@ -26,10 +26,16 @@ lint: install
 # one on 6379), so they need the program; it is installed with apt-get when
 # missing. SEQLAB_TEST_REDIS_URL=redis://host:port/db runs them on that
 # database instead, which they flush.
+#
+# The broker tests (tests/test_hosts.py) also run on RabbitMQ, on a virtual
+# host of their own on 127.0.0.1:5672 (guest): it is started here when it is
+# installed and not running, and its tests skip without it (.ci/run installs
+# it and makes them fail instead).
 test: install lint
 	@[ -n "$$SEQLAB_TEST_REDIS_URL" ] || command -v redis-server >/dev/null || \
 		apt-get install -y -q redis-server >/dev/null || \
 		{ echo "install redis-server (apt-get install redis-server) and rerun"; exit 1; }
+	@$(PY) -m devtools.rabbitmq
 	$(PY) -m pytest
 
 # wrk is the load generator of the HTTP benchmark (Debian package `wrk`).

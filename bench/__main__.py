@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import across_hosts
 from . import dataset_upload
 from . import engine_vs_keras
 from . import goals
@@ -31,6 +32,7 @@ def main() -> None:
     predict_latency.main(quick=options.quick)
     predict_while_training.main(quick=options.quick)
     sweep_vs_jobs.main(quick=options.quick)
+    across_hosts.main(quick=options.quick)
     print(goals.table())
 
 

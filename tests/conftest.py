@@ -88,7 +88,7 @@ def redis_server(tmp_path_factory):
 @contextlib.contextmanager
 def start_redis(directory, port=None, *extra, bind="127.0.0.1", prefix=()):
     """Run a redis-server of our own; yields its URL without a database.
-    ``bind``: its address (a test network's, tests/hosts.py); ``prefix``:
+    ``bind``: its address (a test network's, devtools/netns.py); ``prefix``:
     the argv that runs it on a host of a test network."""
     port = port or free_port()
     server = shutil.which("redis-server")
@@ -161,7 +161,7 @@ def run_worker(redis_url, queue, log, name=None, predictor=False, prefix=(), **e
     none (``SEQLAB_PREDICTOR=0``: predictions take the training queue):
     a predictor loads Keras at the start, CPU the other tests need on a
     2-core machine. ``prefix``: the argv that runs it on a host of a test
-    network (tests/hosts.py); ``SEQLAB_BROKER_URL`` in ``env``: RabbitMQ."""
+    network (devtools/netns.py); ``SEQLAB_BROKER_URL`` in ``env``: RabbitMQ."""
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -203,7 +203,7 @@ def serve_api(log, processes=1, threads=8, host="127.0.0.1", prefix=(), **env):
     answers, and stops it (its whole process group) at the end. ``env``:
     variables of its environment (REDIS_URL, SEQLAB_QUEUE, ...); ``host``
     and ``prefix``: its address and the argv that runs it on a host of a
-    test network (tests/hosts.py)."""
+    test network (devtools/netns.py)."""
     from devtools.up import api_argv
 
     port = free_port()

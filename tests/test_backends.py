@@ -177,7 +177,8 @@ def test_with_no_worker_alive_it_is_queued_with_a_warning_and_the_worker_says_wh
     assert rv.status_code == 202, rv.get_json()
     job = client.get(rv.headers["Location"])
     validate_response(spec, "/jobs/{job_id}", "get", job)
-    (warning,) = job.get_json()["warnings"]
+    waits, warning = job.get_json()["warnings"]
+    assert waits.startswith(f"No worker serves the queue {queue!r} now: the job waits until")
     assert warning.startswith(f"No worker serves the queue {queue!r} now, so its backend is ")
     assert "a JAX worker would refuse the job. " in warning
     # A JAX worker that comes up takes the job, and fails it saying why.

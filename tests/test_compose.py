@@ -152,17 +152,36 @@ def test_worker_stops_warm_and_restarts(config):
 
 
 @pytest.mark.parametrize("queue", [None, "cpu-only"])
-def test_workers_serve_the_queue_the_api_sends_to(tmp_path, queue):
+def test_workers_serve_the_queues_the_api_sends_to(tmp_path, queue):
     config = resolve(tmp_path, **({"SEQLAB_QUEUE": queue} if queue else {}))
     services = config["services"]
     api = services["api"]["environment"]
-    assert api["SEQLAB_QUEUE"] == (queue or "gpu")
+    # Unset: routed by size to `gpu` and `cpu` (jobs/settings.py); set: pinned.
+    assert (api["SEQLAB_QUEUE"] or None) == queue
     assert api["REDIS_URL"] == "redis://redis:6379/0"
     for name in ("worker", "worker-cpu"):
-        command = argv(services[name]["command"])
-        assert command[command.index("-Q") + 1] == api["SEQLAB_QUEUE"]
-        assert services[name]["environment"]["REDIS_URL"] == api["REDIS_URL"]
+        environment = services[name]["environment"]
+        assert environment["SEQLAB_QUEUE"] == api["SEQLAB_QUEUE"]
+        assert environment["SEQLAB_CPU_JOB_BYTES"] == api["SEQLAB_CPU_JOB_BYTES"]
+        assert environment["REDIS_URL"] == api["REDIS_URL"]
+    # The GPU worker serves what settings.worker_queues() says (the pinned
+    # queue, else both); the CPU worker the `cpu` queue, or the pinned one.
+    assert "-Q" not in argv(services["worker"]["command"])
+    command = argv(services["worker-cpu"]["command"])
+    assert command[command.index("-Q") + 1] == (queue or "cpu")
     assert "8000" in str(services["api"]["ports"][0])
+
+
+def test_the_rabbitmq_profile(tmp_path):
+    config = resolve(tmp_path)
+    rabbitmq = config["services"]["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]
+    assert rabbitmq["healthcheck"]["test"][-1] == "ping"
+    assert config["services"]["api"]["environment"]["SEQLAB_BROKER_URL"] == ""
+    url = "amqp://seqlab:seqlab@rabbitmq:5672//"
+    config = resolve(tmp_path, SEQLAB_BROKER_URL=url)
+    for name in ("api", "worker", "worker-cpu"):
+        assert config["services"][name]["environment"]["SEQLAB_BROKER_URL"] == url
 
 
 def test_env_example_holds_the_defaults(tmp_path, config):

@@ -1,6 +1,6 @@
 """Workers on other hosts, over a real network that the tests cut.
 
-Each test makes its hosts with network namespaces (tests/hosts.py): the
+Each test makes its hosts with network namespaces (devtools/netns.py): the
 test's own Redis listens on the bridge, each worker runs on a host of its
 own and reaches Redis, and the broker, only across the bridge. The job and
 partition tests run on both brokers: Redis, and RabbitMQ (the machine's,
@@ -27,11 +27,10 @@ import pytest
 from conftest import run_worker
 from conftest import serve_api
 from conftest import start_redis
-from hosts import Network
-from hosts import Relay
-from hosts import wait_until
-from hosts import why_not
 
+from devtools.netns import Network
+from devtools.netns import Relay
+from devtools.netns import why_not
 from jobs.store import TERMINAL
 from service import create_app
 
@@ -101,6 +100,16 @@ def broker(request, network, hub):
     request.addfinalizer(relay.close)
     remote = local.replace("127.0.0.1:5672", f"{network.gateway}:{relay.address[1]}")
     return Broker("rabbitmq", remote, local)
+
+
+def wait_until(predicate, timeout: float, what: str, every: float = 0.2):
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+    return value
 
 
 def app_for(hub, broker, **config):
@@ -343,3 +352,60 @@ def test_the_api_cut_off_from_redis_answers_503_and_recovers_by_itself(
             status, _, body, _ = call(base, "GET", f"/jobs/{job_id}", None)
             assert status == 200 and json.loads(body)["status"] == "queued"
             assert call(base, "POST", "/train", {"example": "one_to_one"})[0] == 202
+
+
+def need_of(app, body):
+    """A job's training-memory estimate, as the API computes it (queued
+    on a queue no worker serves, then cancelled)."""
+    client = app.test_client()
+    rv = client.post("/train", json=body)
+    assert rv.status_code == 202, rv.get_json()
+    client.post(f"/jobs/{rv.get_json()['id']}/cancel")
+    return rv.get_json()["estimated_cost"]["worker_memory_bytes"]
+
+
+def test_jobs_are_routed_by_size_to_the_hosts_with_the_memory(hosts, hub, broker, tmp_path):
+    """A CPU host (small memory) on the `cpu` queue, a GPU host (large) on
+    `gpu`: each job runs where its size sends it, and one too large for
+    both is refused before anything is written."""
+    tag = uuid.uuid4().hex[:8]
+    cpu, gpu = f"cpu-{tag}", f"gpu-{tag}"
+    small_body, large_body = {"example": "one_to_one"}, long_body(epochs=5)
+    probe = app_for(hub, broker, SEQLAB_QUEUE=f"idle-{tag}")
+    small, large = need_of(probe, small_body), need_of(probe, large_body)
+    assert small < large
+    app = app_for(hub, broker, SEQLAB_QUEUE=None, SEQLAB_CPU_QUEUE=cpu, SEQLAB_GPU_QUEUE=gpu,
+                  SEQLAB_CPU_JOB_BYTES=small)  # fmt: skip
+    client = app.test_client()
+    env = {**WORKER_ENV, "SEQLAB_BROKER_URL": broker.for_hosts}
+    cpu_host = run_worker(hub, cpu, tmp_path / "cpu.log", name=f"h1-{tag}",
+                          prefix=hosts[0].prefix(), SEQLAB_DEVICE_MEMORY_BYTES=str(large - 1),
+                          **env)  # fmt: skip
+    gpu_host = run_worker(hub, gpu, tmp_path / "gpu.log", name=f"h2-{tag}",
+                          prefix=hosts[1].prefix(), SEQLAB_DEVICE_MEMORY_BYTES=str(2 * large),
+                          **env)  # fmt: skip
+    with cpu_host, gpu_host:
+        wait_until(
+            lambda: (
+                len(client.get("/readyz").get_json()["queues"]) == 2
+                and client.get("/readyz").get_json()["workers"] == 2
+            ),
+            30,
+            "both heartbeats",
+        )
+        ids = {submit(client, small_body): ("h1", cpu), submit(client, large_body): ("h2", gpu)}
+        for job_id, (host, queue) in ids.items():
+            wait_until(lambda job_id=job_id: record(app, job_id)["status"] in TERMINAL, 120,
+                       "the job to end")  # fmt: skip
+            job = record(app, job_id)
+            assert job["status"] == "succeeded", job.get("error")
+            assert (node_of(job), job["queue"]) == (host, queue)
+        # Too large for both hosts: refused with the figures, nothing written.
+        huge = long_body(epochs=5)
+        huge["model"]["layers"][0]["units"] = 512
+        before = app.extensions["jobs"].count()
+        rv = client.post("/train", json=huge)
+        assert rv.status_code == 422, rv.get_json()
+        (reason,) = rv.get_json()["errors"]["model"]
+        assert f"the largest, h2-{tag}@" in reason and f"has {2 * large:,} bytes" in reason
+        assert app.extensions["jobs"].count() == before

@@ -1,4 +1,5 @@
-"""Hosts of a test's own on one machine: Linux network namespaces joined by
+"""Hosts of one's own on one machine, for tests/test_hosts.py and the
+load bench across hosts (bench/across_hosts.py): Linux network namespaces joined by
 veth pairs to a bridge, for what crosses a network (partitions, slow links).
 
 The bridge is this test's gateway, ``10.213.N.1`` in the machine's own
@@ -224,13 +225,3 @@ class Relay:
         for sock in self._sockets:
             with contextlib.suppress(OSError):
                 sock.close()
-
-
-def wait_until(predicate, timeout: float, what: str, every: float = 0.2):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
-    return value
