@@ -214,6 +214,13 @@ def run(jobs: int, hosts: int, partition: float, broker: str) -> dict:
             wall = time.monotonic() - started
             if injector is not None:
                 injector.result()
+                # The cut-off host is back: give its late writes time to land
+                # (they must be refused) before the streams are read.
+                time.sleep(2 * float(WORKER_ENV["SEQLAB_LEASE_SECONDS"]))
+                log = workers[0].log.read_bytes()
+                dropped = log.count(b"is no longer this worker's; its outcome")
+                faults.append(f"host 1's worker dropped {dropped} job(s) run again elsewhere, "
+                              "its late outcome refused by the lease token")  # fmt: skip
         counts, attempts = check_exactly_once(store, ids)
         return {"jobs": len(ids), "wall": wall, "workers": max(hosts, 1), "faults": faults,
                 "outcomes": counts, "attempts": attempts}  # fmt: skip

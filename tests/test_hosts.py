@@ -34,6 +34,8 @@ from devtools.netns import why_not
 from jobs.store import TERMINAL
 from service import create_app
 
+pytestmark = pytest.mark.slow
+
 #: Short leases, so that a lost worker is found in seconds: renewed every
 #: 4/3 s, a job whose worker is cut off is queued again within 4 s plus a
 #: reaper's period (1 s) of its last renewal.

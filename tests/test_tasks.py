@@ -3,8 +3,10 @@ epochs, flat memory, stateful models, Redis blips, clean error messages."""
 
 import contextlib
 import math
+import threading
 import time
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -18,7 +20,9 @@ from test_health import ROUTES
 from test_jobs import submit
 from test_jobs import wait_for
 
+from jobs.store import JobStore
 from service import create_app
+from worker import tasks
 from worker.tasks import failure
 
 pytestmark = pytest.mark.slow
@@ -179,3 +183,44 @@ def test_a_job_queued_before_a_redis_restart_runs_after_it(tmp_path, spec):
         assert len(job["result"]["history"]["loss"]) == job["request"]["fit"]["epochs"]
     finally:
         server.stop()
+
+
+class SentTasks:
+    """What :func:`worker.tasks.claim` needs of a bound task: its request,
+    and an app whose ``send_task`` records what it sends."""
+
+    def __init__(self, job_id):
+        self.name = "seqlab.train"
+        self.request = SimpleNamespace(args=[job_id], id=job_id, timelimit=(45, 15))
+        self.sent = []
+        self.app = SimpleNamespace(send_task=lambda *a, **kw: self.sent.append((a, kw)))
+
+
+def test_a_claim_rides_out_a_redis_outage(own_redis, monkeypatch):
+    """The task's message is already taken: a claim that gave up at the first
+    error would leave the job queued with nothing to run it."""
+    jobs = JobStore.from_url(own_redis.url, 60)
+    jobs.create("c" * 32, {"request": {"fit": {}}, "params": {}}, {})
+    own_redis.stop()
+    timer = threading.Timer(1.5, own_redis.start)
+    timer.start()
+    task = SentTasks("c" * 32)
+    claimed = tasks.claim(task, jobs, "c" * 32, "w", "q")
+    timer.join()
+    assert claimed is not None and claimed[1]["status"] == "running"
+    assert task.sent == []
+
+
+def test_a_claim_that_never_reaches_redis_sends_the_task_again(own_redis, monkeypatch):
+    monkeypatch.setenv("SEQLAB_FINAL_WRITE_SECONDS", "1")
+    jobs = JobStore.from_url(own_redis.url, 60)
+    own_redis.stop()
+    try:
+        task = SentTasks("d" * 32)
+        assert tasks.claim(task, jobs, "d" * 32, "w", "q") is None
+    finally:
+        own_redis.start()
+    ((args, options),) = task.sent
+    assert args == ("seqlab.train",)
+    assert options == {"args": ["d" * 32], "task_id": "d" * 32, "queue": "q",
+                       "time_limit": 45, "soft_time_limit": 15}  # fmt: skip
