@@ -12,6 +12,7 @@ killed, a slow and lossy link.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import math
@@ -151,34 +152,44 @@ def node_of(job):
     return job["worker"].split(":", 1)[1].split("-", 1)[0]
 
 
-def workers(hub, broker, hosts, tmp_path, queue, **env):
-    """A worker on each host: ``(name, host, log)`` and the context managers."""
-    env = {**WORKER_ENV, "SEQLAB_BROKER_URL": broker.for_hosts, **env}
-    started = []
-    for k, host in enumerate(hosts, 1):
-        log = tmp_path / f"h{k}.log"
-        manager = run_worker(hub, queue, log, name=f"h{k}-{queue}", prefix=host.prefix(), **env)
-        started.append((f"h{k}", host, log, manager))
-    return started
+@dataclass
+class Running:
+    """A worker running on a host of the test network."""
+
+    process: object
+    host: object
+    log: object
+
+
+@contextlib.contextmanager
+def two_hosts(hub, broker, hosts, tmp_path):
+    """An app on a queue of its own and a worker on each of two hosts
+    (``h1``, ``h2``); yields the app and the workers by name."""
+    queue = f"hosts-{uuid.uuid4().hex[:8]}"
+    env = {**WORKER_ENV, "SEQLAB_BROKER_URL": broker.for_hosts}
+    with contextlib.ExitStack() as stack:
+        running = {}
+        for k, host in enumerate(hosts[:2], 1):
+            log = tmp_path / f"h{k}.log"
+            process = stack.enter_context(
+                run_worker(hub, queue, log, name=f"h{k}-{queue}", prefix=host.prefix(), **env)
+            )
+            running[f"h{k}"] = Running(process, host, log)
+        yield app_for(hub, broker, SEQLAB_QUEUE=queue), running
 
 
 def test_a_host_cut_off_mid_job_is_replaced_and_its_late_writes_refused(
     network, hosts, hub, broker, tmp_path
 ):
-    queue = f"hosts-{uuid.uuid4().hex[:8]}"
-    app = app_for(hub, broker, SEQLAB_QUEUE=queue)
-    client = app.test_client()
-    started = workers(hub, broker, hosts[:2], tmp_path, queue)
-    with started[0][3] as one, started[1][3] as two:
-        processes = {"h1": one, "h2": two}
+    with two_hosts(hub, broker, hosts, tmp_path) as (app, running):
+        client = app.test_client()
         job_id = submit(client, long_body())
         first = wait_until(
             lambda: (r := record(app, job_id))["status"] == "running" and "progress" in r and r,
             120, "the job to run",
         )  # fmt: skip
         cut_name = node_of(first)
-        cut_host = next(h for n, h, _, _ in started if n == cut_name)
-        cut_log = next(lg for n, _, lg, _ in started if n == cut_name)
+        cut_host, cut_log = running[cut_name].host, running[cut_name].log
         network.cut(cut_host)
         cut_at = time.monotonic()
         # Another host runs it again within the lease plus the reaper's period.
@@ -189,7 +200,7 @@ def test_a_host_cut_off_mid_job_is_replaced_and_its_late_writes_refused(
         waited = time.monotonic() - cut_at
         assert node_of(again) != cut_name
         # Still training on the cut-off host: it never heard.
-        assert processes[cut_name].poll() is None
+        assert running[cut_name].process.poll() is None
         network.mend(cut_host)
         done = wait_until(
             lambda: (r := record(app, job_id))["status"] not in ("queued", "running") and r,
@@ -214,17 +225,13 @@ def test_a_host_cut_off_mid_job_is_replaced_and_its_late_writes_refused(
 
 
 def test_a_killed_hosts_job_runs_again_on_another_host(hosts, hub, broker, tmp_path):
-    queue = f"hosts-{uuid.uuid4().hex[:8]}"
-    app = app_for(hub, broker, SEQLAB_QUEUE=queue)
-    client = app.test_client()
-    started = workers(hub, broker, hosts[:2], tmp_path, queue)
-    with started[0][3] as one, started[1][3] as two:
-        processes = {"h1": one, "h2": two}
+    with two_hosts(hub, broker, hosts, tmp_path) as (app, running):
+        client = app.test_client()
         job_id = submit(client, long_body(epochs=200))
         first = wait_until(
             lambda: (r := record(app, job_id))["status"] == "running" and r, 120, "the job to run"
         )
-        os.killpg(processes[node_of(first)].pid, signal.SIGKILL)
+        os.killpg(running[node_of(first)].process.pid, signal.SIGKILL)
         done = wait_until(
             lambda: (r := client.get(f"/jobs/{job_id}").get_json())["status"]
             not in ("queued", "running") and r, 120, "the job to end",
