@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask import current_app
+from flask import g
 
 from jobs import presence
 from jobs.routing import Queues
@@ -38,7 +39,10 @@ def route(need: int) -> Route:
     :raise ApiValidationError: 422 under ``model`` when live workers serve
         its queues but none has the memory, with the figures.
     """
-    live = presence.live_records(current_app.extensions["jobs"].redis)
+    # One read of the heartbeats per request: a sweep routes each trial.
+    live = g.get("live_workers")
+    if live is None:
+        live = g.live_workers = presence.live_records(current_app.extensions["jobs"].redis)
     try:
         return choose_queue(need, live, queues())
     except TooLarge as error:
