@@ -34,6 +34,28 @@ def broker_options(url: str) -> dict[str, object]:
     restart), including those Celery creates on first use, and publisher
     confirms, so that a send returns only once the broker has the message.
     On Redis: the transport's visibility timeout, longer than any job.
+
+    When a message is acknowledged is each broker's own choice, made with
+    the leases in mind: a job whose worker dies or is cut off comes back
+    through its lease (jobs/reaper.py), never through its message, and a
+    message of a job that is not queued (running elsewhere, ended) is
+    dropped by the claim. So a redelivery can never run a job twice, and
+    acknowledging early or late only decides what a busy worker holds.
+
+    * Redis, early (as the task starts): the transport's prefetch is off
+      (``worker_disable_prefetch``), so a busy worker holds nothing more;
+      late acknowledgement would only add redeliveries after
+      ``visibility_timeout``.
+    * RabbitMQ, late (as the task ends): with early acknowledgement a busy
+      worker has room in its prefetch window and takes the next message
+      while it trains, and RabbitMQ has no switch against that, so an idle
+      host would wait behind a busy one (tests/test_hosts.py). Acknowledged
+      late, the running job fills the window of one. What redeliveries this
+      brings (a worker's connection lost for longer than two heartbeats, or
+      held past RabbitMQ's ``consumer_timeout``, 30 minutes by default) find
+      the job running and are dropped. A pool process that dies has its
+      message acknowledged all the same (``task_reject_on_worker_lost``
+      off): its lease brings the job back.
     """
     if is_amqp(url):
         return {
@@ -42,8 +64,13 @@ def broker_options(url: str) -> dict[str, object]:
             "broker_transport_options": {"confirm_publish": True},
             # A lost broker connection is found within two heartbeats.
             "broker_heartbeat": 10,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": False,
         }
-    return {"broker_transport_options": {"visibility_timeout": visibility_timeout()}}
+    return {
+        "broker_transport_options": {"visibility_timeout": visibility_timeout()},
+        "task_acks_late": False,
+    }
 
 
 def pinned_queue() -> str | None:

@@ -177,6 +177,9 @@ def test_the_rabbitmq_profile(tmp_path):
     rabbitmq = config["services"]["rabbitmq"]
     assert rabbitmq["profiles"] == ["rabbitmq"]
     assert rabbitmq["healthcheck"]["test"][-1] == "ping"
+    # Late acknowledgement: a delivery may be held as long as a job runs.
+    timeout_ms = int(rabbitmq["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"].split()[-1])
+    assert timeout_ms > 1000 * (3600 + 45)
     assert config["services"]["api"]["environment"]["SEQLAB_BROKER_URL"] == ""
     url = "amqp://seqlab:seqlab@rabbitmq:5672//"
     config = resolve(tmp_path, SEQLAB_BROKER_URL=url)

@@ -418,3 +418,28 @@ def test_jobs_are_routed_by_size_to_the_hosts_with_the_memory(hosts, hub, broker
         (reason,) = rv.get_json()["errors"]["model"]
         assert f"the largest, h2-{tag}@" in reason and f"has {2 * large:,} bytes" in reason
         assert app.extensions["jobs"].count() == before
+
+
+def test_an_idle_host_takes_the_next_jobs_while_the_other_trains(hosts, hub, broker, tmp_path):
+    """No busy worker holds a job back: on Redis the transport's prefetch is
+    off; on RabbitMQ acknowledgement is late, so a worker that trains has
+    no room for another message."""
+    with two_hosts(hub, broker, hosts, tmp_path) as (app, running):
+        client = app.test_client()
+        long_id = submit(client, long_body(epochs=20000))  # cancelled at the end
+        first = wait_until(
+            lambda: (r := record(app, long_id))["status"] == "running" and "progress" in r and r,
+            120, "the long job to run",
+        )  # fmt: skip
+        busy = node_of(first)
+        ids = [submit(client, {"example": "one_to_one", "seed": n}) for n in range(4)]
+        for job_id in ids:
+            wait_until(lambda job_id=job_id: record(app, job_id)["status"] in TERMINAL, 120,
+                       "the short jobs to end")  # fmt: skip
+        assert record(app, long_id)["status"] == "running"  # still training
+        assert [node_of(record(app, job_id)) for job_id in ids] == [
+            "h2" if busy == "h1" else "h1"
+        ] * 4
+        assert all(record(app, job_id)["status"] == "succeeded" for job_id in ids)
+        client.post(f"/jobs/{long_id}/cancel")
+        wait_until(lambda: record(app, long_id)["status"] in TERMINAL, 60, "the cancel")

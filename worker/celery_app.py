@@ -66,21 +66,12 @@ celery_app.conf.update(
     result_expires=settings.job_ttl(),
     task_track_started=True,
     # One long task at a time per process: fetch the next only when free,
-    # so an idle GPU host is not left waiting behind a busy one.
+    # so an idle GPU host is not left waiting behind a busy one. On Redis
+    # the transport's prefetch is off; on RabbitMQ, which has no such
+    # switch, acknowledgement is late instead (jobs/settings.py,
+    # broker_options: when each broker acknowledges, and why).
     worker_prefetch_multiplier=1,
     worker_disable_prefetch=True,
-    # Early acknowledgement, on either broker: a message leaves the broker as
-    # its task starts, so the broker never hands a running job to a second
-    # worker, however long it runs. A job whose worker dies or is cut off is
-    # not lost with its message: its lease lapses and a reaper queues it
-    # again (jobs/reaper.py), and the job's fencing token turns away the
-    # first worker's late writes. Late acknowledgement would add
-    # redeliveries and nothing else: on Redis after `visibility_timeout`; on
-    # RabbitMQ whenever a worker's connection drops (a partition longer than
-    # two heartbeats) and after its `consumer_timeout` (30 minutes by
-    # default, shorter than the longest job), each a duplicate that the
-    # lease would have to turn away.
-    task_acks_late=False,
     result_backend_transport_options={"visibility_timeout": settings.visibility_timeout()},
     visibility_timeout=settings.visibility_timeout(),
     broker_connection_retry_on_startup=True,
