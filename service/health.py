@@ -20,6 +20,7 @@ from flask import Response
 from flask import current_app
 
 from jobs import presence
+from jobs.settings import is_amqp
 from jobs.store import RUNNING
 
 from .jobs.routing import queues
@@ -53,19 +54,20 @@ def get_readiness() -> Response | dict[str, Any]:
     in it."""
     client: redis.Redis = current_app.extensions["readiness_redis"]
     names = queues().names()
+    rabbitmq = is_amqp(broker_url())
     try:
         client.ping()
         live = presence.live_records(client)
         workers = [sum(name in w["queues"] for w in live) for name in names]
         running = int(client.zcard(RUNNING))
-        if broker_url().startswith("redis"):
-            depths = [presence.queue_depth(client, name) for name in names]
+        # On RabbitMQ the broker counts its own messages (below).
+        depths = None if rabbitmq else [presence.queue_depth(client, name) for name in names]
     except redis.BusyLoadingError:
         return unavailable("Redis is loading its data after a restart; try again shortly.")
     except redis.RedisError as error:
         current_app.logger.warning("not ready: Redis unavailable (%s)", error)
         return unavailable(f"Redis does not answer ({type(error).__name__}).")
-    if not broker_url().startswith("redis"):
+    if depths is None:
         try:
             depths = [broker_depth(name) for name in names]
         except Exception as error:  # noqa: BLE001 (kombu's and amqp's errors alike)
@@ -80,7 +82,7 @@ def get_readiness() -> Response | dict[str, Any]:
         "workers": sum(bool(set(w["queues"]) & set(names)) for w in live),
         "queue": {"name": listed[0]["name"], "depth": listed[0]["depth"]},
         "queues": listed,
-        "broker": "redis" if broker_url().startswith("redis") else "rabbitmq",
+        "broker": "rabbitmq" if rabbitmq else "redis",
         "running_jobs": running,
     }
 
