@@ -84,16 +84,17 @@ def live_records(client: redis.Redis, queue: str | None = None) -> list[dict]:
     return [record for record in records if queue is None or queue in record["queues"]]
 
 
-def live_workers(client: redis.Redis, queue: str) -> int:
-    """How many workers serving ``queue`` are alive; forgets the dead ones."""
-    return len(live_records(client, queue))
+def backends_of(records: Iterable[Mapping[str, Any]], queue: str) -> set[str] | None:
+    """The Keras backends of the workers in ``records`` serving ``queue``;
+    None when none does (or none says: a worker from before backends were
+    published)."""
+    backends = {r.get("backend") for r in records if queue in r["queues"]} - {None}
+    return backends or None
 
 
 def live_backends(client: redis.Redis, queue: str) -> set[str] | None:
-    """The Keras backends of the live workers serving ``queue``; None when
-    none is alive (or none says: a worker from before backends were published)."""
-    backends = {r.get("backend") for r in live_records(client, queue)} - {None}
-    return backends or None
+    """The Keras backends of the live workers serving ``queue`` (:func:`backends_of`)."""
+    return backends_of(live_records(client), queue)
 
 
 def queue_keys(queue: str) -> list[str]:

@@ -5,14 +5,14 @@ queued, rather than failing on the worker after its wait."""
 
 from __future__ import annotations
 
-from flask import current_app
-
 from jobs import presence
 from modelspec.errors import ApiValidationError
 from seqlab import ModelReport
 from seqlab.backends import BACKENDS
 from seqlab.backends import NAMES
 from seqlab.backends import backend_problems
+
+from .routing import live_workers
 
 
 def check_backends(report: ModelReport, queue: str) -> list[str]:
@@ -23,7 +23,7 @@ def check_backends(report: ModelReport, queue: str) -> list[str]:
     :raise ApiValidationError: 422 under ``model``, naming the backend and
         each layer it cannot train.
     """
-    live = presence.live_backends(current_app.extensions["jobs"].redis, queue)
+    live = presence.backends_of(live_workers(), queue)
     if live is None:
         return [
             f"No worker serves the queue {queue!r} now, so its backend is unknown; "

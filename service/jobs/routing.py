@@ -33,17 +33,22 @@ def default_queue(app: Flask | None = None) -> str:
     return routing.pinned or routing.gpu
 
 
+def live_workers() -> list[dict]:
+    """The live workers' heartbeat records, read once per request: routing
+    and the backends check read them for each job, a sweep for each trial."""
+    live = g.get("live_workers")
+    if live is None:
+        live = g.live_workers = presence.live_records(current_app.extensions["jobs"].redis)
+    return live  # type: ignore[no-any-return]
+
+
 def route(need: int) -> Route:
     """The queue of a job estimated to need ``need`` bytes of worker memory.
 
     :raise ApiValidationError: 422 under ``model`` when live workers serve
         its queues but none has the memory, with the figures.
     """
-    # One read of the heartbeats per request: a sweep routes each trial.
-    live = g.get("live_workers")
-    if live is None:
-        live = g.live_workers = presence.live_records(current_app.extensions["jobs"].redis)
     try:
-        return choose_queue(need, live, queues())
+        return choose_queue(need, live_workers(), queues())
     except TooLarge as error:
         raise ApiValidationError(f"model: {error}", {"model": [str(error)]}) from None
